@@ -1,0 +1,103 @@
+/*
+ * Mixed-precision integer kernels: the public API.
+ *
+ * Arithmetic, packing and layouts: docs/integer-arithmetic.md (the contract).
+ * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
+ * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
+ * kernel available for the given shape and bits; all of them are bit-exact with the
+ * host reference (harness/reference.py).
+ *
+ * Conventions for every kernel:
+ *   - tensors are NHWC, batch 1, rows packed along channels (bits 2/4/8), every pixel on a
+ *     byte boundary; an output with bits == 32 is raw int32 accumulators (logits);
+ *   - padding bottom/right is implied by the output dims; padded taps contribute nothing;
+ *   - scratch is a buffer of mpq_<op>_get_buffer_size() bytes (may be NULL when that is 0);
+ *   - return MPQ_OK, or MPQ_ERR_ARG for unsupported bits / inconsistent dims.
+ */
+#ifndef MPQ_KERNELS_H
+#define MPQ_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPQ_OK 0
+#define MPQ_ERR_ARG (-1)
+
+/* A feature map: height, width, channels and bits per value (2, 4, 8, or 32 for int32 output). */
+typedef struct {
+    uint16_t h, w, c;
+    uint8_t bits;
+} mpq_dims_t;
+
+/* Sliding window of conv2d / depthwise: kernel size, stride, top/left padding, input offset (-zero_point). */
+typedef struct {
+    uint8_t kh, kw;
+    uint8_t sh, sw;
+    uint8_t pad_top, pad_left;
+    int32_t in_offset;
+} mpq_window_t;
+
+/* Per-output-channel requantization: y = clamp((acc*mult + 2^(shift-1)) >> shift, 0, 2^bits-1). */
+typedef struct {
+    const int32_t *bias;
+    const int32_t *mult;
+    const int8_t *shift;
+} mpq_requant_t;
+
+/* Bytes one packed row of c values at `bits` takes (bits == 32: 4*c). */
+static inline uint32_t mpq_row_bytes(uint32_t c, uint32_t bits) {
+    return bits == 32 ? 4u * c : (c * bits + 7u) / 8u;
+}
+
+/* conv2d k x k, weights [cout][kh][kw][cin] packed along cin at w_bits. */
+int mpq_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+               const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+               const mpq_dims_t *out, void *y, void *scratch);
+int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                   const mpq_dims_t *out, void *y, void *scratch);
+uint32_t mpq_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win, uint8_t w_bits,
+                                    const mpq_dims_t *out);
+
+/* pointwise 1x1, stride 1, no padding; weights [cout][cin] packed along cin. */
+int mpq_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                  const mpq_dims_t *out, void *y, void *scratch);
+int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                      const mpq_dims_t *out, void *y, void *scratch);
+uint32_t mpq_pointwise_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
+
+/* depthwise k x k, weights [kh][kw][c] packed along c. */
+int mpq_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                         const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                         const mpq_dims_t *out, void *y, void *scratch);
+int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                             const mpq_dims_t *out, void *y, void *scratch);
+uint32_t mpq_depthwise_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
+                                              uint8_t w_bits, const mpq_dims_t *out);
+
+/* fully connected, input 1x1xcin, weights [cout][cin] packed along cin. */
+int mpq_fully_connected(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                        const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                        const mpq_dims_t *out, void *y, void *scratch);
+int mpq_fully_connected_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                            const mpq_dims_t *out, void *y, void *scratch);
+uint32_t mpq_fully_connected_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
+
+/* global average pool H x W x C -> 1 x 1 x C (sum, then requantize; 1/(H*W) lives in mult). */
+int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                        const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPQ_KERNELS_H */

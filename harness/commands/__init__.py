@@ -1,0 +1,1 @@
+"""Subcommands of `harness`; each module registers itself (see harness.cli)."""

@@ -1,0 +1,250 @@
+"""The integer graph (IR): the contract between lowering, host reference, codegen and firmware.
+
+Arithmetic and packing are specified in docs/integer-arithmetic.md. A graph is saved as
+`graph.json` (structure, scales) plus `graph.npz` (weights unpacked as int8, int32 bias, mult,
+shift); weights are packed only where bytes matter (codegen, memory model).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.packing import BITS, row_bytes
+
+FORMAT = "mpq-ir/1"
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool")
+WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+@dataclass
+class Tensor:
+    """A feature map H x W x C; bits 2/4/8 (unsigned) or 32 (int32 logits)."""
+
+    name: str
+    shape: tuple[int, int, int]
+    bits: int
+    scale: float
+    zero_point: int = 0
+
+    @property
+    def channels(self) -> int:
+        return self.shape[2]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes in memory: packed rows, or 4 bytes per int32 value."""
+        h, w, c = self.shape
+        if self.bits == 32:
+            return h * w * c * 4
+        return h * w * row_bytes(c, self.bits)
+
+
+@dataclass
+class Layer:
+    """One operator. `weights` holds unpacked signed values in the layout of the docs."""
+
+    name: str
+    op: str
+    input: str
+    output: str
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
+    w_bits: int | None = None
+    weights: np.ndarray | None = field(default=None, repr=False)
+    bias: np.ndarray = field(default=None, repr=False)
+    mult: np.ndarray = field(default=None, repr=False)
+    shift: np.ndarray = field(default=None, repr=False)
+
+    def structure(self) -> dict:
+        """JSON-able description without the arrays."""
+        return {
+            "name": self.name,
+            "op": self.op,
+            "input": self.input,
+            "output": self.output,
+            "kernel": list(self.kernel),
+            "stride": list(self.stride),
+            "padding": list(self.padding),
+            "w_bits": self.w_bits,
+        }
+
+
+@dataclass
+class Graph:
+    """A chain (later: DAG) of layers over named tensors, batch 1, NHWC."""
+
+    name: str
+    tensors: dict[str, Tensor]
+    layers: list[Layer]
+    input: str
+    output: str
+    meta: dict = field(default_factory=dict)
+
+    # -- derived facts ------------------------------------------------------------------
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def in_offset(self, layer: Layer) -> int:
+        """-zero_point of the layer's input (non-zero only for the network input)."""
+        return -self.tensors[layer.input].zero_point
+
+    def weight_bytes(self, layer: Layer) -> int:
+        """Packed weight bytes of a layer (0 for weightless ops)."""
+        if layer.weights is None:
+            return 0
+        rows = int(np.prod(layer.weights.shape[:-1]))
+        return rows * row_bytes(layer.weights.shape[-1], layer.w_bits)
+
+    def param_bytes(self, layer: Layer) -> int:
+        """Bias, mult (int32 each) and shift (int8) per output channel."""
+        return self.tensors[layer.output].channels * (4 + 4 + 1)
+
+    def macs(self, layer: Layer) -> int:
+        out = self.tensors[layer.output]
+        inp = self.tensors[layer.input]
+        ho, wo, co = out.shape
+        kh, kw = layer.kernel
+        if layer.op == "conv2d":
+            return ho * wo * co * kh * kw * inp.channels
+        if layer.op == "depthwise_conv2d":
+            return ho * wo * co * kh * kw
+        if layer.op == "fully_connected":
+            return co * inp.channels
+        return int(np.prod(inp.shape))
+
+    # -- integrity ----------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check shapes, bits and array sizes; raise HarnessError naming the first problem."""
+        if self.input not in self.tensors or self.output not in self.tensors:
+            raise HarnessError("graph input/output tensor missing")
+        for t in self.tensors.values():
+            if t.bits not in BITS and not (t.bits == 32 and t.name == self.output):
+                raise HarnessError(f"tensor {t.name}: bits {t.bits} not allowed")
+        for layer in self.layers:
+            _validate_layer(self, layer)
+
+    # -- serialization ------------------------------------------------------------------
+    def structure(self) -> dict:
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "input": self.input,
+            "output": self.output,
+            "tensors": [asdict(t) | {"shape": list(t.shape)} for t in self.tensors.values()],
+            "layers": [layer.structure() for layer in self.layers],
+            "meta": self.meta,
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {}
+        for layer in self.layers:
+            if layer.weights is not None:
+                out[f"{layer.name}.weights"] = layer.weights.astype(np.int8)
+            out[f"{layer.name}.bias"] = layer.bias.astype(np.int32)
+            out[f"{layer.name}.mult"] = layer.mult.astype(np.int32)
+            out[f"{layer.name}.shift"] = layer.shift.astype(np.int8)
+        return out
+
+    def hash(self) -> str:
+        """Content hash of structure and arrays (meta excluded): the firmware's model hash."""
+        digest = hashlib.sha256()
+        structure = self.structure()
+        structure.pop("meta")
+        digest.update(json.dumps(structure, sort_keys=True).encode())
+        for key, value in sorted(self.arrays().items()):
+            digest.update(key.encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        return digest.hexdigest()[:16]
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "graph.json").write_text(json.dumps(self.structure(), indent=1) + "\n")
+        np.savez_compressed(directory / "graph.npz", **self.arrays())
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Graph":
+        directory = Path(directory)
+        try:
+            structure = json.loads((directory / "graph.json").read_text())
+            arrays = dict(np.load(directory / "graph.npz"))
+        except (OSError, ValueError) as error:
+            raise HarnessError(f"cannot load integer graph from {directory}: {error}") from None
+        if structure.get("format") != FORMAT:
+            raise HarnessError(f"{directory}: not an {FORMAT} graph")
+        tensors = {
+            t["name"]: Tensor(t["name"], tuple(t["shape"]), t["bits"], t["scale"], t["zero_point"])
+            for t in structure["tensors"]
+        }
+        layers = []
+        for s in structure["layers"]:
+            name = s["name"]
+            layers.append(
+                Layer(
+                    name=name,
+                    op=s["op"],
+                    input=s["input"],
+                    output=s["output"],
+                    kernel=tuple(s["kernel"]),
+                    stride=tuple(s["stride"]),
+                    padding=tuple(s["padding"]),
+                    w_bits=s["w_bits"],
+                    weights=arrays[f"{name}.weights"].astype(np.int32) if f"{name}.weights" in arrays else None,
+                    bias=arrays[f"{name}.bias"],
+                    mult=arrays[f"{name}.mult"],
+                    shift=arrays[f"{name}.shift"],
+                )
+            )
+        graph = cls(structure["name"], tensors, layers, structure["input"], structure["output"], structure.get("meta", {}))
+        graph.validate()
+        return graph
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
+    return (size + pad_before + pad_after - kernel) // stride + 1
+
+
+def _validate_layer(graph: Graph, layer: Layer) -> None:
+    where = f"layer {layer.name}"
+    if layer.op not in OPS:
+        raise HarnessError(f"{where}: unknown op {layer.op!r}")
+    inp, out = graph.tensors[layer.input], graph.tensors[layer.output]
+    h, w, c = inp.shape
+    ho, wo, co = out.shape
+    kh, kw = layer.kernel
+    sh, sw = layer.stride
+    pt, pl, pb, pr = layer.padding
+    if layer.op in ("conv2d", "depthwise_conv2d"):
+        expected = (conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
+        if (ho, wo) != expected:
+            raise HarnessError(f"{where}: output {ho}x{wo} but geometry gives {expected[0]}x{expected[1]}")
+    if layer.op == "depthwise_conv2d" and co != c:
+        raise HarnessError(f"{where}: depthwise needs equal channels, got {c} -> {co}")
+    if layer.op in ("fully_connected", "global_avg_pool") and (ho, wo) != (1, 1):
+        raise HarnessError(f"{where}: output must be 1x1xC")
+    if layer.op == "fully_connected" and (h, w) != (1, 1):
+        raise HarnessError(f"{where}: fully_connected input must be 1x1xC, got {h}x{w}")
+    if layer.op == "global_avg_pool" and co != c:
+        raise HarnessError(f"{where}: global_avg_pool keeps channels, got {c} -> {co}")
+    expected_w = {
+        "conv2d": (co, kh, kw, c),
+        "depthwise_conv2d": (kh, kw, c),
+        "fully_connected": (co, c),
+    }.get(layer.op)
+    if expected_w is not None:
+        if layer.w_bits not in BITS:
+            raise HarnessError(f"{where}: weight bits {layer.w_bits} not in {BITS}")
+        if layer.weights is None or tuple(layer.weights.shape) != expected_w:
+            got = None if layer.weights is None else tuple(layer.weights.shape)
+            raise HarnessError(f"{where}: weights shape {got}, expected {expected_w}")
+    for key in ("bias", "mult", "shift"):
+        arr = getattr(layer, key)
+        if arr is None or arr.shape != (co,):
+            raise HarnessError(f"{where}: {key} must have {co} entries")

@@ -1,0 +1,78 @@
+"""Random single-layer graphs for kernel tests: every op at every (input, weight, output) bits."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from harness import reference
+from harness.ir import Graph, Layer, Tensor, conv_output_size
+from harness.packing import BITS, value_range
+from harness.requant import quantize_multiplier
+
+KERNEL_OPS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")
+BIT_COMBOS = tuple(itertools.product(BITS, BITS, BITS))  # (input, weight, output)
+
+
+def _geometry(op: str, rng: np.random.Generator) -> dict:
+    """Odd sizes and channel counts on purpose: they exercise row padding and SIMD tails."""
+    if op == "conv2d":
+        k = int(rng.choice([1, 3, 5]))
+        s = int(rng.choice([1, 2]))
+        return dict(h=int(rng.integers(3, 9)), w=int(rng.integers(3, 9)), cin=int(rng.integers(1, 12)),
+                    cout=int(rng.integers(1, 12)), k=k, s=s, p=k // 2)
+    if op == "pointwise":
+        return dict(h=int(rng.integers(1, 7)), w=int(rng.integers(1, 7)), cin=int(rng.integers(1, 24)),
+                    cout=int(rng.integers(1, 24)), k=1, s=1, p=0)
+    if op == "depthwise_conv2d":
+        c = int(rng.integers(1, 20))
+        return dict(h=int(rng.integers(3, 10)), w=int(rng.integers(3, 10)), cin=c, cout=c,
+                    k=3, s=int(rng.choice([1, 2])), p=1)
+    return dict(h=1, w=1, cin=int(rng.integers(1, 40)), cout=int(rng.integers(1, 20)), k=1, s=1, p=0)
+
+
+def random_layer_graph(op: str, in_bits: int, w_bits: int, out_bits: int, seed: int,
+                       in_zero_point: int | None = None) -> Graph:
+    """One layer with random weights, bias and multipliers chosen so outputs span the range."""
+    rng = np.random.default_rng(seed)
+    g = _geometry(op, rng)
+    ir_op = "conv2d" if op == "pointwise" else op
+    ho = conv_output_size(g["h"], g["k"], g["s"], g["p"], g["p"])
+    wo = conv_output_size(g["w"], g["k"], g["s"], g["p"], g["p"])
+    if in_zero_point is None:
+        in_zero_point = int(rng.integers(0, 1 << in_bits)) if rng.random() < 0.5 else 0
+    x = Tensor("x", (g["h"], g["w"], g["cin"]), in_bits, 1.0, in_zero_point)
+    y = Tensor("y", (ho, wo, g["cout"]), out_bits, 1.0)
+    lo, hi = value_range(w_bits, signed=True)
+    wshape = {"conv2d": (g["cout"], g["k"], g["k"], g["cin"]),
+              "depthwise_conv2d": (g["k"], g["k"], g["cin"]),
+              "fully_connected": (g["cout"], g["cin"])}[ir_op]
+    weights = rng.integers(lo, hi + 1, size=wshape).astype(np.int32)
+    cout = g["cout"]
+    placeholder = np.zeros(cout, dtype=np.int32)
+    layer = Layer("layer0", ir_op, "x", "y", (g["k"], g["k"]), (g["s"], g["s"]), (g["p"],) * 4, w_bits,
+                  weights, placeholder, placeholder, placeholder.astype(np.int8))
+    graph = Graph(f"{op}_i{in_bits}w{w_bits}o{out_bits}_s{seed}", {"x": x, "y": y}, [layer], "x", "y")
+    _calibrate(graph, layer, rng)
+    graph.validate()
+    return graph
+
+
+def _calibrate(graph: Graph, layer: Layer, rng: np.random.Generator) -> None:
+    """Pick bias and multipliers so a random input's outputs spread over the whole output range
+    (a few saturate at both ends), with per-channel variation."""
+    acc = reference.accumulate(graph, layer, random_input(graph, int(rng.integers(1 << 30))))
+    acc = acc.reshape(-1, acc.shape[-1]).astype(np.float64)
+    out_bits = graph.tensors[layer.output].bits
+    levels = float(1 << out_bits) if out_bits != 32 else 256.0
+    if acc.shape[0] < 4:  # too few pixels per channel (fully connected): use whole-tensor statistics
+        acc = acc.reshape(-1, 1)
+    std = np.maximum(acc.std(axis=0), 1.0) * np.ones(layer.bias.shape)
+    m = levels / (4.0 * std) * rng.uniform(0.7, 1.4, size=std.shape)
+    layer.bias = np.rint(-acc.mean(axis=0) + (levels / 2) / m).astype(np.int32)
+    mult, shift = zip(*(quantize_multiplier(float(v)) for v in m))
+    layer.mult = np.array(mult, dtype=np.int32)
+    layer.shift = np.array(shift, dtype=np.int8)
+def random_input(graph: Graph, seed: int) -> np.ndarray:
+    t = graph.tensors[graph.input]
+    return np.random.default_rng(seed).integers(0, 1 << t.bits, size=t.shape).astype(np.int32)
