@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything the harness needs, idempotently: the ARM toolchain and QEMU (apt),
+# a virtualenv in .venv, CPU-only torch 2.13.0 (before anything that could pull a CUDA
+# build), then the package itself with its test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make python3-venv python3-pip)
+missing=()
+for tool in arm-none-eabi-gcc qemu-system-arm make; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    echo "setup: installing system packages (missing: ${missing[*]})"
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: need root for apt-get (missing: ${missing[*]}); run as root or install: ${APT_PACKAGES[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+    echo "setup: installing Python packages into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    # torch first and pinned: an unpinned or newer torch pulls several GB of CUDA packages.
+    .venv/bin/pip install -q torch==2.13.0
+    .venv/bin/pip install -q -e ".[test]"
+    rm -f .venv/.installed-*
+    touch "$stamp"
+fi
