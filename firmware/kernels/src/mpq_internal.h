@@ -1,0 +1,236 @@
+/*
+ * Helpers shared by the kernels (not part of the public API): argument checks, unpacking a
+ * packed row into int16, int16 dot products, requantization and writing one output value.
+ *
+ * Arithmetic: docs/integer-arithmetic.md. Everything here is fully defined C11: no right shift
+ * of a negative value, no out-of-range signed conversion, no signed overflow as long as the
+ * accumulators fit int32 (the lowering guarantees it; every partial sum is bounded by the same
+ * worst case, so summing in any order is safe).
+ *
+ * Value ranges that make int16 buffers exact: an input value plus in_offset lies in
+ * [-255, 255], a weight in [-128, 127], their product in int16 * int16 -> int32.
+ */
+#ifndef MPQ_INTERNAL_H
+#define MPQ_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "mpq_kernels.h"
+
+#define MPQ_MAX_SHIFT 62
+
+/* ---- scratch layouts of the portable kernels (bytes; callers pass 4-byte aligned scratch) ---- */
+
+/* conv2d: the unpacked input taps of one output pixel [kh][kw][cin] and one weight row [cin]. */
+static inline uint32_t mpq_conv2d_ref_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
+                                                  uint8_t w_bits, const mpq_dims_t *out) {
+    (void)w_bits;
+    (void)out;
+    return ((uint32_t)win->kh * win->kw * in->c + in->c) * (uint32_t)sizeof(int16_t);
+}
+
+/* pointwise / fully connected: one unpacked input pixel [cin] and one weight row [cin]. */
+static inline uint32_t mpq_matvec_ref_buffer_size(const mpq_dims_t *in, uint8_t w_bits,
+                                                  const mpq_dims_t *out) {
+    (void)w_bits;
+    (void)out;
+    return 2u * in->c * (uint32_t)sizeof(int16_t);
+}
+
+/* depthwise: int32 accumulators [c], then one unpacked input row [c] and one weight row [c]. */
+static inline uint32_t mpq_depthwise_conv2d_ref_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
+                                                            uint8_t w_bits, const mpq_dims_t *out) {
+    (void)win;
+    (void)w_bits;
+    (void)out;
+    return in->c * (uint32_t)(sizeof(int32_t) + 2u * sizeof(int16_t));
+}
+
+/* ---- argument checks (each returns 1 when the argument is valid) ---- */
+
+static inline int mpq_packed_bits_ok(uint32_t bits) {
+    return bits == 2u || bits == 4u || bits == 8u;
+}
+
+/* A feature map: non-NULL data, non-empty, packed bits (or int32 when allow_int32). */
+static inline int mpq_tensor_ok(const mpq_dims_t *d, const void *data, int allow_int32) {
+    return d != NULL && data != NULL && d->h > 0u && d->w > 0u && d->c > 0u &&
+           (mpq_packed_bits_ok(d->bits) || (allow_int32 && d->bits == 32u));
+}
+
+/* in_offset is minus the input zero-point: -(2^bits - 1) <= in_offset <= 0. */
+static inline int mpq_in_offset_ok(int32_t in_offset, uint32_t in_bits) {
+    return in_offset <= 0 && in_offset >= -(int32_t)((1u << in_bits) - 1u);
+}
+
+/* bias always; mult in [0, 2^31) and shift in [1, 62] unless the output is int32 (unused then). */
+static inline int mpq_requant_ok(const mpq_requant_t *rq, uint32_t channels, uint32_t out_bits) {
+    if (rq == NULL || rq->bias == NULL) {
+        return 0;
+    }
+    if (out_bits == 32u) {
+        return 1;
+    }
+    if (rq->mult == NULL || rq->shift == NULL) {
+        return 0;
+    }
+    for (uint32_t c = 0; c < channels; ++c) {
+        if (rq->mult[c] < 0 || rq->shift[c] < 1 || rq->shift[c] > MPQ_MAX_SHIFT) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Input, output and requantization of any layer. */
+static inline int mpq_layer_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                               const mpq_requant_t *rq, const mpq_dims_t *out, const void *y) {
+    return mpq_tensor_ok(in, x, 0) && mpq_tensor_ok(out, y, 1) && mpq_in_offset_ok(in_offset, in->bits) &&
+           mpq_requant_ok(rq, out->c, out->bits);
+}
+
+static inline int mpq_weights_ok(const uint8_t *w, uint32_t w_bits) {
+    return w != NULL && mpq_packed_bits_ok(w_bits);
+}
+
+/* Scratch of `bytes` bytes: may be NULL only when none is needed; 4-byte aligned otherwise. */
+static inline int mpq_scratch_ok(const void *scratch, uint32_t bytes) {
+    return bytes == 0u || (scratch != NULL && ((uintptr_t)scratch & 3u) == 0u);
+}
+
+/* One axis of a sliding window: the first window overlaps the padding by less than a kernel,
+ * the last one starts inside the input, and no input beyond a bottom/right pad >= 0 is left out. */
+static inline int mpq_window_axis_ok(uint32_t in, uint32_t k, uint32_t stride, uint32_t pad, uint32_t out) {
+    return k > 0u && stride > 0u && pad < k && (out - 1u) * stride < in + pad && out * stride + k > in + pad;
+}
+
+static inline int mpq_window_ok(const mpq_dims_t *in, const mpq_window_t *win, const mpq_dims_t *out) {
+    return mpq_window_axis_ok(in->h, win->kh, win->sh, win->pad_top, out->h) &&
+           mpq_window_axis_ok(in->w, win->kw, win->sw, win->pad_left, out->w);
+}
+
+/* Taps [*lo, *hi) of a window whose first tap is at input coordinate `start` (negative in the
+ * top/left padding) that fall inside 0 .. size-1. */
+static inline void mpq_window_taps(int32_t start, uint32_t k, uint32_t size, uint32_t *lo, uint32_t *hi) {
+    const int32_t end = start + (int32_t)k;
+    *lo = start < 0 ? (uint32_t)-start : 0u;
+    *hi = end > (int32_t)size ? k - (uint32_t)(end - (int32_t)size) : k;
+}
+
+/* ---- unpacking ---- */
+
+/* n values of `bits` (a constant after inlining), each decoded as ((code ^ half) - half) + offset:
+ * half = 2^(bits-1) sign-extends two's complement, half = 0 reads an unsigned code. */
+static inline void mpq_unpack_row_at(const uint8_t *row, uint32_t n, uint32_t bits, int32_t half,
+                                     int32_t offset, int16_t *dst) {
+    const uint32_t per_byte = 8u / bits;
+    const uint32_t mask = (1u << bits) - 1u;
+    const uint32_t full_bytes = n / per_byte;
+    for (uint32_t b = 0; b < full_bytes; ++b) {
+        uint32_t byte = row[b];
+        for (uint32_t k = 0; k < per_byte; ++k) {
+            *dst++ = (int16_t)(((int32_t)(byte & mask) ^ half) - half + offset);
+            byte >>= bits;
+        }
+    }
+    uint32_t byte = n % per_byte ? row[full_bytes] : 0u;
+    for (uint32_t k = 0; k < n % per_byte; ++k) {
+        *dst++ = (int16_t)(((int32_t)(byte & mask) ^ half) - half + offset);
+        byte >>= bits;
+    }
+}
+
+/* Dispatch on bits so each case is compiled with constant shifts and masks. */
+static inline void mpq_unpack_row(const uint8_t *row, uint32_t n, uint32_t bits, int is_signed,
+                                  int32_t offset, int16_t *dst) {
+    switch (bits) {
+    case 8u:
+        mpq_unpack_row_at(row, n, 8u, is_signed ? 128 : 0, offset, dst);
+        break;
+    case 4u:
+        mpq_unpack_row_at(row, n, 4u, is_signed ? 8 : 0, offset, dst);
+        break;
+    default:
+        mpq_unpack_row_at(row, n, 2u, is_signed ? 2 : 0, offset, dst);
+        break;
+    }
+}
+
+/* A row of unsigned activations, in_offset added: values in [-255, 255]. */
+static inline void mpq_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, int32_t in_offset,
+                                          int16_t *dst) {
+    mpq_unpack_row(row, n, bits, 0, in_offset, dst);
+}
+
+/* A row of signed weights: values in [-128, 127]. */
+static inline void mpq_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst) {
+    mpq_unpack_row(row, n, bits, 1, 0, dst);
+}
+
+/* ---- multiply-accumulate ---- */
+
+static inline int32_t mpq_dot_s16(const int16_t *a, const int16_t *b, uint32_t n) {
+    int32_t sum = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        sum += (int32_t)a[i] * b[i];
+    }
+    return sum;
+}
+
+/* acc[i] += a[i] * b[i] */
+static inline void mpq_mac_s16(int32_t *acc, const int16_t *a, const int16_t *b, uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i) {
+        acc[i] += (int32_t)a[i] * b[i];
+    }
+}
+
+/* ---- output ---- */
+
+/* y = clamp((acc * mult + 2^(shift-1)) >> shift, 0, 2^bits - 1) with an exact int64 product.
+ * A negative sum floors to a negative value, which clamps to 0: returning early avoids shifting
+ * a negative number (implementation-defined in C). */
+static inline int32_t mpq_requantize(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
+    const int64_t sum = (int64_t)acc * mult + ((int64_t)1 << (shift - 1));
+    if (sum < 0) {
+        return 0;
+    }
+    const uint64_t y = (uint64_t)sum >> shift;
+    const uint64_t top = (1u << bits) - 1u;
+    return (int32_t)(y < top ? y : top);
+}
+
+/* Zero a packed output row so values can be OR-ed in (this also zeroes the bits after the last value). */
+static inline void mpq_clear_row(uint8_t *row, uint32_t n, uint32_t bits) {
+    memset(row, 0, mpq_row_bytes(n, bits));
+}
+
+/* Output value i of a cleared row: requantized to `bits`, or the raw accumulator as a
+ * little-endian int32 when bits == 32. */
+static inline void mpq_write_output(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, const mpq_requant_t *rq) {
+    if (bits == 32u) {
+        const uint32_t v = (uint32_t)acc;
+        row[4u * i] = (uint8_t)v;
+        row[4u * i + 1u] = (uint8_t)(v >> 8);
+        row[4u * i + 2u] = (uint8_t)(v >> 16);
+        row[4u * i + 3u] = (uint8_t)(v >> 24);
+        return;
+    }
+    const uint32_t y = (uint32_t)mpq_requantize(acc, rq->mult[i], rq->shift[i], bits);
+    row[(i * bits) >> 3] |= (uint8_t)(y << ((i * bits) & 7u));
+}
+
+/* One output pixel of a 1x1 layer: y_row[o] = bias[o] + sum_i w[o][i] * xs[i], requantized;
+ * xs holds the unpacked input (in_offset added), wbuf room for one unpacked weight row. */
+static inline void mpq_matvec_pixel(const int16_t *xs, uint32_t cin, const uint8_t *w, uint32_t w_bits,
+                                    int16_t *wbuf, const mpq_requant_t *rq, const mpq_dims_t *out,
+                                    uint8_t *y_row) {
+    const uint32_t w_row = mpq_row_bytes(cin, w_bits);
+    mpq_clear_row(y_row, out->c, out->bits);
+    for (uint32_t o = 0; o < out->c; ++o) {
+        mpq_unpack_weights(w + o * w_row, cin, w_bits, wbuf);
+        mpq_write_output(y_row, o, out->bits, rq->bias[o] + mpq_dot_s16(xs, wbuf, cin), rq);
+    }
+}
+
+#endif /* MPQ_INTERNAL_H */

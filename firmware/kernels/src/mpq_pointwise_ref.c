@@ -1,0 +1,29 @@
+/*
+ * Portable pointwise (1x1, stride 1, no padding) convolution, any bits and sizes
+ * (docs/integer-arithmetic.md, "conv2d" with Kh = Kw = 1).
+ *
+ * Each input pixel is unpacked once (in_offset added), then multiplied by every weight row.
+ * Scratch: mpq_matvec_ref_buffer_size() = 2 * cin * 2 bytes.
+ */
+#include "mpq_internal.h"
+
+int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                      const mpq_dims_t *out, void *y, void *scratch) {
+    if (!mpq_layer_ok(in, x, in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) || out->h != in->h ||
+        out->w != in->w || !mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out))) {
+        return MPQ_ERR_ARG;
+    }
+    const uint32_t pixels = (uint32_t)in->h * in->w;
+    const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
+    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    int16_t *xs = scratch;    /* [cin] */
+    int16_t *wbuf = xs + in->c; /* [cin] */
+    uint8_t *yp = y;
+
+    for (uint32_t p = 0; p < pixels; ++p) {
+        mpq_unpack_activations(x + p * x_row, in->c, in->bits, in_offset, xs);
+        mpq_matvec_pixel(xs, in->c, w, w_bits, wbuf, rq, out, yp + p * y_row);
+    }
+    return MPQ_OK;
+}

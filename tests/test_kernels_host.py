@@ -1,0 +1,212 @@
+"""The portable C kernels (firmware/kernels), built for the host, against harness.reference:
+bit-exact for every op x (input, weight, output) bits, never writing past their buffers,
+refusing bad arguments, and compiling warning-free for the Cortex-M7 with a small stack."""
+import itertools
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from support.host_kernels import (
+    CANARY,
+    KERNELS,
+    MPQ_ERR_ARG,
+    MPQ_OK,
+    SOURCES,
+    KernelCall,
+    build_library,
+    expected_output,
+)
+
+from harness import reference
+from harness.ir import Graph, Layer, Tensor, conv_output_size
+from harness.packing import BITS, value_range
+from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
+from harness.requant import quantize_multipliers
+
+SEEDS = (0, 1, 2, 3, 4)
+IMPLS = ("", "_ref")  # the dispatching wrapper and the portable kernel
+ARM_CFLAGS = ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", "-std=c11",
+              "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
+MAX_STACK_BYTES = 512  # per kernel function; the device has 512 kB RAM shared with the arena
+
+
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory):
+    return build_library(tmp_path_factory.mktemp("mpq_kernels"))
+
+
+def _first_difference(got: bytes, expected: bytes) -> str:
+    i = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    return f"byte {i} of {len(expected)} differs: got {got[i:i + 4].hex()}, expected {expected[i:i + 4].hex()}"
+
+
+def assert_calls_match(lib, call: KernelCall, expected: bytes, name: str) -> None:
+    """Wrapper and _ref kernel return MPQ_OK and the expected bytes, in bounds."""
+    for impl in IMPLS:
+        what = f"mpq_{call.kernel}{impl} on {name}"
+        outcome = call.run(lib, impl)
+        assert outcome.rc == MPQ_OK, f"{what}: returned {outcome.rc}"
+        assert not outcome.output_overrun, f"{what}: wrote past the output"
+        assert not outcome.scratch_overrun, f"{what}: wrote past the scratch buffer"
+        assert outcome.output == expected, f"{what}: {_first_difference(outcome.output, expected)}"
+
+
+def assert_bit_exact(lib, kernel: str, graph: Graph, input_seed: int = 7) -> None:
+    """The kernel computes the graph's only layer exactly as harness.reference does."""
+    x = random_input(graph, input_seed)
+    assert_calls_match(lib, KernelCall.from_graph(kernel, graph, x), expected_output(graph, x), graph.name)
+
+
+def seeded_graphs(op: str, in_bits: int, w_bits: int | None, out_bits: int):
+    """A few random layers (zero-point random), plus one with the largest input zero-point."""
+    for seed in SEEDS:
+        yield random_layer_graph(op, in_bits, w_bits, out_bits, seed)
+    yield random_layer_graph(op, in_bits, w_bits, out_bits, len(SEEDS), in_zero_point=(1 << in_bits) - 1)
+
+
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "i{}w{}o{}".format(*c))
+@pytest.mark.parametrize("op", KERNEL_OPS)
+def test_kernel_matches_reference(kernels, op, combo):
+    for graph in seeded_graphs(op, *combo):
+        assert_bit_exact(kernels, op, graph)
+
+
+@pytest.mark.parametrize("in_bits,w_bits", list(itertools.product(BITS, BITS)), ids=str)
+@pytest.mark.parametrize("op", KERNEL_OPS)
+def test_int32_logits_match_reference(kernels, op, in_bits, w_bits):
+    for graph in seeded_graphs(op, in_bits, w_bits, 32):
+        assert_bit_exact(kernels, op, graph)
+
+
+@pytest.mark.parametrize("out_bits", BITS + (32,))
+@pytest.mark.parametrize("in_bits", BITS)
+def test_global_avg_pool_matches_reference(kernels, in_bits, out_bits):
+    for graph in seeded_graphs("global_avg_pool", in_bits, None, out_bits):
+        assert_bit_exact(kernels, "global_avg_pool", graph)
+
+
+def odd_window_graph(op: str, in_bits: int, w_bits: int, out_bits: int) -> Graph:
+    """A 3x5 window, stride (2, 1), padding (top, left, bottom, right) = (0, 2, 1, 1): nothing
+    square or symmetric, so swapped axes or a wrong padding side show up."""
+    rng = np.random.default_rng(5)
+    (h, w, c), kernel, stride, padding = (7, 6, 5), (3, 5), (2, 1), (0, 2, 1, 1)
+    cout = c if op == "depthwise_conv2d" else 3
+    (pt, pl, pb, pr), (kh, kw), (sh, sw) = padding, kernel, stride
+    x = Tensor("x", (h, w, c), in_bits, 1.0, (1 << in_bits) // 3)
+    y = Tensor("y", (conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr), cout), out_bits, 1.0)
+    lo, hi = value_range(w_bits, signed=True)
+    wshape = kernel + (c,) if op == "depthwise_conv2d" else (cout,) + kernel + (c,)
+    zeros = np.zeros(cout, dtype=np.int32)
+    layer = Layer("layer0", op, "x", "y", kernel, stride, padding, w_bits,
+                  rng.integers(lo, hi + 1, size=wshape).astype(np.int32), zeros, zeros, zeros.astype(np.int8))
+    graph = Graph(f"{op}_odd_window_i{in_bits}w{w_bits}o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
+    acc = reference.accumulate(graph, layer, random_input(graph, 7))
+    levels = 1 << min(out_bits, 8)
+    m = levels / (4 * acc.std() + 1)  # outputs centred in the range, about +-2 std wide
+    layer.bias = np.full(cout, np.rint(levels / 2 / m - acc.mean()), dtype=np.int32)
+    layer.mult, layer.shift = quantize_multipliers(np.full(cout, m))
+    graph.validate()
+    return graph
+
+
+@pytest.mark.parametrize("bits", [(8, 8, 8), (4, 2, 4), (2, 4, 32)], ids=str)
+@pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
+def test_non_square_window_and_asymmetric_padding(kernels, op, bits):
+    graph = odd_window_graph(op, *bits)
+    if bits[2] != 32:
+        y = reference.predict(graph, random_input(graph, 7))
+        assert len(np.unique(y)) > 2, "test graph saturates: it would not check the arithmetic"
+    assert_bit_exact(kernels, op, graph)
+
+
+@pytest.mark.parametrize("out_bits", BITS)
+def test_requantization_edge_cases(kernels, out_bits):
+    """Accumulators at the int32 limits and around rounding ties, with extreme multipliers and
+    shifts, through global_avg_pool of a zero 1x1 input (so each accumulator is its bias)."""
+    accs = [-(2**31) + 1, -(2**20) - 1, -3, -2, -1, 0, 1, 2, 3, 2**20 + 1, 2**31 - 1]
+    mults = [0, 1, 3, 2**30, 2**31 - 1]
+    shifts = [1, 2, 31, 32, 62]
+    acc, mult, shift = (np.array(v) for v in zip(*itertools.product(accs, mults, shifts)))
+    c = acc.size
+    x = Tensor("x", (1, 1, c), 8, 1.0)
+    y = Tensor("y", (1, 1, c), out_bits, 1.0)
+    layer = Layer("layer0", "global_avg_pool", "x", "y", bias=acc.astype(np.int32), mult=mult.astype(np.int32),
+                  shift=shift.astype(np.int8))
+    graph = Graph(f"requant_edges_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
+    graph.validate()
+    zeros = np.zeros((1, 1, c), dtype=np.int32)
+    call = KernelCall.from_graph("global_avg_pool", graph, zeros)
+    assert_calls_match(kernels, call, expected_output(graph, zeros), graph.name)
+
+
+# -- argument checks --------------------------------------------------------------------------
+
+def _set_offset(call: KernelCall, value: int) -> None:
+    call.in_offset = call.window.in_offset = value
+
+
+BAD_ARGUMENTS = {  # name -> (kernels it applies to, change to the call, extra run() arguments)
+    "input bits 3": (KERNELS, lambda c: setattr(c.in_dims, "bits", 3), {}),
+    "input bits 16": (KERNELS, lambda c: setattr(c.in_dims, "bits", 16), {}),
+    "input bits 32": (KERNELS, lambda c: setattr(c.in_dims, "bits", 32), {}),
+    "weight bits 0": (KERNEL_OPS, lambda c: setattr(c, "w_bits", 0), {}),
+    "weight bits 1": (KERNEL_OPS, lambda c: setattr(c, "w_bits", 1), {}),
+    "weight bits 16": (KERNEL_OPS, lambda c: setattr(c, "w_bits", 16), {}),
+    "weight bits 32": (KERNEL_OPS, lambda c: setattr(c, "w_bits", 32), {}),
+    "output bits 1": (KERNELS, lambda c: setattr(c.out_dims, "bits", 1), {}),
+    "output bits 16": (KERNELS, lambda c: setattr(c.out_dims, "bits", 16), {}),
+    "output bits 0": (KERNELS, lambda c: setattr(c.out_dims, "bits", 0), {}),
+    "positive in_offset": (KERNELS, lambda c: _set_offset(c, 1), {}),
+    "in_offset beyond the input range": (KERNELS, lambda c: _set_offset(c, -(1 << c.in_dims.bits)), {}),
+    "shift 0": (KERNELS, lambda c: np.put(c.shift, -1, 0), {}),
+    "shift 63": (KERNELS, lambda c: np.put(c.shift, 0, 63), {}),
+    "negative mult": (KERNELS, lambda c: np.put(c.mult, -1, -5), {}),
+    "no channels": (KERNELS, lambda c: setattr(c.in_dims, "c", 0), {}),
+    "output channels differ": (("depthwise_conv2d", "global_avg_pool"),
+                               lambda c: setattr(c.out_dims, "c", c.out_dims.c - 1), {}),
+    "output taller than the window allows": (("conv2d", "depthwise_conv2d", "pointwise"),
+                                             lambda c: setattr(c.out_dims, "h", c.out_dims.h + 2), {}),
+    "output not 1x1": (("fully_connected", "global_avg_pool"), lambda c: setattr(c.out_dims, "w", 2), {}),
+    "fully connected input not 1x1": (("fully_connected",), lambda c: setattr(c.in_dims, "h", 2), {}),
+    "padding as large as the kernel": (("conv2d", "depthwise_conv2d"), lambda c: setattr(c.window, "pad_top", 3), {}),
+    "zero stride": (("conv2d", "depthwise_conv2d"), lambda c: setattr(c.window, "sw", 0), {}),
+    "no scratch": (KERNEL_OPS, lambda c: None, {"null_scratch": True}),
+    "misaligned scratch": (KERNEL_OPS, lambda c: None, {"scratch_misalign": 2}),
+}
+BAD_CASES = [(kernel, name) for name, (applies_to, _, _) in BAD_ARGUMENTS.items() for kernel in applies_to]
+
+
+def valid_layer(kernel: str) -> Graph:
+    """A layer each kernel accepts (4-bit input and output, 2-bit weights); windows are 3x5."""
+    if kernel in ("conv2d", "depthwise_conv2d"):
+        return odd_window_graph(kernel, 4, 2, 4)
+    return random_layer_graph(kernel, 4, 2, 4, seed=0)
+
+
+@pytest.mark.parametrize("kernel,problem", BAD_CASES, ids=lambda v: v)
+def test_bad_arguments_are_refused_without_writing(kernels, kernel, problem):
+    graph = valid_layer(kernel)
+    _, change, run_args = BAD_ARGUMENTS[problem]
+    call = KernelCall.from_graph(kernel, graph, random_input(graph, 7))
+    assert call.run(kernels).rc == MPQ_OK, "the unaltered call must succeed, or the test proves nothing"
+    change(call)
+    for impl in IMPLS:
+        outcome = call.run(kernels, impl, **run_args)
+        assert outcome.rc == MPQ_ERR_ARG, f"mpq_{kernel}{impl}: {problem} returned {outcome.rc}"
+        assert set(outcome.output) <= {CANARY} and not outcome.output_overrun, f"{problem}: output written"
+
+
+# -- the same sources for the device -----------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_compiles_for_cortex_m7_with_a_small_stack(source, tmp_path):
+    obj = tmp_path / "kernel.o"
+    cmd = ["arm-none-eabi-gcc", *ARM_CFLAGS, f"-I{source.parent.parent / 'include'}", "-fstack-usage",
+           "-c", str(source), "-o", str(obj)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    for line in (tmp_path / "kernel.su").read_text().splitlines():
+        function, size, kind = line.split("\t")
+        assert kind == "static" and int(size) <= MAX_STACK_BYTES, f"{function}: {size} bytes of stack ({kind})"
