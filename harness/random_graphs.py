@@ -28,26 +28,39 @@ def _geometry(op: str, rng: np.random.Generator) -> dict:
         c = int(rng.integers(1, 20))
         return dict(h=int(rng.integers(3, 10)), w=int(rng.integers(3, 10)), cin=c, cout=c,
                     k=3, s=int(rng.choice([1, 2])), p=1)
+    if op == "global_avg_pool":
+        c = int(rng.integers(1, 80))  # > 64 channels crosses the C kernel's chunk size
+        return dict(h=int(rng.integers(1, 9)), w=int(rng.integers(1, 9)), cin=c, cout=c, k=1, s=1, p=0)
     return dict(h=1, w=1, cin=int(rng.integers(1, 40)), cout=int(rng.integers(1, 20)), k=1, s=1, p=0)
 
 
-def random_layer_graph(op: str, in_bits: int, w_bits: int, out_bits: int, seed: int,
+def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int, seed: int,
                        in_zero_point: int | None = None) -> Graph:
-    """One layer with random weights, bias and multipliers chosen so outputs span the range."""
+    """One layer with random weights, bias and multipliers chosen so outputs span the range.
+
+    `op` is one of KERNEL_OPS or "global_avg_pool" (weightless: `w_bits` is ignored);
+    `out_bits` may be 32 (raw int32 logits).
+    """
     rng = np.random.default_rng(seed)
     g = _geometry(op, rng)
     ir_op = "conv2d" if op == "pointwise" else op
-    ho = conv_output_size(g["h"], g["k"], g["s"], g["p"], g["p"])
-    wo = conv_output_size(g["w"], g["k"], g["s"], g["p"], g["p"])
+    if op == "global_avg_pool":
+        ho = wo = 1
+    else:
+        ho = conv_output_size(g["h"], g["k"], g["s"], g["p"], g["p"])
+        wo = conv_output_size(g["w"], g["k"], g["s"], g["p"], g["p"])
     if in_zero_point is None:
         in_zero_point = int(rng.integers(0, 1 << in_bits)) if rng.random() < 0.5 else 0
     x = Tensor("x", (g["h"], g["w"], g["cin"]), in_bits, 1.0, in_zero_point)
     y = Tensor("y", (ho, wo, g["cout"]), out_bits, 1.0)
-    lo, hi = value_range(w_bits, signed=True)
-    wshape = {"conv2d": (g["cout"], g["k"], g["k"], g["cin"]),
-              "depthwise_conv2d": (g["k"], g["k"], g["cin"]),
-              "fully_connected": (g["cout"], g["cin"])}[ir_op]
-    weights = rng.integers(lo, hi + 1, size=wshape).astype(np.int32)
+    if op == "global_avg_pool":
+        weights, w_bits = None, None
+    else:
+        lo, hi = value_range(w_bits, signed=True)
+        wshape = {"conv2d": (g["cout"], g["k"], g["k"], g["cin"]),
+                  "depthwise_conv2d": (g["k"], g["k"], g["cin"]),
+                  "fully_connected": (g["cout"], g["cin"])}[ir_op]
+        weights = rng.integers(lo, hi + 1, size=wshape).astype(np.int32)
     cout = g["cout"]
     placeholder = np.zeros(cout, dtype=np.int32)
     layer = Layer("layer0", ir_op, "x", "y", (g["k"], g["k"]), (g["s"], g["s"]), (g["p"],) * 4, w_bits,
@@ -61,7 +74,12 @@ def random_layer_graph(op: str, in_bits: int, w_bits: int, out_bits: int, seed: 
 def _calibrate(graph: Graph, layer: Layer, rng: np.random.Generator) -> None:
     """Pick bias and multipliers so a random input's outputs spread over the whole output range
     (a few saturate at both ends), with per-channel variation."""
-    acc = reference.accumulate(graph, layer, random_input(graph, int(rng.integers(1 << 30))))
+    _calibrate_on(graph, layer, random_input(graph, int(rng.integers(1 << 30))), rng)
+
+
+def _calibrate_on(graph: Graph, layer: Layer, x: np.ndarray, rng: np.random.Generator) -> None:
+    """_calibrate for the layer's input values x (the activations that reach it in a chain)."""
+    acc = reference.accumulate(graph, layer, x)
     acc = acc.reshape(-1, acc.shape[-1]).astype(np.float64)
     out_bits = graph.tensors[layer.output].bits
     levels = float(1 << out_bits) if out_bits != 32 else 256.0
@@ -73,6 +91,57 @@ def _calibrate(graph: Graph, layer: Layer, rng: np.random.Generator) -> None:
     mult, shift = zip(*(quantize_multiplier(float(v)) for v in m))
     layer.mult = np.array(mult, dtype=np.int32)
     layer.shift = np.array(shift, dtype=np.int8)
+
+
+def random_chain_graph(seed: int, blocks: int = 3) -> Graph:
+    """A small MobileNet-like chain for end-to-end tests: conv stem -> `blocks` blocks, each
+    (depthwise 3x3 -> pointwise) or a plain conv -> global_avg_pool -> fully_connected with
+    int32 logits. Bits are random per tensor and per layer's weights, the input has a non-zero
+    zero-point, and every layer is calibrated on the activations that actually reach it, so
+    values spread over every output range."""
+    rng = np.random.default_rng(seed)
+    in_bits = int(rng.choice(BITS))
+    shape = (int(rng.integers(6, 17)), int(rng.integers(6, 17)), int(rng.choice([1, 3, 4])))
+    tensors = {"input": Tensor("input", shape, in_bits, 1.0, int(rng.integers(1, 1 << in_bits)))}
+    layers: list[Layer] = []
+
+    def add(name: str, op: str, cout: int, k: int = 1, s: int = 1, p: int = 0, bits: int | None = None) -> None:
+        src = tensors[layers[-1].output if layers else "input"]
+        h, w, cin = src.shape
+        if op in ("fully_connected", "global_avg_pool"):
+            out_shape = (1, 1, cout)
+        else:
+            out_shape = (conv_output_size(h, k, s, p, p), conv_output_size(w, k, s, p, p), cout)
+        out = Tensor(f"t{len(layers) + 1}", out_shape, bits or int(rng.choice(BITS)), 1.0)
+        tensors[out.name] = out
+        w_bits = int(rng.choice(BITS))
+        lo, hi = value_range(w_bits, signed=True)
+        wshape = {"conv2d": (cout, k, k, cin), "depthwise_conv2d": (k, k, cin), "fully_connected": (cout, cin)}
+        weights = rng.integers(lo, hi + 1, size=wshape[op]).astype(np.int32) if op in wshape else None
+        zeros = np.zeros(cout, dtype=np.int32)
+        layers.append(Layer(name, op, src.name, out.name, (k, k), (s, s), (p,) * 4,
+                            w_bits if weights is not None else None, weights, zeros, zeros, zeros.astype(np.int8)))
+
+    add("stem", "conv2d", int(rng.integers(4, 17)), k=3, s=int(rng.choice([1, 2])), p=1)
+    for block in range(1, blocks + 1):
+        channels = tensors[layers[-1].output].channels
+        if rng.random() < 0.7:
+            add(f"b{block}_dw", "depthwise_conv2d", channels, k=3, s=int(rng.choice([1, 2])), p=1)
+            add(f"b{block}_pw", "conv2d", int(rng.integers(4, 25)))
+        else:
+            k = int(rng.choice([1, 3]))
+            add(f"b{block}_conv", "conv2d", int(rng.integers(4, 25)), k=k, s=int(rng.choice([1, 2])), p=k // 2)
+    add("pool", "global_avg_pool", tensors[layers[-1].output].channels)
+    add("fc", "fully_connected", int(rng.integers(2, 11)), bits=32)
+    graph = Graph(f"chain{blocks}_s{seed}", tensors, layers, "input", layers[-1].output)
+    x = random_input(graph, int(rng.integers(1 << 30)))
+    for layer in layers:
+        _calibrate_on(graph, layer, x, rng)
+        x = reference.run_layer(graph, layer, x)
+    graph.validate()
+    return graph
+
+
 def random_input(graph: Graph, seed: int) -> np.ndarray:
     t = graph.tensors[graph.input]
     return np.random.default_rng(seed).integers(0, 1 << t.bits, size=t.shape).astype(np.int32)

@@ -1,0 +1,291 @@
+"""C code generator: integer graphs -> model.c implementing firmware/runtime/mpq_model.h.
+
+Layout of the generated model.c (for graphs 0..N-1, identifiers prefixed m<graph>_):
+- a header comment stamped with the policy hash, model hash, harness version and generator;
+- one static activation arena `mpq_arena`, 8-byte aligned, in section `.bss.arena` (a `.bss.*`
+  name, so a linker script without a rule for it still puts it in .bss, never in flash); its
+  size is the largest plan of all graphs: the protocol runs one model at a time, so they share it;
+- per graph: its packed weights, bias, mult and shift as `static const` arrays (flash), one
+  `mpq_dims_t` per tensor, one `mpq_window_t` per sliding-window layer, a requantization
+  descriptor per layer, a `run()` making one explicit kernel call per layer between
+  mpq_layer_begin(i)/mpq_layer_end(i) and returning the first non-zero kernel status, and its
+  `mpq_model_t` (input and output point into the arena at the planner's offsets);
+- kernel scratch sits in the arena where the planner put it (sized by
+  harness.planner.layer_scratch_bytes); the first run() checks every size against the kernels'
+  own mpq_*_get_buffer_size() and returns MPQ_MODEL_ERR_SCRATCH (-2) if a kernel wants more,
+  so the Python formula and the C dispatch can never drift apart silently;
+- `mpq_models[]`, `mpq_model_count`, `mpq_model_hash`, `mpq_policy_hash`, `mpq_arena_bytes`.
+
+`mpq_model_hash` is `graph.hash()` for one graph; for several it is the first 16 hex digits of
+sha256 over their hashes joined by commas, in order (see `model_hash`). Generation is
+deterministic: the same graphs and policy hash give identical bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness import __version__
+from harness.errors import HarnessError
+from harness.ir import Graph, Layer, Tensor
+from harness.packing import pack
+from harness.planner import ArenaPlan, kernel_for, plan_arena
+
+GENERATOR = "harness.codegen"
+ARENA_SECTION = ".bss.arena"
+VALUES_PER_LINE = 16
+_HEX = [f"0x{v:02x}" for v in range(256)]  # byte literals, looked up: weights can be megabytes
+WINDOW_KERNELS = ("conv2d", "depthwise_conv2d")
+SCRATCH_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")
+
+
+@dataclass
+class GeneratedSources:
+    """What `generate` wrote and the numbers it fixed."""
+
+    model_c: Path
+    model_hash: str
+    arena_bytes: int
+    const_bytes: int  # weights, bias, mult and shift arrays (flash), not counting descriptors
+    plans: list[ArenaPlan]
+
+
+def model_hash(graphs: list[Graph]) -> str:
+    """The firmware's model hash: graph.hash() of one graph, else a hash over all of them."""
+    hashes = [g.hash() for g in graphs]
+    if len(hashes) == 1:
+        return hashes[0]
+    return hashlib.sha256(",".join(hashes).encode()).hexdigest()[:16]
+
+
+def generate(graphs: list[Graph], out_dir: str | Path, policy_hash: str = "") -> GeneratedSources:
+    """Write out_dir/model.c for `graphs` (run by index through mpq_models[])."""
+    if not graphs:
+        raise HarnessError("codegen: no graph to generate")
+    for graph in graphs:
+        graph.validate()
+    plans = [plan_arena(g) for g in graphs]
+    arena_bytes = max(p.size for p in plans)
+    digest = model_hash(graphs)
+    blocks, const_bytes = zip(*(_model_source(i, g, p) for i, (g, p) in enumerate(zip(graphs, plans))))
+    source = "\n".join([
+        _stamp(policy_hash, digest),
+        "#include <stddef.h>",
+        "#include <stdint.h>",
+        "",
+        '#include "mpq_model.h"',
+        "",
+        "/* run() status when a kernel wants more scratch than the planner gave it. */",
+        "#define MPQ_MODEL_ERR_SCRATCH (-2)",
+        f"#define MPQ_ARENA_BYTES {arena_bytes}u",
+        "/* Activations of every model (one runs at a time); offsets from harness.planner. */",
+        f'static uint8_t mpq_arena[MPQ_ARENA_BYTES] __attribute__((aligned(8), section("{ARENA_SECTION}")));',
+        "",
+        *blocks,
+        "const mpq_model_t *const mpq_models[] = {",
+        *(f"    &m{i}_model," for i in range(len(graphs))),
+        "};",
+        f"const uint32_t mpq_model_count = {len(graphs)}u;",
+        f"const char mpq_model_hash[] = {_c_string(digest)};",
+        f"const char mpq_policy_hash[] = {_c_string(policy_hash)};",
+        "const uint32_t mpq_arena_bytes = MPQ_ARENA_BYTES;",
+        "",
+    ])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_c = out_dir / "model.c"
+    model_c.write_text(source)
+    return GeneratedSources(model_c, digest, arena_bytes, sum(const_bytes), plans)
+
+
+# -- one model ----------------------------------------------------------------------------------
+@dataclass
+class _LayerCode:
+    declarations: list[str]
+    const_bytes: int
+    call: str  # the kernel call expression
+    scratch_check: str | None  # "size wanted <= size planned" for kernels taking scratch
+
+
+def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
+    """C source of one graph (arrays, descriptors, run(), mpq_model_t) and its const bytes."""
+    prefix = f"m{index}"
+    dims = {name: f"{prefix}_dims{k}" for k, name in enumerate(plan.offsets)}
+    lines = [f"/* ==== model {index}: {_comment(graph.name)} (hash {graph.hash()}), "
+             f"arena {plan.size} bytes ==== */"]
+    lines += [f"static const mpq_dims_t {dims[name]} = {_dims(graph.tensors[name])};  "
+              f"/* {_comment(name)} @ arena + {offset} */" for name, offset in plan.offsets.items()]
+    codes = [_layer_source(f"{prefix}_l{k}", graph, layer, plan, dims) for k, layer in enumerate(graph.layers)]
+    for k, (layer, code) in enumerate(zip(graph.layers, codes)):
+        lines += ["", _layer_comment(k, graph, layer), *code.declarations]
+    checks = [code.scratch_check for code in codes if code.scratch_check] or ["1"]
+    inp, out = graph.tensors[graph.input], graph.tensors[graph.output]
+    lines += [
+        "",
+        "/* Scratch sizes come from harness.planner: check them against the kernels' own. */",
+        f"static int {prefix}_scratch_ok(void) {{",
+        "    return " + "\n        && ".join(checks) + ";",
+        "}",
+        "",
+        f"static int {prefix}_run(void) {{",
+        "    static int scratch_checked;",
+        "    int status;",
+        "    if (!scratch_checked) {",
+        f"        if (!{prefix}_scratch_ok()) return MPQ_MODEL_ERR_SCRATCH;",
+        "        scratch_checked = 1;",
+        "    }",
+    ]
+    for k, code in enumerate(codes):
+        lines += [
+            f"    mpq_layer_begin({k}u);",
+            f"    status = {code.call};",
+            f"    mpq_layer_end({k}u);",
+            "    if (status != MPQ_OK) return status;",
+        ]
+    lines += [
+        "    return MPQ_OK;",
+        "}",
+        "",
+        f"static const mpq_model_t {prefix}_model = {{",
+        f"    .name = {_c_string(graph.name)},",
+        f"    .in_dims = {_dims(inp)},",
+        f"    .out_dims = {_dims(out)},",
+        f"    .in_bytes = {inp.nbytes}u,",
+        f"    .out_bytes = {out.nbytes}u,",
+        f"    .input = mpq_arena + {plan.offsets[graph.input]},",
+        f"    .output = mpq_arena + {plan.offsets[graph.output]},",
+        f"    .n_layers = {len(graph.layers)}u,",
+        f"    .run = {prefix}_run,",
+        "};",
+        "",
+    ]
+    return "\n".join(lines), sum(code.const_bytes for code in codes)
+
+
+def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: dict[str, str]) -> _LayerCode:
+    """Declarations of one layer's constants, their bytes, its kernel call and scratch check."""
+    kernel = kernel_for(layer)
+    _check_fits(layer, graph.tensors[layer.input], graph.tensors[layer.output])
+    in_offset = graph.in_offset(layer)
+    bias, mult, shift = (np.asarray(a) for a in (layer.bias, layer.mult, layer.shift))
+    declarations = [
+        _c_array("int32_t", f"{name}_bias", bias),
+        _c_array("int32_t", f"{name}_mult", mult),
+        _c_array("int8_t", f"{name}_shift", shift),
+        f"static const mpq_requant_t {name}_rq = {{{name}_bias, {name}_mult, {name}_shift}};",
+    ]
+    const_bytes = 4 * bias.size + 4 * mult.size + shift.size
+    in_dims, out_dims = f"&{dims[layer.input]}", f"&{dims[layer.output]}"
+    args = [in_dims, f"mpq_arena + {plan.offsets[layer.input]}"]
+    size_args = [in_dims]
+    if kernel in WINDOW_KERNELS:
+        declarations.append(f"static const mpq_window_t {name}_win = {_window(layer, in_offset)};")
+        args.append(f"&{name}_win")
+        size_args.append(f"&{name}_win")
+    else:
+        args.append(str(in_offset))
+    if layer.weights is not None:
+        weights = pack(layer.weights, layer.w_bits, signed=True).reshape(-1)
+        declarations.insert(0, _c_array("uint8_t", f"{name}_weights", weights, aligned=True))
+        const_bytes += weights.size
+        args += [f"{name}_weights", f"{layer.w_bits}u"]
+        size_args.append(f"{layer.w_bits}u")
+    args += [f"&{name}_rq", out_dims, f"mpq_arena + {plan.offsets[layer.output]}"]
+    size_args.append(out_dims)
+    scratch_check = None
+    if kernel in SCRATCH_KERNELS:
+        offset = plan.scratch_offsets.get(layer.name)
+        args.append("NULL" if offset is None else f"mpq_arena + {offset}")
+        planned = plan.scratch_sizes.get(layer.name, 0)
+        scratch_check = f"mpq_{kernel}_get_buffer_size({', '.join(size_args)}) <= {planned}u"
+    return _LayerCode(declarations, const_bytes, f"mpq_{kernel}({', '.join(args)})", scratch_check)
+
+
+def _layer_comment(index: int, graph: Graph, layer: Layer) -> str:
+    inp, out = graph.tensors[layer.input], graph.tensors[layer.output]
+    geometry = ""
+    if kernel_for(layer) in WINDOW_KERNELS:
+        (kh, kw), (sh, sw) = layer.kernel, layer.stride
+        geometry = f" {kh}x{kw} stride {sh}x{sw} pad {layer.padding}"
+    weights = f", weights {layer.w_bits} bits" if layer.w_bits else ""
+    return _comment_block(
+        f"layer {index} {layer.name}: {layer.op}{geometry}{weights} -> mpq_{kernel_for(layer)}; "
+        f"{_describe(inp)} -> {_describe(out)}"
+    )
+
+
+# -- C syntax helpers ---------------------------------------------------------------------------
+def _stamp(policy_hash: str, digest: str) -> str:
+    return _comment_block(
+        f"Generated by {GENERATOR} (mpq-harness {__version__}). Do not edit.\n"
+        f"policy hash: {policy_hash or '(none)'}\n"
+        f"model hash:  {digest}"
+    )
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a C block comment."""
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def _comment_block(text: str) -> str:
+    lines = [_comment(line) for line in text.split("\n")]
+    return "/*\n" + "".join(f" * {line}\n" for line in lines) + " */"
+
+
+def _c_string(text: str) -> str:
+    """A C string literal for any text (non-printable and non-ASCII bytes as octal escapes)."""
+    out = []
+    for byte in text.encode():
+        char = chr(byte)
+        if char in '"\\?':
+            out.append("\\" + char)
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _c_int(value: int) -> str:
+    return "(-2147483647 - 1)" if value == -(2**31) else str(value)
+
+
+def _c_array(ctype: str, name: str, values: np.ndarray, aligned: bool = False) -> str:
+    """`static const ctype name[n] = {...};` (bytes in hex), VALUES_PER_LINE values a line."""
+    items = [_HEX[v] for v in values.tolist()] if ctype == "uint8_t" else [_c_int(v) for v in values.tolist()]
+    rows = [", ".join(items[i:i + VALUES_PER_LINE]) for i in range(0, len(items), VALUES_PER_LINE)]
+    attribute = " __attribute__((aligned(4)))" if aligned else ""
+    body = "".join(f"    {row},\n" for row in rows)
+    return f"static const {ctype} {name}[{len(items)}]{attribute} = {{\n{body}}};"
+
+
+def _dims(tensor: Tensor) -> str:
+    h, w, c = tensor.shape
+    return f"{{{h}, {w}, {c}, {tensor.bits}}}"
+
+
+def _window(layer: Layer, in_offset: int) -> str:
+    (kh, kw), (sh, sw), (pt, pl) = layer.kernel, layer.stride, layer.padding[:2]
+    return (f"{{.kh = {kh}, .kw = {kw}, .sh = {sh}, .sw = {sw}, "
+            f".pad_top = {pt}, .pad_left = {pl}, .in_offset = {in_offset}}}")
+
+
+def _describe(tensor: Tensor) -> str:
+    h, w, c = tensor.shape
+    kind = "int32" if tensor.bits == 32 else f"u{tensor.bits}"
+    zero_point = f" zp {tensor.zero_point}" if tensor.zero_point else ""
+    return f"{_comment(tensor.name)} {h}x{w}x{c} {kind}{zero_point}"
+
+
+def _check_fits(layer: Layer, inp: Tensor, out: Tensor) -> None:
+    """The C descriptors hold dims in uint16 and window fields in uint8: refuse what overflows."""
+    for tensor in (inp, out):
+        if max(tensor.shape) > 0xFFFF:
+            raise HarnessError(f"layer {layer.name}: tensor {tensor.name} dims {tensor.shape} exceed 65535")
+    window = (*layer.kernel, *layer.stride, *layer.padding[:2])
+    if max(window) > 0xFF:
+        raise HarnessError(f"layer {layer.name}: kernel/stride/padding {window} exceed 255")
