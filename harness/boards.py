@@ -1,0 +1,234 @@
+"""Boards are data: `boards/<name>.toml` says what a board is and which backend runs it.
+
+A board file holds the CPU and core clock, the BSP to build with, the memory regions (the ones
+the BSP's linker script uses), the budgets a policy must fit, what the cycle counter counts, and
+a `[backend]` table: `name` picks the backend (harness.backends), the other keys are that
+backend's settings, validated by it when the board loads. Sizes are written as "2MB" or
+"512kB" (binary units, see harness.units). See boards/qemu-m7.toml for a commented example.
+"""
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.backends import get_backend, parse_settings
+from harness.errors import HarnessError
+from harness.paths import BOARDS_DIR, REPO_ROOT
+from harness.units import parse_size
+
+REGION_KINDS = ("flash", "ram")
+# what one tick of the firmware's counter is; the values are docs/protocol.md's counter_kind
+COUNTER_KINDS = {"cycles": 0, "virtual-time": 1, "instructions": 2}
+
+
+@dataclass(frozen=True)
+class MemoryRegion:
+    """An address range of the board. `reserved` regions (the stack) count whole towards RAM."""
+
+    name: str
+    kind: str
+    origin: int
+    size: int
+    reserved: bool = False
+
+    def contains(self, address: int) -> bool:
+        return self.origin <= address < self.origin + self.size
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Bytes a firmware may use: flash (code, weights, .data image) and RAM (.data, .bss, stack)."""
+
+    flash: int
+    ram: int
+
+    def of_kind(self, kind: str) -> int:
+        return getattr(self, kind)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """What the firmware's tick counter counts on this board (a COUNTER_KINDS key) and a sentence."""
+
+    kind: str
+    description: str
+
+    @property
+    def protocol_kind(self) -> int:
+        """The counter_kind value INFO reports for this board (docs/protocol.md)."""
+        return COUNTER_KINDS[self.kind]
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    description: str
+    cpu: str
+    core_clock_hz: int
+    bsp: str
+    memory: tuple[MemoryRegion, ...]
+    budget: Budget
+    counter: Counter
+    backend: str
+    backend_settings: Any  # the backend's settings_type instance
+    path: Path
+
+    def region_at(self, address: int) -> MemoryRegion | None:
+        return next((region for region in self.memory if region.contains(address)), None)
+
+    def region_named(self, name: str) -> MemoryRegion | None:
+        """The region called `name`, ignoring case (linker scripts say FLASH, board files flash)."""
+        return next((region for region in self.memory if region.name.lower() == name.lower()), None)
+
+
+def board_names(boards_dir: Path = BOARDS_DIR) -> list[str]:
+    return sorted(path.stem for path in boards_dir.glob("*.toml"))
+
+
+def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
+    """The board `name` (boards/<name>.toml) or a path to a board file; HarnessError if unknown or invalid."""
+    path = Path(name) if name.endswith(".toml") else boards_dir / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(board_names(boards_dir)) or "none"
+        raise HarnessError(f"unknown board {name!r} (known boards: {known})")
+    return _parse_file(path)
+
+
+def load_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
+    return [load_board(name, boards_dir) for name in board_names(boards_dir)]
+
+
+def _parse_file(path: Path) -> Board:
+    where = _display(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise HarnessError(f"{where}: not valid TOML: {error}") from None
+    fields = _Table(data, where)
+    name = fields.get("name", str)
+    if name != path.stem:
+        raise HarnessError(f"{where}: name {name!r} must match the file name {path.stem!r}")
+    backend_fields = fields.child("backend")
+    backend_name = backend_fields.get("name", str)
+    try:
+        backend = get_backend(backend_name)
+    except HarnessError as error:
+        raise backend_fields.error("name", str(error)) from None
+    backend_table = {key: value for key, value in backend_fields.table.items() if key != "name"}
+    board = Board(
+        name=name,
+        description=fields.get("description", str),
+        cpu=fields.get("cpu", str),
+        core_clock_hz=fields.positive("core_clock_hz"),
+        bsp=fields.get("bsp", str),
+        memory=_memory(fields.child("memory")),
+        budget=_budget(fields.child("budget")),
+        counter=_counter(fields.child("counter")),
+        backend=backend_name,
+        backend_settings=parse_settings(backend.settings_type, backend_table, f"{where}: backend"),
+        path=path,
+    )
+    fields.reject_unknown()
+    return board
+
+
+class _Table:
+    """Typed access to one TOML table; errors name the file and the dotted key."""
+
+    def __init__(self, table: dict, file: str, prefix: str = "") -> None:
+        self.table, self.file, self.prefix, self.used = table, file, prefix, set()
+
+    def error(self, key: str, problem: str) -> HarnessError:
+        return HarnessError(f"{self.file}: {self.prefix}{key}: {problem}")
+
+    def get(self, key: str, kind: type, default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self.error(key, "missing")
+            return default
+        value = self.table[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.error(key, f"must be {_KIND_WORDS[kind]}, got {value!r}")
+        return value
+
+    def child(self, key: str) -> _Table:
+        return _Table(self.get(key, dict), self.file, f"{self.prefix}{key}.")
+
+    def positive(self, key: str) -> int:
+        value = self.get(key, int)
+        if value <= 0:
+            raise self.error(key, f"must be positive, got {value}")
+        return value
+
+    def choice(self, key: str, options: Iterable[str]) -> str:
+        value = self.get(key, str)
+        if value not in options:
+            raise self.error(key, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def size(self, key: str) -> int:
+        """A memory size > 0 ("2MB", "512kB" or bytes)."""
+        try:
+            size = parse_size(self.get(key, (str, int)))
+        except HarnessError as error:
+            raise self.error(key, str(error)) from None
+        if size == 0:
+            raise self.error(key, "must not be zero")
+        return size
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise HarnessError(f"{self.file}: unknown key(s) {', '.join(self.prefix + key for key in unknown)}")
+
+
+_KIND_WORDS = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", (str, int): "a size"}
+
+
+def _memory(fields: _Table) -> tuple[MemoryRegion, ...]:
+    regions = []
+    for name in fields.table:
+        region_fields = fields.child(name)
+        region = MemoryRegion(
+            name=name,
+            kind=region_fields.choice("kind", REGION_KINDS),
+            origin=region_fields.get("origin", int),
+            size=region_fields.size("size"),
+            reserved=region_fields.get("reserved", bool, False),
+        )
+        region_fields.reject_unknown()
+        if region.origin < 0 or region.origin + region.size > 2**32:
+            raise fields.error(name, "must lie inside the 32-bit address space")
+        regions.append(region)
+    for kind in REGION_KINDS:
+        if not any(region.kind == kind for region in regions):
+            raise HarnessError(f"{fields.file}: memory needs at least one region of kind {kind!r}")
+    ordered = sorted(regions, key=lambda region: region.origin)
+    for low, high in zip(ordered, ordered[1:]):
+        if low.origin + low.size > high.origin:
+            raise HarnessError(f"{fields.file}: memory regions {low.name} and {high.name} overlap")
+    return tuple(regions)
+
+
+def _budget(fields: _Table) -> Budget:
+    budget = Budget(flash=fields.size("flash"), ram=fields.size("ram"))
+    fields.reject_unknown()
+    return budget
+
+
+def _counter(fields: _Table) -> Counter:
+    counter = Counter(kind=fields.choice("kind", COUNTER_KINDS), description=fields.get("description", str))
+    fields.reject_unknown()
+    return counter
+
+
+def _display(path: Path) -> str:
+    """The path relative to the repository when inside it (shorter error messages)."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,52 @@
+"""Child processes that never outlive the harness: each runs in its own process group.
+
+A child in its own session does not get the terminal's Ctrl-C; the harness gets
+KeyboardInterrupt instead and stops the whole group (the child and anything it spawned, e.g.
+make's compilers) itself, then reaps it, so no process or zombie is left behind.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def start_in_group(command: Sequence[str], **popen_kwargs) -> subprocess.Popen:
+    """Popen `command` as the leader of a new process group (see stop_group)."""
+    return subprocess.Popen(list(command), start_new_session=True, **popen_kwargs)
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 3.0) -> None:
+    """SIGTERM the process group, SIGKILL whatever is left after `grace_s`, and reap the leader."""
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(process.pid, signal.SIGKILL)  # the leader if it ignored SIGTERM, or children it left
+    process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # the whole group is already gone
+        pass
+
+
+def run_logged(command: Sequence[str], log_path: Path, timeout_s: float,
+               env: Mapping[str, str] | None = None) -> int | None:
+    """Run `command` with stdout and stderr into `log_path`; its exit code, or None on timeout.
+
+    The process group is stopped on timeout and on any exception (Ctrl-C included).
+    """
+    with open(log_path, "wb") as log:
+        process = start_in_group(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            stop_group(process)
