@@ -1,8 +1,18 @@
 """pytest plugin (registered through the `pytest11` entry point): `pytest --board NAME`.
 
-One option maps to one fixture, as in pytest-embedded: `--board` -> `board_name`.
+As in pytest-embedded, one option maps to one fixture: `--board` -> `board`. Tests marked
+`@pytest.mark.device` need the board's backend (emulator, probe) and the ARM toolchain; they
+are skipped, with the reason and the install hint, where those are missing.
+
+Fixtures:
+- `board_name`, `board`: the board of --board (default qemu-m7).
+- `device_session`: a function `graphs -> context manager yielding a protocol Device` that
+  generates, builds (cached) and starts firmware for those graphs on the board.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -14,7 +24,60 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--board", default=DEFAULT_BOARD, help=f"board to run device tests on (default {DEFAULT_BOARD})")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "device: runs firmware on the --board target; skipped where its tools are missing")
+
+
+def _missing_device_tools(board_name: str) -> str | None:
+    """Why device tests cannot run on this board here, or None."""
+    from harness.backends import get_backend
+    from harness.boards import load_board
+    from harness.build import toolchain_status
+
+    board = load_board(board_name)
+    for status in (toolchain_status(), get_backend(board.backend).tool_status()):
+        if not status.present:
+            return f"board {board_name}: {status.detail}"
+    return None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("device") is None:
+        return
+    cache = item.config.stash.setdefault(_missing_key, {})
+    name = item.config.getoption("--board")
+    if name not in cache:
+        cache[name] = _missing_device_tools(name)
+    if cache[name] is not None:
+        pytest.skip(cache[name])
+
+
+_missing_key = pytest.StashKey[dict]()
+
+
 @pytest.fixture(scope="session")
 def board_name(request: pytest.FixtureRequest) -> str:
     """The board named by --board."""
     return request.config.getoption("--board")
+
+
+@pytest.fixture(scope="session")
+def board(board_name: str):
+    """The Board of --board (harness.boards.Board)."""
+    from harness.boards import load_board
+
+    return load_board(board_name)
+
+
+@pytest.fixture(scope="session")
+def device_session(board) -> Callable[..., AbstractContextManager]:
+    """`device_session(graphs)`: build firmware holding `graphs` and open a live session to it."""
+    from harness.codegen import model_hash
+    from harness.device import open_device
+    from harness.firmware import build_graphs
+
+    def open_session(graphs, **options) -> AbstractContextManager:
+        build = build_graphs(list(graphs), board)
+        return open_device(board, build.elf_path, expected_hash=model_hash(list(graphs)), **options)
+
+    return open_session

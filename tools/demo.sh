@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job of the README: set up (idempotent), then evaluate the default mixed-precision
-# policy on the host (float vs fake-quant vs integer accuracy, memory).
+# The main job of the README: set up (idempotent), then measure the default mixed-precision
+# policy on the default emulated board (training the digits model first if needed) and print
+# the report. Extra arguments go to `harness measure` (e.g. --images 300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-exec .venv/bin/harness evaluate policies/digits-mixed.json "$@"
+exec .venv/bin/harness measure policies/digits-mixed.json --board qemu-m7 --out runs/demo-report.json "$@"

@@ -174,7 +174,7 @@ def _stderr_summary(stderr: IO[bytes], limit: int = 300) -> str:
     paragraph = _stderr_text(stderr).strip().split("\n\n", 1)[0]  # a CPU lockup is followed by a register dump
     lines = [_OPTION_ECHO.sub("", line).strip() for line in paragraph.splitlines()]
     errors = [line for line in lines if line and not line.startswith(("info:", "warning:"))]
-    return "; ".join(dict.fromkeys(errors or [line for line in lines if line]))[:limit]
+    return "; ".join(dict.fromkeys(errors or [line for line in lines if line.startswith("warning:")]))[:limit]
 
 
 _OPTION_ECHO = re.compile(r"^qemu(-system-\w+)?: (-\w+ \S+: )?")

@@ -1,0 +1,39 @@
+"""`harness build POLICY --board B`: quantize, generate C and build the firmware (cached)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.boards import load_board
+from harness.measure import build_policy_firmware
+from harness.pipeline import graph_for_policy
+from harness.policy import load_policy
+from harness.pytest_plugin import DEFAULT_BOARD
+from harness.units import format_size
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("build", help="build a policy's firmware for a board",
+                                   description="Quantize the policy, generate C and build the ELF (cached by content).")
+    parser.add_argument("policy", type=Path, help="policy.json")
+    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    policy = load_policy(args.policy)
+    board = load_board(args.board)
+    graph = graph_for_policy(policy, progress=lambda message: console.log(message))
+    build = build_policy_firmware(graph, policy, board)
+    table = Table(title=f"{policy.name} for {board.name}{' (cached)' if build.cached else ''}")
+    for column in ("memory", "used", "budget", "share"):
+        table.add_column(column)
+    for what, used, budget in (("flash", build.flash_bytes, board.budget.flash), ("ram", build.ram_bytes, board.budget.ram)):
+        table.add_row(what, format_size(used), format_size(budget), f"{100 * used / budget:.1f}%")
+    Console().print(table)
+    print(build.elf_path)
+    return 0

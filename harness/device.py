@@ -1,0 +1,66 @@
+"""One session API over every backend: (board, ELF) -> a started target and a protocol session.
+
+    with open_device(board, elf, expected_hash=graph.hash()) as device:
+        device.load(0, packed_input); result = device.run(0)
+
+The backend starts (or flashes) the target, the protocol talks to it; a failure while the
+target is gone is reported as the target's death (e.g. "QEMU exited"), in one line.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from harness.backends import open_link
+from harness.boards import Board
+from harness.errors import HarnessError
+from harness.ir import Tensor
+from harness.packing import pack, unpack
+from harness.protocol import Device
+
+HELLO_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = None,
+                timeout: float = 2.0, run_timeout: float = 60.0) -> Iterator[Device]:
+    """Start `elf_path` on `board` and yield a protocol session to it; stop the target after.
+
+    With `expected_hash`, refuse a firmware built from another graph.
+    """
+    with open_link(board, elf_path) as link:
+        try:
+            with Device.open(link.url, baudrate=getattr(board.backend_settings, "baud", 115200),
+                             connect_timeout=5.0, timeout=timeout, run_timeout=run_timeout) as device:
+                try:
+                    device.wait_hello(HELLO_TIMEOUT_S)
+                except HarnessError:
+                    pass  # the hello may have gone out before we connected; INFO below decides
+                device.info()
+                if expected_hash is not None:
+                    device.require_model_hash(expected_hash)
+                yield device
+        except HarnessError as error:
+            reason = link.failure()
+            if reason is not None:
+                raise HarnessError(f"{link.description}: {reason} ({error})") from None
+            raise
+
+
+def pack_tensor(values: np.ndarray, tensor: Tensor) -> bytes:
+    """The bytes the firmware expects for an unpacked tensor [H, W, C]."""
+    if tensor.bits == 32:
+        return np.asarray(values, dtype="<i4").tobytes()
+    return pack(values, tensor.bits, signed=False).tobytes()
+
+
+def unpack_tensor(raw: bytes, tensor: Tensor) -> np.ndarray:
+    """An output tensor read from the firmware, unpacked to int32 [H, W, C]."""
+    if tensor.bits == 32:
+        return np.frombuffer(raw, dtype="<i4").astype(np.int32).reshape(tensor.shape)
+    h, w, c = tensor.shape
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, -1)
+    return unpack(rows, tensor.bits, c, signed=False)
