@@ -26,7 +26,7 @@ COUNTER_KINDS = {"cycles": 0, "virtual-time": 1, "instructions": 2}
 
 @dataclass(frozen=True)
 class MemoryRegion:
-    """An address range of the board. `reserved` regions (the stack) count whole towards RAM."""
+    """An address range of the board. `reserved` regions (the stack) lie outside the RAM budget."""
 
     name: str
     kind: str
@@ -40,7 +40,7 @@ class MemoryRegion:
 
 @dataclass(frozen=True)
 class Budget:
-    """Bytes a firmware may use: flash (code, weights, .data image) and RAM (.data, .bss, stack)."""
+    """Bytes a firmware may use: flash (code, weights, .data image) and RAM (.data, .bss with the arena; the stack has its own region)."""
 
     flash: int
     ram: int

@@ -11,8 +11,9 @@ hit does not run make.
 Memory is read from the ELF (pyelftools) against the board's regions:
 - flash: every allocated section with contents whose load address lies in a flash region
   (vectors, code, constants and weights, .ARM.exidx, the .data load image);
-- RAM: every allocated section whose run address lies in a RAM region (.data, .bss with the
-  activation arena), plus each `reserved` region whole (the stack may grow to its end).
+- RAM: every allocated section whose run address lies in a budgeted RAM region (.data, .bss
+  with the activation arena). A `reserved` region (the stack, in the H743's DTCM) is memory of
+  its own outside the RAM budget: it is reported as `reserved_bytes`, not added to `ram_bytes`.
 """
 from __future__ import annotations
 
@@ -71,8 +72,8 @@ class Section:
 @dataclass(frozen=True)
 class MemoryUsage:
     flash_bytes: int
-    ram_bytes: int        # sections in RAM plus reserved_bytes
-    reserved_bytes: int   # reserved regions (the stack) counted whole
+    ram_bytes: int        # sections in budgeted RAM (.data, .bss, the arena)
+    reserved_bytes: int   # reserved regions (the stack), outside the RAM budget
     sections: tuple[Section, ...]
 
 
@@ -118,7 +119,7 @@ def build_firmware(board: Board, gen_dir: str | Path, *, make_vars: Mapping[str,
     memory = measure_elf(elf_path, board)
     if not cached:
         _console.print(f"built firmware for {board.name} in {seconds:.1f} s: flash {format_size(memory.flash_bytes)}, "
-                       f"ram {format_size(memory.ram_bytes)} with the stack", soft_wrap=True)
+                       f"ram {format_size(memory.ram_bytes)} (+ {format_size(memory.reserved_bytes)} stack in its own region)", soft_wrap=True)
     if check_budget:
         check_budgets(memory, board)
     return BuildResult(elf_path=elf_path, memory=memory, key=key, cached=cached)
@@ -180,7 +181,7 @@ def measure_elf(elf_path: Path, board: Board) -> MemoryUsage:
     reserved = sum(region.size for region in board.memory if region.reserved)
     return MemoryUsage(
         flash_bytes=sum(section.flash for section in sections),
-        ram_bytes=sum(section.ram for section in sections) + reserved,
+        ram_bytes=sum(section.ram for section in sections),
         reserved_bytes=reserved,
         sections=sections,
     )
