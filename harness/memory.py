@@ -1,0 +1,103 @@
+"""The memory model of an integer graph: flash and RAM bytes, per layer and in total.
+
+- flash = packed weights + per-channel parameters (int32 bias, int32 mult, int8 shift)
+  + CODE_FLASH_BYTES, an estimate of the kernels, runtime, BSP and C library;
+- RAM = the activation arena (harness.planner.plan_arena) + RUNTIME_RAM_BYTES, an estimate of
+  the stack, protocol frame buffers and runtime state. The simple bound (largest input + output
+  of one layer) is reported next to the arena: no plan can be smaller.
+
+The two constants are estimates until the firmware's ELF sizes calibrate them; both are listed
+in every report so a budget decision can be checked by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.ir import Graph
+from harness.planner import kernel_for, plan_arena, simple_bound
+from harness.policy import Budget
+from harness.units import format_size
+
+CODE_FLASH_BYTES = 32 * 1024
+RUNTIME_RAM_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """One row of the memory table."""
+
+    name: str
+    op: str  # the kernel that runs it: conv2d, pointwise, depthwise_conv2d, global_avg_pool, fully_connected
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    params: int  # weight values + biases
+    macs: int
+    w_bits: int | None
+    a_bits: int  # bits of the output tensor (32: logits)
+    weight_bytes: int  # packed
+    param_bytes: int  # bias, mult, shift
+    activation_bytes: int  # the output tensor
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.weight_bytes + self.param_bytes
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    layers: tuple[LayerMemory, ...]
+    input_bytes: int
+    arena_bytes: int
+    simple_bound_bytes: int
+    code_bytes: int = CODE_FLASH_BYTES
+    runtime_ram_bytes: int = RUNTIME_RAM_BYTES
+
+    @property
+    def weight_bytes(self) -> int:
+        return sum(layer.weight_bytes for layer in self.layers)
+
+    @property
+    def param_bytes(self) -> int:
+        return sum(layer.param_bytes for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.weight_bytes + self.param_bytes + self.code_bytes
+
+    @property
+    def ram_bytes(self) -> int:
+        return self.arena_bytes + self.runtime_ram_bytes
+
+    def over_budget(self, budget: Budget) -> list[str]:
+        """One message per exceeded budget (empty: the graph fits)."""
+        problems = []
+        for name, used, limit in (("flash", self.flash_bytes, budget.flash), ("RAM", self.ram_bytes, budget.ram)):
+            if used > limit:
+                problems.append(f"{name} needs {format_size(used)} ({used} B), over the {format_size(limit)} "
+                                f"budget by {used - limit} B")
+        return problems
+
+    def to_dict(self) -> dict:
+        return {
+            "flash_bytes": self.flash_bytes, "weight_bytes": self.weight_bytes, "param_bytes": self.param_bytes,
+            "code_bytes": self.code_bytes, "ram_bytes": self.ram_bytes, "arena_bytes": self.arena_bytes,
+            "runtime_ram_bytes": self.runtime_ram_bytes, "simple_bound_bytes": self.simple_bound_bytes,
+            "input_bytes": self.input_bytes, "macs": self.macs,
+            "layers": [vars(layer) | {"flash_bytes": layer.flash_bytes} for layer in self.layers],
+        }
+
+
+def memory_report(graph: Graph) -> MemoryReport:
+    """Bytes of every layer and of the whole graph."""
+    rows = []
+    for layer in graph.layers:
+        out = graph.tensors[layer.output]
+        weights = 0 if layer.weights is None else int(layer.weights.size) + out.channels
+        rows.append(LayerMemory(layer.name, kernel_for(layer), layer.kernel, layer.stride, weights, graph.macs(layer),
+                                layer.w_bits, out.bits, graph.weight_bytes(layer), graph.param_bytes(layer),
+                                out.nbytes))
+    return MemoryReport(tuple(rows), graph.tensors[graph.input].nbytes, plan_arena(graph).size, simple_bound(graph))

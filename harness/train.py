@@ -1,0 +1,170 @@
+"""Float training of zoo models on the CPU: deterministic, seconds for digits-cnn.
+
+FloatNet is a zoo architecture in torch; its checkpoint (cache_dir("models")/<zoo>.pt) is the
+starting point of every policy's QAT.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness import zoo
+from harness.data import load_split
+from harness.errors import HarnessError
+from harness.paths import cache_dir
+from harness.policy import ModelRef, policy_hash
+from harness.zoo.architecture import CONV_OPS, Architecture, LayerSpec
+
+TORCH_THREADS = 2
+BATCH_SIZE = 32
+FLOAT_EPOCHS = 30
+FLOAT_LR = 3e-3
+FLOAT_SEED = 0
+
+Progress = Callable[[str], None]
+
+
+def conv_module(spec: LayerSpec, in_channels: int, bias: bool) -> nn.Conv2d:
+    """The torch convolution of a conv2d or depthwise_conv2d spec."""
+    depthwise = spec.op == "depthwise_conv2d"
+    out_channels = in_channels if depthwise else spec.out_channels
+    return nn.Conv2d(in_channels, out_channels, spec.kernel, spec.stride, spec.padding,
+                     groups=in_channels if depthwise else 1, bias=bias)
+
+
+class FloatNet(nn.Module):
+    """The float model: every convolution followed by BatchNorm and ReLU; inputs NCHW."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        self.arch = arch
+        in_channels = arch.input_channels()
+        self.blocks = nn.ModuleDict()
+        for spec in arch.layers:
+            if spec.op in CONV_OPS:
+                conv = conv_module(spec, in_channels[spec.name], bias=False)
+                self.blocks[spec.name] = nn.Sequential(conv, nn.BatchNorm2d(conv.out_channels), nn.ReLU())
+            elif spec.op == "fully_connected":
+                self.blocks[spec.name] = nn.Linear(in_channels[spec.name], spec.out_channels)
+
+    def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every layer's output by name (after ReLU for convolutions; the last is the logits)."""
+        outputs = {}
+        for spec in self.arch.layers:
+            x = x.mean(dim=(2, 3)) if spec.op == "global_avg_pool" else self.blocks[spec.name](x)
+            outputs[spec.name] = x
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activations(x)[self.arch.classifier]
+
+
+def configure_torch(seed: int) -> None:
+    """Few threads (the CPU is shared), deterministic kernels, seeded generators."""
+    torch.set_num_threads(TORCH_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+
+
+def nchw(images: np.ndarray) -> torch.Tensor:
+    """NHWC numpy images -> NCHW float32 torch tensor."""
+    return torch.from_numpy(np.array(images.transpose(0, 3, 1, 2), dtype=np.float32))
+
+
+def fit(model: nn.Module, parameters: Iterable[nn.Parameter], images: np.ndarray, labels: np.ndarray,
+        epochs: int, lr: float, seed: int, progress: Progress | None = None) -> None:
+    """Adam with a cosine learning-rate decay over `epochs`, mini-batches shuffled by `seed`."""
+    x, y = nchw(images), torch.tensor(np.asarray(labels), dtype=torch.int64)
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    steps_per_epoch = -(-len(x) // BATCH_SIZE)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs * steps_per_epoch))
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=generator)
+        total = 0.0
+        for start in range(0, len(x), BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x[batch]), y[batch])
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        if progress:
+            progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}")
+    model.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: np.ndarray) -> np.ndarray:
+    """Logits [N, classes] of a model in eval mode."""
+    model.eval()
+    return model(nchw(images)).numpy()
+
+
+def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(predict(model, images).argmax(axis=1) == labels))
+
+
+def checkpoint_path(model: ModelRef) -> Path:
+    """The policy's own checkpoint, or the cached one `harness train` writes for this zoo model."""
+    if model.checkpoint is not None:
+        return model.checkpoint
+    suffix = f"-{policy_hash(model.args)[:8]}" if model.args else ""
+    return cache_dir("models") / f"{model.zoo}{suffix}.pt"
+
+
+def train_float(model: ModelRef, epochs: int = FLOAT_EPOCHS, seed: int = FLOAT_SEED,
+                progress: Progress | None = None) -> tuple[FloatNet, float]:
+    """Train the float model, save its checkpoint, return it and its test accuracy."""
+    arch = zoo.build(model.zoo, model.args)
+    configure_torch(seed)
+    net = FloatNet(arch)
+    split = load_split(arch.input_shape[0])
+    fit(net, net.parameters(), split.train_images, split.train_labels, epochs, FLOAT_LR, seed, progress)
+    test_accuracy = accuracy(net, split.test_images, split.test_labels)
+    path = checkpoint_path(ModelRef(model.zoo, model.args))
+    torch.save({"zoo": model.zoo, "args": model.args, "state_dict": net.state_dict(),
+                "epochs": epochs, "seed": seed, "test_accuracy": test_accuracy}, path)
+    return net, test_accuracy
+
+
+def load_float(model: ModelRef, progress: Progress | None = None) -> FloatNet:
+    """The float model of a policy: from its checkpoint, training it first if it is missing."""
+    path = checkpoint_path(model)
+    if not path.is_file():
+        if progress:
+            progress(f"no float checkpoint at {path}: training {model.zoo}")
+        net, _ = train_float(model, progress=progress)
+        return net
+    arch = zoo.build(model.zoo, model.args)
+    net = FloatNet(arch)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many error types for a foreign or truncated file
+        raise HarnessError(f"{path}: not a readable checkpoint (`harness train` writes one)") from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise HarnessError(f"{path}: no state_dict in the checkpoint (`harness train` writes one)")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as error:
+        detail = " ".join(line.strip() for line in str(error).splitlines())
+        raise HarnessError(f"{path}: weights do not fit {_describe(arch)}: {detail[:200]}") from None
+    return net.eval()
+
+
+def checkpoint_digest(model: ModelRef) -> str:
+    """sha256 (16 hex) of the float checkpoint's bytes: what a cached quantized model came from."""
+    return hashlib.sha256(checkpoint_path(model).read_bytes()).hexdigest()[:16]
+
+
+def _describe(arch: Architecture) -> str:
+    return f"{arch.name} (input {'x'.join(map(str, arch.input_shape))})"
