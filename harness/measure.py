@@ -26,7 +26,6 @@ from harness.ir import Graph
 from harness.memory import memory_report
 from harness.policy import Policy
 from harness.protocol import DeviceInfo
-from harness.units import format_size
 
 
 @dataclass(frozen=True)
@@ -132,14 +131,6 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
             "predicted_flash_bytes": predicted.flash_bytes, "predicted_arena_bytes": predicted.arena_bytes,
         },
     }
-
-
-def format_memory(report: dict) -> list[tuple[str, str]]:
-    """(what, used vs budget) rows for the summary."""
-    mem = report["memory"]
-    return [(what, f"{format_size(mem[f'{what}_bytes'])} of {format_size(mem[f'{what}_budget'])} "
-                   f"({100 * mem[f'{what}_bytes'] / mem[f'{what}_budget']:.1f}%)")
-            for what in ("flash", "ram")]
 
 
 def _append(log, record: dict) -> None:

@@ -8,8 +8,6 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.boards import load_board
-from harness.measure import build_policy_firmware
-from harness.pipeline import graph_for_policy
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
@@ -24,6 +22,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
+    from harness.measure import build_policy_firmware
+    from harness.pipeline import graph_for_policy
     console = Console(stderr=True)
     policy = load_policy(args.policy)
     board = load_board(args.board)

@@ -11,10 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.boards import load_board
-from harness.measure import format_memory, measure
-from harness.pipeline import graph_for_policy
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
+from harness.units import format_size
 
 DEFAULT_IMAGES = 100
 
@@ -33,6 +32,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
+    from harness.measure import measure
+    from harness.pipeline import graph_for_policy
     console = Console(stderr=True)
     policy = load_policy(args.policy)
     board = load_board(args.board)
@@ -77,6 +79,14 @@ def summary_table(report: dict) -> Table:
     for what, text in format_memory(report):
         table.add_row(f"{what} used / budget", text)
     return table
+
+
+def format_memory(report: dict) -> list[tuple[str, str]]:
+    """(what, used vs budget) rows for the summary."""
+    mem = report["memory"]
+    return [(what, f"{format_size(mem[f'{what}_bytes'])} of {format_size(mem[f'{what}_budget'])} "
+                   f"({100 * mem[f'{what}_bytes'] / mem[f'{what}_budget']:.1f}%)")
+            for what in ("flash", "ram")]
 
 
 def _default_log(out: Path | None, policy: str, board: str) -> Path:
