@@ -1,0 +1,48 @@
+/*
+ * Firmware entry: bring the board up, say hello (the model hash), then serve protocol requests
+ * forever (docs/protocol.md).
+ */
+#include <stdint.h>
+
+#include "bsp.h"
+#include "mpq_commands.h"
+#include "mpq_protocol.h"
+
+/* A frame whose bytes stop for this long is dropped (its sender repeats it). */
+#define RX_IDLE_TIMEOUT_MS 500u
+
+static mpq_rx_t rx;
+
+/* Handle every frame the receiver can complete now. */
+static void serve_frames(void) {
+    mpq_frame_t frame;
+    mpq_rx_event_t event;
+    while ((event = mpq_rx_next(&rx, &frame)) != MPQ_RX_NONE) {
+        if (event == MPQ_RX_FRAME) {
+            mpq_handle_request(&frame);
+        } else {
+            mpq_send_error(frame.seq, MPQ_ERR_BAD_CRC, "CRC mismatch");
+        }
+    }
+}
+
+int main(void) {
+    bsp_init();
+    mpq_rx_reset(&rx);
+    mpq_send_hello();
+    const uint64_t idle_limit = (uint64_t)(bsp_counter_hz / 1000u) * RX_IDLE_TIMEOUT_MS;
+    uint64_t last_activity = bsp_ticks();
+    for (;;) {
+        uint8_t byte;
+        if (!bsp_uart_read(&byte)) {
+            bsp_uart_wait();
+            continue;
+        }
+        if (mpq_rx_partial(&rx) && bsp_ticks() - last_activity > idle_limit) {
+            mpq_rx_reset(&rx);
+        }
+        mpq_rx_push(&rx, byte);
+        serve_frames();
+        last_activity = bsp_ticks();
+    }
+}

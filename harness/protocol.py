@@ -1,0 +1,517 @@
+"""Host side of the UART protocol (docs/protocol.md) over any pyserial URL.
+
+`Device` talks to one firmware: every request has a deadline and is repeated (same seq) a
+bounded number of times when its answer is missing or corrupt; stray, stale and corrupt frames
+are skipped. Every failure is a HarnessError naming the command and the link.
+
+    with Device.open("socket://127.0.0.1:4321") as device:
+        info = device.info()
+        device.load(0, packed_input)
+        result = device.run(0)            # status, total ticks, per-layer ticks
+        output = device.read_output(0)
+"""
+from __future__ import annotations
+
+import logging
+import struct
+import time
+import zlib
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Protocol
+
+import serial
+
+from harness.errors import HarnessError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+SYNC = 0xA5
+MAX_PAYLOAD = 1024  # the spec's bound; INFO reports the device's own
+ANSWER = 0x80
+HELLO = 0xC0
+ERROR = 0xFF
+_HEADER = struct.Struct("<BBBH")  # sync, type, seq, len
+_CRC = struct.Struct("<I")
+_LOAD_ACK = struct.Struct("<I")
+_RUN_ANSWER = struct.Struct("<iQH")  # status, total ticks, n_layers
+_PERF_ANSWER = struct.Struct("<iQQQ")  # status, total, min, max ticks
+FRAME_OVERHEAD = _HEADER.size + _CRC.size
+LOAD_HEADER_BYTES = 5  # u8 model, u32 offset
+POLL_S = 0.05  # longest single blocking read
+
+
+class Command(IntEnum):
+    INFO = 0x01
+    MODEL = 0x02
+    LOAD = 0x03
+    RUN = 0x04
+    READ = 0x05
+    PERF = 0x06
+
+
+class ErrorCode(IntEnum):
+    BAD_CRC = 1
+    BAD_LEN = 2
+    UNKNOWN_TYPE = 3
+    BAD_ARG = 4
+    RUN_FAILED = 5
+    FAULT = 6
+
+
+class CounterKind(IntEnum):
+    """What one tick is (docs/protocol.md, "Ticks, cycles and instructions")."""
+
+    CORE_CYCLES = 0
+    VIRTUAL_TIME = 1  # QEMU -icount: 1e9 / counter_hz instructions per tick
+    INSTRUCTIONS = 2
+
+
+class ReadWhat(IntEnum):
+    OUTPUT = 0
+    LAYER_TICKS = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+def encode_frame(frame_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """The bytes of one frame; CRC-32 over type, seq, len and payload."""
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit a frame")
+    body = _HEADER.pack(SYNC, frame_type, seq, len(payload))[1:] + payload
+    return bytes([SYNC]) + body + _CRC.pack(zlib.crc32(body))
+
+
+class FrameDecoder:
+    """Byte stream -> frames. A frame that fails (bad CRC, length above the bound) is skipped
+    by resuming the scan at the byte after its sync byte, so a frame starting inside it is
+    still found; at most one maximal frame is ever held."""
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+        self.skipped_frames = 0  # failed candidates, for diagnostics
+        self._buf = bytearray()
+
+    @property
+    def partial(self) -> bool:
+        """True while part of a frame is held."""
+        return bool(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        return self._parse()
+
+    def flush_stale(self) -> list[Frame]:
+        """Give up on the frame being assembled (its rest is not coming) and rescan what
+        follows its sync byte; returns any complete frames found there."""
+        frames: list[Frame] = []
+        while self._buf:
+            del self._buf[0]
+            self.skipped_frames += 1
+            frames += self._parse()
+        return frames
+
+    def _parse(self) -> list[Frame]:
+        frames = []
+        buf = self._buf
+        while True:
+            start = buf.find(SYNC)
+            if start < 0:
+                buf.clear()
+                return frames
+            del buf[:start]
+            if len(buf) < _HEADER.size:
+                return frames
+            _, frame_type, seq, length = _HEADER.unpack_from(buf)
+            if length > self.max_payload:
+                del buf[0]
+                self.skipped_frames += 1
+                continue
+            total = _HEADER.size + length + _CRC.size
+            if len(buf) < total:
+                return frames
+            body = bytes(buf[1:_HEADER.size + length])
+            (crc,) = _CRC.unpack_from(buf, _HEADER.size + length)
+            if zlib.crc32(body) == crc:
+                frames.append(Frame(frame_type, seq, body[_HEADER.size - 1:]))
+                del buf[:total]
+            else:
+                del buf[0]
+                self.skipped_frames += 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """The INFO answer."""
+
+    protocol: int
+    n_models: int
+    counter_kind: CounterKind
+    counter_hz: int
+    core_hz: int
+    arena_bytes: int
+    max_payload: int
+    model_hash: str
+    policy_hash: str
+    board: str
+
+    _FIXED = struct.Struct("<BBBxIIIH16s16s")
+
+    @classmethod
+    def parse(cls, payload: bytes) -> DeviceInfo:
+        fixed = _unpack(cls._FIXED, payload, "INFO", at_least=True)
+        protocol, n_models, kind, counter_hz, core_hz, arena, max_payload, model_hash, policy_hash = fixed
+        if protocol != PROTOCOL_VERSION:
+            raise HarnessError(f"device speaks protocol version {protocol}, this host speaks {PROTOCOL_VERSION}")
+        if kind not in CounterKind.__members__.values():
+            raise HarnessError(f"device reports unknown counter kind {kind}")
+        if max_payload <= LOAD_HEADER_BYTES:
+            raise HarnessError(f"device reports max_payload {max_payload}, too small to LOAD anything")
+        return cls(protocol, n_models, CounterKind(kind), counter_hz, core_hz, arena, max_payload,
+                   _text(model_hash), _text(policy_hash), _text(payload[cls._FIXED.size:]))
+
+    @property
+    def tick_meaning(self) -> str:
+        """What a tick is, in words a report can print."""
+        if self.counter_kind == CounterKind.CORE_CYCLES:
+            return f"core clock cycles at {self.counter_hz / 1e6:g} MHz"
+        if self.counter_kind == CounterKind.VIRTUAL_TIME:
+            return f"emulator virtual time at {self.counter_hz / 1e6:g} MHz ({self.instructions_per_tick:g} instructions per tick)"
+        return "emulator instructions"
+
+    @property
+    def instructions_per_tick(self) -> float | None:
+        """Instructions per tick when ticks count instructions (emulators), else None."""
+        if self.counter_kind == CounterKind.VIRTUAL_TIME:
+            return 1e9 / self.counter_hz
+        if self.counter_kind == CounterKind.INSTRUCTIONS:
+            return 1.0
+        return None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The MODEL answer."""
+
+    index: int
+    name: str
+    in_shape: tuple[int, int, int]
+    in_bits: int
+    out_shape: tuple[int, int, int]
+    out_bits: int
+    in_bytes: int
+    out_bytes: int
+    n_layers: int
+
+    _FIXED = struct.Struct("<HHHBHHHBIIH")
+
+    @classmethod
+    def parse(cls, index: int, payload: bytes) -> ModelInfo:
+        ih, iw, ic, ib, oh, ow, oc, ob, in_bytes, out_bytes, n_layers = _unpack(cls._FIXED, payload, "MODEL",
+                                                                                  at_least=True)
+        return cls(index, _text(payload[cls._FIXED.size:]), (ih, iw, ic), ib, (oh, ow, oc), ob, in_bytes,
+                   out_bytes, n_layers)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One RUN: the model's status (0 = every kernel succeeded) and its ticks."""
+
+    status: int
+    total_ticks: int
+    layer_ticks: tuple[int, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+@dataclass(frozen=True)
+class PerfResult:
+    """PERF over `runs` runs of the loaded input."""
+
+    status: int
+    runs: int
+    total_ticks: int
+    min_ticks: int
+    max_ticks: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+    @property
+    def mean_ticks(self) -> float:
+        return self.total_ticks / self.runs
+
+
+class DeviceError(HarnessError):
+    """The device answered a request with an error frame."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _check_settings(timeout: float, retries: int, run_timeout: float) -> None:
+    if timeout <= 0 or run_timeout <= 0 or retries < 1:
+        raise HarnessError(f"link settings: timeouts must be positive and retries at least 1 "
+                           f"(got timeout={timeout}, run_timeout={run_timeout}, retries={retries})")
+
+
+def _model_byte(index: int) -> int:
+    """The protocol's one-byte model index."""
+    if not 0 <= index <= 255:
+        raise HarnessError(f"model index {index} out of range: the protocol addresses models 0 .. 255")
+    return index
+
+
+def _unpack(layout: struct.Struct, payload: bytes, what: str, at_least: bool = False) -> tuple:
+    if len(payload) < layout.size or (not at_least and len(payload) != layout.size):
+        raise HarnessError(f"malformed {what} answer: {len(payload)} bytes, expected {layout.size}")
+    return layout.unpack_from(payload)
+
+
+def _text(raw: bytes) -> str:
+    return raw.rstrip(b"\0").decode("ascii", errors="replace")
+
+
+def _error_text(payload: bytes) -> tuple[int, str]:
+    if not payload:
+        return 0, "(empty error frame)"
+    code = payload[0]
+    name = ErrorCode(code).name if code in ErrorCode.__members__.values() else f"error {code}"
+    return code, f"{name}: {_text(payload[1:])}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The device
+
+
+class Port(Protocol):
+    """What Device needs of a pyserial port (or a test double)."""
+
+    def write(self, data: bytes) -> int | None: ...
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Device:
+    """A session with one firmware over an open port. Use as a context manager (closes it)."""
+
+    def __init__(self, port: Port, name: str, *, timeout: float = 2.0, retries: int = 3,
+                 run_timeout: float = 30.0) -> None:
+        _check_settings(timeout, retries, run_timeout)
+        self.name = name
+        self.timeout = timeout
+        self.retries = retries
+        self.run_timeout = run_timeout
+        self.hello: str | None = None  # model hash of the last hello frame seen
+        self.port = port
+        self._decoder = FrameDecoder()
+        self._frames: deque[Frame] = deque()
+        self._seq = 0
+        self._info: DeviceInfo | None = None
+        self._models: dict[int, ModelInfo] = {}
+
+    @classmethod
+    def open(cls, url: str, *, baudrate: int = 115200, connect_timeout: float = 0.0, timeout: float = 2.0,
+             retries: int = 3, run_timeout: float = 30.0) -> Device:
+        """Open a pyserial URL ("/dev/ttyACM0", "socket://127.0.0.1:PORT"); keeps trying for
+        connect_timeout seconds (an emulator may still be starting)."""
+        _check_settings(timeout, retries, run_timeout)
+        deadline = time.monotonic() + connect_timeout
+        while True:
+            try:
+                port = serial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S, write_timeout=timeout)
+                break
+            except (serial.SerialException, OSError, ValueError) as error:
+                if time.monotonic() >= deadline:
+                    raise HarnessError(f"cannot open {url}: {error}") from None
+                time.sleep(0.1)
+        return cls(port, url, timeout=timeout, retries=retries, run_timeout=run_timeout)
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.port.close()
+
+    # -- requests -------------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        """INFO, asked once and remembered (it cannot change without a reset)."""
+        if self._info is None:
+            self._info = DeviceInfo.parse(self.request(Command.INFO))
+            self._decoder.max_payload = max(MAX_PAYLOAD, self._info.max_payload)
+        return self._info
+
+    def require_model_hash(self, expected: str) -> None:
+        """Refuse a firmware built from another graph than the one to be measured."""
+        actual = self.info().model_hash
+        if actual != expected:
+            raise HarnessError(f"firmware on {self.name} has model hash {actual}, expected {expected}: "
+                               f"it was built from another graph; rebuild and flash it")
+
+    def model(self, index: int) -> ModelInfo:
+        """MODEL, asked once per index and remembered."""
+        if index not in self._models:
+            n_models = self.info().n_models
+            if not 0 <= index < n_models:
+                raise HarnessError(f"model index {index} out of range: firmware on {self.name} holds {n_models}")
+            self._models[index] = ModelInfo.parse(index, self.request(Command.MODEL, bytes([index])))
+        return self._models[index]
+
+    def load(self, index: int, data: bytes) -> None:
+        """Write the packed input in chunks the device acknowledges one by one."""
+        expected = self.model(index).in_bytes
+        if len(data) != expected:
+            raise HarnessError(f"input for model {index} has {len(data)} bytes, the firmware expects {expected}")
+        chunk = self.info().max_payload - LOAD_HEADER_BYTES
+        for offset in range(0, len(data), chunk):
+            part = data[offset:offset + chunk]
+            answer = self.request(Command.LOAD, struct.pack("<BI", _model_byte(index), offset) + part)
+            (acked,) = _unpack(_LOAD_ACK, answer, "LOAD")
+            if acked != offset + len(part):
+                raise HarnessError(f"device on {self.name} acknowledged LOAD up to byte {acked}, "
+                                   f"expected {offset + len(part)}")
+
+    def run(self, index: int, timeout: float | None = None) -> RunResult:
+        """RUN once on the loaded input, then READ the per-layer ticks."""
+        answer = self.request(Command.RUN, bytes([_model_byte(index)]), timeout or self.run_timeout)
+        status, total, n_layers = _unpack(_RUN_ANSWER, answer, "RUN")
+        return RunResult(status, total, self._read_layer_ticks(index, n_layers))
+
+    def layer_ticks(self, index: int) -> tuple[int, ...]:
+        """Per-layer ticks of the model's last RUN, or of the last run of its last PERF."""
+        return self._read_layer_ticks(index, self.model(index).n_layers)
+
+    def read_output(self, index: int) -> bytes:
+        """The output tensor of the model's last run, as the firmware stores it."""
+        return self._read(ReadWhat.OUTPUT, index, self.model(index).out_bytes)
+
+    def perf(self, index: int, runs: int, timeout: float | None = None) -> PerfResult:
+        """PERF: `runs` runs of the loaded input timed on the device, no I/O in between.
+        The default deadline allows run_timeout per run."""
+        if not 1 <= runs <= 0xFFFFFFFF:
+            raise HarnessError(f"PERF run count must be 1 .. 2^32-1, got {runs}")
+        answer = self.request(Command.PERF, struct.pack("<BI", _model_byte(index), runs),
+                              timeout or self.run_timeout * runs)
+        status, total, low, high = _unpack(_PERF_ANSWER, answer, "PERF")
+        return PerfResult(status, runs, total, low, high)
+
+    def wait_hello(self, timeout: float) -> str:
+        """Wait for the hello frame a device sends after reset; returns its model hash."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._frames:
+                frame = self._frames.popleft()
+                if frame.type == HELLO:
+                    self.hello = _text(frame.payload)
+                    return self.hello
+                self._check_fault(frame, "hello")
+            if not self._receive(deadline):
+                raise HarnessError(f"no hello frame from {self.name} within {timeout:g} s "
+                                   "(it is sent once after reset; output sent before a client connects may be lost)")
+
+    def request(self, command: Command, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """Send one request and return its answer's payload, repeating it on a missing or
+        corrupt answer; HarnessError after `retries` tries or on an error answer."""
+        command = Command(command)
+        timeout = timeout or self.timeout
+        self._seq = self._seq % 255 + 1  # 1..255; 0 is the device's own (hello, fault)
+        seq = self._seq
+        frame = encode_frame(command, seq, payload)
+        for attempt in range(1, self.retries + 1):
+            if attempt > 1:
+                log.debug("%s: repeating %s (try %d of %d)", self.name, command.name, attempt, self.retries)
+            self._write(frame, command)
+            answer = self._await_answer(command, seq, time.monotonic() + timeout)
+            if answer is not None:
+                return answer
+        raise HarnessError(f"device did not answer {command.name} within {timeout:g} s after "
+                           f"{self.retries} tries on {self.name}")
+
+    # -- internals ------------------------------------------------------------------------
+    def _read_layer_ticks(self, index: int, n_layers: int) -> tuple[int, ...]:
+        return struct.unpack(f"<{n_layers}Q", self._read(ReadWhat.LAYER_TICKS, index, 8 * n_layers))
+
+    def _read(self, what: ReadWhat, index: int, size: int) -> bytes:
+        chunk = self.info().max_payload
+        data = bytearray()
+        for offset in range(0, size, chunk):
+            n = min(chunk, size - offset)
+            answer = self.request(Command.READ, struct.pack("<BBIH", what, _model_byte(index), offset, n))
+            if len(answer) != n:
+                raise HarnessError(f"device on {self.name} answered READ with {len(answer)} bytes, expected {n}")
+            data += answer
+        return bytes(data)
+
+    def _await_answer(self, command: Command, seq: int, deadline: float) -> bytes | None:
+        """The answer's payload; None when this try failed (no answer in time, or the device
+        saw our request corrupted). Other frames are skipped."""
+        while True:
+            while self._frames:
+                frame = self._frames.popleft()
+                self._check_fault(frame, command.name)
+                if frame.type == ERROR and frame.seq == seq:
+                    code, text = _error_text(frame.payload)
+                    if code == ErrorCode.BAD_CRC:
+                        return None
+                    raise DeviceError(f"device on {self.name} refused {command.name}: {text}", code)
+                if frame.type == command | ANSWER and frame.seq == seq:
+                    return frame.payload
+                if frame.type == HELLO:
+                    self.hello = _text(frame.payload)
+                else:
+                    log.debug("%s: skipping stray frame type 0x%02x seq %d", self.name, frame.type, frame.seq)
+            if not self._receive(deadline):
+                self._frames.extend(self._decoder.flush_stale())
+                if not self._frames:
+                    return None
+
+    def _check_fault(self, frame: Frame, during: str) -> None:
+        if frame.type == ERROR and frame.payload[:1] == bytes([ErrorCode.FAULT]):
+            raise DeviceError(f"device on {self.name} crashed during {during}: {_error_text(frame.payload)[1]}",
+                              ErrorCode.FAULT)
+
+    def _receive(self, deadline: float) -> bool:
+        """Read what arrives before the deadline into the frame queue; False if nothing came."""
+        while not self._frames:
+            if time.monotonic() >= deadline:
+                return False
+            try:
+                data = self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError) as error:
+                raise HarnessError(f"link {self.name} failed while reading: {error}") from None
+            if data:
+                self._frames.extend(self._decoder.feed(data))
+        return True
+
+    def _write(self, frame: bytes, command: Command) -> None:
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError) as error:
+            raise HarnessError(f"link {self.name} failed while sending {command.name}: {error}") from None
