@@ -23,6 +23,7 @@ from harness.device import open_device, pack_tensor, unpack_tensor
 from harness.errors import HarnessError
 from harness.firmware import build_graphs
 from harness.ir import Graph
+from harness.lower import structural_graph
 from harness.memory import memory_report
 from harness.policy import Policy
 from harness.protocol import DeviceInfo
@@ -64,6 +65,11 @@ def check_predicted_memory(graph: Graph, policy: Policy, board: Board) -> None:
         problems = report.over_budget(budget)
         if problems:
             raise HarnessError(f"{policy.name} does not fit the {owner} budget: " + "; ".join(problems))
+
+
+def check_policy_fits(policy: Policy, board: Board) -> None:
+    """The same check on the policy's structure alone: fails in a second, before any training."""
+    check_predicted_memory(structural_graph(policy), policy, board)
 
 
 def build_policy_firmware(graph: Graph, policy: Policy, board: Board) -> BuildResult:

@@ -23,11 +23,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import build_policy_firmware
+    from harness.measure import build_policy_firmware, check_policy_fits
     from harness.pipeline import graph_for_policy
     console = Console(stderr=True)
     policy = load_policy(args.policy)
     board = load_board(args.board)
+    check_policy_fits(policy, board)
     graph = graph_for_policy(policy, progress=lambda message: console.log(message))
     build = build_policy_firmware(graph, policy, board)
     table = Table(title=f"{policy.name} for {board.name}{' (cached)' if build.cached else ''}")

@@ -33,11 +33,12 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import measure
+    from harness.measure import check_policy_fits, measure
     from harness.pipeline import graph_for_policy
     console = Console(stderr=True)
     policy = load_policy(args.policy)
     board = load_board(args.board)
+    check_policy_fits(policy, board)
     log_path = args.log or _default_log(args.out, policy.name, board.name)
     with console.status("quantizing the policy (cached after the first time)"):
         graph = graph_for_policy(policy, progress=lambda message: console.log(message))
