@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
     from harness.measure import build_policy_firmware, check_policy_fits
     from harness.pipeline import graph_for_policy
-    console = Console(stderr=True)
+    console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
     check_policy_fits(policy, board)
