@@ -8,6 +8,7 @@ backend's settings, validated by it when the board loads. Sizes are written as "
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -75,6 +76,27 @@ class Board:
     backend: str
     backend_settings: Any  # the backend's settings_type instance
     path: Path
+    # the board whose ELF this one runs: itself, or another board with the same BSP (renode-h743
+    # runs nucleo-h743's image; its own [counter] then says what the ticks mean there)
+    firmware: str = ""
+
+    def firmware_board(self) -> Board:
+        """The board to build the firmware for: this one, or the one named by `firmware`."""
+        if self.firmware in ("", self.name):
+            return self
+        target = load_board(self.firmware, self.path.parent)
+        if target.bsp != self.bsp or target.firmware_board() is not target:
+            raise HarnessError(f"{_display(self.path)}: firmware {self.firmware!r} must be a board with its own "
+                               f"firmware and the same bsp ({self.bsp!r})")
+        return target
+
+    def with_serial_port(self, port: str | None) -> Board:
+        """This board reached at serial `port` (the --port option); itself when port is None."""
+        if port is None:
+            return self
+        if "port" not in {field.name for field in dataclasses.fields(self.backend_settings)}:
+            raise HarnessError(f"--port: board {self.name} ({self.backend} backend) has no serial port to choose")
+        return dataclasses.replace(self, backend_settings=dataclasses.replace(self.backend_settings, port=port))
 
     def region_at(self, address: int) -> MemoryRegion | None:
         return next((region for region in self.memory if region.contains(address)), None)
@@ -130,6 +152,7 @@ def _parse_file(path: Path) -> Board:
         backend=backend_name,
         backend_settings=parse_settings(backend.settings_type, backend_table, f"{where}: backend"),
         path=path,
+        firmware=fields.get("firmware", str, name),
     )
     fields.reject_unknown()
     return board

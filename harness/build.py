@@ -106,6 +106,7 @@ def build_firmware(board: Board, gen_dir: str | Path, *, make_vars: Mapping[str,
     are part of the cache key. HarnessError when the toolchain is missing, the build fails (the
     compiler's or linker's essential line), or, with `check_budget`, the image exceeds a budget.
     """
+    board = board.firmware_board()  # renode-h743 runs the nucleo-h743 ELF
     gen_dir = Path(gen_dir).resolve()
     if not gen_dir.is_dir():
         raise HarnessError(f"no generated sources at {gen_dir}")

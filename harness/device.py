@@ -8,6 +8,7 @@ target is gone is reported as the target's death (e.g. "QEMU exited"), in one li
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.ir import Tensor
 from harness.packing import pack, unpack
-from harness.protocol import Device
+from harness.protocol import CounterKind, Device, DeviceInfo
 
 HELLO_TIMEOUT_S = 5.0
 
@@ -36,7 +37,8 @@ def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = Non
             with Device.open(link.url, baudrate=getattr(board.backend_settings, "baud", 115200),
                              connect_timeout=5.0, timeout=timeout, run_timeout=run_timeout) as device:
                 try:
-                    device.wait_hello(HELLO_TIMEOUT_S)
+                    if not link.hello_consumed:
+                        device.wait_hello(HELLO_TIMEOUT_S)
                 except HarnessError:
                     pass  # the hello may have gone out before we connected; INFO below decides
                 device.info()
@@ -48,6 +50,12 @@ def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = Non
             if reason is not None:
                 raise HarnessError(f"{link.description}: {reason} ({error})") from None
             raise
+
+
+def board_info(info: DeviceInfo, board: Board) -> DeviceInfo:
+    """INFO as `board` means it: the board file says what a tick counts. One ELF reports core
+    cycles on the Nucleo and also runs in Renode, whose DWT counts instructions (renode-h743)."""
+    return dataclasses.replace(info, counter_kind=CounterKind(board.counter.protocol_kind))
 
 
 def pack_tensor(values: np.ndarray, tensor: Tensor) -> bytes:

@@ -41,6 +41,10 @@ class ToolStatus:
 class Link(ABC):
     """A running target reachable at a pyserial URL. Valid only inside `open_link`'s with-block."""
 
+    # True when the backend already waited for the firmware's hello frame (a board reset with
+    # the port open), so a session need not wait for it again
+    hello_consumed = False
+
     def __init__(self, url: str, description: str) -> None:
         self.url = url
         self.description = description

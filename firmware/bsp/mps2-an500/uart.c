@@ -22,7 +22,7 @@ void mps2_uart_init(void) {
     UART0_BAUDDIV = MPS2_SYSCLK_HZ / BAUD; /* QEMU ignores the rate but wants a divider >= 16 */
     UART0_INTSTATUS = UART_INT_RX;
     UART0_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_INTEN;
-    NVIC_ISER0 = 1u << UART0_RX_IRQ;
+    NVIC_ISER(0) = 1u << UART0_RX_IRQ;
 }
 
 /* RX interrupt: move every waiting byte into the ring; a byte that finds it full is dropped
