@@ -1,14 +1,17 @@
 """Every kernel at every bit combination, through codegen -> build -> the --board target.
 
-One firmware image per op holds all its single-layer test networks (27 bit combinations,
-int32-logit variants, a zero-point input), so the suite boots the target a handful of times.
+One firmware image per (op, implementation) holds all the op's single-layer test networks (27 bit
+combinations with odd sizes and channel counts, int32-logit variants, a zero-point input): the
+shipped build (the wrappers pick the Cortex-M7 _m7 kernels) and one built with -DMPQ_FORCE_REF
+(the portable _ref kernels), so the suite boots the target a handful of times.
 """
-import numpy as np
 import pytest
+from support.device_checks import device_mismatches
 
-from harness import reference
-from harness.device import pack_tensor, unpack_tensor
-from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
+from harness.bench import build_for_impl
+from harness.codegen import model_hash
+from harness.device import open_device
+from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_layer_graph
 
 pytestmark = pytest.mark.device
 SEED = 1234
@@ -26,26 +29,22 @@ def _graphs(op: str) -> dict:
     return cases
 
 
-@pytest.fixture(scope="module", params=KERNEL_OPS + ("global_avg_pool",))
-def op_firmware(request, device_session):
-    """(test networks, live session) for one op."""
-    cases = _graphs(request.param)
-    with device_session(list(cases.values())) as device:
-        yield request.param, cases, device
+OP_IMPLS = [(op, impl) for op in KERNEL_OPS for impl in ("m7", "ref")] + [("global_avg_pool", "ref")]
+
+
+@pytest.fixture(scope="module", params=OP_IMPLS, ids=lambda p: "-".join(p))
+def op_firmware(request, board):
+    """(op, test networks, live session) for one op with one kernel implementation."""
+    op, impl = request.param
+    cases = _graphs(op)
+    graphs = list(cases.values())
+    build = build_for_impl(graphs, board, impl, "kernel-tests")
+    with open_device(board, build.elf_path, expected_hash=model_hash(graphs)) as device:
+        yield op, cases, device
 
 
 def test_every_bit_combination_is_bit_exact(op_firmware):
     op, cases, device = op_firmware
-    mismatches = []
-    for index, (case, graph) in enumerate(cases.items()):
-        for seed in (0, 1):
-            x = random_input(graph, seed)
-            device.load(index, pack_tensor(x, graph.tensors[graph.input]))
-            run = device.run(index)
-            assert run.ok, f"{op} {case}: firmware status {run.status}"
-            got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
-            expected = reference.predict(graph, x)
-            if not np.array_equal(got, expected):
-                mismatches.append(f"{case} (input seed {seed}): {int((got != expected).sum())} values differ")
+    mismatches = device_mismatches(device, cases)
     assert len(cases) >= 9
     assert not mismatches, f"{op}: " + "; ".join(mismatches)

@@ -1,4 +1,4 @@
-"""The portable C kernels (firmware/kernels), built for the host, against harness.reference:
+"""The C kernels (firmware/kernels: portable _ref and Cortex-M7 _m7), built for the host, against harness.reference:
 bit-exact for every op x (input, weight, output) bits, never writing past their buffers,
 refusing bad arguments, and compiling warning-free for the Cortex-M7 with a small stack."""
 import itertools
@@ -16,16 +16,18 @@ from support.host_kernels import (
     KernelCall,
     build_library,
     expected_output,
+    impls_of,
 )
 
 from harness import reference
 from harness.ir import Graph, Layer, Tensor, conv_output_size
 from harness.packing import BITS, value_range
+from harness.bench import SUITE, BenchShape, shape_graph
+from harness.planner import layer_scratch_bytes
 from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
 from harness.requant import quantize_multipliers
 
 SEEDS = (0, 1, 2, 3, 4)
-IMPLS = ("", "_ref")  # the dispatching wrapper and the portable kernel
 ARM_CFLAGS = ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", "-std=c11",
               "-Wall", "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections")
 MAX_STACK_BYTES = 512  # per kernel function; the device has 512 kB RAM shared with the arena
@@ -41,9 +43,14 @@ def _first_difference(got: bytes, expected: bytes) -> str:
     return f"byte {i} of {len(expected)} differs: got {got[i:i + 4].hex()}, expected {expected[i:i + 4].hex()}"
 
 
+def impls(kernel: str) -> tuple[str, ...]:
+    """The wrapper and every implementation of the kernel."""
+    return ("",) + impls_of(kernel)
+
+
 def assert_calls_match(lib, call: KernelCall, expected: bytes, name: str) -> None:
-    """Wrapper and _ref kernel return MPQ_OK and the expected bytes, in bounds."""
-    for impl in IMPLS:
+    """Wrapper, _ref and (where there is one) _m7 kernel return MPQ_OK and the expected bytes, in bounds."""
+    for impl in impls(call.kernel):
         what = f"mpq_{call.kernel}{impl} on {name}"
         outcome = call.run(lib, impl)
         assert outcome.rc == MPQ_OK, f"{what}: returned {outcome.rc}"
@@ -140,6 +147,29 @@ def test_requantization_edge_cases(kernels, out_bits):
     assert_calls_match(kernels, call, expected_output(graph, zeros), graph.name)
 
 
+@pytest.mark.parametrize("out_bits", BITS)
+@pytest.mark.parametrize("op", ["pointwise", "fully_connected"])
+def test_requantization_edge_cases_of_the_m7_kernels(kernels, op, out_bits):
+    """The same accumulator, multiplier and shift extremes through the _m7 kernels' own
+    requantization (32-bit steps, a short path for shift > 32): a 1x1 layer whose input is 1
+    and whose weight is 1, so each output channel's accumulator is its bias + 1."""
+    accs = [-(2**31) + 1, -(2**20) - 1, -3, -2, -1, 0, 1, 2, 3, 7, 8, 1023, 1024, 2**20 + 1, 2**31 - 2]
+    mults = [0, 1, 3, 2**30, 2**31 - 1]
+    shifts = [1, 2, 3, 5, 12, 31, 32, 33, 34, 62]
+    acc, mult, shift = (np.array(v) for v in zip(*itertools.product(accs, mults, shifts)))
+    c = acc.size
+    x = Tensor("x", (1, 1, 1), 8, 1.0)
+    y = Tensor("y", (1, 1, c), out_bits, 1.0)
+    ir_op = "conv2d" if op == "pointwise" else op
+    wshape = (c, 1, 1, 1) if ir_op == "conv2d" else (c, 1)
+    layer = Layer("layer0", ir_op, "x", "y", w_bits=2, weights=np.ones(wshape, dtype=np.int32),
+                  bias=(acc - 1).astype(np.int32), mult=mult.astype(np.int32), shift=shift.astype(np.int8))
+    graph = Graph(f"m7_requant_edges_{op}_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
+    ones = np.ones((1, 1, 1), dtype=np.int32)
+    call = KernelCall.from_graph(op, graph, ones)
+    assert_calls_match(kernels, call, expected_output(graph, ones), graph.name)
+
+
 # -- argument checks --------------------------------------------------------------------------
 
 def _set_offset(call: KernelCall, value: int) -> None:
@@ -191,7 +221,7 @@ def test_bad_arguments_are_refused_without_writing(kernels, kernel, problem):
     call = KernelCall.from_graph(kernel, graph, random_input(graph, 7))
     assert call.run(kernels).rc == MPQ_OK, "the unaltered call must succeed, or the test proves nothing"
     change(call)
-    for impl in IMPLS:
+    for impl in impls(kernel):
         outcome = call.run(kernels, impl, **run_args)
         assert outcome.rc == MPQ_ERR_ARG, f"mpq_{kernel}{impl}: {problem} returned {outcome.rc}"
         assert set(outcome.output) <= {CANARY} and not outcome.output_overrun, f"{problem}: output written"
@@ -210,3 +240,41 @@ def test_compiles_for_cortex_m7_with_a_small_stack(source, tmp_path):
     for line in (tmp_path / "kernel.su").read_text().splitlines():
         function, size, kind = line.split("\t")
         assert kind == "static" and int(size) <= MAX_STACK_BYTES, f"{function}: {size} bytes of stack ({kind})"
+
+
+@pytest.mark.parametrize("bits", [(8, 8, 8), (2, 4, 4), (4, 2, 32)], ids=str)
+def test_m7_weight_chunks_match_reference(kernels, bits):
+    """A conv whose unpacked weights exceed the _m7 work buffer: 67 output channels in chunks of
+    10 (the last one odd), an odd number of pixels, each column rebuilt once per chunk."""
+    shape = BenchShape("chunked", "conv 3x3 5x5x96 -> 67", "conv2d", 5, 5, 96, 67, 3, 1, 1, 0.0)
+    assert_bit_exact(kernels, "conv2d", shape_graph(shape, bits))
+
+
+@pytest.mark.parametrize("shape", [
+    BenchShape("wide_pointwise", "pointwise 1x3x3100 -> 3", "conv2d", 1, 3, 3100, 3, 1, 1, 0, 0.0),
+    BenchShape("long_depthwise", "depthwise 3x3 2x800x17", "depthwise_conv2d", 2, 800, 17, 17, 3, 1, 1, 0.0),
+    BenchShape("blocked_depthwise", "depthwise 3x3 3x300x17", "depthwise_conv2d", 3, 300, 17, 17, 3, 1, 1, 0.0),
+], ids=lambda s: s.name)
+def test_m7_beyond_its_work_buffer(kernels, shape):
+    """Layers whose _m7 working set exceeds MPQ_M7_WORK_BYTES are still computed, bit-exactly: in
+    channel blocks (depthwise: 8 + 8 + 1 channels at 300 columns) or by the portable kernel."""
+    op = "pointwise" if shape.k == 1 else shape.op
+    assert_bit_exact(kernels, op, shape_graph(shape, (4, 4, 8)))
+
+
+# -- the planner's copy of the scratch formulas ---------------------------------------------------
+
+@pytest.mark.parametrize("op", KERNEL_OPS)
+def test_planner_scratch_is_what_both_builds_ask_for(kernels, op):
+    """harness.planner reserves exactly what get_buffer_size() asks for in the shipped build (_m7
+    kernels) and in the -DMPQ_FORCE_REF build (_ref kernels), which ask for the same, for random
+    shapes and the benchmark's large ones."""
+    graphs = [random_layer_graph(op, 4, 2, 8, seed) for seed in range(40)]
+    if op != "fully_connected":
+        shapes = [s for s in SUITE if (s.name == "pointwise") == (op == "pointwise") and
+                  (s.op == "depthwise_conv2d") == (op == "depthwise_conv2d")]
+        graphs += [shape_graph(shape, (8, 8, 8)) for shape in shapes]
+    for graph in graphs:
+        call = KernelCall.from_graph(op, graph, random_input(graph, 0))
+        asked = {call.buffer_size(kernels.shipped), call.buffer_size(kernels.forced_ref)}
+        assert asked == {layer_scratch_bytes(graph, graph.layers[0])}, graph.name

@@ -29,6 +29,12 @@ CANARY = 0xA5
 CANARY_BYTES = 32
 WINDOWED = ("conv2d", "depthwise_conv2d")  # kernels taking an mpq_window_t
 KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected", "global_avg_pool")
+M7_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")  # with a Cortex-M7 (_m7) kernel
+
+
+def impls_of(kernel: str) -> tuple[str, ...]:
+    """Suffixes of the kernel's implementations: the portable "_ref" and, where there is one, "_m7"."""
+    return ("_ref", "_m7") if kernel in M7_KERNELS else ("_ref",)
 
 
 class Dims(ctypes.Structure):
@@ -57,16 +63,34 @@ _SIGNATURES = {  # kernel -> (run argtypes, get_buffer_size argtypes or None)
 }
 
 
-def build_library(out_dir: Path) -> ctypes.CDLL:
+@dataclass(frozen=True)
+class HostKernels:
+    """The kernel sources built twice for the host: as shipped (the wrappers pick the _m7 kernels)
+    and with -DMPQ_FORCE_REF (the wrappers pick the _ref kernels), so that each implementation is
+    run with exactly the scratch its own get_buffer_size() asks for."""
+
+    shipped: ctypes.CDLL
+    forced_ref: ctypes.CDLL
+
+    def lib_for(self, impl: str) -> ctypes.CDLL:
+        return self.forced_ref if impl == "_ref" else self.shipped
+
+
+def build_library(out_dir: Path) -> HostKernels:
+    """Both host builds of the kernels (HostKernels)."""
+    return HostKernels(_build(out_dir / "libmpq_kernels.so", ()),
+                       _build(out_dir / "libmpq_kernels_ref.so", ("-DMPQ_FORCE_REF",)))
+
+
+def _build(library: Path, defines: tuple[str, ...]) -> ctypes.CDLL:
     """Compile every kernel source into one shared library and declare the C signatures."""
-    library = out_dir / "libmpq_kernels.so"
-    cmd = ["cc", *HOST_CFLAGS, f"-I{KERNELS_DIR / 'include'}", *map(str, SOURCES), "-o", str(library)]
+    cmd = ["cc", *HOST_CFLAGS, *defines, f"-I{KERNELS_DIR / 'include'}", *map(str, SOURCES), "-o", str(library)]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
     if result.returncode != 0:
         raise RuntimeError(f"kernel build failed: {' '.join(cmd)}\n{result.stderr}")
     lib = ctypes.CDLL(str(library))
     for kernel, (run_args, size_args) in _SIGNATURES.items():
-        for name in (f"mpq_{kernel}", f"mpq_{kernel}_ref"):
+        for name in (f"mpq_{kernel}", *(f"mpq_{kernel}{impl}" for impl in impls_of(kernel))):
             getattr(lib, name).argtypes = run_args
             getattr(lib, name).restype = ctypes.c_int
         if size_args is not None:
@@ -132,7 +156,7 @@ class KernelCall:
         )
 
     def buffer_size(self, lib: ctypes.CDLL) -> int:
-        """mpq_<kernel>_get_buffer_size() (0 for kernels without scratch)."""
+        """mpq_<kernel>_get_buffer_size(): the scratch of the kernel the wrapper picks (0 for none)."""
         if self.kernel == "global_avg_pool":
             return 0
         get = getattr(lib, f"mpq_{self.kernel}_get_buffer_size")
@@ -140,13 +164,15 @@ class KernelCall:
             return get(ctypes.byref(self.in_dims), ctypes.byref(self.window), self.w_bits, ctypes.byref(self.out_dims))
         return get(ctypes.byref(self.in_dims), self.w_bits, ctypes.byref(self.out_dims))
 
-    def run(self, lib: ctypes.CDLL, impl: str = "", scratch_bytes: int | None = None,
+    def run(self, kernels: HostKernels, impl: str = "", scratch_bytes: int | None = None,
             scratch_misalign: int = 0, null_scratch: bool = False) -> Outcome:
-        """Call mpq_<kernel><impl> (impl "" = the dispatching wrapper, "_ref" = the portable kernel).
+        """Call mpq_<kernel><impl> (impl "" = the dispatching wrapper, "_ref" = the portable kernel,
+        "_m7" = the Cortex-M7 kernel, built for the host with C stand-ins for the DSP instructions).
 
         Output and scratch are pre-filled with canary bytes, so the output must be fully written
         (row tail bits included) and nothing may be written past either buffer.
         """
+        lib = kernels.lib_for(impl)
         if scratch_bytes is None:
             scratch_bytes = self.buffer_size(lib)
         y = np.full(self.out_nbytes + CANARY_BYTES, CANARY, dtype=np.uint8)

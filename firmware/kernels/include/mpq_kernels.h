@@ -5,7 +5,10 @@
  * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
  * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
  * kernel available for the given shape and bits; all of them are bit-exact with the
- * host reference (harness/reference.py).
+ * host reference (harness/reference.py). conv2d, pointwise, depthwise and fully connected also
+ * have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
+ * exact C stand-ins for the instructions, on any host), which the wrapper picks unless the
+ * firmware is built with -DMPQ_FORCE_REF.
  *
  * Conventions for every kernel:
  *   - tensors are NHWC, batch 1, rows packed along channels (bits 2/4/8), every pixel on a
@@ -59,6 +62,9 @@ int mpq_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
 int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                    const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                    const mpq_dims_t *out, void *y, void *scratch);
+int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                  const mpq_dims_t *out, void *y, void *scratch);
 uint32_t mpq_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win, uint8_t w_bits,
                                     const mpq_dims_t *out);
 
@@ -69,6 +75,9 @@ int mpq_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
 int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                       const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                       const mpq_dims_t *out, void *y, void *scratch);
+int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                     const mpq_dims_t *out, void *y, void *scratch);
 uint32_t mpq_pointwise_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
 
 /* depthwise k x k, weights [kh][kw][c] packed along c. */
@@ -78,6 +87,9 @@ int mpq_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_windo
 int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                              const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                              const mpq_dims_t *out, void *y, void *scratch);
+int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                            const mpq_dims_t *out, void *y, void *scratch);
 uint32_t mpq_depthwise_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
                                               uint8_t w_bits, const mpq_dims_t *out);
 
@@ -88,6 +100,9 @@ int mpq_fully_connected(const mpq_dims_t *in, const uint8_t *x, int32_t in_offse
 int mpq_fully_connected_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                             const mpq_dims_t *out, void *y, void *scratch);
+int mpq_fully_connected_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                           const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                           const mpq_dims_t *out, void *y, void *scratch);
 uint32_t mpq_fully_connected_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
 
 /* global average pool H x W x C -> 1 x 1 x C (sum, then requantize; 1/(H*W) lives in mult). */
@@ -95,6 +110,29 @@ int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offse
                         const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                             const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+/* average pool kh x kw with stride and padding (sum of in-bounds taps; 1/(kh*kw) lives in mult),
+ * channels kept, 2/4/8-bit output; no scratch. */
+int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+/* Requantization of a residual add (one for the whole tensor): see mpq_add. */
+typedef struct {
+    int32_t in1_offset, in2_offset; /* -zero_point of each input */
+    int32_t mult1, mult2;           /* 0 <= mult < 2^31 */
+    int32_t shift;                  /* 1 .. 62 */
+    int32_t out_offset;             /* the output zero-point, 0 .. 2^bits-1 */
+} mpq_add_params_t;
+
+/* residual add of two maps of one shape (any bits each), 2/4/8-bit output; no scratch:
+ * y = clamp(floor(((x1+in1_offset)*mult1 + (x2+in2_offset)*mult2 + 2^(shift-1)) / 2^shift)
+ *           + out_offset, 0, 2^bits-1), computed in int64. */
+int mpq_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+            const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
+int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
 
 #ifdef __cplusplus
 }

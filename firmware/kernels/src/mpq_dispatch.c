@@ -6,8 +6,21 @@
  * the wrapper and get_buffer_size both go through it, so they can never disagree. An optimized
  * kernel (e.g. mpq_pointwise_u8_s8_u8_m7) is added as one more entry plus a test on (shape, bits)
  * in the select function, in front of the portable _ref fallback, which accepts everything.
+ *
+ * The Cortex-M7 kernels (_m7, mpq_m7.h) accept every shape and bits the _ref kernels accept and
+ * ask for the same scratch (they work in a static buffer and run the _ref kernel for a layer too
+ * large for it), so they are picked for every conv2d, pointwise, depthwise and fully connected
+ * layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
+ * them on the device).
  */
-#include "mpq_internal.h"
+#include "mpq_m7.h"
+
+#ifdef MPQ_FORCE_REF
+#define MPQ_USE_REF 1
+#else
+#define MPQ_USE_REF 0
+#endif
+#define MPQ_PICK(m7, ref) (MPQ_USE_REF ? &(ref) : &(m7))
 
 /* ---- conv2d ---- */
 
@@ -19,6 +32,7 @@ typedef struct {
 } conv2d_kernel_t;
 
 static const conv2d_kernel_t conv2d_ref = {mpq_conv2d_ref, mpq_conv2d_ref_buffer_size};
+static const conv2d_kernel_t conv2d_m7 = {mpq_conv2d_m7, mpq_conv2d_ref_buffer_size};
 
 static const conv2d_kernel_t *conv2d_select(const mpq_dims_t *in, const mpq_window_t *win, uint8_t w_bits,
                                             const mpq_dims_t *out) {
@@ -26,7 +40,7 @@ static const conv2d_kernel_t *conv2d_select(const mpq_dims_t *in, const mpq_wind
     (void)win;
     (void)w_bits;
     (void)out;
-    return &conv2d_ref;
+    return MPQ_PICK(conv2d_m7, conv2d_ref);
 }
 
 int mpq_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -52,12 +66,13 @@ typedef struct {
 } matvec_kernel_t;
 
 static const matvec_kernel_t pointwise_ref = {mpq_pointwise_ref, mpq_matvec_ref_buffer_size};
+static const matvec_kernel_t pointwise_m7 = {mpq_pointwise_m7, mpq_matvec_ref_buffer_size};
 
 static const matvec_kernel_t *pointwise_select(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out) {
     (void)in;
     (void)w_bits;
     (void)out;
-    return &pointwise_ref;
+    return MPQ_PICK(pointwise_m7, pointwise_ref);
 }
 
 int mpq_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
@@ -77,6 +92,7 @@ uint32_t mpq_pointwise_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, con
 
 static const conv2d_kernel_t depthwise_conv2d_ref = {mpq_depthwise_conv2d_ref,
                                                      mpq_depthwise_conv2d_ref_buffer_size};
+static const conv2d_kernel_t depthwise_conv2d_m7 = {mpq_depthwise_conv2d_m7, mpq_depthwise_conv2d_ref_buffer_size};
 
 static const conv2d_kernel_t *depthwise_conv2d_select(const mpq_dims_t *in, const mpq_window_t *win,
                                                       uint8_t w_bits, const mpq_dims_t *out) {
@@ -84,7 +100,7 @@ static const conv2d_kernel_t *depthwise_conv2d_select(const mpq_dims_t *in, cons
     (void)win;
     (void)w_bits;
     (void)out;
-    return &depthwise_conv2d_ref;
+    return MPQ_PICK(depthwise_conv2d_m7, depthwise_conv2d_ref);
 }
 
 int mpq_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -104,13 +120,14 @@ uint32_t mpq_depthwise_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_wi
 /* ---- fully_connected ---- */
 
 static const matvec_kernel_t fully_connected_ref = {mpq_fully_connected_ref, mpq_matvec_ref_buffer_size};
+static const matvec_kernel_t fully_connected_m7 = {mpq_fully_connected_m7, mpq_matvec_ref_buffer_size};
 
 static const matvec_kernel_t *fully_connected_select(const mpq_dims_t *in, uint8_t w_bits,
                                                      const mpq_dims_t *out) {
     (void)in;
     (void)w_bits;
     (void)out;
-    return &fully_connected_ref;
+    return MPQ_PICK(fully_connected_m7, fully_connected_ref);
 }
 
 int mpq_fully_connected(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
@@ -143,4 +160,44 @@ int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offse
         return MPQ_ERR_ARG;
     }
     return global_avg_pool_select(in, out)(in, x, in_offset, rq, out, y);
+}
+
+/* ---- avg_pool (no scratch) ---- */
+
+typedef int (*avg_pool_kernel_t)(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+static avg_pool_kernel_t avg_pool_select(const mpq_dims_t *in, const mpq_window_t *win, const mpq_dims_t *out) {
+    (void)in;
+    (void)win;
+    (void)out;
+    return mpq_avg_pool_ref;
+}
+
+int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
+    if (in == NULL || win == NULL || out == NULL) {
+        return MPQ_ERR_ARG;
+    }
+    return avg_pool_select(in, win, out)(in, x, win, rq, out, y);
+}
+
+/* ---- add (no scratch) ---- */
+
+typedef int (*add_kernel_t)(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                            const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
+
+static add_kernel_t add_select(const mpq_dims_t *in1, const mpq_dims_t *in2, const mpq_dims_t *out) {
+    (void)in1;
+    (void)in2;
+    (void)out;
+    return mpq_add_ref;
+}
+
+int mpq_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+            const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
+    if (in1 == NULL || in2 == NULL || out == NULL) {
+        return MPQ_ERR_ARG;
+    }
+    return add_select(in1, in2, out)(in1, x1, in2, x2, p, out, y);
 }

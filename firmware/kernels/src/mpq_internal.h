@@ -141,20 +141,26 @@ static inline void mpq_unpack_row_at(const uint8_t *row, uint32_t n, uint32_t bi
     }
 }
 
-/* Dispatch on bits so each case is compiled with constant shifts and masks. */
+/* Call unpack_at(row, n, bits, half, offset, dst) with `bits` a constant in each case, so every
+ * case compiles with constant shifts and masks (`half` sign-extends signed values, 0 otherwise). */
+#define MPQ_UNPACK_BY_BITS(unpack_at, row, n, bits, is_signed, offset, dst)  \
+    do {                                                                     \
+        switch (bits) {                                                      \
+        case 8u:                                                             \
+            unpack_at(row, n, 8u, (is_signed) ? 128 : 0, offset, dst);       \
+            break;                                                           \
+        case 4u:                                                             \
+            unpack_at(row, n, 4u, (is_signed) ? 8 : 0, offset, dst);         \
+            break;                                                           \
+        default:                                                             \
+            unpack_at(row, n, 2u, (is_signed) ? 2 : 0, offset, dst);         \
+            break;                                                           \
+        }                                                                    \
+    } while (0)
+
 static inline void mpq_unpack_row(const uint8_t *row, uint32_t n, uint32_t bits, int is_signed,
                                   int32_t offset, int16_t *dst) {
-    switch (bits) {
-    case 8u:
-        mpq_unpack_row_at(row, n, 8u, is_signed ? 128 : 0, offset, dst);
-        break;
-    case 4u:
-        mpq_unpack_row_at(row, n, 4u, is_signed ? 8 : 0, offset, dst);
-        break;
-    default:
-        mpq_unpack_row_at(row, n, 2u, is_signed ? 2 : 0, offset, dst);
-        break;
-    }
+    MPQ_UNPACK_BY_BITS(mpq_unpack_row_at, row, n, bits, is_signed, offset, dst);
 }
 
 /* A row of unsigned activations, in_offset added: values in [-255, 255]. */

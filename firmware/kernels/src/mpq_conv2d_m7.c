@@ -1,0 +1,56 @@
+/*
+ * Cortex-M7 conv2d (docs/integer-arithmetic.md, "conv2d"), any bits, sizes, strides and padding.
+ *
+ * im2col + the matrix engine of mpq_gemm_m7.c: an output pixel's column is its kh * kw input
+ * taps unpacked to int16 (in_offset added) in the weights' [kh][kw][cin] order, padded taps as
+ * zeros (padding is the real value zero); each column is reused by every output channel.
+ * Scratch: as mpq_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer too large for
+ * the work buffer runs mpq_conv2d_ref.
+ */
+#include "mpq_m7.h"
+
+typedef struct {
+    const mpq_dims_t *in;
+    const uint8_t *x;
+    const mpq_window_t *win;
+    uint32_t out_w;
+} conv_layer_t;
+
+static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
+    const conv_layer_t *l = layer;
+    const mpq_dims_t *in = l->in;
+    const mpq_window_t *win = l->win;
+    const uint32_t cin = in->c;
+    const uint32_t x_row = mpq_row_bytes(cin, in->bits);
+    const int32_t iy0 = (int32_t)((pixel / l->out_w) * win->sh) - win->pad_top;
+    const int32_t ix0 = (int32_t)((pixel % l->out_w) * win->sw) - win->pad_left;
+    for (uint32_t ky = 0; ky < win->kh; ++ky) {
+        const int32_t iy = iy0 + (int32_t)ky;
+        for (uint32_t kx = 0; kx < win->kw; ++kx, col += cin) {
+            const int32_t ix = ix0 + (int32_t)kx;
+            if (iy < 0 || iy >= (int32_t)in->h || ix < 0 || ix >= (int32_t)in->w) {
+                memset(col, 0, cin * sizeof(int16_t));
+            } else {
+                mpq_m7_unpack_activations(l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * x_row, cin, in->bits,
+                                       win->in_offset, col);
+            }
+        }
+    }
+}
+
+int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                  const mpq_dims_t *out, void *y, void *scratch) {
+    if (win == NULL || !mpq_layer_ok(in, x, win->in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) ||
+        !mpq_window_ok(in, win, out) || !mpq_scratch_ok(scratch, mpq_conv2d_ref_buffer_size(in, win, w_bits, out))) {
+        return MPQ_ERR_ARG;
+    }
+    if (!mpq_m7_gemm_fits((uint32_t)win->kh * win->kw * in->c, out->c)) {
+        return mpq_conv2d_ref(in, x, win, w, w_bits, rq, out, y, scratch);
+    }
+    const conv_layer_t layer = {in, x, win, out->w};
+    const mpq_m7_gemm_t g = {(uint32_t)out->h * out->w, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
+                             conv_im2col, &layer};
+    mpq_m7_gemm(&g, rq, out, y);
+    return MPQ_OK;
+}

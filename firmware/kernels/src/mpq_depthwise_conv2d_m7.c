@@ -1,0 +1,223 @@
+/*
+ * Cortex-M7 depthwise conv2d, any bits, sizes, strides and padding
+ * (docs/integer-arithmetic.md, "depthwise_conv2d").
+ *
+ * Channels go in blocks as large as the work buffer holds (mpq_m7.h). Within a block, operands
+ * are unpacked to int16 and stored channel-pair major, so the taps of one channel
+ * pair are consecutive words: weights [cp/2][kh][kw] words, and a ring of kh input rows
+ * [slot][cp/2][wp] words (word = the two channels of a pair at one column) with zero columns for
+ * the left/right padding; a further all-zero row stands for the rows of the top/bottom padding
+ * (padding is the real value zero). Each input row is unpacked once however many output rows
+ * read it. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
+ * window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
+ * SMLATT; the 3x3 stride-1 window is fully unrolled and its two pixels share their input loads.
+ * Scratch: as mpq_depthwise_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer whose
+ * rows are too long for the work buffer runs mpq_depthwise_conv2d_ref.
+ */
+#include "mpq_m7.h"
+
+/* The ring offset (words) of the slot holding input row iy (channels ch0 .. ch0 + cb - 1, in
+ * `pairs` pairs), unpacked into it first if it holds another row; xs has room for 2 * pairs int16. */
+static uint32_t ring_row(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win, uint32_t wp,
+                         uint32_t ch0, uint32_t cb, uint32_t pairs, int32_t *tags, mpq_word_t *ring, int16_t *xs,
+                         uint32_t iy) {
+    const uint32_t slot = iy % win->kh;
+    mpq_word_t *row = ring + slot * pairs * wp;
+    if (tags[slot] != (int32_t)iy) {
+        const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
+        const uint32_t ix_end = wp - win->pad_left < in->w ? wp - win->pad_left : in->w;
+        const mpq_word_t *pixel = (const mpq_word_t *)xs;
+        memset(row, 0, pairs * wp * sizeof(mpq_word_t));
+        xs[2u * pairs - 1u] = 0; /* the padding channel of an odd channel count */
+        for (uint32_t ix = 0; ix < ix_end; ++ix) {
+            mpq_m7_unpack_activations(x + (iy * in->w + ix) * x_row + ch0 * in->bits / 8u, cb, in->bits,
+                                      win->in_offset, xs);
+            mpq_word_t *col = row + ix + win->pad_left;
+            for (uint32_t j = 0; j < pairs; ++j) {
+                col[j * wp] = pixel[j];
+            }
+        }
+        tags[slot] = (int32_t)iy;
+    }
+    return slot * pairs * wp;
+}
+
+/* Accumulators of two output pixels (0, 1) x two channels (lo, hi): a[2*p + i]. */
+typedef struct {
+    int32_t a[4];
+} acc_2x2_t;
+
+MPQ_M7_INLINE void mac_pixel(uint32_t x, uint32_t w, int32_t *lo, int32_t *hi) {
+    *lo = mpq_smlabb(x, w, *lo);
+    *hi = mpq_smlatt(x, w, *hi);
+}
+
+/* 3x3 window, stride 1, two pixels: rows[ky] points at the first tap of pixel 0, w at the 9 weights. */
+MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+#pragma GCC unroll 3
+    for (uint32_t ky = 0; ky < 3u; ++ky) {
+        const mpq_word_t *r = rows[ky];
+        const uint32_t x0 = r[0], x1 = r[1], x2 = r[2], x3 = r[3];
+        const uint32_t w0 = w[3u * ky], w1 = w[3u * ky + 1u], w2 = w[3u * ky + 2u];
+        mac_pixel(x0, w0, &acc->a[0], &acc->a[1]);
+        mac_pixel(x1, w1, &acc->a[0], &acc->a[1]);
+        mac_pixel(x2, w2, &acc->a[0], &acc->a[1]);
+        mac_pixel(x1, w0, &acc->a[2], &acc->a[3]);
+        mac_pixel(x2, w1, &acc->a[2], &acc->a[3]);
+        mac_pixel(x3, w2, &acc->a[2], &acc->a[3]);
+    }
+}
+
+/* Any window: `pixels` (1 or 2) pixels, the second `sw` words after the first; window row ky
+ * starts at ring + at + row_at[ky]. */
+MPQ_M7_INLINE void window_any(const mpq_word_t *ring, const uint32_t *row_at, uint32_t at, const mpq_word_t *w,
+                              uint32_t kh, uint32_t kw, uint32_t sw, uint32_t pixels, acc_2x2_t *acc) {
+    for (uint32_t ky = 0; ky < kh; ++ky) {
+        const mpq_word_t *r = ring + row_at[ky] + at;
+        for (uint32_t kx = 0; kx < kw; ++kx) {
+            const uint32_t wv = w[ky * kw + kx];
+            mac_pixel(r[kx], wv, &acc->a[0], &acc->a[1]);
+            if (pixels == 2u) {
+                mac_pixel(r[kx + sw], wv, &acc->a[2], &acc->a[3]);
+            }
+        }
+    }
+}
+
+/* The ring and weights of one output row and channel block, as channel_pair_row() reads them. */
+typedef struct {
+    uint32_t pair0; /* the block's first channel pair */
+    const mpq_word_t *ring;
+    const uint32_t *row_at; /* ring offset of each window row */
+    const mpq_word_t *wts;
+    const mpq_window_t *win;
+    uint32_t wp, c, out_w, y_row;
+    const mpq_requant_t *rq;
+} dw_row_t;
+
+/* Channel pair j of the block (channels ch, ch + 1) of every pixel of one output row (y_oy), out_bits
+ * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
+MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint8_t *y_oy) {
+    const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
+    const int fast = kh == 3u && kw == 3u && sw == 1u;
+    const uint32_t ch = 2u * (r->pair0 + j);
+    const int second = ch + 1u < r->c;
+    const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
+    const int32_t m0 = out_bits == 32u ? 0 : r->rq->mult[ch], s0 = out_bits == 32u ? 1 : r->rq->shift[ch];
+    const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
+    const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
+    const mpq_word_t *wj = r->wts + j * kh * kw;
+    uint8_t *yp = y_oy;
+    uint32_t ox = 0;
+    const mpq_word_t *window[3] = {r->ring + j * r->wp, r->ring + j * r->wp, r->ring + j * r->wp};
+    if (fast) {
+        for (uint32_t ky = 0; ky < 3u; ++ky) {
+            window[ky] += r->row_at[ky];
+        }
+    }
+    for (; ox + 1u < r->out_w; ox += 2u, yp += 2u * r->y_row) {
+        const uint32_t at = j * r->wp + ox * sw;
+        acc_2x2_t acc = {{b0, b1, b0, b1}};
+        if (fast) {
+            window_3x3_s1(window, wj, &acc);
+            window[0] += 2;
+            window[1] += 2;
+            window[2] += 2;
+        } else {
+            window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
+        }
+        mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
+        mpq_m7_store_as(yp + r->y_row, ch, out_bits, acc.a[2], m0, s0, mode);
+        if (second) {
+            mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
+            mpq_m7_store_as(yp + r->y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
+        }
+    }
+    if (ox < r->out_w) {
+        acc_2x2_t acc = {{b0, b1, b0, b1}};
+        window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+        mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
+        if (second) {
+            mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
+        }
+    }
+}
+
+int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                            const mpq_dims_t *out, void *y, void *scratch) {
+    if (win == NULL || !mpq_layer_ok(in, x, win->in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) ||
+        out->c != in->c || !mpq_window_ok(in, win, out) ||
+        !mpq_scratch_ok(scratch, mpq_depthwise_conv2d_ref_buffer_size(in, win, w_bits, out))) {
+        return MPQ_ERR_ARG;
+    }
+    const uint32_t block = mpq_depthwise_m7_block_channels(in, win, out) / 2u; /* pairs per block */
+    if (block == 0u) {
+        return mpq_depthwise_conv2d_ref(in, x, win, w, w_bits, rq, out, y, scratch);
+    }
+    const uint32_t c = in->c;
+    const uint32_t pairs = mpq_depthwise_m7_channels(c) / 2u;
+    const uint32_t kh = win->kh, kw = win->kw;
+    const uint32_t taps = kh * kw;
+    const uint32_t wp = mpq_depthwise_m7_row_width(win, out);
+    const uint32_t w_row = mpq_row_bytes(c, w_bits);
+    const uint32_t y_row = mpq_row_bytes(c, out->bits);
+    int32_t *tags = (int32_t *)(void *)mpq_m7_work;    /* [kh]: input row in each ring slot */
+    uint32_t *row_at = (uint32_t *)(tags + kh);        /* [kh]: ring offset of window row ky */
+    int16_t *xs = (int16_t *)(row_at + kh);            /* [2 * block]: one unpacked pixel or tap */
+    mpq_word_t *wts = (mpq_word_t *)(xs + 2u * block); /* [block][kh][kw] */
+    mpq_word_t *ring = wts + block * taps;             /* [kh + 1][block][wp], the last slot zero */
+
+    memset(y, 0, (uint32_t)out->h * out->w * y_row);
+    for (uint32_t pair0 = 0; pair0 < pairs; pair0 += block) {
+        const uint32_t nb = pairs - pair0 < block ? pairs - pair0 : block; /* pairs in this block */
+        const uint32_t ch0 = 2u * pair0;                                   /* 0 or a multiple of 4 */
+        const uint32_t cb = c - ch0 < 2u * nb ? c - ch0 : 2u * nb;         /* channels in this block */
+        const uint32_t zero_row = kh * nb * wp;
+        const dw_row_t rows = {pair0, ring, row_at, wts, win, wp, c, out->w, y_row, rq};
+        xs[2u * nb - 1u] = 0; /* the padding channel of an odd channel count */
+        for (uint32_t t = 0; t < taps; ++t) {
+            mpq_m7_unpack_weights(w + t * w_row + ch0 * w_bits / 8u, cb, w_bits, xs);
+            for (uint32_t j = 0; j < nb; ++j) {
+                wts[j * taps + t] = ((const mpq_word_t *)xs)[j];
+            }
+        }
+        memset(ring + zero_row, 0, nb * wp * sizeof(mpq_word_t));
+        for (uint32_t s = 0; s < kh; ++s) {
+            tags[s] = -1;
+        }
+        for (uint32_t oy = 0; oy < out->h; ++oy) {
+            const int32_t iy0 = (int32_t)(oy * win->sh) - win->pad_top;
+            uint8_t *y_oy = (uint8_t *)y + oy * out->w * y_row;
+            for (uint32_t ky = 0; ky < kh; ++ky) {
+                const int32_t iy = iy0 + (int32_t)ky;
+                row_at[ky] = iy < 0 || iy >= (int32_t)in->h
+                                 ? zero_row
+                                 : ring_row(in, x, win, wp, ch0, cb, nb, tags, ring, xs, (uint32_t)iy);
+            }
+            for (uint32_t j = 0; j < nb; ++j) {
+                const uint32_t ch = ch0 + 2u * j;
+                const int narrow =
+                    out->bits == 32u || (rq->shift[ch] > 32 && (ch + 1u == c || rq->shift[ch + 1u] > 32));
+                switch (out->bits) {
+                case 8u:
+                    narrow ? channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_NARROW, y_oy)
+                           : channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_SMALL, y_oy);
+                    break;
+                case 4u:
+                    narrow ? channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_NARROW, y_oy)
+                           : channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_SMALL, y_oy);
+                    break;
+                case 2u:
+                    narrow ? channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_NARROW, y_oy)
+                           : channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_SMALL, y_oy);
+                    break;
+                default:
+                    channel_pair_row(&rows, j, 32u, MPQ_M7_RQ_NARROW, y_oy);
+                    break;
+                }
+            }
+        }
+    }
+    return MPQ_OK;
+}

@@ -1,0 +1,114 @@
+/*
+ * The matrix engine of the _m7 conv2d, pointwise and fully connected kernels (mpq_m7.h).
+ *
+ * Weights of a chunk of output channels are unpacked to int16 once, two rows at a time, and
+ * stored interleaved: word j of channel o, then word j of channel o + 1. Then, two output pixels
+ * at a time, the im2col columns of both pixels are unpacked (in_offset added) and interleaved
+ * the same way, and every pair of output channels takes a 2 x 2 register block of dot products:
+ * one column word pair and one weight word pair feed four SMLAD (8 MACs), the loads being
+ * sequential so they merge into LDRD/LDM. Rows are zero-padded to a multiple of 4; an odd pixel
+ * or channel count is padded with a zero column or row whose results are not written.
+ */
+#include "mpq_m7.h"
+
+uint32_t mpq_m7_work[MPQ_M7_WORK_BYTES / 4u];
+
+/* dst[2j] = word j of a, dst[2j + 1] = word j of b, for the kp / 2 words of each row. */
+static void interleave(const int16_t *a, const int16_t *b, uint32_t kp, mpq_word_t *dst) {
+    const mpq_word_t *wa = (const mpq_word_t *)a, *wb = (const mpq_word_t *)b;
+    for (uint32_t j = 0; j < kp / 2u; ++j) {
+        dst[2u * j] = wa[j];
+        dst[2u * j + 1u] = wb[j];
+    }
+}
+
+/* The 2 x 2 block (columns p, p + 1) x (channels o, o + 1): acc[2*i + j] += dot(channel i, column j).
+ * Each LDRD brings a word of both columns or of both channels. */
+MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp, int32_t acc[4]) {
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+    const uint32_t *c = (const uint32_t *)cols, *v = (const uint32_t *)w;
+    for (const uint32_t *end = c + kp; c < end;) {
+        uint32_t x0, x1, v0, v1;
+        mpq_load2_post(&c, &x0, &x1);
+        mpq_load2_post(&v, &v0, &v1);
+        a00 = mpq_smlad(x0, v0, a00);
+        a01 = mpq_smlad(x1, v0, a01);
+        a10 = mpq_smlad(x0, v1, a10);
+        a11 = mpq_smlad(x1, v1, a11);
+        mpq_load2_post(&c, &x0, &x1);
+        mpq_load2_post(&v, &v0, &v1);
+        a00 = mpq_smlad(x0, v0, a00);
+        a01 = mpq_smlad(x1, v0, a01);
+        a10 = mpq_smlad(x0, v1, a10);
+        a11 = mpq_smlad(x1, v1, a11);
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+}
+
+/* Output channel o unpacked into dst (kp int16, tail zero); a channel past cout is all zero. */
+static void unpack_weight_row(const mpq_m7_gemm_t *g, uint32_t o, uint32_t cout, uint32_t kp, int16_t *dst) {
+    const uint32_t w_row = mpq_row_bytes(g->cin, g->w_bits);
+    const uint32_t taps = o < cout ? g->taps : 0u;
+    for (uint32_t t = 0; t < taps; ++t) {
+        mpq_m7_unpack_weights(g->w + (o * g->taps + t) * w_row, g->cin, g->w_bits, dst + t * g->cin);
+    }
+    memset(dst + taps * g->cin, 0, (kp - taps * g->cin) * sizeof(int16_t));
+}
+
+void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
+    const uint32_t k = g->taps * g->cin;
+    const uint32_t kp = mpq_m7_padded_k(k);
+    const uint32_t cout = out->c;
+    const uint32_t chunk = mpq_m7_chunk_channels(k, cout);
+    const uint32_t y_row = mpq_row_bytes(cout, out->bits);
+    int16_t *tmp0 = (int16_t *)(void *)mpq_m7_work;
+    int16_t *tmp1 = tmp0 + kp;
+    mpq_word_t *cols = (mpq_word_t *)(tmp1 + kp);
+    mpq_word_t *rows = cols + kp;
+
+    for (uint32_t o0 = 0; o0 < cout; o0 += chunk) {
+        const uint32_t n = cout - o0 < chunk ? cout - o0 : chunk;
+        for (uint32_t i = 0; i < n; i += 2u) {
+            unpack_weight_row(g, o0 + i, cout, kp, tmp0);
+            unpack_weight_row(g, o0 + i + 1u, cout, kp, tmp1);
+            interleave(tmp0, tmp1, kp, rows + i / 2u * kp);
+        }
+        memset(tmp0, 0, 2u * kp * sizeof(int16_t)); /* padding tails, and the column after a lone last pixel */
+        for (uint32_t p = 0; p < g->pixels; p += 2u) {
+            const int pair = p + 1u < g->pixels;
+            uint8_t *y0 = y + p * y_row;
+            uint8_t *y1 = y0 + y_row;
+            g->im2col(g->layer, p, tmp0);
+            if (pair) {
+                g->im2col(g->layer, p + 1u, tmp1);
+            }
+            interleave(tmp0, tmp1, kp, cols);
+            if (o0 == 0u) {
+                mpq_clear_row(y0, cout, out->bits);
+                if (pair) {
+                    mpq_clear_row(y1, cout, out->bits);
+                }
+            }
+            for (uint32_t i = 0; i < n; i += 2u) {
+                const uint32_t o = o0 + i;
+                const int second = i + 1u < n;
+                int32_t acc[4] = {rq->bias[o], rq->bias[o], second ? rq->bias[o + 1u] : 0,
+                                  second ? rq->bias[o + 1u] : 0};
+                dot_2x2(cols, rows + i / 2u * kp, kp, acc);
+                mpq_m7_write_output(y0, o, out->bits, acc[0], rq);
+                if (pair) {
+                    mpq_m7_write_output(y1, o, out->bits, acc[1], rq);
+                }
+                if (second) {
+                    mpq_m7_write_output(y0, o + 1u, out->bits, acc[2], rq);
+                    if (pair) {
+                        mpq_m7_write_output(y1, o + 1u, out->bits, acc[3], rq);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+/*
+ * Shared parts of the Cortex-M7 (_m7) kernels: their work buffer, unpacking and requantization
+ * with the DSP extension, and the matrix engine that conv2d, pointwise and fully connected run
+ * on. Not part of the public API.
+ *
+ * The _m7 kernels compute exactly what the _ref kernels compute (docs/integer-arithmetic.md),
+ * with the DSP extension (mpq_dsp.h): operands are unpacked to int16 once, in the work buffer,
+ * and multiplied two at a time with SMLAD. Every bit combination goes through the same inner
+ * loops; the bits only change the unpacking. Measured costs: docs/benchmarks.md.
+ */
+#ifndef MPQ_M7_H
+#define MPQ_M7_H
+
+#include "mpq_dsp.h"
+#include "mpq_internal.h"
+
+/* The _m7 kernels unpack their operands into a static work buffer of MPQ_M7_WORK_BYTES (.bss of
+ * mpq_gemm_m7.c), not into the caller's scratch: they ask for the same scratch as the portable
+ * kernels (so one arena plan serves both builds) and run the portable kernel for a layer whose
+ * working set does not fit. Not reentrant (the firmware runs one layer at a time). */
+#ifndef MPQ_M7_WORK_BYTES
+#define MPQ_M7_WORK_BYTES 24576u
+#endif
+extern uint32_t mpq_m7_work[MPQ_M7_WORK_BYTES / 4u];
+
+/* A 32-bit word that may alias int16 data: two unpacked values read or written at once. */
+typedef uint32_t __attribute__((may_alias)) mpq_word_t;
+
+/* For the helpers of inner loops: inlined even where the compiler would rather call. */
+#define MPQ_M7_INLINE static inline __attribute__((always_inline))
+
+/* mpq_requantize() for shift <= 32, out of line to keep the inner loops' registers free: with
+ * q = floor(acc*mult / 2^(shift-1)), (acc*mult + 2^(shift-1)) >> shift = ceil(q / 2). When
+ * acc < 2^(shift-2), q is the top word of (acc << (33 - shift)) * mult (SMMUL); otherwise the
+ * 64-bit product is shifted, and a q of 2^32 or more clamps to the top. acc > 0. */
+__attribute__((noinline, unused)) static uint32_t mpq_m7_requantize_wide(int32_t acc, int32_t mult, int32_t shift,
+                                                                        uint32_t top) {
+    uint32_t q;
+    if (shift > 1 && ((uint32_t)acc >> (shift - 2)) == 0u) {
+        q = (uint32_t)mpq_smmul((int32_t)((uint32_t)acc << (33 - shift)), mult); /* acc << .. < 2^31 */
+    } else {
+        const uint64_t wide = ((uint64_t)(uint32_t)acc * (uint32_t)mult) >> (shift - 1);
+        if (wide >> 32) {
+            return top; /* q >= 2^32 */
+        }
+        q = (uint32_t)wide;
+    }
+    const uint32_t y = (q >> 1) + (q & 1u);
+    return y < top ? y : top;
+}
+
+/* mpq_requantize() when shift > 32 (a multiplier below 2^-2, the usual case): acc <= 0 gives 0
+ * (mult >= 0); otherwise (acc*mult + 2^(shift-1)) >> shift = ceil(q / 2) with q = the top word of
+ * the product (SMMUL) >> (shift - 33). */
+MPQ_M7_INLINE int32_t mpq_m7_requantize_narrow(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
+    const uint32_t top = (1u << bits) - 1u;
+    if (acc <= 0) {
+        return 0;
+    }
+    const uint32_t q = (uint32_t)mpq_smmul(acc, mult) >> (shift - 33);
+    const uint32_t y = (q >> 1) + (q & 1u);
+    return (int32_t)(y < top ? y : top);
+}
+
+/* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
+ * mpq_m7_requantize_wide() for acc < 2^(shift-2) is inlined too (for loops where shift <= 32). */
+MPQ_M7_INLINE int32_t mpq_m7_requantize_any(int32_t acc, int32_t mult, int32_t shift, uint32_t bits,
+                                            int inline_small) {
+    if (shift > 32) {
+        return mpq_m7_requantize_narrow(acc, mult, shift, bits);
+    }
+    const uint32_t top = (1u << bits) - 1u;
+    if (acc <= 0) {
+        return 0;
+    }
+    if (inline_small && shift > 1 && ((uint32_t)acc >> (shift - 2)) == 0u) {
+        const uint32_t q = (uint32_t)mpq_smmul((int32_t)((uint32_t)acc << (33 - shift)), mult);
+        const uint32_t y = (q >> 1) + (q & 1u);
+        return (int32_t)(y < top ? y : top);
+    }
+    return (int32_t)mpq_m7_requantize_wide(acc, mult, shift, top);
+}
+
+MPQ_M7_INLINE int32_t mpq_m7_requantize(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
+    return mpq_m7_requantize_any(acc, mult, shift, bits, 0);
+}
+
+/* How mpq_m7_store() requantizes (a constant after inlining). */
+enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shift <= 32 likely */ };
+
+/* Output value i of a cleared row (bits and mode constants after inlining): requantized with
+ * (mult, shift) to bits 2/4/8, or the raw accumulator as a little-endian int32 when bits == 32. */
+MPQ_M7_INLINE void mpq_m7_store_as(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
+                                   int mode) {
+    if (bits == 32u) {
+        const uint32_t v = (uint32_t)acc;
+        row[4u * i] = (uint8_t)v;
+        row[4u * i + 1u] = (uint8_t)(v >> 8);
+        row[4u * i + 2u] = (uint8_t)(v >> 16);
+        row[4u * i + 3u] = (uint8_t)(v >> 24);
+        return;
+    }
+    const uint32_t y = (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
+                                  : mpq_m7_requantize_any(acc, mult, shift, bits, mode == MPQ_M7_RQ_SMALL));
+    if (bits == 8u) {
+        row[i] = (uint8_t)y;
+    } else {
+        row[(i * bits) >> 3] |= (uint8_t)(y << ((i * bits) & 7u));
+    }
+}
+
+MPQ_M7_INLINE void mpq_m7_store(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift) {
+    mpq_m7_store_as(row, i, bits, acc, mult, shift, MPQ_M7_RQ_ANY);
+}
+
+/* mpq_write_output() with mpq_m7_requantize(). */
+MPQ_M7_INLINE void mpq_m7_write_output(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, const mpq_requant_t *rq) {
+    mpq_m7_store(row, i, bits, acc, bits == 32u ? 0 : rq->mult[i], bits == 32u ? 1 : rq->shift[i]);
+}
+
+/* ---- unpacking with the DSP extension ---- */
+
+/* Stores two int16 lanes at dst (any 2-byte alignment: the M7 stores words unaligned). */
+MPQ_M7_INLINE void mpq_m7_put(int16_t *dst, uint32_t lanes) {
+    memcpy(dst, &lanes, sizeof lanes);
+}
+
+/* Lanes (v ^ h) + k: h = half | half << 16 sign-extends bits-wide codes, k adds the offset. */
+MPQ_M7_INLINE uint32_t mpq_m7_decode(uint32_t v, uint32_t h, uint32_t k) {
+    return mpq_sadd16(v ^ h, k);
+}
+
+/* 32 / bits values of one little-endian word into dst (bits a constant after inlining): the codes
+ * are spread into halfword lanes with masks and UXTB16, paired in order with PKHBT/PKHTB. */
+MPQ_M7_INLINE void mpq_m7_unpack_word(uint32_t w, uint32_t bits, uint32_t h, uint32_t k, int16_t *dst) {
+    if (bits == 8u) {
+        const uint32_t a = mpq_uxtb16(w), b = mpq_uxtb16_ror8(w); /* (x0, x2), (x1, x3) */
+        mpq_m7_put(dst, mpq_m7_decode(mpq_pack_lo(a, b), h, k));
+        mpq_m7_put(dst + 2, mpq_m7_decode(mpq_pack_hi(a, b), h, k));
+    } else if (bits == 4u) {
+        const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
+        const uint32_t a = mpq_uxtb16(lo), b = mpq_uxtb16_ror8(lo); /* (x0, x4), (x2, x6) */
+        const uint32_t c = mpq_uxtb16(hi), d = mpq_uxtb16_ror8(hi); /* (x1, x5), (x3, x7) */
+        mpq_m7_put(dst, mpq_m7_decode(mpq_pack_lo(a, c), h, k));
+        mpq_m7_put(dst + 2, mpq_m7_decode(mpq_pack_lo(b, d), h, k));
+        mpq_m7_put(dst + 4, mpq_m7_decode(mpq_pack_hi(a, c), h, k));
+        mpq_m7_put(dst + 6, mpq_m7_decode(mpq_pack_hi(b, d), h, k));
+    } else {
+        uint32_t u[4][2]; /* u[s]: values s, s + 8 and s + 4, s + 12 */
+        for (uint32_t s = 0; s < 4u; ++s) {
+            const uint32_t crumbs = (w >> (2u * s)) & 0x03030303u;
+            u[s][0] = mpq_uxtb16(crumbs);
+            u[s][1] = mpq_uxtb16_ror8(crumbs);
+        }
+        for (uint32_t half = 0; half < 2u; ++half) {
+            mpq_m7_put(dst + 4u * half, mpq_m7_decode(mpq_pack_lo(u[0][half], u[1][half]), h, k));
+            mpq_m7_put(dst + 4u * half + 2u, mpq_m7_decode(mpq_pack_lo(u[2][half], u[3][half]), h, k));
+            mpq_m7_put(dst + 4u * half + 8u, mpq_m7_decode(mpq_pack_hi(u[0][half], u[1][half]), h, k));
+            mpq_m7_put(dst + 4u * half + 10u, mpq_m7_decode(mpq_pack_hi(u[2][half], u[3][half]), h, k));
+        }
+    }
+}
+
+MPQ_M7_INLINE void mpq_m7_unpack_at(const uint8_t *row, uint32_t n, uint32_t bits, int32_t half, int32_t offset,
+                                    int16_t *dst) {
+    const uint32_t per_word = 32u / bits;
+    const uint32_t words = n / per_word;
+    const uint32_t h = mpq_pair(half, half), k = mpq_pair(offset - half, offset - half);
+    for (uint32_t i = 0; i < words; ++i, row += 4, dst += per_word) {
+        uint32_t w;
+        memcpy(&w, row, sizeof w);
+        mpq_m7_unpack_word(w, bits, h, k, dst);
+    }
+    mpq_unpack_row_at(row, n - words * per_word, bits, half, offset, dst);
+}
+
+/* mpq_unpack_row(), a word (4 to 16 values) at a time. */
+static inline void mpq_m7_unpack(const uint8_t *row, uint32_t n, uint32_t bits, int is_signed, int32_t offset,
+                                 int16_t *dst) {
+    MPQ_UNPACK_BY_BITS(mpq_m7_unpack_at, row, n, bits, is_signed, offset, dst);
+}
+
+/* A row of unsigned activations, in_offset added: values in [-255, 255]. */
+static inline void mpq_m7_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, int32_t in_offset,
+                                             int16_t *dst) {
+    mpq_m7_unpack(row, n, bits, 0, in_offset, dst);
+}
+
+/* A row of signed weights: values in [-128, 127]. */
+static inline void mpq_m7_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst) {
+    mpq_m7_unpack(row, n, bits, 1, 0, dst);
+}
+
+/* ---- the matrix engine: y[pixel][o] = requant(bias[o] + sum_k w[o][k] * col[pixel][k]) ---- */
+
+/* Length of an unpacked column or weight row: k values rounded up to a multiple of 4, zero-padded,
+ * so the inner loop always takes two SMLAD pairs at a time. */
+static inline uint32_t mpq_m7_padded_k(uint32_t k) {
+    return (k + 3u) & ~3u;
+}
+
+/* Output channels whose weights are unpacked at once: as many as fit in the work buffer beside the
+ * columns, at most cout rounded up to even; below 2 the layer does not fit (mpq_m7_gemm_fits). */
+static inline uint32_t mpq_m7_chunk_channels(uint32_t k, uint32_t cout) {
+    const uint32_t kp = mpq_m7_padded_k(k);
+    const uint32_t halfwords = MPQ_M7_WORK_BYTES / 2u;
+    const uint32_t all = (cout + 1u) & ~1u;
+    if (kp == 0u) {
+        return all;
+    }
+    if (4u * kp >= halfwords) {
+        return 0u;
+    }
+    const uint32_t fit = ((halfwords - 4u * kp) / kp) & ~1u;
+    return fit < all ? fit : all;
+}
+
+/* Work buffer of the engine, all int16 [padded k] rows: two rows to unpack into, the two im2col
+ * columns interleaved, and one chunk of weight rows (interleaved two by two). */
+static inline int mpq_m7_gemm_fits(uint32_t k, uint32_t cout) {
+    return mpq_m7_chunk_channels(k, cout) >= 2u;
+}
+
+/* Writes the k unpacked input values (in_offset added) of one output pixel into col. */
+typedef void (*mpq_m7_im2col_fn)(const void *layer, uint32_t pixel, int16_t *col);
+
+/* A layer as the engine sees it: `pixels` output pixels, each a dot product of k = taps * cin values
+ * with every output channel. Weights are `taps` packed rows of cin values per output channel
+ * ([o][tap][cin], rows of w_row bytes), exactly the packed layout of conv2d and fully connected. */
+typedef struct {
+    uint32_t pixels, taps, cin;
+    const uint8_t *w;
+    uint32_t w_bits;
+    mpq_m7_im2col_fn im2col;
+    const void *layer;
+} mpq_m7_gemm_t;
+
+/* Runs the engine into y (rows of out->c values at out->bits), in mpq_m7_work; the layer must fit
+ * (mpq_m7_gemm_fits). */
+void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
+
+/* depthwise: channels (rounded up to even) in blocks as large as the work buffer holds, stored in
+ * pairs (one word = two channels). For one block of bc channels: the input row each ring slot
+ * holds and the ring offset of each window row (int32 [2][kh]), one unpacked pixel (int16 [bc]),
+ * weights [bc/2][kh][kw] words and a ring of kh + 1 input rows [kh + 1][bc/2][wp] words, the last
+ * one all zero, with wp = (out->w - 1) * sw + kw. */
+static inline uint32_t mpq_depthwise_m7_channels(uint32_t c) {
+    return (c + 1u) & ~1u;
+}
+
+static inline uint32_t mpq_depthwise_m7_row_width(const mpq_window_t *win, const mpq_dims_t *out) {
+    return out->w == 0u ? 0u : ((uint32_t)out->w - 1u) * win->sw + win->kw;
+}
+
+/* Channels per block: all of them if they fit, else a multiple of 4 (so every block starts on a
+ * byte of a packed row at any bits); 0 when not even 4 fit (the layer runs the _ref kernel). */
+static inline uint32_t mpq_depthwise_m7_block_channels(const mpq_dims_t *in, const mpq_window_t *win,
+                                                       const mpq_dims_t *out) {
+    const uint32_t cp = mpq_depthwise_m7_channels(in->c);
+    const uint32_t taps = (uint32_t)win->kh * win->kw;
+    const uint32_t per_channel = (1u + taps + ((uint32_t)win->kh + 1u) * mpq_depthwise_m7_row_width(win, out)) *
+                                 (uint32_t)sizeof(int16_t);
+    const uint32_t fixed = 2u * win->kh * (uint32_t)sizeof(int32_t);
+    const uint32_t fit = MPQ_M7_WORK_BYTES > fixed ? (MPQ_M7_WORK_BYTES - fixed) / per_channel : 0u;
+    return cp <= fit ? cp : fit & ~3u;
+}
+
+#endif /* MPQ_M7_H */

@@ -1,0 +1,37 @@
+/*
+ * Cortex-M7 pointwise (1x1, stride 1, no padding) convolution, any bits and sizes
+ * (docs/integer-arithmetic.md, "conv2d" with Kh = Kw = 1).
+ *
+ * The matrix engine of mpq_gemm_m7.c with one input pixel, unpacked to int16, as the column.
+ * Scratch: as mpq_pointwise_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer too large for
+ * the work buffer runs mpq_pointwise_ref.
+ */
+#include "mpq_m7.h"
+
+typedef struct {
+    const mpq_dims_t *in;
+    const uint8_t *x;
+    int32_t in_offset;
+} pointwise_layer_t;
+
+static void pointwise_im2col(const void *layer, uint32_t pixel, int16_t *col) {
+    const pointwise_layer_t *l = layer;
+    mpq_m7_unpack_activations(l->x + pixel * mpq_row_bytes(l->in->c, l->in->bits), l->in->c, l->in->bits,
+                           l->in_offset, col);
+}
+
+int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                     const mpq_dims_t *out, void *y, void *scratch) {
+    if (!mpq_layer_ok(in, x, in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) || out->h != in->h ||
+        out->w != in->w || !mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out))) {
+        return MPQ_ERR_ARG;
+    }
+    if (!mpq_m7_gemm_fits(in->c, out->c)) {
+        return mpq_pointwise_ref(in, x, in_offset, w, w_bits, rq, out, y, scratch);
+    }
+    const pointwise_layer_t layer = {in, x, in_offset};
+    const mpq_m7_gemm_t g = {(uint32_t)in->h * in->w, 1u, in->c, w, w_bits, pointwise_im2col, &layer};
+    mpq_m7_gemm(&g, rq, out, y);
+    return MPQ_OK;
+}

@@ -1,0 +1,128 @@
+"""`harness bench kernels --board B [--out FILE]` and `harness bench network POLICY --board B`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.boards import load_board
+from harness.errors import HarnessError
+from harness.pytest_plugin import DEFAULT_BOARD
+
+DEFAULT_NETWORK_IMAGES = 20
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark kernels or a network on a board",
+                                   description="Measure kernels or a whole network on a board.")
+    modes = parser.add_subparsers(dest="mode", metavar="MODE", required=True)
+
+    kernels = modes.add_parser(
+        "kernels", help="instructions (emulator) or cycles (hardware) per MAC of the kernel suite",
+        description="Build one firmware holding the suite (pointwise, conv 3x3, depthwise 3x3, conv 3x3 s2, each "
+                    "at all 27 input/weight/output bit combinations), check every output against the host "
+                    "reference, time each layer with PERF and print the cost per MAC.")
+    kernels.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
+    kernels.add_argument("--impl", default="m7", choices=("m7", "ref"),
+                         help="kernels the firmware uses: m7 (Cortex-M7 DSP, default) "
+                              "or ref (portable, -DMPQ_FORCE_REF)")
+    kernels.add_argument("--runs", type=_positive, default=2, help="PERF runs per layer (default 2)")
+    kernels.add_argument("--out", type=Path, help="write the results as JSON here")
+    kernels.set_defaults(func=run_kernels)
+
+    network = modes.add_parser(
+        "network", help="whole-network cost of a policy with the portable and the Cortex-M7 kernels",
+        description="Build the policy's network twice (-DMPQ_FORCE_REF and default), run the same test images "
+                    "on both, check every output against the host reference and compare the cost.")
+    network.add_argument("policy", type=Path, help="policy.json")
+    network.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
+    network.add_argument("--images", type=_positive, default=DEFAULT_NETWORK_IMAGES,
+                         help=f"test images (default {DEFAULT_NETWORK_IMAGES})")
+    network.add_argument("--out", type=Path, help="write the results as JSON here")
+    network.set_defaults(func=run_network)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def run_kernels(args: argparse.Namespace) -> int:
+    from harness.bench import SUITE, bench_kernels
+    board = load_board(args.board)
+    console = Console(stderr=True, log_path=False)
+    with console.status(f"kernel suite on {board.name}") as status:
+        def progress(r) -> None:
+            status.update(f"measured {r.shape} i{r.in_bits}w{r.w_bits}o{r.out_bits}")
+
+        report = bench_kernels(board, args.impl, runs=args.runs, on_result=progress)
+    _write(args.out, report)
+    Console().print(kernel_table(report, SUITE))
+    return 0
+
+
+def kernel_table(report: dict, shapes) -> Table:
+    """Bit combinations x shapes, cost per MAC; green at or below the shape's CMSIS-NN int8 figure."""
+    unit = report["unit"]
+    per_mac = {(r["shape"], r["in_bits"], r["w_bits"], r["out_bits"]): r["per_mac"] for r in report["results"]}
+    names = [s.name for s in shapes if any(key[0] == s.name for key in per_mac)]
+    table = Table(title=f"{unit} per MAC on {report['board']} ({report['impl']} kernels)", caption=report["meaning"])
+    table.add_column("in/w/out bits")
+    for shape in shapes:
+        if shape.name in names:
+            table.add_column(f"{shape.name}\n(CMSIS-NN int8 {shape.cmsis_int8})", justify="right")
+    combos = sorted({key[1:] for key in per_mac}, reverse=True)
+    targets = {s.name: s.cmsis_int8 for s in shapes}
+    for combo in combos:
+        cells = []
+        for name in names:
+            value = per_mac.get((name, *combo))
+            style = "green" if value is not None and value <= targets[name] else "red"
+            cells.append("-" if value is None else f"[{style}]{value:.2f}[/{style}]")
+        table.add_row("{}/{}/{}".format(*combo), *cells)
+    return table
+
+
+def run_network(args: argparse.Namespace) -> int:
+    from harness.bench import bench_network
+    from harness.data import integer_test_set
+    from harness.measure import check_policy_fits
+    from harness.pipeline import graph_for_policy
+    from harness.policy import load_policy
+    console = Console(stderr=True, log_path=False)
+    policy = load_policy(args.policy)
+    board = load_board(args.board)
+    check_policy_fits(policy, board)
+    with console.status("quantizing the policy (cached after the first time)"):
+        graph = graph_for_policy(policy, progress=lambda message: console.log(message))
+    inputs, _ = integer_test_set(policy)
+    if args.images > len(inputs):
+        raise HarnessError(f"--images must be at most {len(inputs)} (the test split), got {args.images}")
+    with console.status(f"{policy.name} on {board.name}, portable then Cortex-M7 kernels"):
+        report = bench_network(graph, inputs[: args.images], board)
+    report["policy"] = policy.name
+    _write(args.out, report)
+    table = Table(title=f"{policy.name} on {board.name}: {report['unit']} per inference ({report['images']} images)",
+                  caption=report["meaning"])
+    for column in ("kernels", "median", "min", "max"):
+        table.add_column(column, justify="right")
+    for impl, stats in report["impls"].items():
+        table.add_row(impl, *(f"{stats[key]:,.0f}" for key in ("median", "min", "max")))
+    if {"ref", "m7"} <= report["impls"].keys():
+        table.add_row("speed-up", f"{report['impls']['ref']['median'] / report['impls']['m7']['median']:.2f}x", "", "")
+    Console().print(table)
+    return 0
+
+
+def _write(path: Path | None, report: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1) + "\n")

@@ -1,0 +1,167 @@
+"""The portable C kernels of the residual networks' ops (avg_pool, add) and the depthwise
+geometries they need (5x5, stride 2), built for the host, bit-exact against harness.reference
+at every bit combination, never writing past their output, refusing bad arguments."""
+import ctypes
+import itertools
+
+import numpy as np
+import pytest
+from support.host_kernels import (
+    CANARY,
+    CANARY_BYTES,
+    MPQ_ERR_ARG,
+    MPQ_OK,
+    Dims,
+    KernelCall,
+    Requant,
+    build_library,
+    expected_output,
+)
+
+from harness import reference
+from harness.packing import BITS, pack
+from harness.random_graphs import BIT_COMBOS, random_add_graph, random_input, random_layer_graph
+
+IMPLS = ("", "_ref")
+
+
+class AddParams(ctypes.Structure):
+    _fields_ = [("in1_offset", ctypes.c_int32), ("in2_offset", ctypes.c_int32), ("mult1", ctypes.c_int32),
+                ("mult2", ctypes.c_int32), ("shift", ctypes.c_int32), ("out_offset", ctypes.c_int32)]
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory):
+    """The host builds of support.host_kernels, with the signatures of add and avg_pool declared."""
+    kernels = build_library(tmp_path_factory.mktemp("mpq_kernels_new_ops"))
+    vp, dims = ctypes.c_void_p, ctypes.POINTER(Dims)
+    for impl in IMPLS:
+        lib = kernels.lib_for(impl)
+        for name, argtypes in ((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]),
+                               (f"mpq_avg_pool{impl}", [dims, vp, vp, vp, dims, vp])):
+            getattr(lib, name).argtypes = argtypes
+            getattr(lib, name).restype = ctypes.c_int
+    return kernels
+
+
+def run_avg_pool(lib, call: KernelCall, impl: str) -> tuple[int, bytes, bool]:
+    """mpq_avg_pool<impl>: (return code, output bytes, whether it wrote past the output)."""
+    y = np.full(call.out_nbytes + CANARY_BYTES, CANARY, dtype=np.uint8)
+    rq = Requant(call.bias.ctypes.data, call.mult.ctypes.data, call.shift.ctypes.data)
+    rc = getattr(lib.lib_for(impl), f"mpq_avg_pool{impl}")(ctypes.byref(call.in_dims), call.x.ctypes.data, ctypes.byref(call.window),
+                                              ctypes.byref(rq), ctypes.byref(call.out_dims), y.ctypes.data)
+    return rc, y[:call.out_nbytes].tobytes(), bool((y[call.out_nbytes:] != CANARY).any())
+
+
+@pytest.mark.parametrize("out_bits", BITS)
+@pytest.mark.parametrize("in_bits", BITS)
+def test_avg_pool_matches_reference(kernels, in_bits, out_bits):
+    for seed in range(6):
+        graph = random_layer_graph("avg_pool", in_bits, None, out_bits, seed)
+        x = random_input(graph, seed)
+        call = KernelCall.from_graph("avg_pool", graph, x)
+        for impl in IMPLS:
+            rc, got, overrun = run_avg_pool(kernels, call, impl)
+            assert rc == MPQ_OK and not overrun, f"mpq_avg_pool{impl} on {graph.name}: rc {rc}, overrun {overrun}"
+            assert got == expected_output(graph, x), f"mpq_avg_pool{impl} on {graph.name} differs"
+
+
+class AddCall:
+    """mpq_add on the add layer of a random_add_graph, with random values for both inputs."""
+
+    def __init__(self, graph, seed: int):
+        self.graph = graph
+        layer = graph.layers[1]
+        self.layer = layer
+        rng = np.random.default_rng(seed)
+        self.values = {name: rng.integers(0, 1 << graph.tensors[name].bits, size=graph.tensors[name].shape)
+                       for name in (layer.input, layer.input2)}
+        self.packed = {name: np.ascontiguousarray(pack(v, graph.tensors[name].bits, signed=False), np.uint8)
+                       for name, v in self.values.items()}
+        self.dims = {name: Dims(*graph.tensors[name].shape, graph.tensors[name].bits)
+                     for name in (layer.input, layer.input2, layer.output)}
+        t1, t2 = graph.tensors[layer.input], graph.tensors[layer.input2]
+        self.params = AddParams(-t1.zero_point, -t2.zero_point, int(layer.mult[0]), int(layer.mult[1]),
+                                int(layer.shift[0]), int(layer.bias[0]))
+
+    def expected(self) -> bytes:
+        y = reference.run_add(self.graph, self.layer, self.values[self.layer.input], self.values[self.layer.input2])
+        return pack(y, self.graph.tensors[self.layer.output].bits, signed=False).tobytes()
+
+    def run(self, lib, impl: str) -> tuple[int, bytes, bool]:
+        n = self.graph.tensors[self.layer.output].nbytes
+        y = np.full(n + CANARY_BYTES, CANARY, dtype=np.uint8)
+        a, b, o = self.layer.input, self.layer.input2, self.layer.output
+        rc = getattr(lib.lib_for(impl), f"mpq_add{impl}")(ctypes.byref(self.dims[a]), self.packed[a].ctypes.data,
+                                            ctypes.byref(self.dims[b]), self.packed[b].ctypes.data,
+                                            ctypes.byref(self.params), ctypes.byref(self.dims[o]), y.ctypes.data)
+        return rc, y[:n].tobytes(), bool((y[n:] != CANARY).any())
+
+
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "a{}b{}o{}".format(*c))
+def test_add_matches_reference(kernels, combo):
+    for seed in range(5):
+        call = AddCall(random_add_graph(*combo, seed), seed)
+        for impl in IMPLS:
+            rc, got, overrun = call.run(kernels, impl)
+            assert rc == MPQ_OK and not overrun, f"mpq_add{impl} on {call.graph.name}: rc {rc}, overrun {overrun}"
+            assert got == call.expected(), f"mpq_add{impl} on {call.graph.name} differs"
+
+
+def test_add_extreme_multipliers_and_negative_sums(kernels):
+    """Largest multipliers and offsets, shifts at both ends: the int64 floor and clamps."""
+    for (m1, m2), shift, zp in itertools.product(((2**31 - 1, 2**31 - 1), (0, 2**31 - 1), (1, 3)), (1, 31, 62),
+                                                 (0, 100, 255)):
+        graph = random_add_graph(8, 8, 8, 3)
+        layer = graph.layers[1]
+        layer.mult, layer.shift, layer.bias = (np.array([m1, m2], np.int32), np.array([shift], np.int8),
+                                               np.array([zp], np.int32))
+        graph.tensors["x"].zero_point, graph.tensors["t"].zero_point = 255, 128
+        call = AddCall(graph, 0)
+        for impl in IMPLS:
+            rc, got, _ = call.run(kernels, impl)
+            assert rc == MPQ_OK and got == call.expected(), f"mpq_add{impl} m=({m1},{m2}) shift {shift} zp {zp}"
+
+
+BAD_ADD = {
+    "channels differ": lambda c: setattr(c.dims["t"], "c", c.dims["t"].c + 1),
+    "output bits 32": lambda c: setattr(c.dims["y"], "bits", 32),
+    "input bits 3": lambda c: setattr(c.dims["x"], "bits", 3),
+    "shift 0": lambda c: setattr(c.params, "shift", 0),
+    "shift 63": lambda c: setattr(c.params, "shift", 63),
+    "negative mult": lambda c: setattr(c.params, "mult2", -1),
+    "positive offset": lambda c: setattr(c.params, "in1_offset", 1),
+    "output zero-point beyond the range": lambda c: setattr(c.params, "out_offset", 1 << c.dims["y"].bits),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_ADD)
+def test_add_refuses_bad_arguments_without_writing(kernels, problem):
+    call = AddCall(random_add_graph(4, 4, 4, 1), 1)
+    assert call.run(kernels, "")[0] == MPQ_OK
+    BAD_ADD[problem](call)
+    for impl in IMPLS:
+        rc, got, overrun = call.run(kernels, impl)
+        assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"mpq_add{impl}: {problem}"
+
+
+def test_avg_pool_refuses_padding_as_large_as_the_kernel(kernels):
+    graph = random_layer_graph("avg_pool", 4, None, 4, 0)
+    call = KernelCall.from_graph("avg_pool", graph, random_input(graph, 0))
+    call.window.pad_top = call.window.kh
+    for impl in IMPLS:
+        assert run_avg_pool(kernels, call, impl)[0] == MPQ_ERR_ARG
+
+
+@pytest.mark.parametrize("kernel_size,stride", [(5, 1), (5, 2), (3, 2)])
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "i{}w{}o{}".format(*c))
+def test_depthwise_5x5_and_stride_2_match_reference(kernels, combo, kernel_size, stride):
+    """MobileNetV2 / MNasNet's depthwise layers: the generic depthwise kernel handles them."""
+    for seed in range(3):
+        graph = random_layer_graph("depthwise_conv2d", *combo, seed, kernel=kernel_size, stride=stride)
+        x = random_input(graph, seed)
+        call = KernelCall.from_graph("depthwise_conv2d", graph, x)
+        for impl in IMPLS:
+            outcome = call.run(kernels, impl)
+            assert outcome.rc == MPQ_OK and not outcome.output_overrun and not outcome.scratch_overrun
+            assert outcome.output == expected_output(graph, x), f"depthwise{impl} {graph.name}"
