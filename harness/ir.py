@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 from harness.packing import BITS, row_bytes
 
 FORMAT = "mpq-ir/1"
-OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool")
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool", "avg_pool", "add")
 WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 
 
@@ -60,10 +60,12 @@ class Layer:
     bias: np.ndarray = field(default=None, repr=False)
     mult: np.ndarray = field(default=None, repr=False)
     shift: np.ndarray = field(default=None, repr=False)
+    input2: str | None = None  # the second operand of "add"
 
     def structure(self) -> dict:
-        """JSON-able description without the arrays."""
-        return {
+        """JSON-able description without the arrays (`input2` only when there is one, so the
+        hashes of single-input graphs are unchanged)."""
+        return ({"input2": self.input2} if self.input2 is not None else {}) | {
             "name": self.name,
             "op": self.op,
             "input": self.input,
@@ -116,6 +118,8 @@ class Graph:
             return ho * wo * co * kh * kw
         if layer.op == "fully_connected":
             return co * inp.channels
+        if layer.op == "avg_pool":
+            return ho * wo * co * kh * kw
         return int(np.prod(inp.shape))
 
     # -- integrity ----------------------------------------------------------------------
@@ -200,6 +204,7 @@ class Graph:
                     bias=arrays[f"{name}.bias"],
                     mult=arrays[f"{name}.mult"],
                     shift=arrays[f"{name}.shift"],
+                    input2=s.get("input2"),
                 )
             )
         graph = cls(structure["name"], tensors, layers, structure["input"], structure["output"], structure.get("meta", {}))
@@ -221,7 +226,12 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
     kh, kw = layer.kernel
     sh, sw = layer.stride
     pt, pl, pb, pr = layer.padding
-    if layer.op in ("conv2d", "depthwise_conv2d"):
+    if (layer.op == "add") != (layer.input2 is not None):
+        raise HarnessError(f"{where}: add needs a second input, other ops none")
+    if layer.op == "add":
+        _validate_add(graph, layer, where)
+        return
+    if layer.op in ("conv2d", "depthwise_conv2d", "avg_pool"):
         expected = (conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
         if (ho, wo) != expected:
             raise HarnessError(f"{where}: output {ho}x{wo} but geometry gives {expected[0]}x{expected[1]}")
@@ -231,8 +241,10 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
         raise HarnessError(f"{where}: output must be 1x1xC")
     if layer.op == "fully_connected" and (h, w) != (1, 1):
         raise HarnessError(f"{where}: fully_connected input must be 1x1xC, got {h}x{w}")
-    if layer.op == "global_avg_pool" and co != c:
-        raise HarnessError(f"{where}: global_avg_pool keeps channels, got {c} -> {co}")
+    if layer.op in ("global_avg_pool", "avg_pool") and co != c:
+        raise HarnessError(f"{where}: {layer.op} keeps channels, got {c} -> {co}")
+    if layer.op == "avg_pool" and (max(pt, pb) >= kh or max(pl, pr) >= kw):
+        raise HarnessError(f"{where}: padding {layer.padding} must be smaller than the kernel {layer.kernel}")
     expected_w = {
         "conv2d": (co, kh, kw, c),
         "depthwise_conv2d": (kh, kw, c),
@@ -248,3 +260,24 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
         arr = getattr(layer, key)
         if arr is None or arr.shape != (co,):
             raise HarnessError(f"{where}: {key} must have {co} entries")
+
+
+ADD_ARRAY_SHAPES = {"bias": (1,), "mult": (2,), "shift": (1,)}
+
+
+def _validate_add(graph: Graph, layer: Layer, where: str) -> None:
+    """add: both inputs and the output of one shape; bias = [output zero-point],
+    mult = [m1, m2], shift = [shift] (docs/integer-arithmetic.md, "add")."""
+    if layer.input2 not in graph.tensors:
+        raise HarnessError(f"{where}: second input {layer.input2!r} missing")
+    shapes = {graph.tensors[name].shape for name in (layer.input, layer.input2, layer.output)}
+    if len(shapes) != 1:
+        raise HarnessError(f"{where}: add needs equal input and output shapes, got {sorted(shapes)}")
+    if graph.tensors[layer.output].bits == 32 or layer.weights is not None:
+        raise HarnessError(f"{where}: add has no weights and a 2/4/8-bit output")
+    for key, shape in ADD_ARRAY_SHAPES.items():
+        arr = getattr(layer, key)
+        if arr is None or arr.shape != shape:
+            raise HarnessError(f"{where}: {key} of add must have shape {shape}")
+    if not (0 <= int(layer.mult.min()) and int(layer.mult.max()) < 2**31 and 1 <= int(layer.shift[0]) <= 62):
+        raise HarnessError(f"{where}: add multipliers must be in [0, 2^31) and the shift in [1, 62]")

@@ -64,8 +64,12 @@ def lower(net: QATNet, policy: Policy, meta: dict | None = None) -> Graph:
 def structural_graph(policy: Policy) -> Graph:
     """The policy's graph with zero weights and unit scales: shapes, bits and bytes, no training."""
 
+    shapes = policy.architecture.shapes()
+
     def values(spec: LayerSpec, inp: Tensor) -> LayerValues:
-        c = policy.architecture.shapes()[spec.name][2]
+        c = shapes[spec.name][2]
+        if spec.op == "add":  # one requantization for the tensor: [zero-point], [m1, m2], [shift]
+            return LayerValues(None, np.zeros(1, np.int32), np.zeros(2, np.int32), np.ones(1, np.int8), 1.0)
         return LayerValues(_zero_weights(spec, inp.channels, c), np.zeros(c, np.int32),
                            np.zeros(c, np.int32), np.ones(c, np.int8), 1.0)
 
@@ -77,8 +81,11 @@ def check_accumulators(graph: Graph) -> None:
     for layer in graph.layers:
         inp = graph.tensors[layer.input]
         largest_input = max(inp.zero_point, (1 << inp.bits) - 1 - inp.zero_point)
-        if layer.op == "global_avg_pool":
-            taps = np.full(inp.channels, inp.shape[0] * inp.shape[1], dtype=np.int64)
+        if layer.op == "add":  # int64 arithmetic by definition (docs/integer-arithmetic.md, "add")
+            continue
+        if layer.op in ("global_avg_pool", "avg_pool"):
+            window = inp.shape[0] * inp.shape[1] if layer.op == "global_avg_pool" else int(np.prod(layer.kernel))
+            taps = np.full(inp.channels, window, dtype=np.int64)
         else:
             weights = np.abs(layer.weights.astype(np.int64))
             taps = weights.sum(axis=(0, 1)) if layer.op == "depthwise_conv2d" else \
@@ -97,23 +104,27 @@ def _assemble(policy: Policy, values: Callable[[LayerSpec, Tensor], LayerValues]
     q = policy.input
     tensors = {INPUT: Tensor(INPUT, shapes[INPUT], q.bits, q.scale, q.zero_point)}
     layers = []
-    previous = INPUT
     for spec in arch.layers:
         bits = policy.layers[spec.name]
+        sources = arch.sources(spec)
         try:
-            v = values(spec, tensors[previous])
+            v = values(spec, tensors[sources[0]])
         except HarnessError as error:
             raise HarnessError(f"layer {spec.name}: {error}") from None
         tensors[spec.name] = Tensor(spec.name, shapes[spec.name], bits.a_bits or LOGIT_BITS, float(v.out_scale))
-        layers.append(Layer(spec.name, spec.op, previous, spec.name, (spec.kernel, spec.kernel),
-                            (spec.stride, spec.stride), (spec.padding,) * 4, bits.w_bits,
-                            v.weights, v.bias, v.mult, v.shift))
-        previous = spec.name
-    graph = Graph(policy.name, tensors, layers, INPUT, previous,
+        layers.append(ir_layer(spec, sources, bits.w_bits, v))
+    graph = Graph(policy.name, tensors, layers, INPUT, arch.classifier,
                   {"policy": policy.name, "policy_hash": policy.hash} | meta)
     graph.validate()
     check_accumulators(graph)
     return graph
+
+
+def ir_layer(spec: LayerSpec, sources: tuple[str, ...], w_bits: int | None, v: LayerValues) -> Layer:
+    """The IR layer of a spec reading `sources` (two for add), with its integer values."""
+    (kh, kw), (ph, pw) = spec.kernel_hw, spec.padding_hw
+    return Layer(spec.name, spec.op, sources[0], spec.name, (kh, kw), (spec.stride, spec.stride), (ph, pw, ph, pw),
+                 w_bits, v.weights, v.bias, v.mult, v.shift, input2=sources[1] if len(sources) > 1 else None)
 
 
 def _integer_parameters(layer: QuantLayer, input_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,10 +139,10 @@ def _integer_parameters(layer: QuantLayer, input_scale: float) -> tuple[np.ndarr
         if not torch.equal(codes * per_row, fake):
             raise HarnessError(f"layer {layer.spec.name}: fake-quantized weights are not integers times their scale")
         bias = layer.bias_codes(input_scale, scale).to(torch.int64).numpy().astype(np.int32)
-    return _ir_layout(layer.spec, codes.to(torch.int32).numpy()), scale.double().numpy(), bias
+    return ir_layout(layer.spec, codes.to(torch.int32).numpy()), scale.double().numpy(), bias
 
 
-def _ir_layout(spec: LayerSpec, weights: np.ndarray) -> np.ndarray:
+def ir_layout(spec: LayerSpec, weights: np.ndarray) -> np.ndarray:
     """torch layout -> docs layout: conv [O][kh][kw][I], depthwise [kh][kw][C], fc [O][I]."""
     if spec.op == "conv2d":
         return np.ascontiguousarray(weights.transpose(0, 2, 3, 1))
@@ -141,7 +152,7 @@ def _ir_layout(spec: LayerSpec, weights: np.ndarray) -> np.ndarray:
 
 
 def _zero_weights(spec: LayerSpec, in_channels: int, out_channels: int) -> np.ndarray | None:
-    k = spec.kernel
-    shape = {"conv2d": (out_channels, k, k, in_channels), "depthwise_conv2d": (k, k, out_channels),
+    kh, kw = spec.kernel_hw
+    shape = {"conv2d": (out_channels, kh, kw, in_channels), "depthwise_conv2d": (kh, kw, out_channels),
              "fully_connected": (out_channels, in_channels)}.get(spec.op)
     return None if shape is None else np.zeros(shape, dtype=np.int32)

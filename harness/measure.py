@@ -19,7 +19,7 @@ from harness import reference
 from harness.boards import Board
 from harness.build import BuildResult
 from harness.data import integer_test_set
-from harness.device import open_device, pack_tensor, unpack_tensor
+from harness.device import board_info, open_device, pack_tensor, unpack_tensor
 from harness.errors import HarnessError
 from harness.firmware import build_graphs
 from harness.ir import Graph
@@ -81,14 +81,14 @@ def measure(policy: Policy, graph: Graph, board: Board, n_images: int, log_path:
             on_image: Callable[[ImageResult], None] = lambda result: None) -> dict:
     """Build, start, stream `n_images` test images, and return the report (a JSON-able dict)."""
     build = build_policy_firmware(graph, policy, board)
-    inputs, labels = integer_test_set(policy)
+    inputs, labels = measured_inputs(policy, graph, n_images)
     if not 1 <= n_images <= len(labels):
         raise HarnessError(f"--images must be 1 .. {len(labels)} (the test split), got {n_images}")
     in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
     results: list[ImageResult] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log, open_device(board, build.elf_path, expected_hash=graph.hash()) as device:
-        info = device.info()
+        info = board_info(device.info(), board)
         _append(log, {"event": "start", "policy": policy.name, "policy_hash": policy.hash,
                       "model_hash": graph.hash(), "board": board.name, "images": n_images})
         for index in range(n_images):
@@ -106,6 +106,17 @@ def measure(policy: Policy, graph: Graph, board: Board, n_images: int, log_path:
     return summarize(policy, graph, board, build, info, results)
 
 
+def measured_inputs(policy: Policy, graph: Graph, n_images: int) -> tuple[np.ndarray, np.ndarray]:
+    """(integer inputs, labels): the test split, or for a random-weights graph `n_images` seeded
+    random inputs labelled -1 (there is nothing to be right about)."""
+    if not graph.meta.get("random_weights"):
+        return integer_test_set(policy)
+    from harness.random_weights import MEASURED_INPUTS_SEED, random_inputs
+
+    count = max(n_images, 1)
+    return random_inputs(graph, count, MEASURED_INPUTS_SEED), np.full(count, -1)
+
+
 def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, info: DeviceInfo,
               results: list[ImageResult]) -> dict:
     """The report: accuracy on device and host, bit-exactness, latency, per-layer cost, memory."""
@@ -117,6 +128,7 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
               for layer, cost in zip(graph.layers, per_layer)]
     predicted = memory_report(graph)
     n = len(results)
+    random_weights = bool(graph.meta.get("random_weights"))
     latency = {"unit": unit.name, "meaning": unit.meaning, "min": min(totals),
                "median": statistics.median(totals), "max": max(totals)}
     if unit.name == "cycles":
@@ -125,9 +137,11 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "policy": policy.name, "policy_hash": policy.hash, "model_hash": graph.hash(),
         "board": board.name, "firmware_board": info.board, "elf": str(build.elf_path),
         "images": n,
+        "random_weights": random_weights,
+        **({"note": graph.meta.get("note", "random weights")} if random_weights else {}),
         "bit_exact": sum(r.bit_exact for r in results),
-        "device_accuracy": sum(r.device_class == r.label for r in results) / n,
-        "host_accuracy": sum(r.host_class == r.label for r in results) / n,
+        "device_accuracy": None if random_weights else sum(r.device_class == r.label for r in results) / n,
+        "host_accuracy": None if random_weights else sum(r.host_class == r.label for r in results) / n,
         "latency": latency,
         "per_image": totals,
         "layers": layers,

@@ -75,9 +75,11 @@ def kernel_for(layer: Layer) -> str:
 
 def layer_scratch_bytes(graph: Graph, layer: Layer) -> int:
     """Scratch bytes the layer's kernel asks for: mpq_<kernel>_get_buffer_size() of the kernel
-    firmware/kernels/src/mpq_dispatch.c selects (today the portable _ref kernels, whose sizes
-    are in mpq_internal.h: int16 rows). Generated code checks these sizes against the C
-    functions on its first run and fails with MPQ_MODEL_ERR_SCRATCH if a kernel wants more."""
+    firmware/kernels/src/mpq_dispatch.c selects. The portable _ref kernels and the Cortex-M7 _m7
+    kernels ask for the same (the sizes in mpq_internal.h: int16 rows; the _m7 kernels work in a
+    static buffer of their own, mpq_m7.h), so one plan serves both builds. Generated code checks
+    these sizes against the C functions on its first run and fails with MPQ_MODEL_ERR_SCRATCH if a
+    kernel wants more."""
     cin = graph.tensors[layer.input].channels
     kernel = kernel_for(layer)
     if kernel == "conv2d":
@@ -88,6 +90,11 @@ def layer_scratch_bytes(graph: Graph, layer: Layer) -> int:
     if kernel == "depthwise_conv2d":
         return cin * (4 + 2 * 2)
     return 0
+
+
+def layer_inputs(layer: Layer) -> tuple[str, ...]:
+    """The tensors a layer reads (two for add)."""
+    return (layer.input,) if layer.input2 is None else (layer.input, layer.input2)
 
 
 def _align(value: int, alignment: int) -> int:
@@ -103,10 +110,11 @@ def buffers(graph: Graph) -> list[Buffer]:
     last: dict[str, int] = {graph.input: end, graph.output: end}
     result = []
     for index, layer in enumerate(graph.layers):
-        if layer.input not in first:
-            raise HarnessError(f"graph {graph.name}: layer {layer.name} reads {layer.input} before it is produced")
+        for source in layer_inputs(layer):
+            if source not in first:
+                raise HarnessError(f"graph {graph.name}: layer {layer.name} reads {source} before it is produced")
+            last[source] = max(last.get(source, index), index)
         first.setdefault(layer.output, index)
-        last[layer.input] = max(last.get(layer.input, index), index)
         last[layer.output] = max(last.get(layer.output, index), index)
         scratch = layer_scratch_bytes(graph, layer)
         if scratch:
@@ -158,4 +166,5 @@ def plan_arena(graph: Graph) -> ArenaPlan:
 
 def simple_bound(graph: Graph) -> int:
     """Lower bound of any arena: the largest (input bytes + output bytes) of one layer."""
-    return max(graph.tensors[layer.input].nbytes + graph.tensors[layer.output].nbytes for layer in graph.layers)
+    return max(sum(graph.tensors[name].nbytes for name in (*layer_inputs(layer), layer.output))
+               for layer in graph.layers)

@@ -186,10 +186,10 @@ class QATNet(nn.Module):
         return x
 
 
-def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights and bias of the convolution followed by BN in eval mode (running statistics)."""
+def fold_batch_norm(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights and bias of the convolution (or linear layer) followed by BN in eval mode (running statistics)."""
     gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = conv.weight * gain.reshape(-1, 1, 1, 1)
+    weight = conv.weight * gain.reshape(-1, *[1] * (conv.weight.dim() - 1))
     bias = bn.bias - bn.running_mean * gain
     if conv.bias is not None:
         bias = bias + conv.bias * gain

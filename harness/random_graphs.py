@@ -31,18 +31,28 @@ def _geometry(op: str, rng: np.random.Generator) -> dict:
     if op == "global_avg_pool":
         c = int(rng.integers(1, 80))  # > 64 channels crosses the C kernel's chunk size
         return dict(h=int(rng.integers(1, 9)), w=int(rng.integers(1, 9)), cin=c, cout=c, k=1, s=1, p=0)
+    if op == "avg_pool":
+        c, k = int(rng.integers(1, 80)), int(rng.choice([2, 3]))
+        return dict(h=int(rng.integers(3, 9)), w=int(rng.integers(3, 9)), cin=c, cout=c, k=k,
+                    s=int(rng.choice([1, 2])), p=int(rng.integers(0, k)))
     return dict(h=1, w=1, cin=int(rng.integers(1, 40)), cout=int(rng.integers(1, 20)), k=1, s=1, p=0)
 
 
 def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int, seed: int,
-                       in_zero_point: int | None = None) -> Graph:
+                       in_zero_point: int | None = None, kernel: int | None = None,
+                       stride: int | None = None) -> Graph:
     """One layer with random weights, bias and multipliers chosen so outputs span the range.
 
-    `op` is one of KERNEL_OPS or "global_avg_pool" (weightless: `w_bits` is ignored);
-    `out_bits` may be 32 (raw int32 logits).
+    `op` is one of KERNEL_OPS, "global_avg_pool" or "avg_pool" (weightless: `w_bits` is
+    ignored); `out_bits` may be 32 (raw int32 logits). `kernel` / `stride` override the random
+    window of windowed ops (padding kernel // 2).
     """
     rng = np.random.default_rng(seed)
     g = _geometry(op, rng)
+    if kernel is not None:
+        g.update(k=kernel, p=kernel // 2, h=max(g["h"], kernel), w=max(g["w"], kernel))
+    if stride is not None:
+        g["s"] = stride
     ir_op = "conv2d" if op == "pointwise" else op
     if op == "global_avg_pool":
         ho = wo = 1
@@ -53,7 +63,7 @@ def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int,
         in_zero_point = int(rng.integers(0, 1 << in_bits)) if rng.random() < 0.5 else 0
     x = Tensor("x", (g["h"], g["w"], g["cin"]), in_bits, 1.0, in_zero_point)
     y = Tensor("y", (ho, wo, g["cout"]), out_bits, 1.0)
-    if op == "global_avg_pool":
+    if op in ("global_avg_pool", "avg_pool"):
         weights, w_bits = None, None
     else:
         lo, hi = value_range(w_bits, signed=True)
@@ -145,3 +155,29 @@ def random_chain_graph(seed: int, blocks: int = 3) -> Graph:
 def random_input(graph: Graph, seed: int) -> np.ndarray:
     t = graph.tensors[graph.input]
     return np.random.default_rng(seed).integers(0, 1 << t.bits, size=t.shape).astype(np.int32)
+
+
+def random_add_graph(in1_bits: int, in2_bits: int, out_bits: int, seed: int) -> Graph:
+    """A residual add with every offset non-trivial: input x (zero-point) -> avg_pool 1x1 ->
+    t (a linear activation with a zero-point), then add(x, t) -> y (output zero-point). The
+    multipliers come from random scales, so the two inputs weigh differently."""
+    from harness.requant import add_multipliers
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 80)))
+    x = Tensor("x", shape, in1_bits, float(rng.uniform(0.01, 0.1)), int(rng.integers(0, 1 << in1_bits)))
+    t = Tensor("t", shape, in2_bits, float(rng.uniform(0.01, 0.1)), int(rng.integers(0, 1 << in2_bits)))
+    span = (x.scale * ((1 << in1_bits) - 1) + t.scale * ((1 << in2_bits) - 1)) / ((1 << out_bits) - 1)
+    y = Tensor("y", shape, out_bits, span * float(rng.uniform(0.4, 1.0)), int(rng.integers(0, 1 << out_bits)) // 2)
+    c = shape[2]
+    zeros = np.zeros(c, dtype=np.int32)
+    pre = Layer("pre", "avg_pool", "x", "t", (1, 1), (1, 1), (0, 0, 0, 0), None, None, zeros, zeros,
+                zeros.astype(np.int8))
+    m1, m2, shift = add_multipliers(x.scale / y.scale, t.scale / y.scale)
+    add = Layer("add", "add", "x", "y", (1, 1), (1, 1), (0, 0, 0, 0), None, None,
+                np.array([y.zero_point], np.int32), np.array([m1, m2], np.int32), np.array([shift], np.int8),
+                input2="t")
+    graph = Graph(f"add_i{in1_bits}i{in2_bits}o{out_bits}_s{seed}", {"x": x, "t": t, "y": y}, [pre, add], "x", "y")
+    _calibrate(graph, pre, rng)
+    graph.validate()
+    return graph

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.ir import Graph, Layer
-from harness.requant import requantize
+from harness.requant import add_requantize, requantize
 
 
 def _patches(x: np.ndarray, layer: Layer, out_hw: tuple[int, int], in_offset: int) -> np.ndarray:
@@ -42,7 +42,17 @@ def accumulate(graph: Graph, layer: Layer, x: np.ndarray) -> np.ndarray:
     if layer.op == "global_avg_pool":
         s = (x.astype(np.int64) + off).sum(axis=(0, 1))
         return (s + bias).reshape(1, 1, -1)
+    if layer.op == "avg_pool":
+        p = _patches(x, layer, out.shape[:2], off)
+        return p.sum(axis=(2, 3)) + bias
     raise ValueError(f"unknown op {layer.op}")
+
+
+def run_add(graph: Graph, layer: Layer, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """The add layer (docs/integer-arithmetic.md, "add") on unpacked inputs."""
+    off1, off2 = (-graph.tensors[name].zero_point for name in (layer.input, layer.input2))
+    return add_requantize(x1, off1, x2, off2, layer.mult, int(layer.shift[0]), int(layer.bias[0]),
+                          graph.tensors[layer.output].bits)
 
 
 def run_layer(graph: Graph, layer: Layer, x: np.ndarray) -> np.ndarray:
@@ -57,7 +67,10 @@ def run(graph: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Run the whole graph on an unpacked input [H, W, C]; returns every tensor by name."""
     values = {graph.input: np.asarray(x, dtype=np.int32)}
     for layer in graph.layers:
-        values[layer.output] = run_layer(graph, layer, values[layer.input])
+        if layer.op == "add":
+            values[layer.output] = run_add(graph, layer, values[layer.input], values[layer.input2])
+        else:
+            values[layer.output] = run_layer(graph, layer, values[layer.input])
     return values
 
 

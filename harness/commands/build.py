@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.boards import load_board
+from harness.commands.options import add_model_source_options
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
@@ -18,20 +19,23 @@ def register(subparsers) -> None:
                                    description="Quantize the policy, generate C and build the ELF (cached by content).")
     parser.add_argument("policy", type=Path, help="policy.json")
     parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
+    add_model_source_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
     from harness.measure import build_policy_firmware, check_policy_fits
-    from harness.pipeline import graph_for_policy
+    from harness.random_weights import policy_graph
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
     check_policy_fits(policy, board)
-    graph = graph_for_policy(policy, progress=lambda message: console.log(message))
+    graph = policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
+                             calibration_dir=args.calibration)
     build = build_policy_firmware(graph, policy, board)
-    table = Table(title=f"{policy.name} for {board.name}{' (cached)' if build.cached else ''}")
+    weights = " with RANDOM weights (latency and memory only)" if graph.meta.get("random_weights") else ""
+    table = Table(title=f"{policy.name} for {board.name}{weights}{' (cached)' if build.cached else ''}")
     for column in ("memory", "used", "budget", "share"):
         table.add_column(column)
     for what, used, budget in (("flash", build.flash_bytes, board.budget.flash), ("ram", build.ram_bytes, board.budget.ram)):

@@ -10,7 +10,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.backends import get_backend
 from harness.boards import load_board
+from harness.commands.options import add_model_source_options
+from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
@@ -28,20 +31,26 @@ def register(subparsers) -> None:
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"test images to stream (default {DEFAULT_IMAGES})")
     parser.add_argument("--out", type=Path, help="write the JSON report here (the per-image log goes beside it as .jsonl)")
     parser.add_argument("--log", type=Path, help="per-image JSONL log (default: beside --out, or runs/)")
+    parser.add_argument("--port", help="serial port of a board on a debug probe, e.g. /dev/ttyACM0 (default: found by USB id)")
+    add_model_source_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
     from harness.measure import check_policy_fits, measure
-    from harness.pipeline import graph_for_policy
+    from harness.random_weights import policy_graph
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
-    board = load_board(args.board)
+    board = load_board(args.board).with_serial_port(args.port)
+    tools = get_backend(board.backend).tool_status()
+    if not tools.present:  # before quantizing and building: say at once that the board is not here
+        raise HarnessError(f"board {board.name}: {tools.detail}")
     check_policy_fits(policy, board)
     log_path = args.log or _default_log(args.out, policy.name, board.name)
     with console.status("quantizing the policy (cached after the first time)"):
-        graph = graph_for_policy(policy, progress=lambda message: console.log(message))
+        graph = policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
+                             calibration_dir=args.calibration)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bit-exact {task.fields[exact]}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{policy.name} on {board.name}", total=args.images, exact=0)
@@ -70,7 +79,10 @@ def summary_table(report: dict) -> Table:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("bit-exact outputs", f"{report['bit_exact']}/{report['images']}")
-    table.add_row("accuracy device / host", f"{report['device_accuracy']:.2%} / {report['host_accuracy']:.2%}")
+    if report.get("random_weights"):
+        table.add_row("[yellow]random weights[/yellow]", f"[yellow]{report.get('note', '')}[/yellow]")
+    else:
+        table.add_row("accuracy device / host", f"{report['device_accuracy']:.2%} / {report['host_accuracy']:.2%}")
     table.add_row(f"{unit} per image min/median/max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f}")
     if "median_ms" in lat:
         table.add_row("latency (median)", f"{lat['median_ms']:.3f} ms")

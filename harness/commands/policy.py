@@ -67,8 +67,8 @@ def layer_table(report: MemoryReport) -> Table:
 def op_label(row: LayerMemory) -> str:
     """Short kernel name with geometry: "conv 3x3/1", "dw 3x3/2", "pw", "avgpool", "fc"."""
     short = {"conv2d": "conv", "depthwise_conv2d": "dw", "pointwise": "pw",
-             "global_avg_pool": "avgpool", "fully_connected": "fc"}[row.op]
-    if row.op in ("conv2d", "depthwise_conv2d"):
+             "global_avg_pool": "avgpool", "fully_connected": "fc", "avg_pool": "avgpool", "add": "add"}[row.op]
+    if row.op in ("conv2d", "depthwise_conv2d", "avg_pool"):
         return f"{short} {row.kernel[0]}x{row.kernel[1]}/{row.stride[0]}"
     return short
 

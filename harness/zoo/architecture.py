@@ -1,4 +1,5 @@
-"""A model architecture as data: a chain of MobileNet-style layers.
+"""A model architecture as data: layers in execution order, each reading the previous layer
+or named earlier layers (residual networks: `add` reads two).
 
 The same description drives float training (harness.train.FloatNet), quantization-aware
 training, lowering to the integer IR and the memory model, so a zoo model is written once, as a
@@ -11,29 +12,52 @@ from dataclasses import dataclass
 from harness.ir import conv_output_size
 
 CONV_OPS = ("conv2d", "depthwise_conv2d")
-SPEC_OPS = CONV_OPS + ("global_avg_pool", "fully_connected")
+SPEC_OPS = CONV_OPS + ("global_avg_pool", "fully_connected", "avg_pool", "add")
+WEIGHTLESS_OPS = ("global_avg_pool", "avg_pool", "add")
+# What follows a layer's output (the classifier has none: int32 logits). "relu": unsigned
+# activations; "relu6": the same, clipped at 6; "linear": signed real values, stored unsigned
+# with a zero-point (docs/integer-arithmetic.md, "Zero-points of activations").
+ACTIVATIONS = ("relu", "relu6", "linear")
+INPUT = "input"
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer. Convolutions use symmetric padding; `out_channels` is ignored by ops that keep
-    the channel count (depthwise_conv2d, global_avg_pool)."""
+    """One layer. Convolutions and avg_pool use symmetric padding; `out_channels` is ignored by
+    ops that keep the channel count (depthwise_conv2d, global_avg_pool, avg_pool, add).
+    `inputs` names the layers read ("input" is the network input); empty means the previous
+    layer. `activation` is one of ACTIVATIONS."""
 
     name: str
     op: str
     out_channels: int = 0
-    kernel: int = 1
+    kernel: int | tuple[int, int] = 1  # k, or (kh, kw)
     stride: int = 1
-    padding: int = 0
+    padding: int | tuple[int, int] = 0  # p, or (rows above and below, columns left and right)
+    inputs: tuple[str, ...] = ()
+    activation: str = "relu"
 
     @property
     def has_weights(self) -> bool:
-        return self.op != "global_avg_pool"
+        return self.op not in WEIGHTLESS_OPS
+
+    @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return _pair(self.kernel)
+
+    @property
+    def padding_hw(self) -> tuple[int, int]:
+        return _pair(self.padding)
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """A chain of layers from an H x W x C input to the classifier's logits (the last layer)."""
+    """Layers in execution order from an H x W x C input to the classifier's logits (the last
+    layer); each reads the previous layer unless its `inputs` say otherwise."""
 
     name: str
     input_shape: tuple[int, int, int]
@@ -45,6 +69,14 @@ class Architecture:
             raise ValueError(f"{self.name}: unknown layer ops {unknown}")
         if not self.layers or self.layers[-1].op != "fully_connected":
             raise ValueError(f"{self.name}: the last layer must be the fully_connected classifier")
+        seen = {INPUT}
+        for spec in self.layers:
+            sources = self.sources(spec)
+            if spec.name in seen or any(source not in seen for source in sources):
+                raise ValueError(f"{self.name}: layer {spec.name} is a duplicate or reads a later layer {sources}")
+            if len(sources) != (2 if spec.op == "add" else 1) or spec.activation not in ACTIVATIONS:
+                raise ValueError(f"{self.name}: layer {spec.name}: bad inputs {sources} or activation")
+            seen.add(spec.name)
 
     @property
     def classifier(self) -> str:
@@ -54,14 +86,26 @@ class Architecture:
     def num_classes(self) -> int:
         return self.layers[-1].out_channels
 
+    def sources(self, spec: LayerSpec) -> tuple[str, ...]:
+        """The tensors a layer reads: its `inputs`, or the previous layer's output."""
+        if spec.inputs:
+            return spec.inputs
+        index = self.layers.index(spec)
+        return (self.layers[index - 1].name if index else INPUT,)
+
     def shapes(self) -> dict[str, tuple[int, int, int]]:
         """H x W x C of the input ("input") and of every layer's output (by layer name)."""
-        shapes = {"input": self.input_shape}
-        h, w, c = self.input_shape
+        shapes = {INPUT: self.input_shape}
         for spec in self.layers:
-            if spec.op in CONV_OPS:
-                h = conv_output_size(h, spec.kernel, spec.stride, spec.padding, spec.padding)
-                w = conv_output_size(w, spec.kernel, spec.stride, spec.padding, spec.padding)
+            sources = self.sources(spec)
+            h, w, c = shapes[sources[0]]
+            if spec.op == "add":
+                if len({shapes[source] for source in sources}) != 1:
+                    raise ValueError(f"{self.name}: add {spec.name} of shapes {[shapes[s] for s in sources]}")
+            elif spec.op in CONV_OPS + ("avg_pool",):
+                (kh, kw), (ph, pw) = spec.kernel_hw, spec.padding_hw
+                h = conv_output_size(h, kh, spec.stride, ph, ph)
+                w = conv_output_size(w, kw, spec.stride, pw, pw)
                 c = spec.out_channels if spec.op == "conv2d" else c
             elif spec.op == "global_avg_pool":
                 h = w = 1
@@ -72,7 +116,6 @@ class Architecture:
         return shapes
 
     def input_channels(self) -> dict[str, int]:
-        """Channels each layer reads."""
+        """Channels each layer reads (its first input's)."""
         shapes = self.shapes()
-        previous = ["input"] + [spec.name for spec in self.layers[:-1]]
-        return {spec.name: shapes[prev][2] for spec, prev in zip(self.layers, previous)}
+        return {spec.name: shapes[self.sources(spec)[0]][2] for spec in self.layers}

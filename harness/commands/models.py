@@ -1,0 +1,61 @@
+"""`harness models [NAME --args JSON]`: the zoo's networks with parameter and MAC counts."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from harness import zoo
+from harness.errors import HarnessError
+from harness.zoo.catalogue import Variant, variants
+from harness.zoo.counts import counts
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "models", help="list the zoo's networks with parameter and MAC counts",
+        description="Parameters (weights + one bias per output channel, batch-norm folded) and MACs "
+                    "(convolutions and fully connected layers) of the zoo's standard variants, beside "
+                    "the published figures. With NAME, one model with --args.")
+    parser.add_argument("name", nargs="?", help="one zoo model (default: every standard variant)")
+    parser.add_argument("--args", default="{}", help='model arguments as JSON, e.g. \'{"width": 0.5}\'')
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name is None:
+        rows = variants()
+    else:
+        try:
+            model_args = json.loads(args.args)
+        except json.JSONDecodeError as error:
+            raise HarnessError(f"--args: not valid JSON: {error.msg}") from None
+        if not isinstance(model_args, dict):
+            raise HarnessError("--args: must be a JSON object")
+        rows = [Variant(args.name, model_args)]
+    Console().print(models_table(rows))
+    return 0
+
+
+def _short_count(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
+def models_table(rows: list[Variant]) -> Table:
+    table = Table(title="zoo models")
+    for column in ("model", "input", "layers", "params", "weights", "MACs", "published params / MACs", "source"):
+        table.add_column(column, justify="left" if column in ("model", "source", "input") else "right",
+                         no_wrap=column != "source")
+    for variant in rows:
+        arch = zoo.build(variant.zoo, variant.args)
+        count = counts(arch)
+        published = variant.published or (None, None, "")
+        table.add_row(variant.label, "x".join(map(str, arch.input_shape)), str(count.layers),
+                      _short_count(count.params), _short_count(count.weights), _short_count(count.macs),
+                      f"{_short_count(published[0])} / {_short_count(published[1])}" if variant.published else "",
+                      published[2])
+    return table
