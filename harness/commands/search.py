@@ -1,0 +1,74 @@
+"""`harness search --method memory-driven|haq --model ZOO_NAME ...`: choose bits per layer.
+
+memory-driven: the rules of Rusci et al. 2020 (harness.search.memory_driven), no training;
+writes a policy.json (--out) and prints the per-layer table.
+haq: a DDPG agent whose reward adds accuracy and the latency measured on the board
+(harness.search.haq); --out is a folder for the log, the best policy, the Pareto CSV and plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.errors import HarnessError
+from harness.pytest_plugin import DEFAULT_BOARD
+
+METHODS = ("memory-driven", "haq")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "search", help="search the bits of every layer (memory-driven rules or a HAQ agent)",
+        description="Choose 2/4/8 bits for every weight and activation tensor under the flash/RAM budget.")
+    parser.add_argument("--method", choices=METHODS, required=True)
+    parser.add_argument("--model", default="digits-cnn", help="zoo model (default digits-cnn)")
+    parser.add_argument("--model-args", default="{}", help='zoo model arguments as JSON, e.g. \'{"width": 0.75}\'')
+    parser.add_argument("--flash", default="2MB", help="flash budget (default 2MB)")
+    parser.add_argument("--ram", default="512kB", help="RAM budget (default 512kB)")
+    parser.add_argument("--out", type=Path,
+                        help="memory-driven: the policy.json to write; "
+                             "haq: the output folder (default runs/search-haq)")
+    haq = parser.add_argument_group("haq")
+    haq.add_argument("--board", default=DEFAULT_BOARD, help=f"board that measures latency (default {DEFAULT_BOARD})")
+    haq.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    haq.add_argument("--latency-weight", type=float, default=1.0,
+                     help="weight of the latency term in the reward (default 1.0)")
+    haq.add_argument("--target-latency", type=float, default=None,
+                     help="latency (board units) below which the latency term is 0 (default: none, always pays)")
+    haq.add_argument("--seed", type=int, default=0, help="seed of the agent (default 0)")
+    haq.add_argument("--top-k", type=int, default=3, help="best policies built and measured on the board (default 3)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        model_args = json.loads(args.model_args)
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"--model-args: not valid JSON: {error.msg}") from None
+    if not isinstance(model_args, dict):
+        raise HarnessError("--model-args: must be a JSON object, e.g. '{\"width\": 16}'")
+    if args.method == "memory-driven":
+        return _memory_driven(args, model_args)
+    from harness.search.haq_cli import run_haq  # torch, gymnasium and stable-baselines3 load only here
+    return run_haq(args, model_args)
+
+
+def _memory_driven(args: argparse.Namespace, model_args: dict) -> int:
+    from harness.commands.policy import layer_table, print_budget
+    from harness.search.memory_driven import search
+
+    console = Console(highlight=False)
+    result = search(args.model, model_args, args.flash, args.ram)
+    console.print(layer_table(result.report))
+    for cut in result.cuts:
+        what = "weights of" if cut.phase == "weights" else f"{cut.phase} sweep at {cut.layer}: activation"
+        console.print(f"  cut {what} {cut.tensor}: {cut.bits[0]} -> {cut.bits[1]} bits", style="dim")
+    print_budget(console, result.report, result.policy.budget)
+    out = args.out or Path(f"{result.policy.name}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.policy.document, indent=1) + "\n")
+    console.print(f"policy {result.policy.hash}: {out}")
+    return 0

@@ -1,0 +1,109 @@
+"""The measured latency table: ticks of one layer at one bit configuration, on one board and firmware.
+
+`harness profile` fills it (harness.profile); the HAQ search reads it to predict a whole
+network's latency without building it:
+
+    predicted ticks = sum over layers of table[layer geometry, bits] + per-network overhead
+
+The per-network overhead is measured too: a RUN's total ticks minus its layers' ticks (the
+model's run() call, the calls around each layer, the timer reads), median over every profiled
+single-layer model. The table is a JSON file under cache_dir("latency"), one per (board,
+firmware digest); the digest hashes every firmware source, the board file and the compiler
+(harness.build.build_key without generated sources), so a changed kernel gets a new, empty table
+and nothing stale is reused. Values are ticks of the board's counter; `per_tick` converts them
+to the board's unit (cycles on hardware, instructions in emulators).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.boards import Board
+from harness.build import build_key
+from harness.errors import HarnessError
+from harness.ir import Graph, Layer
+from harness.paths import cache_dir
+from harness.planner import kernel_for
+
+TABLE_FORMAT = 2  # 2: profiled layers requantize like a ReLU network (harness.profile)
+
+
+def layer_key(graph: Graph, layer: Layer) -> str:
+    """What decides a layer's latency: kernel, geometry, bits, and whether its input has a zero-point."""
+    inp, out = graph.tensors[layer.input], graph.tensors[layer.output]
+    shape = lambda t: "x".join(map(str, t.shape))  # noqa: E731
+    return (f"{kernel_for(layer)}|in {shape(inp)}|out {shape(out)}|k {layer.kernel[0]}x{layer.kernel[1]}"
+            f"|s {layer.stride[0]}x{layer.stride[1]}|p {','.join(map(str, layer.padding))}"
+            f"|zp {int(inp.zero_point != 0)}|bits i{inp.bits} w{layer.w_bits or 0} o{out.bits}")
+
+
+def firmware_digest(board: Board) -> str:
+    """Hash of what the firmware around a model is built from (sources, board file, compiler)."""
+    with tempfile.TemporaryDirectory() as empty:
+        return build_key(board, Path(empty))[:16]
+
+
+@dataclass
+class LatencyTable:
+    """Ticks per layer configuration for one board and firmware; `overheads` are the measured
+    per-network overheads (total minus layer ticks) of the profiled models."""
+
+    board: str
+    firmware: str
+    unit: str = "ticks"
+    per_tick: float = 1.0
+    entries: dict[str, int] = None
+    overheads: list[int] = None
+
+    def __post_init__(self) -> None:
+        self.entries = dict(self.entries or {})
+        self.overheads = list(self.overheads or [])
+
+    @property
+    def path(self) -> Path:
+        return cache_dir("latency") / f"{self.board}-{self.firmware}.json"
+
+    @classmethod
+    def for_board(cls, board: Board) -> "LatencyTable":
+        """The cached table of this board and firmware (empty if never profiled)."""
+        table = cls(board.name, firmware_digest(board))
+        if table.path.is_file():
+            document = json.loads(table.path.read_text())
+            if document.get("format") == TABLE_FORMAT:
+                table.unit, table.per_tick = document["unit"], document["per_tick"]
+                table.entries, table.overheads = document["entries"], document["overheads"]
+        return table
+
+    def save(self) -> None:
+        """Write atomically (a temporary file renamed over the table)."""
+        document = {"format": TABLE_FORMAT, "board": self.board, "firmware": self.firmware, "unit": self.unit,
+                    "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
+        staging = self.path.with_suffix(f".tmp{os.getpid()}")
+        staging.write_text(json.dumps(document, indent=0, sort_keys=True))
+        os.replace(staging, self.path)
+
+    def missing(self, graph: Graph) -> list[str]:
+        return [key for key in (layer_key(graph, layer) for layer in graph.layers) if key not in self.entries]
+
+    @property
+    def overhead(self) -> float:
+        """Per-network overhead in ticks (median of the measured ones)."""
+        if not self.overheads:
+            raise HarnessError(f"latency table {self.path} has no measured overhead: run `harness profile`")
+        return float(statistics.median(self.overheads))
+
+    def layer_ticks(self, graph: Graph) -> list[int]:
+        """Measured ticks of every layer of `graph`; HarnessError naming what was never profiled."""
+        missing = self.missing(graph)
+        if missing:
+            raise HarnessError(f"latency table for {self.board} lacks {len(missing)} layer configurations "
+                               f"(first: {missing[0]}); run `harness profile --board {self.board}` on this model")
+        return [self.entries[layer_key(graph, layer)] for layer in graph.layers]
+
+    def predict(self, graph: Graph) -> float:
+        """Predicted whole-network latency in the table's unit (layers + overhead)."""
+        return (sum(self.layer_ticks(graph)) + self.overhead) * self.per_tick

@@ -1,0 +1,75 @@
+"""The accuracy term of the HAQ reward: a short QAT fine-tune on a subset, cached by policy.
+
+The float model's training split is cut in two, once: the first `train_images` fine-tune the
+policy's fake-quant model (BN folded, clips calibrated, `epochs` passes of Adam), the last
+`val_images` score it. The test split is never seen by the search; it is what the verified
+candidates are measured on. A policy's accuracy is cached on disk (cache_dir("haq")) under its
+hash, the settings and the float checkpoint's digest, so a repeated or resumed search does not
+train it again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.data import load_split
+from harness.paths import cache_dir
+from harness.policy import Policy, policy_hash
+
+# The fine-tune is a few dozen small batches: one thread is fastest, and with two on a loaded
+# two-core machine torch's spinning workers made it ten times slower (measured: 1.4 s vs 16-27 s).
+SEARCH_TORCH_THREADS = 1
+
+
+@dataclass(frozen=True)
+class ShortQAT:
+    train_images: int = 400
+    val_images: int = 400
+    epochs: int = 1
+    lr: float = 1e-3
+    seed: int = 0
+
+
+class AccuracyOracle:
+    """Fine-tunes and scores policies of one float model; remembers every score."""
+
+    def __init__(self, model_policy: Policy, settings: ShortQAT = ShortQAT()):
+        from harness.train import checkpoint_digest, load_float
+
+        self.settings = settings
+        self.float_net = load_float(model_policy.model)
+        split = load_split(model_policy.architecture.input_shape[0])
+        n_train, n_val = settings.train_images, settings.val_images
+        self.train = (split.train_images[:n_train], split.train_labels[:n_train])
+        self.val = (split.train_images[-n_val:], split.train_labels[-n_val:])
+        tag = policy_hash({"settings": asdict(settings), "checkpoint": checkpoint_digest(model_policy.model)})
+        self.path: Path = cache_dir("haq") / f"accuracy-{tag}.json"
+        self.scores: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def fine_tune(self, policy: Policy):
+        """The policy's fake-quant model after the short fine-tune (deterministic)."""
+        import torch
+
+        from harness.qat import from_float
+        from harness.train import configure_torch, fit, nchw
+
+        configure_torch(self.settings.seed)
+        torch.set_num_threads(SEARCH_TORCH_THREADS)
+        net = from_float(self.float_net, policy, nchw(self.train[0]))
+        fit(net, net.parameters(), *self.train, self.settings.epochs, self.settings.lr, self.settings.seed)
+        return net
+
+    def accuracy(self, policy: Policy) -> tuple[float, bool]:
+        """(validation accuracy, whether it came from the cache)."""
+        if policy.hash in self.scores:
+            return self.scores[policy.hash], True
+        from harness.train import accuracy
+
+        score = accuracy(self.fine_tune(policy), *self.val)
+        self.scores[policy.hash] = score
+        staging = self.path.with_suffix(f".tmp{os.getpid()}")
+        staging.write_text(json.dumps(self.scores))
+        os.replace(staging, self.path)
+        return score, False

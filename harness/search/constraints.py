@@ -1,0 +1,50 @@
+"""Make an agent's bits fit the budget as HAQ does: cut bits, last layer first, until RAM and flash fit.
+
+The structural graph's bits are halved in place (weights while flash is exceeded, activations
+while RAM is), one layer at a time from the last to the first and round again (Wang et al.
+2019's final_action_wall), skipping what is already at 2 bits (or fixed: the network input
+and the logits), and checking the budget after every layer.
+"""
+from __future__ import annotations
+
+from harness.errors import HarnessError
+from harness.ir import Graph
+from harness.memory import MemoryReport, memory_report
+from harness.policy import Budget
+
+LOWEST_BITS = 2
+
+
+def enforce_budget(graph: Graph, budget: Budget) -> tuple[MemoryReport, int]:
+    """Cut `graph`'s bits until it fits; (its memory report, number of halvings).
+    HarnessError when everything is at 2 bits and it still does not fit."""
+    cuts = idle = 0
+    position = len(graph.layers) - 1
+    while True:
+        report = memory_report(graph)
+        flash_over = report.flash_bytes > budget.flash
+        ram_over = report.ram_bytes > budget.ram
+        if not (flash_over or ram_over):
+            return report, cuts
+        if idle == len(graph.layers):
+            raise HarnessError(f"{graph.name}: does not fit the budget even at {LOWEST_BITS} bits everywhere: "
+                               + "; ".join(report.over_budget(budget)))
+        if _cut_layer(graph, position, flash_over, ram_over):
+            cuts, idle = cuts + 1, 0
+        else:
+            idle += 1
+        position = (position - 1) % len(graph.layers)
+
+
+def _cut_layer(graph: Graph, index: int, weights: bool, activations: bool) -> bool:
+    """Halve layer `index`'s weights (if flash is over) and output (if RAM is over) where above 2 bits."""
+    layer = graph.layers[index]
+    out = graph.tensors[layer.output]
+    cut = False
+    if weights and layer.w_bits is not None and layer.w_bits > LOWEST_BITS:
+        layer.w_bits //= 2
+        cut = True
+    if activations and layer.output != graph.output and out.bits > LOWEST_BITS:
+        out.bits //= 2
+        cut = True
+    return cut

@@ -1,0 +1,77 @@
+"""The Pareto table and plot of a search: accuracy against latency, memory alongside."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
+    """For (latency, accuracy) points: True where no other point is at least as fast and as
+    accurate and strictly better in one of them."""
+    return [not any(lo <= lat and ao >= acc and (lo < lat or ao > acc) for lo, ao in points)
+            for lat, acc in points]
+
+
+def unique_episodes(records: list[dict]) -> list[dict]:
+    """One row per distinct policy (its first episode)."""
+    rows: dict[str, dict] = {}
+    for record in records:
+        if record["event"] == "episode":
+            rows.setdefault(record["policy_hash"], record)
+    return list(rows.values())
+
+
+def write_pareto(records: list[dict], out_dir: Path, layer_order: list[str]) -> tuple[Path, Path]:
+    """pareto.csv (every distinct policy, flagged when on the front; bits as layer:w/a in
+    `layer_order`) and pareto.png."""
+    rows = unique_episodes(records)
+    verified = {r["policy_hash"]: r for r in records if r["event"] == "verified"}
+    front = pareto_front([(r["predicted_latency"], r["accuracy"]) for r in rows])
+    csv_path = out_dir / "pareto.csv"
+    columns = ["episode", "policy_hash", "accuracy", "predicted_latency", "measured_latency", "device_accuracy",
+               "flash_bytes", "ram_bytes", "reward", "pareto", "bits"]
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row, on_front in sorted(zip(rows, front), key=lambda pair: pair[0]["predicted_latency"]):
+            check = verified.get(row["policy_hash"], {})
+            entries = [(name, row["layers"][name]) for name in layer_order]
+            bits = " ".join(f"{name}:{e.get('w_bits', '-')}/{e.get('a_bits', '-')}" for name, e in entries)
+            writer.writerow([row["episode"], row["policy_hash"], f"{row['accuracy']:.4f}",
+                             f"{row['predicted_latency']:.0f}", _number(check.get("measured_latency")),
+                             _number(check.get("device_accuracy"), ".4f"), row["flash_bytes"], row["ram_bytes"],
+                             f"{row['reward']:.4f}", int(on_front), bits])
+    png_path = out_dir / "pareto.png"
+    _plot(rows, front, verified, png_path)
+    return csv_path, png_path
+
+
+def _number(value, spec: str = ".0f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _plot(rows: list[dict], front: list[bool], verified: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    unit = rows[0].get("latency_unit", "ticks") if rows else "ticks"
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    size = [max(8.0, r["flash_bytes"] / max(x["flash_bytes"] for x in rows) * 60) for r in rows]
+    axes.scatter([r["predicted_latency"] for r in rows], [r["accuracy"] for r in rows], s=size, alpha=0.35,
+                 label="episodes (size: flash)")
+    on_front = sorted((r for r, f in zip(rows, front) if f), key=lambda r: r["predicted_latency"])
+    axes.plot([r["predicted_latency"] for r in on_front], [r["accuracy"] for r in on_front], "-o", color="C1",
+              label="Pareto front (predicted)")
+    checked = [v for v in verified.values()]
+    if checked:
+        axes.scatter([v["measured_latency"] for v in checked], [v["accuracy"] for v in checked], marker="x",
+                     color="C3", s=60, label="verified on board (measured)")
+    axes.set_xlabel(f"latency ({unit})")
+    axes.set_ylabel("validation accuracy (short QAT)")
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

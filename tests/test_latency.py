@@ -1,0 +1,66 @@
+"""The latency table: keys, the on-disk cache and the whole-network prediction."""
+from dataclasses import replace
+
+import pytest
+
+from harness.boards import load_board
+from harness.errors import HarnessError
+from harness.latency import LatencyTable, firmware_digest, layer_key
+from harness.random_graphs import random_chain_graph
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))
+    return tmp_path
+
+
+def test_key_names_kernel_geometry_bits_and_zero_point():
+    graph = random_chain_graph(3)
+    first = graph.layers[0]
+    key = layer_key(graph, first)
+    assert key.startswith(("conv2d|", "pointwise|")) and "|zp 1|" in key
+    out = graph.tensors[first.output]
+    graph.tensors[first.output] = replace(out, bits=2 if out.bits != 2 else 4)
+    assert layer_key(graph, first) != key
+    keys = [layer_key(graph, layer) for layer in graph.layers]
+    assert len(set(keys)) == len(keys)
+
+
+def test_table_round_trips_and_predicts_layers_plus_overhead(cache):
+    board = load_board("qemu-m7")
+    graph = random_chain_graph(5)
+    table = LatencyTable(board.name, firmware_digest(board), unit="instructions", per_tick=40.0)
+    for ticks, layer in enumerate(graph.layers, 1):
+        table.entries[layer_key(graph, layer)] = 100 * ticks
+    table.overheads = [3, 2, 2, 9]
+    table.save()
+    assert table.path.parent == cache / "latency"
+    loaded = LatencyTable.for_board(board)
+    assert (loaded.entries, loaded.overheads, loaded.unit, loaded.per_tick) == \
+        (table.entries, table.overheads, "instructions", 40.0)
+    n = len(graph.layers)
+    assert loaded.predict(graph) == (100 * n * (n + 1) / 2 + 2.5) * 40.0  # median overhead 2.5 ticks
+
+
+def test_missing_configurations_are_named(cache):
+    graph = random_chain_graph(1)
+    table = LatencyTable("qemu-m7", "abc", entries={layer_key(graph, graph.layers[0]): 5}, overheads=[1])
+    assert len(table.missing(graph)) == len(graph.layers) - 1
+    with pytest.raises(HarnessError, match="harness profile --board qemu-m7"):
+        table.predict(graph)
+
+
+def test_table_without_overhead_refuses_to_predict(cache):
+    graph = random_chain_graph(1)
+    table = LatencyTable("b", "f", entries={layer_key(graph, layer): 1 for layer in graph.layers})
+    with pytest.raises(HarnessError, match="no measured overhead"):
+        table.predict(graph)
+
+
+def test_board_table_is_empty_until_profiled_and_keyed_by_firmware(cache):
+    board = load_board("qemu-m7")
+    digest = firmware_digest(board)
+    assert len(digest) == 16 and digest == firmware_digest(board)
+    table = LatencyTable.for_board(board)
+    assert table.entries == {} and table.firmware == digest and table.path.name == f"qemu-m7-{digest}.json"

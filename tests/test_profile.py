@@ -1,0 +1,88 @@
+"""Profiling firmware: the configurations it measures, how it batches them, and on the board,
+that the table predicts a whole network's ticks."""
+import numpy as np
+import pytest
+
+from harness import reference, zoo
+from harness.codegen import model_hash
+from harness.device import open_device, pack_tensor
+from harness.firmware import build_graphs
+from harness.latency import LatencyTable, layer_key
+from harness.lower import structural_graph
+from harness.packing import BITS
+from harness.profile import MAX_MODELS_PER_IMAGE, batches, bit_configs, profile, profile_graphs, single_layer_graph
+from harness.random_graphs import random_chain_graph, random_input
+from harness.search.documents import uniform_policy
+
+
+def _digits_graph():
+    arch = zoo.build("digits-cnn")
+    return structural_graph(uniform_policy("d", "digits-cnn", {}, arch, 8, {"flash": "2MB", "ram": "512kB"}))
+
+
+def test_every_bit_configuration_a_search_can_choose():
+    graph = _digits_graph()
+    counts = {layer.name: len(bit_configs(graph, layer)) for layer in graph.layers}
+    # first layer: input bits fixed; pool: no weights; classifier: int32 output
+    assert counts == {"conv1": 9, "dw1": 27, "pw1": 27, "dw2": 27, "pw2": 27, "pool": 9, "fc": 9}
+    first = bit_configs(graph, graph.layers[0])
+    assert {c.in_bits for c in first} == {8} and {c.w_bits for c in first} == set(BITS)
+    assert {c.out_bits for c in bit_configs(graph, graph.layers[-1])} == {32}
+
+
+def test_each_configuration_is_measured_once_and_known_ones_are_skipped():
+    graph = _digits_graph()
+    graphs = profile_graphs(graph)
+    keys = [layer_key(g, g.layers[0]) for g in graphs]
+    assert len(keys) == len(set(keys)) == 135
+    table = LatencyTable("b", "f", entries={key: 1 for key in keys[:100]})
+    assert len(profile_graphs(graph, table)) == 35
+
+
+def test_profiled_layers_requantize_like_a_relu_network():
+    graph = _digits_graph()
+    for layer in graph.layers[:-1]:
+        for config in bit_configs(graph, layer)[::4]:
+            single = single_layer_graph(graph, layer, config, seed=3)
+            y = reference.predict(single, random_input(single, single.meta["input_seed"]))
+            zeros = float(np.mean(y == 0))
+            assert 0.25 <= zeros <= 0.8, (layer.name, config, zeros)  # about half clipped by the "ReLU"
+            assert y.max() >= (1 << config.out_bits) // 2, (layer.name, config)  # the rest spread out
+
+
+def test_batches_respect_the_model_count_and_the_flash_budget():
+    graphs = profile_graphs(_digits_graph())
+    many = graphs * 3
+    groups = batches(many, 2 * 1024 * 1024)
+    assert [len(g) for g in groups] == [MAX_MODELS_PER_IMAGE, len(many) - MAX_MODELS_PER_IMAGE]
+    small = batches(graphs, 48 * 1024)  # 48 kB flash: 6 kB left for weights after the code estimate
+    assert len(small) > 1 and sum(len(g) for g in small) == len(graphs)
+    for group in small:
+        flash = sum(g.weight_bytes(g.layers[0]) + g.param_bytes(g.layers[0]) for g in group)
+        assert flash <= 48 * 1024 * 0.8 - 32 * 1024
+
+
+@pytest.mark.device
+def test_profiled_table_predicts_whole_network_ticks_within_5_percent(board, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))  # an empty table: everything is measured
+    graph = random_chain_graph(11, blocks=2)
+    table, measured = profile(graph, board)
+    assert measured == len(profile_graphs(graph)) and not table.missing(graph)
+    assert profile(graph, board)[1] == 0, "a second profile must measure nothing"
+    build = build_graphs([graph], board)
+    with open_device(board, build.elf_path, expected_hash=model_hash([graph])) as device:
+        device.load(0, pack_tensor(random_input(graph, 0), graph.tensors[graph.input]))
+        run = device.run(0)
+    assert run.ok
+    actual = run.total_ticks * table.per_tick
+    assert abs(table.predict(graph) - actual) <= 0.05 * actual
+
+
+def test_cli_rejects_unknown_models_missing_policies_and_bad_arguments(capsys):
+    from harness.cli import main
+
+    for args, message in ((["--policy-or-model", "no-such-model"], "unknown model"),
+                          (["--policy-or-model", "missing.json"], "no such policy file"),
+                          (["--policy-or-model", "digits-cnn", "--model-args", "[1]"], "--model-args")):
+        assert main(["profile", "--board", "qemu-m7", *args]) == 2
+        assert message in capsys.readouterr().err
