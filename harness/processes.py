@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -50,3 +51,20 @@ def run_logged(command: Sequence[str], log_path: Path, timeout_s: float,
             return None
         finally:
             stop_group(process)
+
+
+def free_loopback_port() -> int:
+    """A loopback TCP port nobody listens on right now (an emulator binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def version_line(executable: str, timeout_s: float = 10.0) -> str | None:
+    """The first line `executable --version` prints, or None when it does not run."""
+    try:
+        result = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=timeout_s)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = result.stdout.strip().splitlines()
+    return lines[0] if result.returncode == 0 and lines else None

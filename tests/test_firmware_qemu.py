@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -25,6 +24,7 @@ from harness.errors import HarnessError
 from harness.ir import Graph
 from harness.packing import pack, unpack
 from harness.paths import FIRMWARE_DIR
+from harness.processes import free_loopback_port
 from harness.protocol import (
     ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, encode_frame,
 )
@@ -174,18 +174,12 @@ def image(tmp_path_factory):
 # ---- QEMU -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def qemu_device(elf: Path, log_path: Path):
     """QEMU waits for our connection before it starts the guest, so the hello frame is never
     lost; nodelay=on avoids Nagle's 40 ms per answer. QEMU is always killed."""
     for _ in range(3):
-        port = _free_port()
+        port = free_loopback_port()
         with open(log_path, "wb") as log:
             qemu = subprocess.Popen(
                 [QEMU, "-machine", "mps2-an500", "-cpu", "cortex-m7", "-icount", "shift=0", "-display", "none",

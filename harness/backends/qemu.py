@@ -15,7 +15,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from harness.backends import Backend, Link, ToolStatus, register_backend
 from harness.errors import HarnessError
-from harness.processes import start_in_group, stop_group
+from harness.processes import free_loopback_port, start_in_group, stop_group, version_line
 
 if TYPE_CHECKING:
     from harness.boards import Board
@@ -130,11 +129,7 @@ def _command(executable: str, settings: QemuSettings, elf_path: Path, port: int)
     ]
 
 
-def _free_port() -> int:
-    """A loopback TCP port nobody listens on right now (QEMU binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+_free_port = free_loopback_port  # a module attribute, so tests can hand out a taken port
 
 
 def _wait_for_port(process: subprocess.Popen, stderr: IO[bytes], port: int, timeout_s: float) -> bool:
@@ -182,14 +177,8 @@ _OPTION_ECHO = re.compile(r"^qemu(-system-\w+)?: (-\w+ \S+: )?")
 
 def _version(executable: str) -> str | None:
     """"qemu-system-arm 7.2.22", or None when it does not run."""
-    try:
-        result = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        return None
-    return lines[0].replace("QEMU emulator version", QEMU).split(" (")[0]
+    line = version_line(executable)
+    return None if line is None else line.replace("QEMU emulator version", QEMU).split(" (")[0]
 
 
 def _child_setup() -> None:

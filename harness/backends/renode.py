@@ -27,7 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from harness.backends import Backend, Link, ToolStatus, register_backend
 from harness.errors import HarnessError
-from harness.processes import start_in_group, stop_group
+from harness.processes import free_loopback_port, start_in_group, stop_group, version_line
 
 if TYPE_CHECKING:
     from harness.boards import Board
@@ -98,7 +98,7 @@ class RenodeBackend(Backend):
         executable = shutil.which(RENODE)
         if executable is None:
             raise HarnessError(f"{RENODE} not found (needed by board {board.name}); {INSTALL_HINT}")
-        port = _free_port()
+        port = free_loopback_port()
         with tempfile.TemporaryDirectory(prefix="mpq-renode-") as scratch, \
                 tempfile.TemporaryFile() as output:
             script = Path(scratch) / f"{board.name}.resc"
@@ -151,13 +151,6 @@ def headless_flags_from_help(help_text: str) -> tuple[str, ...]:
     raise HarnessError("this renode lists neither --disable-gui nor --disable-xwt in --help: cannot run it headless")
 
 
-def _free_port() -> int:
-    """A loopback TCP port nobody listens on right now (Renode binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for_port(process: subprocess.Popen, output: IO[bytes], port: int, timeout_s: float) -> None:
     """Return once the UART's server socket accepts a connection; HarnessError if Renode dies or is late."""
     deadline = time.monotonic() + timeout_s
@@ -195,10 +188,5 @@ def _tail(output: IO[bytes], limit: int = 300) -> str:
 
 
 def _version(executable: str) -> str | None:
-    """"Renode v1.15.3..." or None when it does not run."""
-    try:
-        result = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    lines = result.stdout.strip().splitlines()
-    return lines[0] if result.returncode == 0 and lines else None
+    """"Renode v1.15.3..." or None when it does not run (its runtime starts slowly)."""
+    return version_line(executable, timeout_s=60.0)
