@@ -1,6 +1,6 @@
 """policy -> float checkpoint -> QAT -> integer graph, cached; and the accuracy of each stage.
 
-The quantized model of a policy is cached under cache_dir("graphs", policy_hash, checkpoint
+The quantized model of a policy is cached under cache_dir("graphs", quantization_hash, checkpoint
 digest): the lowered graph (graph.json, graph.npz) and the QAT state (qat.pt). A second call is
 a load; a new float checkpoint (e.g. after `harness train`) gives a new entry.
 """
@@ -41,7 +41,7 @@ def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
     if progress:
         progress(f"policy {policy.name} ({policy.hash})")
     float_net = load_float(policy.model, progress)  # trains it first if the checkpoint is missing
-    directory = cache_dir("graphs", policy.hash) / checkpoint_digest(policy.model)
+    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model)
     if (directory / QAT_STATE).is_file():
         return _load(directory, policy)
     if progress:

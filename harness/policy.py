@@ -96,6 +96,13 @@ class Policy:
     def hash(self) -> str:
         return policy_hash(self.document)
 
+    @property
+    def quantization_hash(self) -> str:
+        """Hash of what the quantized model depends on: model, input, bits, QAT settings.
+        Name, description and budget are left out, so a new budget reuses the trained graph."""
+        return policy_hash({key: value for key, value in self.document.items()
+                            if key not in ("name", "description", "budget")})
+
 
 def canonical_json(document: dict) -> str:
     """Sorted keys, no whitespace: equal documents give equal text."""

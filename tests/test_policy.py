@@ -127,3 +127,16 @@ def test_policy_over_budget_exits_1_naming_the_budget(tmp_path, capsys, budget, 
     assert cli.main(["policy", "check", str(policy_file)]) == 1
     err = capsys.readouterr().err
     assert "does not fit" in err and f"{over} needs" in err and "over the" in err
+
+
+def test_budget_and_name_do_not_change_the_quantization_hash():
+    """A new budget or name reuses the trained graph; new bits do not."""
+    from harness.paths import POLICIES_DIR
+    from harness.policy import parse_policy
+
+    document = json.loads((POLICIES_DIR / "digits-mixed.json").read_text())
+    base = parse_policy(document)
+    renamed = parse_policy(document | {"name": "other", "budget": {"flash": "1MB", "ram": "256kB"}})
+    rebitted = parse_policy(document | {"layers": document["layers"] | {"pw2": {"w_bits": 4, "a_bits": 2}}})
+    assert renamed.hash != base.hash and renamed.quantization_hash == base.quantization_hash
+    assert rebitted.quantization_hash != base.quantization_hash
