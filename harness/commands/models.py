@@ -46,16 +46,23 @@ def _short_count(value: float | None) -> str:
 
 
 def models_table(rows: list[Variant]) -> Table:
+    """Counts beside the published figures; sources are numbered in the caption so the table
+    stays readable in a normal terminal."""
     table = Table(title="zoo models")
-    for column in ("model", "input", "layers", "params", "weights", "MACs", "published params / MACs", "source"):
-        table.add_column(column, justify="left" if column in ("model", "source", "input") else "right",
-                         no_wrap=column != "source")
+    for column in ("model", "input", "layers", "params", "weights", "MACs", "published"):
+        table.add_column(column, justify="left" if column in ("model", "input") else "right")
+    sources: list[str] = []
     for variant in rows:
         arch = zoo.build(variant.zoo, variant.args)
         count = counts(arch)
-        published = variant.published or (None, None, "")
+        published = ""
+        if variant.published:
+            params, macs, source = variant.published
+            if source not in sources:
+                sources.append(source)
+            published = f"{_short_count(params)} / {_short_count(macs)} [{sources.index(source) + 1}]"
         table.add_row(variant.label, "x".join(map(str, arch.input_shape)), str(count.layers),
-                      _short_count(count.params), _short_count(count.weights), _short_count(count.macs),
-                      f"{_short_count(published[0])} / {_short_count(published[1])}" if variant.published else "",
-                      published[2])
+                      _short_count(count.params), _short_count(count.weights), _short_count(count.macs), published)
+    table.caption = "published: params / MACs and the source number.   " + "  ".join(
+        f"[{n}] {source}" for n, source in enumerate(sources, 1))
     return table
