@@ -24,20 +24,16 @@ int mpq_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t 
     uint8_t *yp = y;
 
     for (uint32_t oy = 0; oy < out->h; ++oy) {
-        const int32_t iy0 = (int32_t)(oy * win->sh) - win->pad_top;
-        uint32_t ky_lo, ky_hi;
-        mpq_window_taps(iy0, win->kh, in->h, &ky_lo, &ky_hi);
+        const mpq_window_axis_t ry = mpq_window_axis(oy, win->sh, win->pad_top, win->kh, in->h);
         for (uint32_t ox = 0; ox < out->w; ++ox, yp += y_row) {
-            const int32_t ix0 = (int32_t)(ox * win->sw) - win->pad_left;
-            uint32_t kx_lo, kx_hi;
-            mpq_window_taps(ix0, win->kw, in->w, &kx_lo, &kx_hi);
+            const mpq_window_axis_t rx = mpq_window_axis(ox, win->sw, win->pad_left, win->kw, in->w);
             mpq_clear_row(yp, out->c, out->bits);
             for (uint32_t c0 = 0; c0 < in->c; c0 += MPQ_AVG_POOL_CHUNK) {
                 const uint32_t n = in->c - c0 < MPQ_AVG_POOL_CHUNK ? in->c - c0 : MPQ_AVG_POOL_CHUNK;
                 memcpy(acc, rq->bias + c0, n * sizeof(int32_t));
-                for (uint32_t ky = ky_lo; ky < ky_hi; ++ky) {
-                    for (uint32_t kx = kx_lo; kx < kx_hi; ++kx) {
-                        const uint32_t pixel = (uint32_t)(iy0 + (int32_t)ky) * in->w + (uint32_t)(ix0 + (int32_t)kx);
+                for (uint32_t ky = ry.lo; ky < ry.hi; ++ky) {
+                    for (uint32_t kx = rx.lo; kx < rx.hi; ++kx) {
+                        const uint32_t pixel = mpq_window_pixel(&ry, &rx, ky, kx, in->w);
                         mpq_unpack_activations(x + pixel * x_row + c0 * in->bits / 8u, n, in->bits, win->in_offset,
                                                values);
                         for (uint32_t i = 0; i < n; ++i) {

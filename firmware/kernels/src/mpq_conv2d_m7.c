@@ -41,8 +41,7 @@ static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
 int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                   const mpq_dims_t *out, void *y, void *scratch) {
-    if (win == NULL || !mpq_layer_ok(in, x, win->in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) ||
-        !mpq_window_ok(in, win, out) || !mpq_scratch_ok(scratch, mpq_conv2d_ref_buffer_size(in, win, w_bits, out))) {
+    if (!mpq_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
         return MPQ_ERR_ARG;
     }
     if (!mpq_m7_gemm_fits((uint32_t)win->kh * win->kw * in->c, out->c)) {

@@ -146,9 +146,7 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                             const mpq_dims_t *out, void *y, void *scratch) {
-    if (win == NULL || !mpq_layer_ok(in, x, win->in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) ||
-        out->c != in->c || !mpq_window_ok(in, win, out) ||
-        !mpq_scratch_ok(scratch, mpq_depthwise_conv2d_ref_buffer_size(in, win, w_bits, out))) {
+    if (!mpq_depthwise_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
         return MPQ_ERR_ARG;
     }
     const uint32_t block = mpq_depthwise_m7_block_channels(in, win, out) / 2u; /* pairs per block */

@@ -11,9 +11,7 @@
 int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                              const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                              const mpq_dims_t *out, void *y, void *scratch) {
-    if (win == NULL || !mpq_layer_ok(in, x, win->in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) ||
-        out->c != in->c || !mpq_window_ok(in, win, out) ||
-        !mpq_scratch_ok(scratch, mpq_depthwise_conv2d_ref_buffer_size(in, win, w_bits, out))) {
+    if (!mpq_depthwise_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
         return MPQ_ERR_ARG;
     }
     const uint32_t c = in->c;
@@ -26,17 +24,13 @@ int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_w
     uint8_t *yp = y;
 
     for (uint32_t oy = 0; oy < out->h; ++oy) {
-        const int32_t iy0 = (int32_t)(oy * win->sh) - win->pad_top;
-        uint32_t ky_lo, ky_hi;
-        mpq_window_taps(iy0, win->kh, in->h, &ky_lo, &ky_hi);
+        const mpq_window_axis_t ry = mpq_window_axis(oy, win->sh, win->pad_top, win->kh, in->h);
         for (uint32_t ox = 0; ox < out->w; ++ox, yp += y_row) {
-            const int32_t ix0 = (int32_t)(ox * win->sw) - win->pad_left;
-            uint32_t kx_lo, kx_hi;
-            mpq_window_taps(ix0, win->kw, in->w, &kx_lo, &kx_hi);
+            const mpq_window_axis_t rx = mpq_window_axis(ox, win->sw, win->pad_left, win->kw, in->w);
             memcpy(acc, rq->bias, c * sizeof(int32_t));
-            for (uint32_t ky = ky_lo; ky < ky_hi; ++ky) {
-                for (uint32_t kx = kx_lo; kx < kx_hi; ++kx) {
-                    const uint32_t pixel = (uint32_t)(iy0 + (int32_t)ky) * in->w + (uint32_t)(ix0 + (int32_t)kx);
+            for (uint32_t ky = ry.lo; ky < ry.hi; ++ky) {
+                for (uint32_t kx = rx.lo; kx < rx.hi; ++kx) {
+                    const uint32_t pixel = mpq_window_pixel(&ry, &rx, ky, kx, in->w);
                     mpq_unpack_activations(x + pixel * x_row, c, in->bits, win->in_offset, xs);
                     mpq_unpack_weights(w + (ky * win->kw + kx) * w_row, c, w_bits, ws);
                     mpq_mac_s16(acc, xs, ws, c);

@@ -110,12 +110,49 @@ static inline int mpq_window_ok(const mpq_dims_t *in, const mpq_window_t *win, c
            mpq_window_axis_ok(in->w, win->kw, win->sw, win->pad_left, out->w);
 }
 
-/* Taps [*lo, *hi) of a window whose first tap is at input coordinate `start` (negative in the
- * top/left padding) that fall inside 0 .. size-1. */
-static inline void mpq_window_taps(int32_t start, uint32_t k, uint32_t size, uint32_t *lo, uint32_t *hi) {
+/* The argument checks of each op, shared by its _ref and _m7 kernels so both refuse the same calls. */
+static inline int mpq_conv2d_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                     const mpq_dims_t *out, const void *y, const void *scratch) {
+    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
+           mpq_window_ok(in, win, out) && mpq_scratch_ok(scratch, mpq_conv2d_ref_buffer_size(in, win, w_bits, out));
+}
+
+static inline int mpq_depthwise_conv2d_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                               const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                               const mpq_dims_t *out, const void *y, const void *scratch) {
+    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
+           out->c == in->c && mpq_window_ok(in, win, out) &&
+           mpq_scratch_ok(scratch, mpq_depthwise_conv2d_ref_buffer_size(in, win, w_bits, out));
+}
+
+static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                        const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                        const mpq_dims_t *out, const void *y, const void *scratch) {
+    return mpq_layer_ok(in, x, in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) && out->h == in->h &&
+           out->w == in->w && mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out));
+}
+
+/* One axis of a window at one output position: its first tap's input coordinate (negative in the
+ * top/left padding) and the taps [lo, hi) that fall inside 0 .. size-1. */
+typedef struct {
+    int32_t start;
+    uint32_t lo, hi;
+} mpq_window_axis_t;
+
+static inline mpq_window_axis_t mpq_window_axis(uint32_t o, uint32_t stride, uint32_t pad, uint32_t k,
+                                                uint32_t size) {
+    const int32_t start = (int32_t)(o * stride) - (int32_t)pad;
     const int32_t end = start + (int32_t)k;
-    *lo = start < 0 ? (uint32_t)-start : 0u;
-    *hi = end > (int32_t)size ? k - (uint32_t)(end - (int32_t)size) : k;
+    const mpq_window_axis_t axis = {start, start < 0 ? (uint32_t)-start : 0u,
+                                    end > (int32_t)size ? k - (uint32_t)(end - (int32_t)size) : k};
+    return axis;
+}
+
+/* The input pixel (row-major index) under tap (ky, kx) of windows at rows `ry` and columns `rx`. */
+static inline uint32_t mpq_window_pixel(const mpq_window_axis_t *ry, const mpq_window_axis_t *rx, uint32_t ky,
+                                        uint32_t kx, uint32_t in_w) {
+    return (uint32_t)(ry->start + (int32_t)ky) * in_w + (uint32_t)(rx->start + (int32_t)kx);
 }
 
 /* ---- unpacking ---- */

@@ -10,8 +10,7 @@
 int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                       const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                       const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_layer_ok(in, x, in_offset, rq, out, y) || !mpq_weights_ok(w, w_bits) || out->h != in->h ||
-        out->w != in->w || !mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out))) {
+    if (!mpq_pointwise_args_ok(in, x, in_offset, w, w_bits, rq, out, y, scratch)) {
         return MPQ_ERR_ARG;
     }
     const uint32_t pixels = (uint32_t)in->h * in->w;
