@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.boards import load_board
-from harness.commands.options import add_model_source_options
+from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
@@ -25,14 +25,11 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import build_policy_firmware, check_policy_fits
-    from harness.random_weights import policy_graph
+    from harness.measure import build_policy_firmware
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
-    check_policy_fits(policy, board)
-    graph = policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
-                             calibration_dir=args.calibration)
+    graph = checked_policy_graph(policy, board, args, console)
     build = build_policy_firmware(graph, policy, board)
     weights = " with RANDOM weights (latency and memory only)" if graph.meta.get("random_weights") else ""
     table = Table(title=f"{policy.name} for {board.name}{weights}{' (cached)' if build.cached else ''}")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.boards import load_board
-from harness.commands.options import add_model_source_options
+from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -38,19 +38,15 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import check_policy_fits, measure
-    from harness.random_weights import policy_graph
+    from harness.measure import measure
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board).with_serial_port(args.port)
     tools = get_backend(board.backend).tool_status()
     if not tools.present:  # before quantizing and building: say at once that the board is not here
         raise HarnessError(f"board {board.name}: {tools.detail}")
-    check_policy_fits(policy, board)
     log_path = args.log or _default_log(args.out, policy.name, board.name)
-    with console.status("quantizing the policy (cached after the first time)"):
-        graph = policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
-                             calibration_dir=args.calibration)
+    graph = checked_policy_graph(policy, board, args, console)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bit-exact {task.fields[exact]}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{policy.name} on {board.name}", total=args.images, exact=0)

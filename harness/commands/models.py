@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rich.console import Console
 from rich.table import Table
 
 from harness import zoo
-from harness.errors import HarnessError
+from harness.commands.options import parse_json_object
 from harness.zoo.catalogue import Variant, variants
 from harness.zoo.counts import counts
 
@@ -28,13 +27,7 @@ def run(args: argparse.Namespace) -> int:
     if args.name is None:
         rows = variants()
     else:
-        try:
-            model_args = json.loads(args.args)
-        except json.JSONDecodeError as error:
-            raise HarnessError(f"--args: not valid JSON: {error.msg}") from None
-        if not isinstance(model_args, dict):
-            raise HarnessError("--args: must be a JSON object")
-        rows = [Variant(args.name, model_args)]
+        rows = [Variant(args.name, parse_json_object(args.args, "--args"))]
     Console().print(models_table(rows))
     return 0
 

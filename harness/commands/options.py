@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from harness.errors import HarnessError
 
 
 def add_model_source_options(parser: argparse.ArgumentParser) -> None:
@@ -13,3 +16,26 @@ def add_model_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, metavar="DIR",
                         help="ImageFolder (DIR/<class>/<image>) to calibrate a policy's model.checkpoint of a zoo "
                              "network trained elsewhere (default: seeded random inputs)")
+
+
+def parse_json_object(text: str, option: str, example: str = "") -> dict:
+    """The JSON object an option holds (e.g. --args '{"width": 0.75}'); one-line errors otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"{option}: not valid JSON: {error.msg}") from None
+    if not isinstance(value, dict):
+        raise HarnessError(f"{option}: must be a JSON object" + (f", e.g. '{example}'" if example else ""))
+    return value
+
+
+def checked_policy_graph(policy, board, args: argparse.Namespace, console):
+    """Refuse a policy that cannot fit the board (from its structure, in a second), then its
+    integer graph: trained, random (--random-weights) or from a checkpoint (--calibration)."""
+    from harness.measure import check_policy_fits  # torch loads only when a command runs
+    from harness.random_weights import policy_graph
+
+    check_policy_fits(policy, board)
+    with console.status("quantizing the policy (cached after the first time)"):
+        return policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
+                            calibration_dir=args.calibration)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.errors import HarnessError
+from harness.commands.options import parse_json_object
 from harness.pytest_plugin import DEFAULT_BOARD
 
 METHODS = ("memory-driven", "haq")
@@ -44,12 +44,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        model_args = json.loads(args.model_args)
-    except json.JSONDecodeError as error:
-        raise HarnessError(f"--model-args: not valid JSON: {error.msg}") from None
-    if not isinstance(model_args, dict):
-        raise HarnessError("--model-args: must be a JSON object, e.g. '{\"width\": 16}'")
+    model_args = parse_json_object(args.model_args, "--model-args", example='{"width": 16}')
     if args.method == "memory-driven":
         return _memory_driven(args, model_args)
     from harness.search.haq_cli import run_haq  # torch, gymnasium and stable-baselines3 load only here
