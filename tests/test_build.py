@@ -212,7 +212,6 @@ def test_missing_generated_sources_is_clear(board, tmp_path):
         build.build_firmware(board, tmp_path / "nowhere")
 
 
-@pytest.mark.skipif(not (FIRMWARE_DIR / "Makefile").is_file(), reason="firmware/Makefile is not written yet")
 def test_real_firmware_builds_a_generated_model(board, tmp_path, make_runs):
     require_toolchain()
     from harness.codegen import generate
@@ -226,7 +225,6 @@ def test_real_firmware_builds_a_generated_model(board, tmp_path, make_runs):
     assert build.build_firmware(board, tmp_path / "gen").cached and len(make_runs) == 1
 
 
-@pytest.mark.skipif(not (FIRMWARE_DIR / "Makefile").is_file(), reason="firmware/Makefile is not written yet")
 def test_makefile_board_table_agrees_with_the_board_files():
     """make maps BOARD to its BSP and counter kind itself; both must say what boards/*.toml say.
     A board running another board's ELF (renode-h743) has no entry: it is never built."""
