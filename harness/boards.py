@@ -3,7 +3,8 @@
 A board file holds the CPU and core clock, the BSP to build with, the memory regions (the ones
 the BSP's linker script uses), the budgets a policy must fit, what the cycle counter counts, and
 a `[backend]` table: `name` picks the backend (harness.backends), the other keys are that
-backend's settings, validated by it when the board loads. Sizes are written as "2MB" or
+backend's settings. This module only reads the data; `harness.backends.load_board` adds the
+backend's validated settings (the registry looks boards up, not the other way round). Sizes are written as "2MB" or
 "512kB" (binary units, see harness.units). See boards/qemu-m7.toml for a commented example.
 """
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends import get_backend, parse_settings
 from harness.errors import HarnessError
 from harness.paths import BOARDS_DIR, REPO_ROOT
 from harness.units import parse_size
@@ -74,11 +74,13 @@ class Board:
     budget: Budget
     counter: Counter
     backend: str
-    backend_settings: Any  # the backend's settings_type instance
+    backend_options: dict  # the board file's [backend] table without `name`, as written
     path: Path
     # the board whose ELF this one runs: itself, or another board with the same BSP (renode-h743
     # runs nucleo-h743's image; its own [counter] then says what the ticks mean there)
     firmware: str = ""
+    # the backend's settings_type instance, parsed from backend_options by harness.backends.load_board
+    backend_settings: Any = None
 
     def firmware_board(self) -> Board:
         """The board to build the firmware for: this one, or the one named by `firmware`."""
@@ -86,7 +88,7 @@ class Board:
             return self
         target = load_board(self.firmware, self.path.parent)
         if target.bsp != self.bsp or target.firmware_board() is not target:
-            raise HarnessError(f"{_display(self.path)}: firmware {self.firmware!r} must be a board with its own "
+            raise HarnessError(f"{display_path(self.path)}: firmware {self.firmware!r} must be a board with its own "
                                f"firmware and the same bsp ({self.bsp!r})")
         return target
 
@@ -124,7 +126,7 @@ def load_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
 
 
 def _parse_file(path: Path) -> Board:
-    where = _display(path)
+    where = display_path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
@@ -135,10 +137,6 @@ def _parse_file(path: Path) -> Board:
         raise HarnessError(f"{where}: name {name!r} must match the file name {path.stem!r}")
     backend_fields = fields.child("backend")
     backend_name = backend_fields.get("name", str)
-    try:
-        backend = get_backend(backend_name)
-    except HarnessError as error:
-        raise backend_fields.error("name", str(error)) from None
     backend_table = {key: value for key, value in backend_fields.table.items() if key != "name"}
     board = Board(
         name=name,
@@ -150,7 +148,7 @@ def _parse_file(path: Path) -> Board:
         budget=_budget(fields.child("budget")),
         counter=_counter(fields.child("counter")),
         backend=backend_name,
-        backend_settings=parse_settings(backend.settings_type, backend_table, f"{where}: backend"),
+        backend_options=backend_table,
         path=path,
         firmware=fields.get("firmware", str, name),
     )
@@ -249,7 +247,7 @@ def _counter(fields: _Table) -> Counter:
     return counter
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """The path relative to the repository when inside it (shorter error messages)."""
     try:
         return str(path.resolve().relative_to(REPO_ROOT))

@@ -31,8 +31,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _missing_device_tools(board_name: str) -> str | None:
     """Why device tests cannot run on this board here, or None."""
     from harness.backends import get_backend
-    from harness.boards import load_board
-    from harness.build import toolchain_status
+    from harness.backends import load_board
+    from harness.build.firmware import toolchain_status
 
     board = load_board(board_name)
     for status in (toolchain_status(), get_backend(board.backend).tool_status()):
@@ -64,7 +64,7 @@ def board_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def board(board_name: str):
     """The Board of --board (harness.boards.Board)."""
-    from harness.boards import load_board
+    from harness.backends import load_board
 
     return load_board(board_name)
 
@@ -72,9 +72,9 @@ def board(board_name: str):
 @pytest.fixture(scope="session")
 def device_session(board) -> Callable[..., AbstractContextManager]:
     """`device_session(graphs)`: build firmware holding `graphs` and open a live session to it."""
-    from harness.codegen import model_hash
-    from harness.device import open_device
-    from harness.firmware import build_graphs
+    from harness.build.codegen import model_hash
+    from harness.link.device import open_device
+    from harness.build.firmware import build_graphs
 
     def open_session(graphs, **options) -> AbstractContextManager:
         build = build_graphs(list(graphs), board)

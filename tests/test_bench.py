@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from harness import reference
-from harness.bench import BIT_COMBOS, SUITE, BenchShape, bench_kernels, bench_network, shape_graph
+from harness.ir import reference
+from harness.measure.bench import BIT_COMBOS, SUITE, BenchShape, bench_kernels, bench_network, shape_graph
 from harness.cli import main
 from harness.commands.bench import kernel_table
-from harness.planner import kernel_for
-from harness.random_graphs import random_chain_graph, random_input
+from harness.ir.planner import kernel_for
+from harness.ir.random_graphs import random_chain_graph, random_input
 
 TINY = BenchShape("tiny_dw", "depthwise 3x3, 6x5x3", "depthwise_conv2d", 6, 5, 3, 3, 3, 1, 1, 100.0)
 

@@ -3,7 +3,8 @@ import pytest
 
 from harness.backends import backend_names, get_backend, parse_settings
 from harness.backends.qemu import QemuSettings
-from harness.boards import COUNTER_KINDS, board_names, load_board, load_boards
+from harness.boards import COUNTER_KINDS, board_names
+from harness.backends import load_board, load_boards
 from harness.errors import HarnessError
 from harness.paths import BOARDS_DIR
 

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 from support.tiny_firmware import build_tiny_elf, require_toolchain, write_sources
 
-from harness import build
-from harness.boards import load_board, load_boards
+from harness.build import firmware as build
+from harness.backends import load_board, load_boards
 from harness.errors import HarnessError
 from harness.paths import FIRMWARE_DIR
 
@@ -214,8 +214,8 @@ def test_missing_generated_sources_is_clear(board, tmp_path):
 
 def test_real_firmware_builds_a_generated_model(board, tmp_path, make_runs):
     require_toolchain()
-    from harness.codegen import generate
-    from harness.random_graphs import random_layer_graph
+    from harness.build.codegen import generate
+    from harness.ir.random_graphs import random_layer_graph
 
     sources = generate([random_layer_graph("conv2d", 8, 4, 8, seed=1)], tmp_path / "gen")
     result = build.build_firmware(board, tmp_path / "gen")

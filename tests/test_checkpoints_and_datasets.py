@@ -9,12 +9,12 @@ import torch
 from PIL import Image
 from support.zoo_policies import int8_policy
 
-from harness import reference
-from harness.datasets import ImageFolder, load_image, quantize_images
+from harness.ir import reference
+from harness.datasets.imagefolder import ImageFolder, load_image, quantize_images
 from harness.errors import HarnessError
 from harness.policy import parse_policy
-from harness.random_weights import policy_graph
-from harness.zoo_torch import ZooNet, checkpoint_graph, load_checkpoint, real_inputs
+from harness.frontend.random_weights import policy_graph
+from harness.frontend.zoo_torch import ZooNet, checkpoint_graph, load_checkpoint, real_inputs
 
 CLASSES = ("cat", "dog", "emu")
 

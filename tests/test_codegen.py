@@ -1,6 +1,6 @@
 """Generated model.c: compiles for host and Cortex-M7 without warnings, keeps weights in flash and
 the arena out of it, is deterministic, and — linked with the portable kernels and a host driver
-(tests/support/host_model_driver.c) — matches harness.reference bit-exactly on every output."""
+(tests/support/host_model_driver.c) — matches harness.ir.reference bit-exactly on every output."""
 import re
 import shutil
 import subprocess
@@ -12,12 +12,12 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from harness import __version__
-from harness.codegen import generate, model_hash
+from harness.build.codegen import generate, model_hash
 from harness.errors import HarnessError
-from harness.ir import Graph, Tensor
-from harness.packing import BITS, pack, unpack
-from harness.reference import predict
-from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_chain_graph, random_input, random_layer_graph
+from harness.ir.graph import Graph, Tensor
+from harness.ir.packing import BITS, pack, unpack
+from harness.ir.reference import predict
+from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_chain_graph, random_input, random_layer_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDES = ["-I", str(ROOT / "firmware/kernels/include"), "-I", str(ROOT / "firmware/runtime")]
@@ -140,7 +140,7 @@ def test_generation_is_deterministic_and_stamped(tmp_path):
     again = generate([Graph.load(tmp_path / "graph")], tmp_path / "b", policy_hash="feedbeef").model_c.read_bytes()
     assert first == again
     stamp = first.decode().split("*/")[0]
-    for fact in ("feedbeef", graph.hash(), __version__, "harness.codegen"):
+    for fact in ("feedbeef", graph.hash(), __version__, "harness.build.codegen"):
         assert fact in stamp
 
 

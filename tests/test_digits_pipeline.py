@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from harness import cli
-from harness.data import integer_test_set, load_split
+from harness.datasets.digits import integer_test_set, load_split
 from harness.errors import HarnessError
-from harness.lower import check_accumulators, lower, structural_graph
-from harness.memory import memory_report
+from harness.quantize.lower import check_accumulators, lower, structural_graph
+from harness.ir.memory import memory_report
 from harness.paths import POLICIES_DIR
-from harness.pipeline import evaluate, graph_for_policy, quantize
+from harness.quantize.pipeline import evaluate, graph_for_policy, quantize
 from harness.policy import load_policy
-from harness.qat import run_qat
-from harness.train import load_float
+from harness.quantize.qat import run_qat
+from harness.frontend.train import load_float
 
 POLICIES = {name: POLICIES_DIR / f"digits-{name}.json" for name in ("int8", "mixed")}
 
@@ -142,7 +142,7 @@ def test_evaluate_command_writes_json(evaluations, tmp_path, capsys):
 
 
 def test_train_command_defaults_are_the_trainers():
-    from harness import train
+    from harness.frontend import train
     from harness.commands import train as command
 
     assert (command.DEFAULT_EPOCHS, command.DEFAULT_SEED) == (train.FLOAT_EPOCHS, train.FLOAT_SEED)

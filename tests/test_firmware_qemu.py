@@ -1,7 +1,7 @@
-"""The real firmware (runtime + kernels + mps2-an500 BSP) in QEMU, driven by harness.protocol.
+"""The real firmware (runtime + kernels + mps2-an500 BSP) in QEMU, driven by harness.link.protocol.
 
 One image holds hand-written test models: two fully connected layers on the real kernels
-(checked bit-exact against harness.reference) and small runner models that exercise chunked
+(checked bit-exact against harness.ir.reference) and small runner models that exercise chunked
 LOAD/READ, per-layer ticks, a failing status and the runtime's checks. A second QEMU instance
 checks fault reporting; raw frames check the device's resynchronization. Plus link-time budget
 checks. Skipped when arm-none-eabi-gcc or qemu-system-arm is missing.
@@ -19,16 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import reference
+from harness.ir import reference
 from harness.errors import HarnessError
-from harness.ir import Graph
-from harness.packing import pack, unpack
+from harness.ir.graph import Graph
+from harness.ir.packing import pack, unpack
 from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
-from harness.protocol import (
+from harness.link.protocol import (
     ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, encode_frame,
 )
-from harness.random_graphs import random_input, random_layer_graph
+from harness.ir.random_graphs import random_input, random_layer_graph
 
 GCC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"

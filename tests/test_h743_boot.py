@@ -11,14 +11,14 @@ import pytest
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from harness import reference
-from harness.boards import load_board
-from harness.build import toolchain_status
-from harness.data import integer_test_set
-from harness.device import pack_tensor, unpack_tensor
+from harness.ir import reference
+from harness.backends import load_board
+from harness.build.firmware import toolchain_status
+from harness.datasets.digits import integer_test_set
+from harness.link.device import pack_tensor, unpack_tensor
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
-from harness.protocol import HELLO, Command, CounterKind, Device, DeviceInfo, FrameDecoder, encode_frame
+from harness.link.protocol import HELLO, Command, CounterKind, Device, DeviceInfo, FrameDecoder, encode_frame
 
 pytest.importorskip("unicorn", reason="the boot check needs unicorn: pip install unicorn (in the test extra)")
 if not toolchain_status().present:
@@ -31,8 +31,8 @@ POLICIES = ("digits-mixed", "digits-int8")
 
 
 def _policy_build(name: str):
-    from harness.measure import build_policy_firmware
-    from harness.pipeline import graph_for_policy
+    from harness.measure.run import build_policy_firmware
+    from harness.quantize.pipeline import graph_for_policy
 
     policy = load_policy(POLICIES_DIR / f"{name}.json")
     graph = graph_for_policy(policy)
@@ -131,7 +131,7 @@ def test_shipped_policies_fit_the_board_budgets(name):
 
 
 def test_renode_board_gets_the_very_same_elf(mixed):
-    from harness.measure import build_policy_firmware
+    from harness.measure.run import build_policy_firmware
 
     policy, graph, build = mixed
     in_renode = build_policy_firmware(graph, policy, load_board("renode-h743"))

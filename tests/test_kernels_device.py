@@ -8,10 +8,10 @@ shipped build (the wrappers pick the Cortex-M7 _m7 kernels) and one built with -
 import pytest
 from support.device_checks import device_mismatches
 
-from harness.bench import build_for_impl
-from harness.codegen import model_hash
-from harness.device import open_device
-from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_layer_graph
+from harness.measure.bench import build_for_impl
+from harness.build.codegen import model_hash
+from harness.link.device import open_device
+from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_layer_graph
 
 pytestmark = pytest.mark.device
 SEED = 1234

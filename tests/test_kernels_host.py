@@ -1,4 +1,4 @@
-"""The C kernels (firmware/kernels: portable _ref and Cortex-M7 _m7), built for the host, against harness.reference:
+"""The C kernels (firmware/kernels: portable _ref and Cortex-M7 _m7), built for the host, against harness.ir.reference:
 bit-exact for every op x (input, weight, output) bits, never writing past their buffers,
 refusing bad arguments, and compiling warning-free for the Cortex-M7 with a small stack."""
 import itertools
@@ -19,13 +19,13 @@ from support.host_kernels import (
     impls_of,
 )
 
-from harness import reference
-from harness.ir import Graph, Layer, Tensor, conv_output_size
-from harness.packing import BITS, value_range
-from harness.bench import SUITE, BenchShape, shape_graph
-from harness.planner import layer_scratch_bytes
-from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
-from harness.requant import quantize_multipliers
+from harness.ir import reference
+from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
+from harness.ir.packing import BITS, value_range
+from harness.measure.bench import SUITE, BenchShape, shape_graph
+from harness.ir.planner import layer_scratch_bytes
+from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
+from harness.ir.requant import quantize_multipliers
 
 SEEDS = (0, 1, 2, 3, 4)
 ARM_CFLAGS = ("-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", "-std=c11",
@@ -60,7 +60,7 @@ def assert_calls_match(lib, call: KernelCall, expected: bytes, name: str) -> Non
 
 
 def assert_bit_exact(lib, kernel: str, graph: Graph, input_seed: int = 7) -> None:
-    """The kernel computes the graph's only layer exactly as harness.reference does."""
+    """The kernel computes the graph's only layer exactly as harness.ir.reference does."""
     x = random_input(graph, input_seed)
     assert_calls_match(lib, KernelCall.from_graph(kernel, graph, x), expected_output(graph, x), graph.name)
 
@@ -266,7 +266,7 @@ def test_m7_beyond_its_work_buffer(kernels, shape):
 
 @pytest.mark.parametrize("op", KERNEL_OPS)
 def test_planner_scratch_is_what_both_builds_ask_for(kernels, op):
-    """harness.planner reserves exactly what get_buffer_size() asks for in the shipped build (_m7
+    """harness.ir.planner reserves exactly what get_buffer_size() asks for in the shipped build (_m7
     kernels) and in the -DMPQ_FORCE_REF build (_ref kernels), which ask for the same, for random
     shapes and the benchmark's large ones."""
     graphs = [random_layer_graph(op, 4, 2, 8, seed) for seed in range(40)]

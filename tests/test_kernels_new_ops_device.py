@@ -4,8 +4,8 @@ depthwise layers. One firmware image per op holds all its test networks."""
 import pytest
 from support.device_checks import device_mismatches
 
-from harness.packing import BITS
-from harness.random_graphs import BIT_COMBOS, random_add_graph, random_layer_graph
+from harness.ir.packing import BITS
+from harness.ir.random_graphs import BIT_COMBOS, random_add_graph, random_layer_graph
 
 pytestmark = pytest.mark.device
 SEED = 4321

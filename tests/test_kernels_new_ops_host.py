@@ -1,5 +1,5 @@
 """The portable C kernels of the residual networks' ops (avg_pool, add) and the depthwise
-geometries they need (5x5, stride 2), built for the host, bit-exact against harness.reference
+geometries they need (5x5, stride 2), built for the host, bit-exact against harness.ir.reference
 at every bit combination, never writing past their output, refusing bad arguments."""
 import ctypes
 import itertools
@@ -18,9 +18,9 @@ from support.host_kernels import (
     expected_output,
 )
 
-from harness import reference
-from harness.packing import BITS, pack
-from harness.random_graphs import BIT_COMBOS, random_add_graph, random_input, random_layer_graph
+from harness.ir import reference
+from harness.ir.packing import BITS, pack
+from harness.ir.random_graphs import BIT_COMBOS, random_add_graph, random_input, random_layer_graph
 
 IMPLS = ("", "_ref")
 

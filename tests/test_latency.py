@@ -3,10 +3,10 @@ from dataclasses import replace
 
 import pytest
 
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.errors import HarnessError
-from harness.latency import LatencyTable, firmware_digest, layer_key
-from harness.random_graphs import random_chain_graph
+from harness.measure.latency import LatencyTable, firmware_digest, layer_key
+from harness.ir.random_graphs import random_chain_graph
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """The memory model against bytes counted by hand for a three-layer graph."""
 import numpy as np
 
-from harness.ir import Graph, Layer, Tensor
-from harness.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
-from harness.planner import plan_arena
+from harness.ir.graph import Graph, Layer, Tensor
+from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
+from harness.ir.planner import plan_arena
 from harness.policy import Budget
 
 

@@ -3,11 +3,11 @@ import re
 
 import pytest
 
-from harness.boards import load_board
-from harness.measure import build_policy_firmware
-from harness.memory import M7_WORK_BYTES, memory_report
+from harness.backends import load_board
+from harness.measure.run import build_policy_firmware
+from harness.ir.memory import M7_WORK_BYTES, memory_report
 from harness.paths import FIRMWARE_DIR, POLICIES_DIR
-from harness.pipeline import graph_for_policy
+from harness.quantize.pipeline import graph_for_policy
 from harness.policy import load_policy
 
 

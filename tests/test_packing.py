@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.packing import BITS, pack, row_bytes, unpack, value_range
+from harness.ir.packing import BITS, pack, row_bytes, unpack, value_range
 
 
 @st.composite

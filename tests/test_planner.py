@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer, Tensor
-from harness.planner import layer_scratch_bytes, plan_arena, simple_bound
-from harness.random_graphs import random_chain_graph
+from harness.ir.graph import Graph, Layer, Tensor
+from harness.ir.planner import layer_scratch_bytes, plan_arena, simple_bound
+from harness.ir.random_graphs import random_chain_graph
 
 
 def random_dag(seed: int) -> Graph:

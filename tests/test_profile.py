@@ -3,15 +3,17 @@ that the table predicts a whole network's ticks."""
 import numpy as np
 import pytest
 
-from harness import reference, zoo
-from harness.codegen import model_hash
-from harness.device import open_device, pack_tensor
-from harness.firmware import build_graphs
-from harness.latency import LatencyTable, layer_key
-from harness.lower import structural_graph
-from harness.packing import BITS
-from harness.profile import MAX_MODELS_PER_IMAGE, batches, bit_configs, profile, profile_graphs, single_layer_graph
-from harness.random_graphs import random_chain_graph, random_input
+from harness import zoo
+
+from harness.ir import reference
+from harness.build.codegen import model_hash
+from harness.link.device import open_device, pack_tensor
+from harness.build.firmware import build_graphs
+from harness.measure.latency import LatencyTable, layer_key
+from harness.quantize.lower import structural_graph
+from harness.ir.packing import BITS
+from harness.measure.profile import MAX_MODELS_PER_IMAGE, batches, bit_configs, profile, profile_graphs, single_layer_graph
+from harness.ir.random_graphs import random_chain_graph, random_input
 from harness.search.documents import uniform_policy
 
 

@@ -1,4 +1,4 @@
-"""Host protocol client (harness/protocol.py) against an in-memory fake device: framing, CRC,
+"""Host protocol client (harness/link/protocol.py) against an in-memory fake device: framing, CRC,
 resynchronization, retries of dropped/corrupt answers, error answers, chunked LOAD/READ."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import serial
 
 from harness.errors import HarnessError
-from harness.protocol import (
+from harness.link.protocol import (
     ANSWER, ERROR, HELLO, MAX_PAYLOAD, Command, CounterKind, Device, DeviceError, ErrorCode, Frame,
     FrameDecoder, encode_frame,
 )

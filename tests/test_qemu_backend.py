@@ -12,7 +12,7 @@ from support.tiny_firmware import MESSAGE, build_tiny_elf
 
 from harness.backends import open_link
 from harness.backends import qemu as qemu_backend
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.errors import HarnessError
 
 pytestmark = pytest.mark.skipif(shutil.which(qemu_backend.QEMU) is None,

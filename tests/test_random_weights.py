@@ -1,15 +1,15 @@
-"""Random-weights lowering (harness.random_weights, harness.ptq): calibrated, deterministic,
+"""Random-weights lowering (harness.frontend.random_weights, harness.quantize.ptq): calibrated, deterministic,
 clearly flagged, with linear tensors carried by zero-points, ReLU6 as a scale, and residual adds."""
 import numpy as np
 import pytest
 from support.zoo_policies import int8_policy, mixed_policy
 
-from harness import reference
+from harness.ir import reference
 from harness.errors import HarnessError
-from harness.ir import Graph
-from harness.measure import measured_inputs
-from harness.planner import buffers, plan_arena
-from harness.random_weights import NOTE, policy_graph, random_inputs, random_weights_graph
+from harness.ir.graph import Graph
+from harness.datasets.measured import measured_inputs, random_inputs
+from harness.ir.planner import buffers, plan_arena
+from harness.frontend.random_weights import NOTE, policy_graph, random_weights_graph
 
 SMALL_MODELS = [("mlperf_ic_resnet8", {}), ("mlperf_kws_dscnn", {}), ("mlperf_ad_autoencoder", {}),
                 ("mobilenet_v2", {"width": 0.35, "resolution": 64}), ("mnasnet", {"width": 0.5, "resolution": 64})]

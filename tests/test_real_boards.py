@@ -9,12 +9,12 @@ import pytest
 
 from harness.backends import get_backend, parse_settings
 from harness.backends import probe, renode
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.cli import main
-from harness.device import board_info
+from harness.link.device import board_info
 from harness.errors import HarnessError
 from harness.paths import POLICIES_DIR, REPO_ROOT
-from harness.protocol import CounterKind, DeviceInfo
+from harness.link.protocol import CounterKind, DeviceInfo
 
 DEVICE_TESTS = ["tests/test_kernels_device.py", "tests/test_measure_device.py"]
 

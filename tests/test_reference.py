@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from harness import reference
-from harness.ir import Graph
-from harness.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
+from harness.ir import reference
+from harness.ir.graph import Graph
+from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
 
 
 def _requant(acc: int, mult: int, shift: int, bits: int) -> int:

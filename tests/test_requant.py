@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.errors import HarnessError
-from harness.requant import quantize_multiplier, requantize
+from harness.ir.requant import quantize_multiplier, requantize
 
 
 @settings(max_examples=500, deadline=None)

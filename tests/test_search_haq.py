@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from harness import zoo
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.errors import HarnessError
-from harness.lower import structural_graph
-from harness.memory import memory_report
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import memory_report
 from harness.policy import Budget
 from harness.search.constraints import enforce_budget
 from harness.search.documents import uniform_policy

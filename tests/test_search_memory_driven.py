@@ -4,14 +4,14 @@ import json
 import pytest
 
 from harness import zoo
-from harness.boards import load_board
-from harness.build import toolchain_status
+from harness.backends import load_board
+from harness.build.firmware import toolchain_status
 from harness.errors import HarnessError
-from harness.lower import structural_graph
-from harness.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
-from harness.measure import build_policy_firmware
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
+from harness.measure.run import build_policy_firmware
 from harness.policy import load_policy
-from harness.random_weights import random_weights_graph
+from harness.frontend.random_weights import random_weights_graph
 from harness.search.documents import uniform_policy
 from harness.search.memory_driven import flash_bytes, layer_need, layer_to_cut, search, tensor_to_cut
 from harness.zoo.architecture import Architecture, LayerSpec

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 from support.zoo_policies import int8_policy, mixed_policy
 
-from harness import reference
+from harness.ir import reference
 from harness.cli import main
-from harness.device import open_device, pack_tensor, unpack_tensor
-from harness.firmware import build_graphs
-from harness.lower import structural_graph
-from harness.memory import memory_report
+from harness.link.device import open_device, pack_tensor, unpack_tensor
+from harness.build.firmware import build_graphs
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import memory_report
 from harness.paths import POLICIES_DIR
 from harness.policy import Policy, load_policy
-from harness.random_weights import random_inputs, random_weights_graph
+from harness.datasets.measured import random_inputs
+from harness.frontend.random_weights import random_weights_graph
 from harness.units import format_size
 
 pytestmark = pytest.mark.device

@@ -6,15 +6,15 @@ import shutil
 import pytest
 
 from harness import zoo
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.lower import structural_graph
-from harness.measure import build_policy_firmware
-from harness.memory import memory_report
+from harness.quantize.lower import structural_graph
+from harness.measure.run import build_policy_firmware
+from harness.ir.memory import memory_report
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
-from harness.random_weights import random_weights_graph
+from harness.frontend.random_weights import random_weights_graph
 from harness.zoo.architecture import Architecture, LayerSpec
 from harness.zoo.catalogue import variants
 from harness.zoo.counts import counts

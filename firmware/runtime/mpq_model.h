@@ -1,5 +1,5 @@
 /*
- * The interface between generated model code (harness/codegen.py writes model.c) and the
+ * The interface between generated model code (harness/build/codegen.py writes model.c) and the
  * runtime (UART protocol, runner). A firmware image holds one or more networks (kernel-test
  * images hold many single-layer networks); the protocol addresses them by index.
  */

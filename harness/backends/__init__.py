@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from harness.errors import HarnessError
 
-if TYPE_CHECKING:
-    from harness.boards import Board
+from harness.boards import BOARDS_DIR, Board, board_names, display_path
+from harness.boards import load_board as load_board_data
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,23 @@ def get_backend(name: str) -> type[Backend]:
         return _REGISTRY[name]
     except KeyError:
         raise HarnessError(f"unknown backend {name!r} (known: {', '.join(backend_names())})") from None
+
+
+def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
+    """The board `name` (or a path to a board file) with its backend's settings parsed and
+    checked; HarnessError naming the file and the key otherwise."""
+    board = load_board_data(name, boards_dir)
+    where = f"{display_path(board.path)}: backend"
+    try:
+        backend = get_backend(board.backend)
+    except HarnessError as error:
+        raise HarnessError(f"{where}.name: {error}") from None
+    settings = parse_settings(backend.settings_type, board.backend_options, where)
+    return dataclasses.replace(board, backend_settings=settings)
+
+
+def load_boards(boards_dir: Path = BOARDS_DIR) -> list[Board]:
+    return [load_board(name, boards_dir) for name in board_names(boards_dir)]
 
 
 def open_link(board: Board, elf_path: str | Path) -> AbstractContextManager[Link]:

@@ -195,7 +195,7 @@ def _flash(probe_id: str, elf_path: Path, settings: ProbeSettings) -> None:
 
 def _reset_and_wait_hello(probe_id: str, port: str, settings: ProbeSettings) -> None:
     """Open the serial port first, then reset, so the hello frame the firmware sends at boot is seen."""
-    from harness.protocol import Device
+    from harness.link.protocol import Device
 
     with Device.open(port, baudrate=settings.baud, connect_timeout=2.0) as device:
         with _session(probe_id, settings) as session:

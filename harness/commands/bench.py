@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.errors import HarnessError
 from harness.pytest_plugin import DEFAULT_BOARD
 
@@ -56,7 +56,7 @@ def _positive(text: str) -> int:
 
 
 def run_kernels(args: argparse.Namespace) -> int:
-    from harness.bench import SUITE, bench_kernels
+    from harness.measure.bench import SUITE, bench_kernels
     board = load_board(args.board)
     console = Console(stderr=True, log_path=False)
     with console.status(f"kernel suite on {board.name}") as status:
@@ -92,10 +92,10 @@ def kernel_table(report: dict, shapes) -> Table:
 
 
 def run_network(args: argparse.Namespace) -> int:
-    from harness.bench import bench_network
-    from harness.data import integer_test_set
-    from harness.measure import check_policy_fits
-    from harness.pipeline import graph_for_policy
+    from harness.measure.bench import bench_network
+    from harness.datasets.digits import integer_test_set
+    from harness.measure.run import check_policy_fits
+    from harness.quantize.pipeline import graph_for_policy
     from harness.policy import load_policy
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)

@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import get_backend
-from harness.boards import load_boards
-from harness.build import toolchain_status
+from harness.backends import load_boards
+from harness.build.firmware import toolchain_status
 from harness.units import format_size
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import build_policy_firmware
+    from harness.measure.run import build_policy_firmware
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import backend_names, get_backend
-from harness.build import toolchain_status
+from harness.build.firmware import toolchain_status
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

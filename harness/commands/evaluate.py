@@ -13,7 +13,7 @@ from rich.table import Table
 
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
-from harness.memory import memory_report
+from harness.ir.memory import memory_report
 from harness.policy import load_policy
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.pipeline import evaluate  # torch: imported only when a command needs it
+    from harness.quantize.pipeline import evaluate  # torch: imported only when a command needs it
 
     policy = load_policy(args.policy)
     console = Console(highlight=False)

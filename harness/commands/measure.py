@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.backends import get_backend
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
@@ -38,7 +38,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure import measure
+    from harness.datasets.measured import measured_inputs
+    from harness.measure.run import measure
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board).with_serial_port(args.port)
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"board {board.name}: {tools.detail}")
     log_path = args.log or _default_log(args.out, policy.name, board.name)
     graph = checked_policy_graph(policy, board, args, console)
+    inputs, labels = measured_inputs(policy, graph, args.images)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bit-exact {task.fields[exact]}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{policy.name} on {board.name}", total=args.images, exact=0)
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             exact += result.bit_exact
             bar.update(task, advance=1, exact=exact)
 
-        report = measure(policy, graph, board, args.images, log_path, on_image=advance)
+        report = measure(policy, graph, board, inputs, labels, log_path, on_image=advance)
     report["log"] = str(log_path)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

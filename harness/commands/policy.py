@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.lower import structural_graph
-from harness.memory import LayerMemory, MemoryReport, memory_report
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import LayerMemory, MemoryReport, memory_report
 from harness.policy import Budget, Policy, load_policy
 from harness.units import format_size
 

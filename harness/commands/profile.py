@@ -1,7 +1,7 @@
 """`harness profile --board B --policy-or-model POLICY.json|ZOO_NAME`: fill the board's latency table.
 
 Every layer of the model is measured alone at every bit configuration a search may choose
-(harness.profile); what the cached table (harness.latency) already holds is not measured again.
+(harness.measure.profile); what the cached table (harness.measure.latency) already holds is not measured again.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.errors import HarnessError
 from harness.pytest_plugin import DEFAULT_BOARD
 
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 def model_graph(policy_or_model: str, model_args: str = "{}"):
     """The structural graph (all 8 bits) of a policy file's model or of a zoo model."""
     from harness import zoo
-    from harness.lower import structural_graph
+    from harness.quantize.lower import structural_graph
     from harness.policy import load_policy
     from harness.search.documents import uniform_policy
 
@@ -53,7 +53,7 @@ def model_graph(policy_or_model: str, model_args: str = "{}"):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.profile import profile
+    from harness.measure.profile import profile
 
     board = load_board(args.board)
     graph = model_graph(args.policy_or_model, args.model_args)

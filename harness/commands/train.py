@@ -9,7 +9,7 @@ from harness import zoo
 from harness.errors import HarnessError
 from harness.policy import ModelRef
 
-DEFAULT_EPOCHS = 30  # harness.train.FLOAT_EPOCHS, repeated so `harness --help` need not import torch
+DEFAULT_EPOCHS = 30  # harness.frontend.train.FLOAT_EPOCHS, repeated so `harness --help` need not import torch
 DEFAULT_SEED = 0
 
 
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.train import checkpoint_path, train_float  # torch: imported only when training
+    from harness.frontend.train import checkpoint_path, train_float  # torch: imported only when training
 
     if args.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {args.epochs}")

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.data import load_split
+from harness.datasets.digits import load_split
 from harness.paths import cache_dir
 from harness.policy import Policy, policy_hash
 
@@ -36,7 +36,7 @@ class AccuracyOracle:
     """Fine-tunes and scores policies of one float model; remembers every score."""
 
     def __init__(self, model_policy: Policy, settings: ShortQAT = ShortQAT()):
-        from harness.train import checkpoint_digest, load_float
+        from harness.frontend.train import checkpoint_digest, load_float
 
         self.settings = settings
         self.float_net = load_float(model_policy.model)
@@ -52,8 +52,8 @@ class AccuracyOracle:
         """The policy's fake-quant model after the short fine-tune (deterministic)."""
         import torch
 
-        from harness.qat import from_float
-        from harness.train import configure_torch, fit, nchw
+        from harness.quantize.qat import from_float
+        from harness.frontend.train import configure_torch, fit, nchw
 
         configure_torch(self.settings.seed)
         torch.set_num_threads(SEARCH_TORCH_THREADS)
@@ -65,7 +65,7 @@ class AccuracyOracle:
         """(validation accuracy, whether it came from the cache)."""
         if policy.hash in self.scores:
             return self.scores[policy.hash], True
-        from harness.train import accuracy
+        from harness.frontend.train import accuracy
 
         score = accuracy(self.fine_tune(policy), *self.val)
         self.scores[policy.hash] = score

@@ -8,8 +8,8 @@ and the logits), and checking the budget after every layer.
 from __future__ import annotations
 
 from harness.errors import HarnessError
-from harness.ir import Graph
-from harness.memory import MemoryReport, memory_report
+from harness.ir.graph import Graph
+from harness.ir.memory import MemoryReport, memory_report
 from harness.policy import Budget
 
 LOWEST_BITS = 2

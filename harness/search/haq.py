@@ -2,7 +2,7 @@
 
 An episode walks the layers (harness.search.haq_env); its policy is cut to the memory budget
 (harness.search.constraints), its latency predicted from the board's measured per-layer table
-(harness.latency; `harness profile` fills it, and the search profiles what is missing first),
+(harness.measure.latency; `harness profile` fills it, and the search profiles what is missing first),
 and its accuracy measured after a short QAT fine-tune (harness.search.accuracy). The reward is
 
     accuracy - latency_weight * latency_term,
@@ -12,7 +12,7 @@ and its accuracy measured after a short QAT fine-tune (harness.search.accuracy).
 Every episode is appended to DIR/search.jsonl; the agent (weights, replay buffer) is saved to
 DIR after each episode, so an interrupted search started again with the same DIR continues
 where it stopped. At the end the K best policies by reward are built and measured end to end
-on the board (harness.measure: bit-exact check, accuracy on the test split, latency), which is
+on the board (harness.measure.run: bit-exact check, accuracy on the test split, latency), which is
 logged too; the best measured one is written to DIR/policy.json with the Pareto table
 (DIR/pareto.csv) and plot (DIR/pareto.png).
 """
@@ -29,8 +29,8 @@ import numpy as np
 
 from harness.boards import Board
 from harness.errors import HarnessError
-from harness.latency import LatencyTable
-from harness.lower import structural_graph
+from harness.measure.latency import LatencyTable
+from harness.quantize.lower import structural_graph
 from harness.policy import Budget, Policy, parse_policy
 from harness.search.accuracy import AccuracyOracle, ShortQAT
 from harness.search.constraints import enforce_budget
@@ -62,7 +62,7 @@ class HaqSettings:
     verify_images: int = VERIFY_IMAGES
 
     def check(self) -> None:
-        from harness.random_weights import TRAINED_HERE
+        from harness.frontend.random_weights import TRAINED_HERE
 
         if self.model not in TRAINED_HERE:
             raise HarnessError(f"haq scores accuracy by fine-tuning, and {self.model!r} has no training data here "
@@ -219,14 +219,15 @@ def best_candidates(records: list[dict], k: int) -> list[dict]:
 
 def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
     """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
-    from harness.lower import lower
-    from harness.measure import measure
+    from harness.datasets.measured import measured_inputs
+    from harness.measure.run import measure
+    from harness.quantize.lower import lower
 
     policy = scorer.logged_policy(candidate["layers"])
     net = scorer.oracle.fine_tune(policy)
     graph = lower(net, policy, {"search": "haq"})
-    report = measure(policy, graph, board, scorer.settings.verify_images,
-                     out_dir / "verify" / f"{policy.hash}.jsonl")
+    inputs, labels = measured_inputs(policy, graph, scorer.settings.verify_images)
+    report = measure(policy, graph, board, inputs, labels, out_dir / "verify" / f"{policy.hash}.jsonl")
     measured = report["latency"]["median"]
     predicted = scorer.table.predict(graph)
     return {"event": "verified", "policy_hash": policy.hash, "episode": candidate["episode"],
@@ -247,7 +248,7 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
            on_profiled: Callable[[int, int], None] = lambda done, total: None) -> dict:
     """Run (or resume) the search in out_dir; returns the summary (also written to out_dir)."""
     from harness import zoo
-    from harness.profile import profile
+    from harness.measure.profile import profile
 
     settings.check()
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.boards import load_board
+from harness.backends import load_board
 from harness.search.haq import HaqSettings, search
 
 DEFAULT_OUT = Path("runs") / "search-haq"

@@ -5,7 +5,7 @@ Everything starts at 8 bits and bits are only ever halved (8 -> 4 -> 2).
 Activations first. Layer i needs its input and output tensors in RAM together; it fits when
     in_bytes + out_bytes + resident_i <= RAM budget - RUNTIME_RAM_BYTES,
 where resident_i is what the arena must hold beside them anyway: the network input (it stays
-live for the whole run, so PERF can repeat on one LOAD; harness.planner) unless it is the
+live for the whole run, so PERF can repeat on one LOAD; harness.ir.planner) unless it is the
 layer's own input, and the layer's kernel scratch. For a violating layer the tensor to cut is
 the one with more bits; with equal bits the larger one (in bytes). The first layer can only cut
 its output (the network input's bits are the policy's), the last only its input (its output is
@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 from harness import zoo
 from harness.errors import HarnessError
-from harness.ir import Graph
-from harness.lower import structural_graph
-from harness.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, MemoryReport, memory_report
-from harness.planner import layer_inputs, layer_scratch_bytes, plan_arena
+from harness.ir.graph import Graph
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, MemoryReport, memory_report
+from harness.ir.planner import layer_inputs, layer_scratch_bytes, plan_arena
 from harness.policy import Budget, Policy, parse_policy
 from harness.search.documents import policy_document, uniform_policy
 from harness.units import format_size, parse_size

@@ -1,7 +1,7 @@
 """A model architecture as data: layers in execution order, each reading the previous layer
 or named earlier layers (residual networks: `add` reads two).
 
-The same description drives float training (harness.train.FloatNet), quantization-aware
+The same description drives float training (harness.frontend.train.FloatNet), quantization-aware
 training, lowering to the integer IR and the memory model, so a zoo model is written once, as a
 list of LayerSpec. No torch here: validating a policy and the memory model stay light.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.ir import conv_output_size
+from harness.ir.graph import conv_output_size
 
 CONV_OPS = ("conv2d", "depthwise_conv2d")
 SPEC_OPS = CONV_OPS + ("global_avg_pool", "fully_connected", "avg_pool", "add")

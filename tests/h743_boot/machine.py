@@ -120,7 +120,7 @@ class H743:
 
 
 class UartPort:
-    """The modelled USART3 as the harness.protocol Port a Device talks through: writing queues
+    """The modelled USART3 as the harness.link.protocol Port a Device talks through: writing queues
     bytes for the firmware, reading runs it until it has answered and idles again."""
 
     def __init__(self, machine: H743) -> None:

@@ -1,9 +1,9 @@
 """Shared check of the device kernel tests: run every test network on the device, compare."""
 import numpy as np
 
-from harness import reference
-from harness.device import pack_tensor, unpack_tensor
-from harness.random_graphs import random_input
+from harness.ir import reference
+from harness.link.device import pack_tensor, unpack_tensor
+from harness.ir.random_graphs import random_input
 
 
 def device_mismatches(device, cases: dict, seeds=(0, 1)) -> list[str]:

@@ -1,6 +1,6 @@
 """The C kernels (firmware/kernels) built for the host and called through ctypes.
 
-Tests use this to check the portable kernels bit-exactly against harness.reference: a layer of
+Tests use this to check the portable kernels bit-exactly against harness.ir.reference: a layer of
 an IR graph becomes one KernelCall holding the packed tensors and the C structs; running it
 surrounds the output and scratch buffers with canary bytes to catch writes past their ends.
 """
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import reference
-from harness.ir import Graph
-from harness.packing import pack
+from harness.ir import reference
+from harness.ir.graph import Graph
+from harness.ir.packing import pack
 from harness.paths import FIRMWARE_DIR
 
 KERNELS_DIR = FIRMWARE_DIR / "kernels"

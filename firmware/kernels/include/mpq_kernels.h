@@ -5,7 +5,7 @@
  * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
  * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
  * kernel available for the given shape and bits; all of them are bit-exact with the
- * host reference (harness/reference.py). conv2d, pointwise, depthwise and fully connected also
+ * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise and fully connected also
  * have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
  * exact C stand-ins for the instructions, on any host), which the wrapper picks unless the
  * firmware is built with -DMPQ_FORCE_REF.

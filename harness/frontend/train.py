@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from harness import zoo
-from harness.data import load_split
+from harness.datasets.digits import load_split
 from harness.errors import HarnessError
 from harness.paths import cache_dir
 from harness.policy import ModelRef, policy_hash

@@ -4,11 +4,11 @@
 convolution is `layers.<name>.0` (Conv2d, no bias) + `layers.<name>.1` (BatchNorm2d); a hidden
 fully connected layer is `layers.<name>.0` (Linear) + `layers.<name>.1` (BatchNorm1d); the
 classifier is `layers.<name>` (Linear). Those are the state_dict keys a checkpoint must have
-(`python -c "from harness.zoo_torch import ZooNet; from harness import zoo;
+(`python -c "from harness.frontend.zoo_torch import ZooNet; from harness import zoo;
 print(list(ZooNet(zoo.build('mlperf_ic_resnet8')).state_dict()))"` lists them). Activations
 follow each spec (ReLU, ReLU6, linear); avg_pool counts padding as zeros, as the IR does.
 
-A checkpoint is lowered without training (harness.ptq): batch-norm folded, weights and
+A checkpoint is lowered without training (harness.quantize.ptq): batch-norm folded, weights and
 requantization calibrated on integer inputs (images of an ImageFolder, or random inputs).
 Not under harness/zoo/: that package is imported to validate policies, which must not load torch.
 """
@@ -22,12 +22,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from harness.errors import HarnessError
-from harness.ir import Graph
-from harness.lower import ir_layout
+from harness.ir.graph import Graph
+from harness.quantize.lower import ir_layout
 from harness.policy import Policy
-from harness.ptq import FloatLayer, lower_float
-from harness.qat import fold_batch_norm
-from harness.train import conv_module
+from harness.quantize.ptq import FloatLayer, lower_float
+from harness.quantize.qat import fold_batch_norm
+from harness.frontend.train import conv_module
 from harness.zoo.architecture import CONV_OPS, Architecture
 
 ACTIVATIONS = {"relu": F.relu, "relu6": lambda x: torch.clamp(x, 0.0, 6.0), "linear": lambda x: x}

@@ -18,9 +18,9 @@ import numpy as np
 from harness.backends import open_link
 from harness.boards import Board
 from harness.errors import HarnessError
-from harness.ir import Tensor
-from harness.packing import pack, unpack
-from harness.protocol import CounterKind, Device, DeviceInfo
+from harness.ir.graph import Tensor
+from harness.ir.packing import pack, unpack
+from harness.link.protocol import CounterKind, Device, DeviceInfo
 
 HELLO_TIMEOUT_S = 5.0
 

@@ -15,18 +15,17 @@ from typing import Callable
 
 import numpy as np
 
-from harness import reference
+from harness.ir import reference
 from harness.boards import Board
-from harness.build import BuildResult
-from harness.data import integer_test_set
-from harness.device import board_info, open_device, pack_tensor, unpack_tensor
+from harness.build.firmware import BuildResult
+from harness.link.device import board_info, open_device, pack_tensor, unpack_tensor
 from harness.errors import HarnessError
-from harness.firmware import build_graphs
-from harness.ir import Graph
-from harness.lower import structural_graph
-from harness.memory import memory_report
+from harness.build.firmware import build_graphs
+from harness.ir.graph import Graph
+from harness.quantize.lower import structural_graph
+from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.protocol import DeviceInfo
+from harness.link.protocol import DeviceInfo
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,12 @@ def build_policy_firmware(graph: Graph, policy: Policy, board: Board) -> BuildRe
     return build_graphs([graph], board, policy.hash)
 
 
-def measure(policy: Policy, graph: Graph, board: Board, n_images: int, log_path: Path,
+def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labels: np.ndarray, log_path: Path,
             on_image: Callable[[ImageResult], None] = lambda result: None) -> dict:
-    """Build, start, stream `n_images` test images, and return the report (a JSON-able dict)."""
+    """Build, start, stream the integer `inputs` [N, H, W, C] (labels -1 when there are none),
+    and return the report (a JSON-able dict)."""
     build = build_policy_firmware(graph, policy, board)
-    inputs, labels = measured_inputs(policy, graph, n_images)
-    if not 1 <= n_images <= len(labels):
-        raise HarnessError(f"--images must be 1 .. {len(labels)} (the test split), got {n_images}")
+    n_images = len(inputs)
     in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
     results: list[ImageResult] = []
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,17 +102,6 @@ def measure(policy: Policy, graph: Graph, board: Board, n_images: int, log_path:
             results.append(result)
             on_image(result)
     return summarize(policy, graph, board, build, info, results)
-
-
-def measured_inputs(policy: Policy, graph: Graph, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """(integer inputs, labels): the test split, or for a random-weights graph `n_images` seeded
-    random inputs labelled -1 (there is nothing to be right about)."""
-    if not graph.meta.get("random_weights"):
-        return integer_test_set(policy)
-    from harness.random_weights import MEASURED_INPUTS_SEED, random_inputs
-
-    count = max(n_images, 1)
-    return random_inputs(graph, count, MEASURED_INPUTS_SEED), np.full(count, -1)
 
 
 def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, info: DeviceInfo,

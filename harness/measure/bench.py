@@ -2,7 +2,7 @@
 
 `bench_kernels` builds one firmware holding the fixed suite (SUITE: four layer shapes, each at
 every (input, weight, output) bit combination, random weights calibrated like
-harness.random_graphs), checks each layer's output bit-exactly against harness.reference, then
+harness.ir.random_graphs), checks each layer's output bit-exactly against harness.ir.reference, then
 times it with PERF (no I/O in the timed region) and divides by the layer's MACs.
 
 `bench_network` measures a lowered network (e.g. the digits policy) with the Cortex-M7 kernels
@@ -19,17 +19,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from harness import reference
+from harness.ir import reference
 from harness.boards import Board
-from harness.build import build_firmware
-from harness.codegen import generate, model_hash
-from harness.device import open_device, pack_tensor, unpack_tensor
+from harness.build.firmware import build_firmware
+from harness.build.codegen import generate, model_hash
+from harness.link.device import open_device, pack_tensor, unpack_tensor
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer, Tensor, conv_output_size
-from harness.measure import TickUnit
-from harness.packing import BITS, value_range
+from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
+from harness.measure.run import TickUnit
+from harness.ir.packing import BITS, value_range
 from harness.paths import cache_dir
-from harness.random_graphs import _calibrate_on, random_input
+from harness.ir.random_graphs import _calibrate_on, random_input
 
 IMPLS = {"m7": {}, "ref": {"EXTRA_CFLAGS": "-DMPQ_FORCE_REF"}}  # implementation -> make variables
 DEFAULT_PERF_RUNS = 2
@@ -139,7 +139,7 @@ def bench_kernels(board: Board, impl: str = "m7", shapes: Sequence[BenchShape] =
                 raise HarnessError(f"{graph.name}: firmware status {run.status}")
             got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
             if not np.array_equal(got, reference.predict(graph, x)):
-                raise HarnessError(f"{graph.name}: the device output differs from harness.reference")
+                raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
             perf = device.perf(index, runs)
             if not perf.ok:
                 raise HarnessError(f"{graph.name}: PERF status {perf.status}")
@@ -154,7 +154,7 @@ def bench_kernels(board: Board, impl: str = "m7", shapes: Sequence[BenchShape] =
 
 def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequence[str] = ("ref", "m7")) -> dict:
     """Whole-network cost of `graph` on each input with each kernel implementation; every output
-    is checked bit-exactly against harness.reference."""
+    is checked bit-exactly against harness.ir.reference."""
     expected = [reference.predict(graph, x) for x in inputs]
     report: dict = {"board": board.name, "model": graph.name, "model_hash": graph.hash(), "images": len(inputs),
                     "impls": {}}
@@ -170,7 +170,7 @@ def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequenc
                     raise HarnessError(f"{impl}: firmware status {run.status} on image {index}")
                 got = unpack_tensor(device.read_output(0), graph.tensors[graph.output])
                 if not np.array_equal(got, want):
-                    raise HarnessError(f"{impl}: image {index} differs from harness.reference")
+                    raise HarnessError(f"{impl}: image {index} differs from harness.ir.reference")
                 totals.append(run.total_ticks * unit.per_tick)
         report["unit"], report["meaning"] = unit.name, unit.meaning
         report["impls"][impl] = {"median": statistics.median(totals), "min": min(totals), "max": max(totals)}

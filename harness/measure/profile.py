@@ -2,7 +2,7 @@
 
 For each layer of the model and each (input bits, weight bits, output bits) it can take, a
 single-layer graph with the layer's geometry and random weights is generated; configurations
-already in the board's latency table (harness.latency), or shared by two layers of the same
+already in the board's latency table (harness.measure.latency), or shared by two layers of the same
 geometry, are measured once. The graphs go into as few firmware images as the limits allow
 (at most 255 models per image, the protocol's model index; their weights within the board's
 flash budget), each image is started on the board, and every model is LOADed with the random
@@ -18,19 +18,19 @@ from typing import Callable
 
 import numpy as np
 
-from harness import reference
+from harness.ir import reference
 from harness.boards import Board
-from harness.codegen import model_hash
-from harness.device import open_device, pack_tensor
+from harness.build.codegen import model_hash
+from harness.link.device import open_device, pack_tensor
 from harness.errors import HarnessError
-from harness.firmware import build_graphs
-from harness.ir import Graph, Layer
-from harness.latency import LatencyTable, layer_key
-from harness.measure import TickUnit
-from harness.memory import CODE_FLASH_BYTES
-from harness.packing import BITS, value_range
-from harness.random_graphs import random_input
-from harness.requant import quantize_multipliers
+from harness.build.firmware import build_graphs
+from harness.ir.graph import Graph, Layer
+from harness.measure.latency import LatencyTable, layer_key
+from harness.measure.run import TickUnit
+from harness.ir.memory import CODE_FLASH_BYTES
+from harness.ir.packing import BITS, value_range
+from harness.ir.random_graphs import random_input
+from harness.ir.requant import quantize_multipliers
 
 MAX_MODELS_PER_IMAGE = 255
 FLASH_HEADROOM = 0.8  # share of the flash budget the profiled weights may take (descriptors, code)

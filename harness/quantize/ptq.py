@@ -20,12 +20,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness import reference
+from harness.ir import reference
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer, Tensor
-from harness.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer
+from harness.ir.graph import Graph, Layer, Tensor
+from harness.quantize.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer
 from harness.policy import Policy
-from harness.requant import add_multipliers, quantize_multipliers
+from harness.ir.requant import add_multipliers, quantize_multipliers
 from harness.zoo.architecture import LayerSpec
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

@@ -15,14 +15,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness import __version__, reference
-from harness.data import integer_test_set, load_split
-from harness.ir import Graph
-from harness.lower import lower
+from harness import __version__
+
+from harness.ir import reference
+from harness.datasets.digits import integer_test_set, load_split
+from harness.ir.graph import Graph
+from harness.quantize.lower import lower
 from harness.paths import cache_dir
 from harness.policy import Policy
-from harness.qat import QATNet, run_qat
-from harness.train import Progress, checkpoint_digest, configure_torch, load_float, predict
+from harness.quantize.qat import QATNet, run_qat
+from harness.frontend.train import Progress, checkpoint_digest, configure_torch, load_float, predict
 
 QAT_STATE = "qat.pt"
 

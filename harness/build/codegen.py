@@ -11,7 +11,7 @@ Layout of the generated model.c (for graphs 0..N-1, identifiers prefixed m<graph
   mpq_layer_begin(i)/mpq_layer_end(i) and returning the first non-zero kernel status, and its
   `mpq_model_t` (input and output point into the arena at the planner's offsets);
 - kernel scratch sits in the arena where the planner put it (sized by
-  harness.planner.layer_scratch_bytes); the first run() checks every size against the kernels'
+  harness.ir.planner.layer_scratch_bytes); the first run() checks every size against the kernels'
   own mpq_*_get_buffer_size() and returns MPQ_MODEL_ERR_SCRATCH (-2) if a kernel wants more,
   so the Python formula and the C dispatch can never drift apart silently;
 - `mpq_models[]`, `mpq_model_count`, `mpq_model_hash`, `mpq_policy_hash`, `mpq_arena_bytes`.
@@ -31,11 +31,11 @@ import numpy as np
 
 from harness import __version__
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer, Tensor
-from harness.packing import pack
-from harness.planner import ArenaPlan, kernel_for, plan_arena
+from harness.ir.graph import Graph, Layer, Tensor
+from harness.ir.packing import pack
+from harness.ir.planner import ArenaPlan, kernel_for, plan_arena
 
-GENERATOR = "harness.codegen"
+GENERATOR = "harness.build.codegen"
 ARENA_SECTION = ".bss.arena"
 VALUES_PER_LINE = 16
 _HEX = [f"0x{v:02x}" for v in range(256)]  # byte literals, looked up: weights can be megabytes
@@ -82,7 +82,7 @@ def generate(graphs: list[Graph], out_dir: str | Path, policy_hash: str = "") ->
         "/* run() status when a kernel wants more scratch than the planner gave it. */",
         "#define MPQ_MODEL_ERR_SCRATCH (-2)",
         f"#define MPQ_ARENA_BYTES {arena_bytes}u",
-        "/* Activations of every model (one runs at a time); offsets from harness.planner. */",
+        "/* Activations of every model (one runs at a time); offsets from harness.ir.planner. */",
         f'static uint8_t mpq_arena[MPQ_ARENA_BYTES] __attribute__((aligned(8), section("{ARENA_SECTION}")));',
         "",
         *blocks,
@@ -126,7 +126,7 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
     inp, out = graph.tensors[graph.input], graph.tensors[graph.output]
     lines += [
         "",
-        "/* Scratch sizes come from harness.planner: check them against the kernels' own. */",
+        "/* Scratch sizes come from harness.ir.planner: check them against the kernels' own. */",
         f"static int {prefix}_scratch_ok(void) {{",
         "    return " + "\n        && ".join(checks) + ";",
         "}",

@@ -2,7 +2,7 @@
 
 - flash = packed weights + per-channel parameters (int32 bias, int32 mult, int8 shift)
   + CODE_FLASH_BYTES, an estimate of the kernels, runtime, BSP and C library;
-- RAM = the activation arena (harness.planner.plan_arena) + RUNTIME_RAM_BYTES: the runtime's
+- RAM = the activation arena (harness.ir.planner.plan_arena) + RUNTIME_RAM_BYTES: the runtime's
   frame buffers and state plus the Cortex-M7 kernels' static work buffer (MPQ_M7_WORK_BYTES in
   firmware/kernels/src/mpq_m7.h). The stack has its own region (DTCM on the H743) outside the
   budget. The simple bound (largest input + output of one layer) is reported next to the
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.ir import Graph
-from harness.planner import kernel_for, plan_arena, simple_bound
+from harness.ir.graph import Graph
+from harness.ir.planner import kernel_for, plan_arena, simple_bound
 from harness.policy import Budget
 from harness.units import format_size
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import data
+from harness.datasets import digits as data
 from harness.errors import HarnessError
 from harness.policy import InputQuantization
 
@@ -76,6 +76,6 @@ def load_image(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
 
 def quantize_images(images: np.ndarray, quant: InputQuantization) -> np.ndarray:
     """Images in [0, 1] -> the network's integer inputs (int32): [0, 1] onto [low, high], then
-    quantized exactly as harness.data does for the digits (torch's fake-quant arithmetic)."""
+    quantized exactly as harness.datasets.digits does for the digits (torch's fake-quant arithmetic)."""
     real = quant.low + images.astype(np.float32) * np.float32(quant.high - quant.low)
     return data.quantize_images(real, quant).astype(np.int32)

@@ -1,4 +1,4 @@
-"""Lowering: a trained fake-quant model (QATNet) -> the integer graph (harness.ir.Graph).
+"""Lowering: a trained fake-quant model (QATNet) -> the integer graph (harness.ir.graph.Graph).
 
 Exactly docs/integer-arithmetic.md: the weights are the integers the fake quantization produced,
 the bias the int32 codes QAT trained with, (mult, shift) per output channel represent
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer, Tensor
+from harness.ir.graph import Graph, Layer, Tensor
 from harness.policy import Policy
-from harness.requant import quantize_multipliers
+from harness.ir.requant import quantize_multipliers
 from harness.zoo.architecture import LayerSpec
 
 if TYPE_CHECKING:  # torch is imported only when a trained model is lowered: policy checks stay fast
-    from harness.qat import QATNet, QuantLayer
+    from harness.quantize.qat import QATNet, QuantLayer
 
 INPUT = "input"
 LOGIT_BITS = 32

@@ -4,7 +4,7 @@ commands get a policy's graph (random weights, QAT, or a user checkpoint).
 
 Weights are He-normal (std sqrt(2 / fan_in); the classifier sqrt(1 / fan_in)), biases small
 normal, all from a seeded generator; the requantization is calibrated on seeded random inputs by
-harness.ptq, so every layer's outputs spread over its integer range as a trained network's
+harness.quantize.ptq, so every layer's outputs spread over its integer range as a trained network's
 would. Predictions are meaningless: every report says so ("random_weights": true and a note).
 Graphs are cached by policy hash and seed.
 """
@@ -19,18 +19,17 @@ from typing import Callable
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.ir import Graph
+from harness.ir.graph import Graph
 from harness.paths import cache_dir
 from harness.policy import Policy
-from harness.ptq import FloatLayer, lower_float, weight_shape
+from harness.quantize.ptq import FloatLayer, lower_float, weight_shape
 
 NOTE = ("random weights: predictions and accuracy are meaningless; latency, memory and bit-exactness are real")
 CALIBRATION_INPUTS = 2
 CHECKPOINT_CALIBRATION_IMAGES = 32  # images of a --calibration folder used to calibrate a checkpoint
 BIAS_STD = 0.05
 INPUT_SEED_OFFSET = 1_000_003  # calibration inputs are not the measured inputs
-MEASURED_INPUTS_SEED = 0  # `harness measure` streams random_inputs(graph, n, MEASURED_INPUTS_SEED)
-# zoo models `harness train` has data for (harness.data: scikit-learn digits); any other model
+# zoo models `harness train` has data for (harness.datasets.digits: scikit-learn digits); any other model
 # needs --random-weights here
 TRAINED_HERE = ("digits-cnn",)
 
@@ -50,12 +49,6 @@ def random_float_weights(policy: Policy, seed: int) -> dict[str, FloatLayer]:
         weights[spec.name] = FloatLayer(rng.normal(0.0, np.sqrt(gain / fan_in), size=shape),
                                         rng.normal(0.0, BIAS_STD, size=shapes[spec.name][2]))
     return weights
-
-
-def random_inputs(graph: Graph, count: int, seed: int) -> np.ndarray:
-    """`count` seeded random integer inputs [count, H, W, C] covering the input's whole range."""
-    t = graph.tensors[graph.input]
-    return np.random.default_rng(seed).integers(0, 1 << t.bits, size=(count, *t.shape)).astype(np.int32)
 
 
 def random_weights_graph(policy: Policy, seed: int = 0, progress: Callable[[str], None] | None = None) -> Graph:
@@ -91,13 +84,13 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Callable[[str],
     """The graph `harness build` / `measure` deploy (torch is imported only when needed):
     - random weights;
     - a model trained here (digits-cnn): the QAT pipeline, from its checkpoint if the policy names one;
-    - any other zoo model with `model.checkpoint`: the checkpoint lowered by harness.ptq, calibrated
+    - any other zoo model with `model.checkpoint`: the checkpoint lowered by harness.quantize.ptq, calibrated
       on the images of `calibration_dir` (an ImageFolder), else on seeded random inputs.
     HarnessError when the model has neither training data here nor a checkpoint."""
     if random_weights:
         return random_weights_graph(policy, progress=progress)
     if policy.model.zoo in TRAINED_HERE:
-        from harness.pipeline import graph_for_policy
+        from harness.quantize.pipeline import graph_for_policy
 
         return graph_for_policy(policy, progress)
     if policy.model.checkpoint is None:
@@ -108,11 +101,11 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Callable[[str],
 
 
 def _checkpoint_graph(policy: Policy, calibration_dir: Path | None, progress: Callable[[str], None] | None) -> Graph:
-    from harness.zoo_torch import checkpoint_graph, load_checkpoint
+    from harness.frontend.zoo_torch import checkpoint_graph, load_checkpoint
 
     shape = policy.architecture.input_shape
     if calibration_dir is not None:
-        from harness.datasets import ImageFolder, quantize_images
+        from harness.datasets.imagefolder import ImageFolder, quantize_images
 
         images, _ = ImageFolder.scan(calibration_dir).images(shape, limit=CHECKPOINT_CALIBRATION_IMAGES)
         calibration, source = quantize_images(images, policy.input), str(calibration_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.packing import BITS, row_bytes
+from harness.ir.packing import BITS, row_bytes
 
 FORMAT = "mpq-ir/1"
 OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool", "avg_pool", "add")

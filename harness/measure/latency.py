@@ -1,6 +1,6 @@
 """The measured latency table: ticks of one layer at one bit configuration, on one board and firmware.
 
-`harness profile` fills it (harness.profile); the HAQ search reads it to predict a whole
+`harness profile` fills it (harness.measure.profile); the HAQ search reads it to predict a whole
 network's latency without building it:
 
     predicted ticks = sum over layers of table[layer geometry, bits] + per-network overhead
@@ -9,7 +9,7 @@ The per-network overhead is measured too: a RUN's total ticks minus its layers' 
 model's run() call, the calls around each layer, the timer reads), median over every profiled
 single-layer model. The table is a JSON file under cache_dir("latency"), one per (board,
 firmware digest); the digest hashes every firmware source, the board file and the compiler
-(harness.build.build_key without generated sources), so a changed kernel gets a new, empty table
+(harness.build.firmware.build_key without generated sources), so a changed kernel gets a new, empty table
 and nothing stale is reused. Values are ticks of the board's counter; `per_tick` converts them
 to the board's unit (cycles on hardware, instructions in emulators).
 """
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.boards import Board
-from harness.build import build_key
+from harness.build.firmware import build_key
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer
+from harness.ir.graph import Graph, Layer
 from harness.paths import cache_dir
-from harness.planner import kernel_for
+from harness.ir.planner import kernel_for
 
-TABLE_FORMAT = 2  # 2: profiled layers requantize like a ReLU network (harness.profile)
+TABLE_FORMAT = 2  # 2: profiled layers requantize like a ReLU network (harness.measure.profile)
 
 
 def layer_key(graph: Graph, layer: Layer) -> str:

@@ -5,10 +5,10 @@ import itertools
 
 import numpy as np
 
-from harness import reference
-from harness.ir import Graph, Layer, Tensor, conv_output_size
-from harness.packing import BITS, value_range
-from harness.requant import quantize_multiplier
+from harness.ir import reference
+from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
+from harness.ir.packing import BITS, value_range
+from harness.ir.requant import quantize_multiplier
 
 KERNEL_OPS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")
 BIT_COMBOS = tuple(itertools.product(BITS, BITS, BITS))  # (input, weight, output)
@@ -161,7 +161,7 @@ def random_add_graph(in1_bits: int, in2_bits: int, out_bits: int, seed: int) -> 
     """A residual add with every offset non-trivial: input x (zero-point) -> avg_pool 1x1 ->
     t (a linear activation with a zero-point), then add(x, t) -> y (output zero-point). The
     multipliers come from random scales, so the two inputs weigh differently."""
-    from harness.requant import add_multipliers
+    from harness.ir.requant import add_multipliers
 
     rng = np.random.default_rng(seed)
     shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 80)))

@@ -1,4 +1,5 @@
-"""Build the firmware for a board and a generated model, cached by content; measure its memory.
+"""Build the firmware for a board and a generated model (or integer graphs, generating their C
+first), cached by content; measure its memory.
 
 The build is `make -C firmware BOARD=<board> GEN=<generated sources> OUT=<dir>` (plus any
 make variables the caller adds). Its output goes under the cache
@@ -36,7 +37,9 @@ from rich.console import Console
 
 from harness.backends import ToolStatus
 from harness.boards import Board
+from harness.build.codegen import generate, model_hash
 from harness.errors import HarnessError
+from harness.ir.graph import Graph
 from harness.paths import FIRMWARE_DIR, cache_dir
 from harness.processes import run_logged
 from harness.units import format_size
@@ -307,3 +310,10 @@ def _load_address(address: int, segments: list) -> int:
         if segment["p_vaddr"] <= address < segment["p_vaddr"] + segment["p_memsz"]:
             return segment["p_paddr"] + address - segment["p_vaddr"]
     return address
+
+
+def build_graphs(graphs: list[Graph], board: Board, policy_hash: str = "") -> BuildResult:
+    """Generate model.c for `graphs` and build the board's firmware around it."""
+    gen_dir = cache_dir("generated", f"{model_hash(graphs)}-{policy_hash or 'none'}")
+    generate(graphs, gen_dir, policy_hash)
+    return build_firmware(board, gen_dir)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.ir import Graph, Layer
+from harness.ir.graph import Graph, Layer
 
 OFFSET_ALIGN = 4  # every tensor offset: int32 logits and word loads need it
 ARENA_ALIGN = 8  # the arena itself is declared aligned(8)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.data import load_split
+from harness.datasets.digits import load_split
 from harness.policy import InputQuantization, Policy
-from harness.train import FloatNet, Progress, configure_torch, fit, nchw
+from harness.frontend.train import FloatNet, Progress, configure_torch, fit, nchw
 from harness.zoo.architecture import CONV_OPS, Architecture, LayerSpec
 
 CLIP_RATIOS = torch.linspace(0.2, 1.0, 17).tolist()  # candidate clips, fractions of max |v|

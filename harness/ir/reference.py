@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.ir import Graph, Layer
-from harness.requant import add_requantize, requantize
+from harness.ir.graph import Graph, Layer
+from harness.ir.requant import add_requantize, requantize
 
 
 def _patches(x: np.ndarray, layer: Layer, out_hw: tuple[int, int], in_offset: int) -> np.ndarray:

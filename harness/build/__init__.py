@@ -1,0 +1,1 @@
+"""Integer graph -> generated C -> built ELF (codegen, then the cached firmware build)."""

@@ -1,0 +1,1 @@
+"""Where inputs and labels come from: the digits split, ImageFolder trees."""

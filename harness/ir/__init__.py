@@ -1,0 +1,1 @@
+"""The integer contract: graph, packing, requantization, reference, arena planner, memory model."""

@@ -1,0 +1,1 @@
+"""Talking to a running firmware: the UART protocol and the device session."""

@@ -1,0 +1,1 @@
+"""Float model -> integer graph: quantization-aware training, post-training calibration, lowering."""
