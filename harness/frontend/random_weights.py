@@ -22,7 +22,8 @@ from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.paths import cache_dir
 from harness.policy import Policy
-from harness.quantize.ptq import FloatLayer, lower_float, weight_shape
+from harness.frontend.float_graph import FloatLayer
+from harness.quantize.ptq import lower_float, weight_shape
 
 NOTE = ("random weights: predictions and accuracy are meaningless; latency, memory and bit-exactness are real")
 CALIBRATION_INPUTS = 2

@@ -25,7 +25,8 @@ from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.quantize.lower import ir_layout
 from harness.policy import Policy
-from harness.quantize.ptq import FloatLayer, lower_float
+from harness.frontend.float_graph import FloatLayer
+from harness.quantize.ptq import lower_float
 from harness.quantize.qat import fold_batch_norm
 from harness.frontend.train import conv_module
 from harness.zoo.architecture import CONV_OPS, Architecture
@@ -61,7 +62,7 @@ class ZooNet(nn.Module):
             elif spec.op == "global_avg_pool":
                 y = inputs[0].mean(dim=(2, 3), keepdim=True)
             elif spec.op == "avg_pool":
-                y = F.avg_pool2d(inputs[0], spec.kernel_hw, spec.stride, spec.padding_hw, count_include_pad=True)
+                y = F.avg_pool2d(inputs[0], spec.kernel_hw, spec.stride_hw, spec.symmetric_padding, count_include_pad=True)
             else:  # add
                 y = inputs[0] + inputs[1]
             values[spec.name] = y if spec.name == self.arch.classifier else ACTIVATIONS[spec.activation](y)

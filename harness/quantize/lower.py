@@ -122,8 +122,7 @@ def _assemble(policy: Policy, values: Callable[[LayerSpec, Tensor], LayerValues]
 
 def ir_layer(spec: LayerSpec, sources: tuple[str, ...], w_bits: int | None, v: LayerValues) -> Layer:
     """The IR layer of a spec reading `sources` (two for add), with its integer values."""
-    (kh, kw), (ph, pw) = spec.kernel_hw, spec.padding_hw
-    return Layer(spec.name, spec.op, sources[0], spec.name, (kh, kw), (spec.stride, spec.stride), (ph, pw, ph, pw),
+    return Layer(spec.name, spec.op, sources[0], spec.name, spec.kernel_hw, spec.stride_hw, spec.padding_tlbr,
                  w_bits, v.weights, v.bias, v.mult, v.shift, input2=sources[1] if len(sources) > 1 else None)
 
 

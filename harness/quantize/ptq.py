@@ -16,12 +16,12 @@ The arithmetic is docs/integer-arithmetic.md; how the numbers are chosen:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from harness.ir import reference
 from harness.errors import HarnessError
+from harness.frontend.float_graph import FloatLayer
 from harness.ir.graph import Graph, Layer, Tensor
 from harness.quantize.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer
 from harness.policy import Policy
@@ -32,15 +32,6 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_RANGE = 1e-6  # a real range never collapses to zero width
 RELU6_LIMIT = 6.0
 CALIBRATION_PERCENTILE = 99.9  # ranges clip the 0.1 % most extreme calibration values at each end
-
-
-@dataclass
-class FloatLayer:
-    """Float weights in the IR layout (conv [O][kh][kw][I], depthwise [kh][kw][C], fc [O][I])
-    and the bias [O], batch-norm folded."""
-
-    weight: np.ndarray
-    bias: np.ndarray
 
 
 def weight_shape(spec: LayerSpec, in_channels: int, out_channels: int) -> tuple[int, ...]:

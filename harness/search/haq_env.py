@@ -41,7 +41,7 @@ def layer_features(architecture: Architecture) -> np.ndarray:
         params = {"conv2d": cout * cin * kh * kw, "depthwise_conv2d": cout * kh * kw,
                   "fully_connected": cout * cin}.get(spec.op, 0)
         one_hot = [float(spec.op == op) for op in SPEC_OPS]
-        rows.append([index, *one_hot, cin, cout, kh * kw, spec.stride, h_in, params])
+        rows.append([index, *one_hot, cin, cout, kh * kw, spec.stride_hw[0], h_in, params])
     features = np.array(rows, dtype=np.float64)
     largest = features.max(axis=0)
     return (features / np.where(largest > 0, largest, 1.0)).astype(np.float32)

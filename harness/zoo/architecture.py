@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from harness.ir.graph import conv_output_size
 
 CONV_OPS = ("conv2d", "depthwise_conv2d")
-SPEC_OPS = CONV_OPS + ("global_avg_pool", "fully_connected", "avg_pool", "add")
-WEIGHTLESS_OPS = ("global_avg_pool", "avg_pool", "add")
+POOL_OPS = ("avg_pool", "max_pool")  # sliding windows that keep the channels
+SPEC_OPS = CONV_OPS + ("global_avg_pool", "fully_connected", "add") + POOL_OPS
+WEIGHTLESS_OPS = ("global_avg_pool", "add") + POOL_OPS
 # What follows a layer's output (the classifier has none: int32 logits). "relu": unsigned
 # activations; "relu6": the same, clipped at 6; "linear": signed real values, stored unsigned
 # with a zero-point (docs/integer-arithmetic.md, "Zero-points of activations").
@@ -23,17 +26,19 @@ INPUT = "input"
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer. Convolutions and avg_pool use symmetric padding; `out_channels` is ignored by
-    ops that keep the channel count (depthwise_conv2d, global_avg_pool, avg_pool, add).
-    `inputs` names the layers read ("input" is the network input); empty means the previous
-    layer. `activation` is one of ACTIVATIONS."""
+    """One layer. `out_channels` is ignored by ops that keep the channel count (depthwise_conv2d,
+    global_avg_pool, the pools, add). `inputs` names the layers read ("input" is the network
+    input); empty means the previous layer. `activation` is one of ACTIVATIONS.
+    A fully_connected layer may read an H x W x C tensor: it sees it flattened in H, W, C order
+    (NHWC memory order), so its weights are [O][H * W * C]."""
 
     name: str
     op: str
     out_channels: int = 0
     kernel: int | tuple[int, int] = 1  # k, or (kh, kw)
-    stride: int = 1
-    padding: int | tuple[int, int] = 0  # p, or (rows above and below, columns left and right)
+    stride: int | tuple[int, int] = 1  # s, or (sh, sw)
+    # p; (rows above and below, columns left and right); or (top, left, bottom, right)
+    padding: int | tuple[int, int] | tuple[int, int, int, int] = 0
     inputs: tuple[str, ...] = ()
     activation: str = "relu"
 
@@ -46,8 +51,25 @@ class LayerSpec:
         return _pair(self.kernel)
 
     @property
-    def padding_hw(self) -> tuple[int, int]:
-        return _pair(self.padding)
+    def stride_hw(self) -> tuple[int, int]:
+        return _pair(self.stride)
+
+    @property
+    def padding_tlbr(self) -> tuple[int, int, int, int]:
+        """Padding as (top, left, bottom, right), the IR's order."""
+        if isinstance(self.padding, int):
+            return (self.padding,) * 4
+        if len(self.padding) == 2:
+            ph, pw = (int(v) for v in self.padding)
+            return (ph, pw, ph, pw)
+        top, left, bottom, right = (int(v) for v in self.padding)
+        return (top, left, bottom, right)
+
+    @property
+    def symmetric_padding(self) -> tuple[int, int] | None:
+        """(rows, columns) when top = bottom and left = right (what torch's conv takes), else None."""
+        top, left, bottom, right = self.padding_tlbr
+        return (top, left) if (top, left) == (bottom, right) else None
 
 
 def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
@@ -102,10 +124,10 @@ class Architecture:
             if spec.op == "add":
                 if len({shapes[source] for source in sources}) != 1:
                     raise ValueError(f"{self.name}: add {spec.name} of shapes {[shapes[s] for s in sources]}")
-            elif spec.op in CONV_OPS + ("avg_pool",):
-                (kh, kw), (ph, pw) = spec.kernel_hw, spec.padding_hw
-                h = conv_output_size(h, kh, spec.stride, ph, ph)
-                w = conv_output_size(w, kw, spec.stride, pw, pw)
+            elif spec.op in CONV_OPS + POOL_OPS:
+                (kh, kw), (sh, sw), (pt, pl, pb, pr) = spec.kernel_hw, spec.stride_hw, spec.padding_tlbr
+                h = conv_output_size(h, kh, sh, pt, pb)
+                w = conv_output_size(w, kw, sw, pl, pr)
                 c = spec.out_channels if spec.op == "conv2d" else c
             elif spec.op == "global_avg_pool":
                 h = w = 1
@@ -116,6 +138,8 @@ class Architecture:
         return shapes
 
     def input_channels(self) -> dict[str, int]:
-        """Channels each layer reads (its first input's)."""
+        """Channels each layer reads (its first input's); a fully_connected layer reads its whole
+        input flattened, H * W * C values."""
         shapes = self.shapes()
-        return {spec.name: shapes[self.sources(spec)[0]][2] for spec in self.layers}
+        return {spec.name: int(np.prod(shapes[self.sources(spec)[0]])) if spec.op == "fully_connected"
+                else shapes[self.sources(spec)[0]][2] for spec in self.layers}

@@ -1,0 +1,33 @@
+"""The float graph: what every model source (zoo, checkpoint, ONNX, TFLite, random weights)
+hands to the quantizer. An architecture (harness.zoo.architecture) plus the float weights of
+each weighted layer, batch norm already folded, in the IR's layouts. Nothing after the front
+end asks where a model came from."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from harness.zoo.architecture import Architecture
+
+
+@dataclass
+class FloatLayer:
+    """Float weights in the IR layout (conv [O][kh][kw][I], depthwise [kh][kw][C], fc [O][I],
+    where a fully connected layer's I runs over its input flattened in H, W, C order) and the
+    bias [O], batch norm folded."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass(frozen=True)
+class FloatGraph:
+    """An architecture and the float weights of every weighted layer (by layer name).
+    `source` says where it came from (for reports); `notes` what the importer changed (e.g. a
+    final Softmax dropped)."""
+
+    architecture: Architecture
+    layers: dict[str, FloatLayer] = field(repr=False)
+    source: str
+    notes: tuple[str, ...] = ()
