@@ -104,7 +104,7 @@ def test_missing_renode_says_how_to_install_it(monkeypatch, tmp_path):
 def test_missing_pyocd_is_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyocd.core.helpers", None)  # import fails as if not installed
     status = probe.ProbeBackend.tool_status()
-    assert not status.present and status.detail.startswith("pyocd not installed") and "pip install pyocd" in status.detail
+    assert not status.present and status.detail.startswith("pyocd not installed") and "pip install 'pyocd>=0.43'" in status.detail
 
 
 def test_no_probe_attached_is_reported(monkeypatch):
