@@ -71,6 +71,22 @@ def test_boots_and_says_hello(mixed, booted):
     assert booted.registers[0xE0001FB0] == 0xC5ACCE55, "DWT unlocked"
 
 
+def test_a_pll_that_does_not_lock_says_so_at_the_hsi_baud_rate(mixed):
+    """No garbage at a wrong baud rate: USART3 is set up for the 64 MHz HSI, and the hello carries
+    the reason, which the host turns into one line instead of measuring."""
+    from harness.link.protocol import BootProblem, _hello_hash
+
+    _, graph, _ = mixed
+    machine = H743(mixed[2].elf_path, pll_locks=False)
+    machine.run_until_idle()
+    assert machine.registers[0x4000480C] == round(64e6 / 115200), "USART3 BRR from the HSI"
+    assert machine.registers.get(0x58024410, 0) & 7 == 0, "sys_ck stays on the HSI"
+    (hello,) = _frames(bytes(machine.tx))
+    assert hello.type == HELLO and hello.payload.decode().startswith(graph.hash() + " PLL1 did not lock")
+    with pytest.raises(BootProblem, match="reports at boot: PLL1 did not lock: the core runs on the 64 MHz HSI"):
+        _hello_hash(hello.payload, "unicorn nucleo-h743")
+
+
 def test_answers_info(mixed, booted):
     _, graph, _ = mixed
     booted.rx.extend(encode_frame(Command.INFO, 1))

@@ -284,10 +284,13 @@ def _reset_and_wait_hello(probe_id: str, port: str, settings: ProbeSettings) -> 
 
 
 def _retry_once(action: Callable[[], None], what: str) -> None:
-    """Run `action`, once more if it fails; never again after ProbeStuck (the probe is held)."""
+    """Run `action`, once more if it fails; never again after ProbeStuck (the probe is held) or
+    a hello reporting a boot problem (a reset does not mend a clock)."""
+    from harness.link.protocol import BootProblem
+
     try:
         action()
-    except ProbeStuck:
+    except (ProbeStuck, BootProblem):
         raise
     except HarnessError as first:
         try:
