@@ -7,10 +7,9 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph
+from harness.commands.options import add_policy_and_board, checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
-from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
 
 
@@ -19,10 +18,8 @@ def register(subparsers) -> None:
         "export", help="export a policy's model as a self-contained C library",
         description="Quantize the policy and write its generated model, the kernels, headers, a Makefile "
                     "fragment, CMake files and a README (API, memory) into --out, for your own firmware.")
-    parser.add_argument("policy", type=Path, help="policy.json")
-    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board whose budgets it must fit (default {DEFAULT_BOARD})")
+    add_policy_and_board(parser, board_help="board whose budgets it must fit")
     parser.add_argument("--out", type=Path, required=True, help="new or empty directory to write the library into")
-    add_model_source_options(parser)
     parser.set_defaults(func=run)
 
 
