@@ -69,6 +69,8 @@ def test_resc_builds_the_h743_with_dwt_pwr_tag_and_a_local_uart(tmp_path):
     # PWR_CSR1 at 0x58024800 + 4 reads ACTVOSRDY (bit 13), before the ELF runs
     tag = re.fullmatch(r'sysbus Tag <0x([0-9A-Fa-f]+) 4> "PWR_CSR1" 0x([0-9A-Fa-f]+)', renode.PWR_CSR1_TAG)
     assert tag and int(tag[1], 16) == 0x58024804 and int(tag[2], 16) & (1 << 13)
+    # a subtag must intersect exactly one tag: stm32h7.repl tags PWR 0x58024800.. and D3CR at 0x58024818
+    assert 0x58024800 <= int(tag[1], 16) and int(tag[1], 16) + 4 <= 0x58024818
     assert renode.PWR_CSR1_TAG in lines
     # the UART is a pseudo-terminal: nothing listens on the network (a server socket binds 0.0.0.0)
     assert f'emulation CreateUartPtyTerminal "uart" "{tmp_path / "uart"}"' in lines

@@ -7,7 +7,9 @@ frequency, and virtual time advances by PerformanceInMips million instructions a
 one tick is one executed instruction: docs/protocol.md kind 2, said by the board file), tags
 PWR_CSR1 as 0x2000 (ACTVOSRDY: Renode 1.15/1.16 model PWR only as a tag reading 0, so the
 BSP's supply wait would spin a million logged reads; Renode's own nucleo_h753zi_hubris.resc
-does the same), connects `sysbus.usart3` to `emulation CreateUartPtyTerminal`, loads the ELF and
+does the same; harmless elsewhere: SystemBus consults a tag only for an access no peripheral
+handles, so a Renode that models PWR ignores it, and the 4 bytes lie inside one piece of the
+platform's "PWR" tag, between its start and its "D3CR" subtag, as a subtag must), connects `sysbus.usart3` to `emulation CreateUartPtyTerminal`, loads the ELF and
 starts. The script is kept beside the ELF (`<board>.resc`) for the user to read or run.
 
 Why a pseudo-terminal and not `CreateServerSocketTerminal`: Renode's server socket binds every
