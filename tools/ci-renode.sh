@@ -78,8 +78,9 @@ install_renode() {
 }
 
 check_renode_version() {
-    local line
-    line=$(renode --version 2>&1 | head -n 1) || fail "renode --version does not run: $line"
+    local output line
+    output=$(renode --version 2>&1) || fail "renode --version does not run: ${output//$'\n'/ }"
+    line=${output%%$'\n'*}
     case "$line" in
         *"${RENODE_VERSION}"*) echo "ci-renode: $line" ;;
         *) fail "renode --version says '$line', expected Renode ${RENODE_VERSION}" ;;
