@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 PYOCD_INSTALL = "install it with: pip install 'pyocd>=0.43' (or pip install -e '.[test]' in this repository)"
 NO_PROBE = ("no debug probe found (pyocd sees none): connect the board's ST-LINK USB port; on Linux "
             "install pyocd's udev rules (README, 'Running on a Nucleo-H743ZI')")
-# The ST-LINK virtual COM port's USB ids: V2-1 (374b, and 3752 without mass storage), V3 (374e,
-# 374f, 3753; 3754 and 3755/3757 without mass storage or with a bridge). Nucleo-144 boards carry a
-# V2-1 (H743ZI) or a V3E (H743ZI2).
+# The ST-LINK virtual COM port's USB ids, as pyocd's probe/stlink/usb.py lists them: V2-1 (374b;
+# 3752 without mass storage), V3 (374e; 374f with bridge; 3753 two VCPs, no mass storage; 3754 no
+# mass storage; 3755; 3757, also V4). Nucleo-144 boards carry a V2-1 (H743ZI) or a V3E (H743ZI2).
 ST_LINK_USB_IDS = ("0483:374b", "0483:3752", "0483:374e", "0483:374f", "0483:3753", "0483:3754",
                    "0483:3755", "0483:3757")
 CONNECT_MODES = ("halt", "pre-reset", "under-reset", "attach")
