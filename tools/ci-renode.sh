@@ -56,7 +56,8 @@ install_renode() {
         local why
         if ! why=$(fetch "$RENODE_URL" "$ARCHIVE.part" 2>&1); then
             rm -f "$ARCHIVE.part"
-            fail "cannot download Renode ${RENODE_VERSION} from ${RENODE_URL} (${why//$'\n'/ }): the runner needs HTTPS access to dl.antmicro.com"
+            why=${why//$'\n'/ }
+            fail "cannot download Renode ${RENODE_VERSION} from ${RENODE_URL}${why:+ ($why)}: the runner needs HTTPS access to dl.antmicro.com"
         fi
         mv "$ARCHIVE.part" "$ARCHIVE"
     fi
