@@ -30,13 +30,13 @@ BOARD = "nucleo-h743"
 POLICIES = ("digits-mixed", "digits-int8")
 
 
-def _policy_build(name: str):
+def _policy_build(name: str, board: str = BOARD):
     from harness.measure.run import build_policy_firmware
     from harness.quantize.pipeline import graph_for_policy
 
     policy = load_policy(POLICIES_DIR / f"{name}.json")
     graph = graph_for_policy(policy)
-    return policy, graph, build_policy_firmware(graph, policy, load_board(BOARD))
+    return policy, graph, build_policy_firmware(graph, policy, load_board(board))
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,38 @@ def test_boots_and_says_hello(mixed, booted):
     assert booted.registers[0x52002000] & 0xF == 4, "4 flash wait states"
     assert booted.registers[0x4000480C] == round(120e6 / 115200), "USART3 BRR"
     assert booted.registers[0xE0001FB0] == 0xC5ACCE55, "DWT unlocked"
+
+
+def test_a_pll_that_does_not_lock_says_so_at_the_hsi_baud_rate(mixed):
+    """No garbage at a wrong baud rate: USART3 is set up for the 64 MHz HSI, and the hello carries
+    the reason, which the host turns into one line instead of measuring."""
+    from harness.link.protocol import BootProblem, _hello_hash
+
+    _, graph, _ = mixed
+    machine = H743(mixed[2].elf_path, pll_locks=False)
+    machine.run_until_idle()
+    assert machine.registers[0x4000480C] == round(64e6 / 115200), "USART3 BRR from the HSI"
+    assert machine.registers.get(0x58024410, 0) & 7 == 0, "sys_ck stays on the HSI"
+    (hello,) = _frames(bytes(machine.tx))
+    assert hello.type == HELLO and hello.payload.decode().startswith(graph.hash() + " PLL1 did not lock")
+    with pytest.raises(BootProblem, match="reports at boot: PLL1 did not lock: the core runs on the 64 MHz HSI"):
+        _hello_hash(hello.payload, "unicorn nucleo-h743")
+
+
+def test_the_revision_y_build_runs_at_400_mhz():
+    """nucleo-h743-revy (the board a revision Y part is sent to): VOS1 without overdrive, 2 flash
+    wait states, USART3 from a 100 MHz APB1, and INFO says 400 MHz."""
+    _, graph, build = _policy_build("digits-mixed", "nucleo-h743-revy")
+    machine = H743(build.elf_path)
+    machine.run_until_idle()
+    (hello,) = _frames(bytes(machine.tx))
+    assert hello.type == HELLO and hello.payload.rstrip(b"\0").decode() == graph.hash()
+    assert machine.registers[0x52002000] & 0xF == 2, "2 flash wait states"
+    assert machine.registers[0x4000480C] == round(100e6 / 115200), "USART3 BRR"
+    assert not machine.registers.get(0x5800042C, 0) & 1, "no overdrive (SYSCFG_PWRCR.ODEN)"
+    machine.tx.clear()
+    with Device(UartPort(machine), "unicorn nucleo-h743-revy", timeout=30.0) as device:
+        assert device.info().core_hz == 400_000_000
 
 
 def test_answers_info(mixed, booted):

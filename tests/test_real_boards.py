@@ -1,6 +1,7 @@
 """The STM32H743 boards without the hardware: board files, the probe and renode backends up to
 where they need a probe or the renode binary, `harness doctor`, and what happens when those
 are missing (one-line errors, device tests skipped with the reason)."""
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -56,16 +57,58 @@ def test_the_board_file_says_what_ticks_mean():
 
 
 # ---- renode ----------------------------------------------------------------------------------
-def test_resc_builds_the_h743_with_dwt_and_uart_socket(tmp_path):
+def test_resc_builds_the_h743_with_dwt_pwr_tag_and_a_local_uart(tmp_path):
+    """The script parsed line by line: Renode monitor commands, one per line, `#` comments."""
     settings = load_board("renode-h743").backend_settings
-    script = renode.resc_script("renode-h743", settings, tmp_path / "firmware.elf", 4321)
-    lines = script.splitlines()
+    script = renode.resc_script("renode-h743", settings, tmp_path / "firmware.elf", tmp_path / "uart")
+    commands = [line.split(maxsplit=1) for line in script.splitlines() if line and not line.startswith("#")]
+    lines = [" ".join(words) for words in commands]
     assert "machine LoadPlatformDescription @platforms/boards/nucleo_h753zi.repl" in lines
     assert 'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0xE0001000 { frequency: 480000000 }"' in lines
     assert "sysbus.cpu PerformanceInMips 480" in lines
-    assert 'emulation CreateServerSocketTerminal 4321 "uart" false' in lines
+    # PWR_CSR1 at 0x58024800 + 4 reads ACTVOSRDY (bit 13), before the ELF runs
+    tag = re.fullmatch(r'sysbus Tag <0x([0-9A-Fa-f]+) 4> "PWR_CSR1" 0x([0-9A-Fa-f]+)', renode.PWR_CSR1_TAG)
+    assert tag and int(tag[1], 16) == 0x58024804 and int(tag[2], 16) & (1 << 13)
+    # a subtag must intersect exactly one tag: stm32h7.repl tags PWR 0x58024800.. and D3CR at 0x58024818
+    assert 0x58024800 <= int(tag[1], 16) and int(tag[1], 16) + 4 <= 0x58024818
+    assert renode.PWR_CSR1_TAG in lines
+    # the UART is a pseudo-terminal: nothing listens on the network (a server socket binds 0.0.0.0)
+    assert f'emulation CreateUartPtyTerminal "uart" "{tmp_path / "uart"}"' in lines
+    assert not any("Socket" in line for line in lines)
     assert "connector Connect sysbus.usart3 uart" in lines
-    assert lines.index(f"sysbus LoadELF @{tmp_path / 'firmware.elf'}") < lines.index("start") == len(lines) - 1
+    assert lines.index(renode.PWR_CSR1_TAG) < lines.index(f"sysbus LoadELF @{tmp_path / 'firmware.elf'}") \
+        < lines.index("start") == len(lines) - 1
+
+
+@pytest.mark.parametrize("version, problem", [
+    ("Renode, version 1.15.3.27419 (d7e0a1a3-202409111437)", None),
+    ("Renode v1.16.1.12345", None),
+    ("Renode, version 1.14.0.1 (abc)", "Renode 1.14.0 is older than 1.15.3"),
+    ("something else", "cannot read a version"),
+])
+def test_renode_older_than_the_floor_is_refused(version, problem):
+    found = renode.version_problem(version)
+    assert (found is None) if problem is None else (problem in found)
+
+
+def test_an_old_renode_is_not_usable(monkeypatch, tmp_path):
+    monkeypatch.setattr(renode.shutil, "which", lambda name: "/opt/renode/renode")
+    monkeypatch.setattr(renode, "_version", lambda path: "Renode, version 1.13.3.1 (x)")
+    status = renode.RenodeBackend.tool_status()
+    assert not status.present and "older than 1.15.3" in status.detail
+
+
+def test_renode_waits_for_the_pty_without_opening_it(tmp_path):
+    """A stand-in for Renode that makes the pty link file late: the wait sees it appear, opens nothing."""
+    pty = tmp_path / "uart"
+    process = subprocess.Popen([sys.executable, "-c", f"import time, pathlib; time.sleep(0.5); pathlib.Path({str(pty)!r}).touch(); time.sleep(30)"])
+    try:
+        with open(tmp_path / "log", "w+b") as output:
+            renode._wait_for_pty(process, output, pty, timeout_s=10)
+        assert pty.exists() and process.poll() is None
+    finally:
+        process.kill()
+        process.wait()
 
 
 @pytest.mark.parametrize("help_text, flags", [
@@ -104,7 +147,7 @@ def test_missing_renode_says_how_to_install_it(monkeypatch, tmp_path):
 def test_missing_pyocd_is_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyocd.core.helpers", None)  # import fails as if not installed
     status = probe.ProbeBackend.tool_status()
-    assert not status.present and status.detail.startswith("pyocd not installed") and "pip install pyocd" in status.detail
+    assert not status.present and status.detail.startswith("pyocd not installed") and "pip install 'pyocd>=0.43'" in status.detail
 
 
 def test_no_probe_attached_is_reported(monkeypatch):

@@ -13,13 +13,18 @@ done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
     echo "setup: installing system packages (missing: ${missing[*]})"
+    as_root=()
     if [ "$(id -u)" -ne 0 ]; then
-        echo "setup: need root for apt-get (missing: ${missing[*]}); run as root or install: ${APT_PACKAGES[*]}" >&2
-        exit 1
+        # CI runners (GitHub, most GitLab ones) are not root but have password-less sudo
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            as_root=(sudo -n)
+        else
+            echo "setup: need root for apt-get (missing: ${missing[*]}); run as root or install: ${APT_PACKAGES[*]}" >&2
+            exit 1
+        fi
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -26,6 +26,10 @@ extern const uint32_t bsp_core_hz;     /* core clock */
 /* Clocks, FPU, UART and the tick counter; interrupts enabled on return. */
 void bsp_init(void);
 
+/* After bsp_init: why the board runs degraded (one line, e.g. a PLL that did not lock), or NULL.
+ * The runtime appends it to the hello frame so the host refuses to measure (docs/protocol.md). */
+const char *bsp_boot_problem(void);
+
 /* Send one byte; blocks until the UART accepts it. */
 void bsp_uart_write(uint8_t byte);
 

@@ -183,8 +183,14 @@ void mpq_handle_request(const mpq_frame_t *request) {
 }
 
 void mpq_send_hello(void) {
+    const char *problem = bsp_boot_problem();
+    uint32_t problem_len = problem != NULL ? bounded_strlen(problem, MPQ_MAX_PAYLOAD - HASH_CHARS - 1u) : 0u;
     mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_HELLO, 0, HASH_CHARS);
+    mpq_tx_begin(&tx, MPQ_HELLO, 0, (uint16_t)(HASH_CHARS + (problem != NULL ? 1u + problem_len : 0u)));
     tx_text_field(&tx, mpq_model_hash, HASH_CHARS);
+    if (problem != NULL) { /* "<hash> <problem>": the host refuses to measure such a board */
+        mpq_tx_u8(&tx, ' ');
+        mpq_tx_put(&tx, problem, problem_len);
+    }
     mpq_tx_end(&tx);
 }

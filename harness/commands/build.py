@@ -2,24 +2,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph
+from harness.commands.options import add_policy_and_board, checked_policy_graph
 from harness.policy import load_policy
-from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("build", help="build a policy's firmware for a board",
                                    description="Quantize the policy, generate C and build the ELF (cached by content).")
-    parser.add_argument("policy", type=Path, help="policy.json")
-    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
-    add_model_source_options(parser)
+    add_policy_and_board(parser)
     parser.set_defaults(func=run)
 
 

@@ -12,10 +12,9 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph
+from harness.commands.options import add_policy_and_board, checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
-from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
 
 DEFAULT_IMAGES = 100
@@ -26,13 +25,11 @@ def register(subparsers) -> None:
         "measure", help="run a policy on a board: predictions, cycles, bit-exact check",
         description="Build the policy's firmware, start it on the board, stream test images over UART and "
                     "check every output bit-exactly against the host reference.")
-    parser.add_argument("policy", type=Path, help="policy.json")
-    parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD}); see `harness boards`")
+    add_policy_and_board(parser, board_help="board name, see `harness boards`")
     parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"test images to stream (default {DEFAULT_IMAGES})")
     parser.add_argument("--out", type=Path, help="write the JSON report here (the per-image log goes beside it as .jsonl)")
     parser.add_argument("--log", type=Path, help="per-image JSONL log (default: beside --out, or runs/)")
     parser.add_argument("--port", help="serial port of a board on a debug probe, e.g. /dev/ttyACM0 (default: found by USB id)")
-    add_model_source_options(parser)
     parser.set_defaults(func=run)
 
 

@@ -20,7 +20,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.ir.graph import Tensor
 from harness.ir.packing import pack, unpack
-from harness.link.protocol import CounterKind, Device, DeviceInfo
+from harness.link.protocol import BootProblem, CounterKind, Device, DeviceInfo
 
 HELLO_TIMEOUT_S = 5.0
 
@@ -39,6 +39,8 @@ def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = Non
                 try:
                     if not link.hello_consumed:
                         device.wait_hello(HELLO_TIMEOUT_S)
+                except BootProblem:
+                    raise
                 except HarnessError:
                     pass  # the hello may have gone out before we connected; INFO below decides
                 device.info()

@@ -268,6 +268,18 @@ class DeviceError(HarnessError):
         self.code = code
 
 
+class BootProblem(HarnessError):
+    """The hello frame says the board runs degraded (e.g. its PLL did not lock): not measurable."""
+
+
+def _hello_hash(payload: bytes, name: str) -> str:
+    """The model hash of a hello frame; BootProblem when the firmware appended a problem to it."""
+    hash_text, _, problem = _text(payload).partition(" ")
+    if problem:
+        raise BootProblem(f"the firmware on {name} reports at boot: {problem}")
+    return hash_text
+
+
 def _check_settings(timeout: float, retries: int, run_timeout: float) -> None:
     if timeout <= 0 or run_timeout <= 0 or retries < 1:
         raise HarnessError(f"link settings: timeouts must be positive and retries at least 1 "
@@ -429,7 +441,7 @@ class Device:
             while self._frames:
                 frame = self._frames.popleft()
                 if frame.type == HELLO:
-                    self.hello = _text(frame.payload)
+                    self.hello = _hello_hash(frame.payload, self.name)
                     return self.hello
                 self._check_fault(frame, "hello")
             if not self._receive(deadline):
@@ -484,7 +496,7 @@ class Device:
                 if frame.type == command | ANSWER and frame.seq == seq:
                     return frame.payload
                 if frame.type == HELLO:
-                    self.hello = _text(frame.payload)
+                    self.hello = _hello_hash(frame.payload, self.name)
                 else:
                     log.debug("%s: skipping stray frame type 0x%02x seq %d", self.name, frame.type, frame.seq)
             if not self._receive(deadline):

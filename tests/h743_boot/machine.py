@@ -3,7 +3,7 @@ boots, answers the protocol and computes: a BOOT CHECK, not a product emulator.
 
 Nothing on this machine runs an STM32H743 otherwise, so the model covers only what
 firmware/bsp/stm32h7 touches, each register as simply as the BSP's use of it allows:
-- RCC: HSIRDY/PLL1RDY follow HSION/PLL1ON, SWS follows SW; PWR: ACTVOSRDY and VOSRDY always set;
+- RCC: HSIRDY/PLL1RDY follow HSION/PLL1ON (or PLL1RDY never, pll_locks=False), SWS follows SW; PWR: ACTVOSRDY and VOSRDY always set;
 - FLASH_ACR, GPIOD, SYSCFG: plain storage (the BSP reads the latency back);
 - USART3: TXE always set, TDR appends to `tx`, RXNE while `rx` holds bytes, RDR takes one;
 - DWT CYCCNT: advances a fixed CYCCNT_STEP per read (monotonic, deterministic; no cycle model);
@@ -41,7 +41,8 @@ WINDOWS = ((0x40004000, 0x1000), (0x52002000, 0x1000), (0x58000000, 0x30000), (0
 class H743:
     """The firmware ELF on a unicorn Cortex-M7 with the register model above."""
 
-    def __init__(self, elf_path: Path) -> None:
+    def __init__(self, elf_path: Path, pll_locks: bool = True) -> None:
+        self.pll_locks = pll_locks     # False: PLL1RDY never comes (a board whose PLL fails)
         self.rx: deque[int] = deque()  # host -> firmware
         self.tx = bytearray()           # firmware -> host
         self.registers: dict[int, int] = {}
@@ -101,8 +102,9 @@ class H743:
         if address == SCB_CCSIDR:
             return CCSIDR_M7_DCACHE
         value = self.registers.get(address, 0)
-        if address == RCC_CR:  # HSIRDY = HSION, PLL1RDY = PLL1ON
-            value = (value & ~((1 << 2) | (1 << 25))) | ((value & 1) << 2) | (((value >> 24) & 1) << 25)
+        if address == RCC_CR:  # HSIRDY = HSION, PLL1RDY = PLL1ON (unless the PLL is made to fail)
+            pll_ready = ((value >> 24) & 1) if self.pll_locks else 0
+            value = (value & ~((1 << 2) | (1 << 25))) | ((value & 1) << 2) | (pll_ready << 25)
         elif address == RCC_CFGR:  # SWS = SW
             value = (value & ~(7 << 3)) | ((value & 7) << 3)
         elif address in (PWR_CSR1, PWR_D3CR):  # ACTVOSRDY, VOSRDY

@@ -38,6 +38,10 @@
 #endif
 #define FLASH_WRHIGHFREQ 2u
 #define SYSCLK_HZ ((uint32_t)STM32H7_SYSCLK_MHZ * 1000000u)
+#define HSI_HZ 64000000u
+
+/* NULL, or why the clock tree is not what the board file says (see bsp_boot_problem). */
+static const char *boot_problem;
 
 const char bsp_board_name[] = BSP_BOARD_NAME;
 const uint8_t bsp_counter_kind = BSP_COUNTER_KIND;
@@ -82,7 +86,10 @@ void stm32h7_clock_init(void) {
                   RCC_PLLCFGR_PLL1RGE_8_16MHZ | RCC_PLLCFGR_DIVP1EN;
     RCC_CR |= RCC_CR_PLL1ON;
     if (!stm32h7_wait(&RCC_CR, RCC_CR_PLL1RDY, RCC_CR_PLL1RDY)) {
-        return; /* no lock: stay on the HSI rather than switch to a dead clock */
+        /* no lock: stay on the HSI (bus prescalers at their reset value 1) rather than switch to
+         * a dead clock; the UART is then set up for the HSI, so the hello that says so is legible */
+        boot_problem = "PLL1 did not lock: the core runs on the 64 MHz HSI, not the board's clock";
+        return;
     }
     RCC_D1CFGR = RCC_D1CFGR_D1CPRE_DIV1 | RCC_D1CFGR_HPRE_DIV2 | RCC_D1CFGR_D1PPRE_DIV2;
     RCC_D2CFGR = RCC_D2CFGR_D2PPRE1_DIV2 | RCC_D2CFGR_D2PPRE2_DIV2;
@@ -91,10 +98,14 @@ void stm32h7_clock_init(void) {
     (void)stm32h7_wait(&RCC_CFGR, RCC_CFGR_SWS_MASK, RCC_CFGR_SWS_PLL1);
 }
 
-/* USART3's kernel clock: rcc_pclk1 = sys_ck / 2 (HPRE) / 2 (D2PPRE1), the reset selection of
- * RCC_D2CCIP2R.USART234578SEL. */
+/* USART3's kernel clock: rcc_pclk1 (the reset selection of RCC_D2CCIP2R.USART234578SEL) =
+ * sys_ck / 2 (HPRE) / 2 (D2PPRE1) on the PLL, the undivided HSI when PLL1 did not lock. */
 uint32_t stm32h7_usart3_clock_hz(void) {
-    return SYSCLK_HZ / 4u;
+    return boot_problem == 0 ? SYSCLK_HZ / 4u : HSI_HZ;
+}
+
+const char *bsp_boot_problem(void) {
+    return boot_problem;
 }
 
 void bsp_init(void) {
