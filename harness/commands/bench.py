@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.errors import HarnessError
+from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.pytest_plugin import DEFAULT_BOARD
 
 DEFAULT_NETWORK_IMAGES = 20
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     network.add_argument("--images", type=_positive, default=DEFAULT_NETWORK_IMAGES,
                          help=f"test images (default {DEFAULT_NETWORK_IMAGES})")
     network.add_argument("--out", type=Path, help="write the results as JSON here")
+    add_model_source_options(network)
     network.set_defaults(func=run_network)
 
 
@@ -64,7 +65,7 @@ def run_kernels(args: argparse.Namespace) -> int:
             status.update(f"measured {r.shape} i{r.in_bits}w{r.w_bits}o{r.out_bits}")
 
         report = bench_kernels(board, args.impl, runs=args.runs, on_result=progress)
-    _write(args.out, report)
+    _write(args.out, report, board)
     Console().print(kernel_table(report, SUITE))
     return 0
 
@@ -92,24 +93,18 @@ def kernel_table(report: dict, shapes) -> Table:
 
 
 def run_network(args: argparse.Namespace) -> int:
+    from harness.datasets.measured import measured_inputs
     from harness.measure.bench import bench_network
-    from harness.datasets.digits import integer_test_set
-    from harness.measure.run import check_policy_fits
-    from harness.quantize.pipeline import graph_for_policy
     from harness.policy import load_policy
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
-    check_policy_fits(policy, board)
-    with console.status("quantizing the policy (cached after the first time)"):
-        graph = graph_for_policy(policy, progress=lambda message: console.log(message))
-    inputs, _ = integer_test_set(policy)
-    if args.images > len(inputs):
-        raise HarnessError(f"--images must be at most {len(inputs)} (the test split), got {args.images}")
+    graph = checked_policy_graph(policy, board, args, console)
+    inputs, _ = measured_inputs(policy, graph, args.images)
     with console.status(f"{policy.name} on {board.name}, portable then Cortex-M7 kernels"):
         report = bench_network(graph, inputs[: args.images], board)
     report["policy"] = policy.name
-    _write(args.out, report)
+    _write(args.out, report, board)
     table = Table(title=f"{policy.name} on {board.name}: {report['unit']} per inference ({report['images']} images)",
                   caption=report["meaning"])
     for column in ("kernels", "median", "min", "max"):
@@ -122,7 +117,10 @@ def run_network(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(path: Path | None, report: dict) -> None:
+def _write(path: Path | None, report: dict, board) -> None:
+    from harness.measure.provenance import provenance
+
     if path is not None:
+        report["provenance"] = provenance(board)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1) + "\n")

@@ -25,6 +25,7 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
+from harness.measure.provenance import provenance
 from harness.link.protocol import DeviceInfo
 
 
@@ -118,8 +119,7 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
     random_weights = bool(graph.meta.get("random_weights"))
     latency = {"unit": unit.name, "meaning": unit.meaning, "min": min(totals),
                "median": statistics.median(totals), "max": max(totals)}
-    if unit.name == "cycles":
-        latency["median_ms"] = latency["median"] / info.core_hz * 1e3
+    latency.update(latency_in_ms(latency["median"], unit, info, board))
     return {
         "policy": policy.name, "policy_hash": policy.hash, "model_hash": graph.hash(),
         "board": board.name, "firmware_board": info.board, "elf": str(build.elf_path),
@@ -132,12 +132,24 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "latency": latency,
         "per_image": totals,
         "layers": layers,
+        "provenance": provenance(board, build.elf_path),
         "memory": {
             "flash_bytes": build.flash_bytes, "ram_bytes": build.ram_bytes,
             "flash_budget": board.budget.flash, "ram_budget": board.budget.ram,
             "predicted_flash_bytes": predicted.flash_bytes, "predicted_arena_bytes": predicted.arena_bytes,
         },
     }
+
+
+def latency_in_ms(median: float, unit: TickUnit, info: DeviceInfo, board: Board) -> dict:
+    """Milliseconds: measured from cycles at the core clock, or, for instructions, an estimate at
+    the clock of the hardware the board stands for, labelled as one."""
+    if unit.name == "cycles":
+        return {"median_ms": median / info.core_hz * 1e3}
+    clock = board.clock_for_estimates
+    return {"estimate_ms": median / clock * 1e3, "estimate_clock_hz": clock,
+            "estimate_note": f"≈ ms at {clock / 1e6:g} MHz if 1 instruction ≈ 1 cycle (estimate; the emulator "
+                             "does not model the pipeline)"}
 
 
 def _append(log, record: dict) -> None:
