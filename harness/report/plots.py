@@ -10,7 +10,7 @@ from matplotlib import pyplot as plt  # noqa: E402  (the backend is chosen first
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 KIB = 1024
-_SI = FuncFormatter(lambda value, _: f"{value / 1e6:g}M" if abs(value) >= 1e6 else
+SI_FORMATTER = FuncFormatter(lambda value, _: f"{value / 1e6:g}M" if abs(value) >= 1e6 else
                     (f"{value / 1e3:g}k" if abs(value) >= 1e3 else f"{value:g}"))
 
 
@@ -35,7 +35,7 @@ def layer_bars(report: dict) -> bytes:
         bits = f"w{layer.get('w_bits') or '-'} a{layer.get('in_bits', '?')}→{layer.get('out_bits', '?')}"
         detail = f"  {bits}" + (f", {layer[per_mac]:.2f}/MAC" if layer.get(per_mac) else "")
         axes.text(layer[unit], y, detail, va="center", fontsize=7)
-    axes.xaxis.set_major_formatter(_SI)
+    axes.xaxis.set_major_formatter(SI_FORMATTER)
     axes.set_xlabel(f"{unit} per inference (median)")
     axes.set_title(f"{report['policy']} on {report['board']}: cost per layer")
     axes.margins(x=0.25)
@@ -47,7 +47,7 @@ def latency_histogram(report: dict) -> bytes:
     unit = report["latency"]["unit"]
     figure, axes = plt.subplots(figsize=(6, 3))
     axes.hist(report["per_image"], bins=min(30, max(5, len(report["per_image"]) // 3)), color="#55A868")
-    axes.xaxis.set_major_formatter(_SI)
+    axes.xaxis.set_major_formatter(SI_FORMATTER)
     axes.set_xlabel(f"{unit} per image")
     axes.set_ylabel("images")
     axes.set_title(f"latency over {report['images']} images")
@@ -109,7 +109,7 @@ def comparison(reports: list[dict]) -> bytes:
         axes.scatter([x], [y], s=40 + 400 * size / largest, alpha=0.6)
         axes.annotate(f"{report['policy']}\n{size / KIB:,.0f} kB flash", (x, y), fontsize=7,
                       textcoords="offset points", xytext=(6, 6))
-    axes.xaxis.set_major_formatter(_SI)
+    axes.xaxis.set_major_formatter(SI_FORMATTER)
     axes.set_xlabel(f"median {unit} per image")
     axes.set_ylabel("device top-1 (%)" + (" (random weights: 0)" if any(r.get("random_weights") for r in reports) else ""))
     axes.set_title("runs compared (marker area: flash)")
