@@ -31,6 +31,7 @@ def register(subparsers) -> None:
                               "or ref (portable, -DMPQ_FORCE_REF)")
     kernels.add_argument("--runs", type=_positive, default=2, help="PERF runs per layer (default 2)")
     kernels.add_argument("--out", type=Path, help="write the results as JSON here")
+    kernels.add_argument("--heatmap", type=Path, help="write a PNG heatmap of cost per MAC (shapes x bits) here")
     kernels.set_defaults(func=run_kernels)
 
     network = modes.add_parser(
@@ -67,7 +68,24 @@ def run_kernels(args: argparse.Namespace) -> int:
         report = bench_kernels(board, args.impl, runs=args.runs, on_result=progress)
     _write(args.out, report, board)
     Console().print(kernel_table(report, SUITE))
+    if args.heatmap:
+        args.heatmap.parent.mkdir(parents=True, exist_ok=True)
+        args.heatmap.write_bytes(kernel_heatmap(report))
+        console.print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def kernel_heatmap(report: dict) -> bytes:
+    """Shapes x (in/w/out bits) coloured by cost per MAC."""
+    from harness.report.plots import heatmap
+
+    shapes = list(dict.fromkeys(r["shape"] for r in report["results"]))
+    combos = sorted({(r["in_bits"], r["w_bits"], r["out_bits"]) for r in report["results"]})
+    per_mac = {(r["shape"], r["in_bits"], r["w_bits"], r["out_bits"]): r["per_mac"] for r in report["results"]}
+    return heatmap(shapes, [f"{i}/{w}/{o}" for i, w, o in combos],
+                   [[per_mac.get((shape, *combo)) for combo in combos] for shape in shapes],
+                   f"{report['unit']} per MAC on {report['board']} ({report['impl']} kernels), in/w/out bits",
+                   f"{report['unit']} per MAC")
 
 
 def kernel_table(report: dict, shapes) -> Table:

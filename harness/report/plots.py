@@ -115,3 +115,20 @@ def comparison(reports: list[dict]) -> bytes:
     axes.set_title("runs compared (marker area: flash)")
     axes.margins(0.2)
     return _png(figure)
+
+
+def heatmap(rows: list[str], columns: list[str], values: list[list[float | None]], title: str, label: str) -> bytes:
+    """A rows x columns grid coloured by value (None: not measured), each cell written in."""
+    import numpy as np
+
+    grid = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
+    figure, axes = plt.subplots(figsize=(1.2 + 0.55 * len(columns), 1.0 + 0.35 * len(rows)))
+    image = axes.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis")
+    axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)
+    axes.set_yticks(range(len(rows)), rows, fontsize=7)
+    for (r, c), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            axes.text(c, r, SI_FORMATTER(value, None), ha="center", va="center", fontsize=5, color="white")
+    figure.colorbar(image, ax=axes, label=label, format=SI_FORMATTER)
+    axes.set_title(title, fontsize=9)
+    return _png(figure)
