@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import platform
+import shlex
 import subprocess
+import sys
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +23,7 @@ def provenance(board: Board | None = None, elf_path: Path | None = None) -> dict
     """The provenance block of a report about `board` running `elf_path` (either may be None)."""
     block = {
         "harness": __version__,
+        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
