@@ -81,6 +81,13 @@ class Board:
     firmware: str = ""
     # the backend's settings_type instance, parsed from backend_options by harness.backends.load_board
     backend_settings: Any = None
+    # the clock of the hardware this board stands for (an emulator carries the H743's budgets):
+    # reports estimate milliseconds at it; 0 means core_clock_hz
+    estimate_clock_hz: int = 0
+
+    @property
+    def clock_for_estimates(self) -> int:
+        return self.estimate_clock_hz or self.core_clock_hz
 
     def firmware_board(self) -> Board:
         """The board to build the firmware for: this one, or the one named by `firmware`."""
@@ -151,6 +158,7 @@ def _parse_file(path: Path) -> Board:
         backend_options=backend_table,
         path=path,
         firmware=fields.get("firmware", str, name),
+        estimate_clock_hz=fields.get("estimate_clock_hz", int, 0),
     )
     fields.reject_unknown()
     return board

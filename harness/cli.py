@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 import sys
 
-from harness import commands
+from harness import __version__, commands
 from harness.errors import HarnessError
 
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness",
         description="Mixed-precision CNNs on microcontrollers, measured on the device.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{module_info.name}")

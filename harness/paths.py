@@ -10,9 +10,13 @@ BOARDS_DIR = REPO_ROOT / "boards"
 POLICIES_DIR = REPO_ROOT / "policies"
 
 
+def cache_root() -> Path:
+    """$MPQ_HARNESS_CACHE, default ~/.cache/mpq-harness (harness.cache manages what is in it)."""
+    return Path(os.environ.get("MPQ_HARNESS_CACHE", Path.home() / ".cache" / "mpq-harness"))
+
+
 def cache_dir(*parts: str) -> Path:
-    """A folder under $MPQ_HARNESS_CACHE (default ~/.cache/mpq-harness), created on demand."""
-    root = Path(os.environ.get("MPQ_HARNESS_CACHE", Path.home() / ".cache" / "mpq-harness"))
-    path = root.joinpath(*parts)
+    """A folder under cache_root(), created on demand."""
+    path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -54,6 +54,13 @@ def test_kernel_table_marks_figures_above_the_target():
     assert "conv3x3" not in text, "shapes that were not measured get no column"
 
 
+def test_kernel_heatmap_is_a_png_of_every_measured_cell():
+    from harness.commands.bench import kernel_heatmap
+
+    png = kernel_heatmap(_report({("pointwise", 8, 8, 8): 1.5, ("pointwise", 2, 2, 2): 2.5, ("conv3x3", 8, 8, 8): 1.2}))
+    assert png.startswith(b"\x89PNG") and len(png) > 5_000
+
+
 @pytest.mark.parametrize("argv", [["bench"], ["bench", "kernels", "--runs", "0"], ["bench", "kernels", "--impl", "x"],
                                   ["bench", "network", "policies/digits-mixed.json", "--images", "-3"]])
 def test_bad_command_lines_are_refused(argv, capsys):

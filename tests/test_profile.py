@@ -88,3 +88,24 @@ def test_cli_rejects_unknown_models_missing_policies_and_bad_arguments(capsys):
                           (["--policy-or-model", "digits-cnn", "--model-args", "[1]"], "--model-args")):
         assert main(["profile", "--board", "qemu-m7", *args]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_profiled_costs_read_every_configuration_back_and_the_table_fits_80_columns():
+    from rich.console import Console
+
+    from harness.commands.profile import _chosen, cost_table
+    from harness.measure.profile import profiled_costs
+
+    graph = _digits_graph()
+    singles = profile_graphs(graph)
+    entries = {layer_key(g, g.layers[0]): 10 * n + 1 for n, g in enumerate(singles)}
+    table = LatencyTable("b", "f", unit="instructions", per_tick=40.0, entries=entries)
+    costs = profiled_costs(graph, table)
+    assert sum(len(row) for row in costs.values()) == 135
+    assert sorted(v for row in costs.values() for v in row.values()) == sorted(40.0 * v for v in entries.values())
+    conv1 = costs["conv1"]  # input fixed at 8 bits: a search's "2-bit input" choice still costs the 8-bit one
+    assert conv1[_chosen(conv1, (2, 4, 4))] == conv1[_chosen(conv1, (8, 4, 4))]
+    console = Console(width=80, record=True)
+    console.print(cost_table(graph.name, costs, "instructions"))
+    text = console.export_text()
+    assert all(len(line) <= 80 for line in text.splitlines()) and "pw2" in text and "…" not in text

@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make python3-venv python3-pip)
+# chromium: the test that renders `harness report`'s HTML in a real headless browser
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make python3-venv python3-pip chromium)
 missing=()
-for tool in arm-none-eabi-gcc qemu-system-arm make; do
+for tool in arm-none-eabi-gcc qemu-system-arm make chromium; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)

@@ -35,6 +35,7 @@ from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 from rich.console import Console
 
+from harness import cache as harness_cache
 from harness.backends import ToolStatus
 from harness.boards import Board
 from harness.build.codegen import generate, model_hash
@@ -117,8 +118,11 @@ def build_firmware(board: Board, gen_dir: str | Path, *, make_vars: Mapping[str,
     key = build_key(board, gen_dir, firmware_dir, make_vars)
     out_dir = cache_dir("builds") / key
     cached = (out_dir / ELF_NAME).is_file()
-    if not cached:
+    if cached:
+        harness_cache.touch(out_dir)
+    else:
         seconds = _run_make(board, gen_dir, firmware_dir, out_dir, make_vars, timeout_s)
+        harness_cache.evict_to_cap()
     elf_path = out_dir / ELF_NAME
     memory = measure_elf(elf_path, board)
     if not cached:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.errors import HarnessError
+from harness.commands.options import add_model_source_options, checked_policy_graph
 from harness.pytest_plugin import DEFAULT_BOARD
 
 DEFAULT_NETWORK_IMAGES = 20
@@ -31,6 +31,7 @@ def register(subparsers) -> None:
                               "or ref (portable, -DMPQ_FORCE_REF)")
     kernels.add_argument("--runs", type=_positive, default=2, help="PERF runs per layer (default 2)")
     kernels.add_argument("--out", type=Path, help="write the results as JSON here")
+    kernels.add_argument("--heatmap", type=Path, help="write a PNG heatmap of cost per MAC (shapes x bits) here")
     kernels.set_defaults(func=run_kernels)
 
     network = modes.add_parser(
@@ -42,6 +43,7 @@ def register(subparsers) -> None:
     network.add_argument("--images", type=_positive, default=DEFAULT_NETWORK_IMAGES,
                          help=f"test images (default {DEFAULT_NETWORK_IMAGES})")
     network.add_argument("--out", type=Path, help="write the results as JSON here")
+    add_model_source_options(network)
     network.set_defaults(func=run_network)
 
 
@@ -64,9 +66,26 @@ def run_kernels(args: argparse.Namespace) -> int:
             status.update(f"measured {r.shape} i{r.in_bits}w{r.w_bits}o{r.out_bits}")
 
         report = bench_kernels(board, args.impl, runs=args.runs, on_result=progress)
-    _write(args.out, report)
+    _write(args.out, report, board)
     Console().print(kernel_table(report, SUITE))
+    if args.heatmap:
+        args.heatmap.parent.mkdir(parents=True, exist_ok=True)
+        args.heatmap.write_bytes(kernel_heatmap(report))
+        console.print(f"heatmap: {args.heatmap}")
     return 0
+
+
+def kernel_heatmap(report: dict) -> bytes:
+    """Shapes x (in/w/out bits) coloured by cost per MAC."""
+    from harness.report.plots import heatmap
+
+    shapes = list(dict.fromkeys(r["shape"] for r in report["results"]))
+    combos = sorted({(r["in_bits"], r["w_bits"], r["out_bits"]) for r in report["results"]})
+    per_mac = {(r["shape"], r["in_bits"], r["w_bits"], r["out_bits"]): r["per_mac"] for r in report["results"]}
+    return heatmap(shapes, [f"{i}/{w}/{o}" for i, w, o in combos],
+                   [[per_mac.get((shape, *combo)) for combo in combos] for shape in shapes],
+                   f"{report['unit']} per MAC on {report['board']} ({report['impl']} kernels), in/w/out bits",
+                   f"{report['unit']} per MAC")
 
 
 def kernel_table(report: dict, shapes) -> Table:
@@ -92,24 +111,18 @@ def kernel_table(report: dict, shapes) -> Table:
 
 
 def run_network(args: argparse.Namespace) -> int:
+    from harness.datasets.measured import measured_inputs
     from harness.measure.bench import bench_network
-    from harness.datasets.digits import integer_test_set
-    from harness.measure.run import check_policy_fits
-    from harness.quantize.pipeline import graph_for_policy
     from harness.policy import load_policy
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
-    check_policy_fits(policy, board)
-    with console.status("quantizing the policy (cached after the first time)"):
-        graph = graph_for_policy(policy, progress=lambda message: console.log(message))
-    inputs, _ = integer_test_set(policy)
-    if args.images > len(inputs):
-        raise HarnessError(f"--images must be at most {len(inputs)} (the test split), got {args.images}")
+    graph = checked_policy_graph(policy, board, args, console)
+    inputs, _ = measured_inputs(policy, graph, args.images)
     with console.status(f"{policy.name} on {board.name}, portable then Cortex-M7 kernels"):
         report = bench_network(graph, inputs[: args.images], board)
     report["policy"] = policy.name
-    _write(args.out, report)
+    _write(args.out, report, board)
     table = Table(title=f"{policy.name} on {board.name}: {report['unit']} per inference ({report['images']} images)",
                   caption=report["meaning"])
     for column in ("kernels", "median", "min", "max"):
@@ -122,7 +135,10 @@ def run_network(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(path: Path | None, report: dict) -> None:
+def _write(path: Path | None, report: dict, board) -> None:
+    from harness.measure.provenance import provenance
+
     if path is not None:
+        report["provenance"] = provenance(board)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1) + "\n")

@@ -81,6 +81,8 @@ def summary_table(report: dict) -> Table:
     table.add_row(f"{unit} per image min/median/max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f}")
     if "median_ms" in lat:
         table.add_row("latency (median)", f"{lat['median_ms']:.3f} ms")
+    if "estimate_ms" in lat:
+        table.add_row("latency estimate", f"≈ {lat['estimate_ms']:.3f} ms {lat['estimate_note']}")
     table.add_row("what is counted", lat["meaning"])
     for layer in sorted(report["layers"], key=lambda row: -row[unit])[:5]:
         table.add_row(f"  {layer['name']} ({layer['op']})", f"{layer[unit]:,.0f} {unit} ({layer['share']:.1%})")

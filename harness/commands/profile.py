@@ -6,14 +6,17 @@ Every layer of the model is measured alone at every bit configuration a search m
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.backends import load_board
 from harness.errors import HarnessError
+from harness.ir.packing import BITS
 from harness.pytest_plugin import DEFAULT_BOARD
 
 
@@ -26,6 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument("--policy-or-model", required=True, metavar="POLICY_OR_MODEL",
                         help="a policy.json (its model and input quantization) or a zoo model name")
     parser.add_argument("--model-args", default="{}", help="zoo model arguments as JSON (with a zoo name)")
+    parser.add_argument("--heatmap", type=Path, help="PNG of the layer x bits costs "
+                                                     "(default runs/profile-<model>-<board>.png)")
     parser.set_defaults(func=run)
 
 
@@ -53,7 +58,8 @@ def model_graph(policy_or_model: str, model_args: str = "{}"):
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.measure.profile import profile
+    from harness.measure.profile import profile, profiled_costs
+    from harness.report.plots import heatmap
 
     board = load_board(args.board)
     graph = model_graph(args.policy_or_model, args.model_args)
@@ -62,7 +68,52 @@ def run(args: argparse.Namespace) -> int:
                   TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{graph.name} on {board.name}", total=None)
         table, measured = profile(graph, board, lambda done, total: bar.update(task, completed=done, total=total))
-    Console(highlight=False).print(
-        f"{measured} configurations measured, {len(table.entries)} in the table ({table.unit}, "
-        f"{table.per_tick:g} per tick; per-network overhead {table.overhead:g} ticks): {table.path}")
+    costs = profiled_costs(graph, table)
+    out = Console(highlight=False)
+    out.print(cost_table(graph.name, costs, table.unit))
+    heatmap_path = args.heatmap or Path("runs") / f"profile-{_file_name(graph.name)}-{board.name}.png"
+    heatmap_path.parent.mkdir(parents=True, exist_ok=True)
+    choices = list(itertools.product(BITS, BITS, BITS))  # what a search picks: in, weight, out bits
+    heatmap_path.write_bytes(heatmap(
+        list(costs), [f"{i}/{w}/{o}" for i, w, o in choices],
+        [[row.get(_chosen(row, choice)) for choice in choices] for row in costs.values()],
+        f"{graph.name} on {board.name}: {table.unit} per layer if a search picks in/w/out bits "
+        "(a fixed input or logit width, and a weightless layer, repeat across the choice they lack)", table.unit))
+    out.print(f"{measured} configurations measured, {len(table.entries)} in the table ({table.unit}, "
+              f"{table.per_tick:g} per tick; per-network overhead {table.overhead:g} ticks): {table.path}")
+    out.print(f"heatmap: {heatmap_path}")
     return 0
+
+
+def _chosen(row: dict, choice: tuple[int, int, int]):
+    """The layer's configuration when a search picks (in, weight, out) bits: a fixed input or
+    logit width stays, a weightless layer has no weight bits."""
+    from harness.measure.profile import BitConfig
+
+    configs = list(row)
+    if not configs:
+        return None
+    ins, outs = {c.in_bits for c in configs}, {c.out_bits for c in configs}
+    weighted = any(c.w_bits is not None for c in configs)
+    in_bits, w_bits, out_bits = choice
+    return BitConfig(in_bits if len(ins) > 1 else next(iter(ins)), w_bits if weighted else None,
+                     out_bits if len(outs) > 1 else next(iter(outs)))
+
+
+def _file_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def cost_table(name: str, costs: dict, unit: str) -> Table:
+    """Per layer: the cost at uniform 2, 4 and 8 bits (the network input and the logits keep their
+    bits) and the cheapest and dearest configuration; fits 80 columns."""
+    table = Table(title=f"{name}: {unit} per layer", box=None, pad_edge=False, header_style="bold")
+    for column in ("layer", "2 bits", "4 bits", "8 bits", "min", "max", "configs"):
+        table.add_column(column, justify="left" if column == "layer" else "right", no_wrap=True)
+    for layer, row in costs.items():
+        values = list(row.values())
+        uniform = [row.get(_chosen(row, (bits, bits, bits))) for bits in BITS]
+        cells = ["-" if value is None else f"{value:,.0f}" for value in [*uniform, min(values, default=None),
+                                                                          max(values, default=None)]]
+        table.add_row(layer, *cells, str(len(values)))
+    return table

@@ -53,6 +53,19 @@ def bit_configs(graph: Graph, layer: Layer) -> list[BitConfig]:
     return [BitConfig(i, w, o) for i, w, o in itertools.product(in_choices, w_choices, out_choices)]
 
 
+def profiled_costs(graph: Graph, table: LatencyTable) -> dict[str, dict[BitConfig, float]]:
+    """Per layer of `graph`, the table's cost (in the table's unit) of every configuration it holds."""
+    costs = {}
+    for layer in graph.layers:
+        row = {}
+        for config in bit_configs(graph, layer):
+            key = layer_key(graph, layer, (config.in_bits, config.w_bits, config.out_bits))
+            if key in table.entries:
+                row[config] = table.entries[key] * table.per_tick
+        costs[layer.name] = row
+    return costs
+
+
 def relu_like_requantization(graph: Graph, layer: Layer, x: np.ndarray) -> None:
     """Bias and multipliers for input x as in a trained ReLU network: each channel's accumulators
     centred on 0, so about half requantize to 0 (the optimized kernels return early for

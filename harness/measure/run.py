@@ -25,6 +25,7 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
+from harness.measure.provenance import provenance
 from harness.link.protocol import DeviceInfo
 
 
@@ -110,16 +111,14 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
     unit = TickUnit.of(info)
     totals = [r.ticks * unit.per_tick for r in results]
     per_layer = np.median(np.array([r.layer_ticks for r in results]), axis=0) * unit.per_tick
-    layers = [{"name": layer.name, "op": layer.op, unit.name: float(cost),
-               "share": float(cost / max(per_layer.sum(), 1))}
+    layers = [layer_entry(graph, layer, unit, float(cost), float(per_layer.sum()))
               for layer, cost in zip(graph.layers, per_layer)]
     predicted = memory_report(graph)
     n = len(results)
     random_weights = bool(graph.meta.get("random_weights"))
     latency = {"unit": unit.name, "meaning": unit.meaning, "min": min(totals),
                "median": statistics.median(totals), "max": max(totals)}
-    if unit.name == "cycles":
-        latency["median_ms"] = latency["median"] / info.core_hz * 1e3
+    latency.update(latency_in_ms(latency["median"], unit, info, board))
     return {
         "policy": policy.name, "policy_hash": policy.hash, "model_hash": graph.hash(),
         "board": board.name, "firmware_board": info.board, "elf": str(build.elf_path),
@@ -132,12 +131,33 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "latency": latency,
         "per_image": totals,
         "layers": layers,
+        "provenance": provenance(board, build.elf_path),
         "memory": {
             "flash_bytes": build.flash_bytes, "ram_bytes": build.ram_bytes,
             "flash_budget": board.budget.flash, "ram_budget": board.budget.ram,
             "predicted_flash_bytes": predicted.flash_bytes, "predicted_arena_bytes": predicted.arena_bytes,
+            "predicted_weight_bytes": predicted.weight_bytes + predicted.param_bytes,
         },
     }
+
+
+def layer_entry(graph: Graph, layer, unit: TickUnit, cost: float, total: float) -> dict:
+    """One layer of the report: its cost, share, MACs, bits and cost per MAC."""
+    macs = graph.macs(layer)
+    return {"name": layer.name, "op": layer.op, unit.name: cost, "share": cost / max(total, 1.0), "macs": macs,
+            f"{unit.name}_per_mac": cost / macs if macs else None, "w_bits": layer.w_bits,
+            "in_bits": graph.tensors[layer.input].bits, "out_bits": graph.tensors[layer.output].bits}
+
+
+def latency_in_ms(median: float, unit: TickUnit, info: DeviceInfo, board: Board) -> dict:
+    """Milliseconds: measured from cycles at the core clock, or, for instructions, an estimate at
+    the clock of the hardware the board stands for, labelled as one."""
+    if unit.name == "cycles":
+        return {"median_ms": median / info.core_hz * 1e3}
+    clock = board.clock_for_estimates
+    return {"estimate_ms": median / clock * 1e3, "estimate_clock_hz": clock,
+            "estimate_note": f"at {clock / 1e6:g} MHz if 1 instruction ≈ 1 cycle (estimate; the emulator "
+                             "does not model the pipeline)"}
 
 
 def _append(log, record: dict) -> None:

@@ -292,7 +292,8 @@ def write_outputs(records: list[dict], scorer: Scorer, out_dir: Path) -> dict:
     episode = next(r for r in records if r["event"] == "episode" and r["policy_hash"] == best["policy_hash"])
     policy = scorer.logged_policy(episode["layers"])
     (out_dir / "policy.json").write_text(json.dumps(policy.document, indent=1) + "\n")
-    csv_path, png_path = write_pareto(records, out_dir, [spec.name for spec in scorer.architecture.layers])
+    csv_path, png_path = write_pareto(records, out_dir, [spec.name for spec in scorer.architecture.layers],
+                                      chosen=best["policy_hash"])
     summary = {"best": best, "policy": str(out_dir / "policy.json"), "pareto_csv": str(csv_path),
                "pareto_png": str(png_path), "episodes": sum(r["event"] == "episode" for r in records),
                "verified": [r for r in records if r["event"] == "verified"],

@@ -37,13 +37,14 @@ PUBLISHED = {
 
 
 def variants() -> list[Variant]:
-    """Every listed configuration: the MobileNetV1 grid, MobileNetV2 widths at 224, MNasNet-B1,
-    the MLPerf Tiny networks."""
+    """Every listed configuration: the MobileNetV1 grid, MobileNetV2 widths at 224, the digits CNN,
+    MNasNet-B1, the MLPerf Tiny networks."""
     result = [Variant("mobilenet_v1", {"width": w, "resolution": r}, PUBLISHED.get(("mobilenet_v1", w, r)))
               for w in MOBILENET_V1_WIDTHS for r in MOBILENET_V1_RESOLUTIONS]
     result += [Variant("mobilenet_v2", {"width": w, "resolution": 224}, PUBLISHED.get(("mobilenet_v2", w, 224)))
                for w in MOBILENET_V2_WIDTHS]
     result += [
+        Variant("digits-cnn", {}, None),
         Variant("mnasnet", {"width": 1.0, "resolution": 224}, (4.38e6, 312e6, "torchvision mnasnet1_0")),
         Variant("mlperf_ic_resnet8", {}, (78e3, 12.5e6, _MLPERF)),
         Variant("mlperf_vww_mobilenet", {}, (208e3, 7.5e6, _MLPERF)),

@@ -1,0 +1,1 @@
+"""What a person reads: provenance blocks, HTML and Markdown reports, plots."""

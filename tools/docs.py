@@ -1,0 +1,159 @@
+"""Keep the numbers in docs/ and README.md equal to the results files the repo's scripts write.
+
+A document holds generated blocks:
+
+    <!-- generated: NAME -->
+    ...text this script writes from results/...
+    <!-- end generated: NAME -->
+
+`python tools/docs.py check` fails when a block differs from what its generator writes now (so
+a number typed by hand, or a results file updated without the docs, fails the test suite:
+tests/test_docs_numbers.py runs it); `python tools/docs.py update` rewrites the blocks.
+Each generator names the results file it reads; each results file says (provenance.command)
+which command wrote it.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
+
+GENERATORS: dict[str, Callable[[], str]] = {}
+SOURCES: dict[str, list[str]] = {}
+
+
+def generator(name: str, *sources: str):
+    """Register the function writing block `name` from the results files `sources`."""
+    def register(function: Callable[..., str]) -> Callable[..., str]:
+        GENERATORS[name] = lambda: function(*(load(source) for source in sources))
+        SOURCES[name] = list(sources)
+        return function
+    return register
+
+
+def load(name: str) -> dict:
+    path = RESULTS / name
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"error: {path.relative_to(ROOT)} is missing: run the command its docs block names") from None
+
+
+# -- kernel benchmarks (docs/benchmarks.md) --------------------------------------------------
+KERNELS_M7 = "bench-kernels-m7-qemu-m7.json"
+KERNELS_REF = "bench-kernels-ref-qemu-m7.json"
+NETWORK_DIGITS = "bench-network-digits-mixed-qemu-m7.json"
+CMSIS_NN_INT8 = {"pointwise": 2.03, "conv3x3": 1.93, "depthwise": 8.39, "conv3x3_s2": 2.89}  # issue 5's figures
+
+
+def _per_mac(report: dict) -> dict[tuple, float]:
+    return {(r["shape"], r["in_bits"], r["w_bits"], r["out_bits"]): r["per_mac"] for r in report["results"]}
+
+
+def _shapes(report: dict) -> list[str]:
+    return list(dict.fromkeys(r["shape"] for r in report["results"]))
+
+
+@generator("kernel-table", KERNELS_M7)
+def kernel_table(m7: dict) -> str:
+    values, shapes = _per_mac(m7), _shapes(m7)
+    combos = sorted({key[1:] for key in values}, reverse=True)
+    lines = ["| in/w/out bits | " + " | ".join(f"{s} (≤ {CMSIS_NN_INT8[s]})" for s in shapes) + " |",
+             "|---|" + "---:|" * len(shapes)]
+    lines += ["| {}/{}/{} | ".format(*combo) + " | ".join(f"{values[(s, *combo)]:.2f}" for s in shapes) + " |"
+              for combo in combos]
+    return "\n".join(lines) + "\n"
+
+
+@generator("kernel-summary", KERNELS_M7, KERNELS_REF)
+def kernel_summary(m7: dict, ref: dict) -> str:
+    fast, slow = _per_mac(m7), _per_mac(ref)
+    macs = {r["shape"]: r.get("macs") for r in m7["results"]}
+    lines = ["| shape | MACs | m7 best | m7 worst | m7 8/8/8 | CMSIS-NN int8 | 8/8/8 below CMSIS-NN by | ref 8/8/8 | "
+             "ref worst |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for shape in _shapes(m7):
+        mine = [v for k, v in fast.items() if k[0] == shape]
+        theirs = [v for k, v in slow.items() if k[0] == shape]
+        eight = fast[(shape, 8, 8, 8)]
+        lines.append(f"| {shape} | {macs[shape]:,} | {min(mine):.2f} | {max(mine):.2f} | {eight:.2f} | "
+                     f"{CMSIS_NN_INT8[shape]} | {100 * (1 - eight / CMSIS_NN_INT8[shape]):.0f} % | "
+                     f"{slow[(shape, 8, 8, 8)]:.2f} | {max(theirs):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+@generator("kernel-targets", KERNELS_M7)
+def kernel_targets(m7: dict) -> str:
+    values = _per_mac(m7)
+    over = [(k, v) for k, v in values.items() if v > CMSIS_NN_INT8[k[0]]]
+    worst = {s: max(v for k, v in values.items() if k[0] == s) for s in _shapes(m7)}
+    depthwise = {k: v for k, v in values.items() if k[0] == "depthwise"}
+    above_six = sorted(((v, k) for k, v in depthwise.items() if v > 6), reverse=True)
+    gains = ", ".join(f"{100 * (1 - values[(s, 8, 8, 8)] / CMSIS_NN_INT8[s]):.0f} %" for s in _shapes(m7))
+    return "\n".join([
+        "| target | status |", "|---|---|",
+        f"| every combination at or below the CMSIS-NN int8 figure of its shape | "
+        f"{'**met**' if not over else f'**not met** by {len(over)}'}: {len(values) - len(over)} of {len(values)} "
+        f"(worst: " + ", ".join(f"{s} {w:.2f} ≤ {CMSIS_NN_INT8[s]}" for s, w in worst.items()) + ") |",
+        f"| 8/8/8 at least 10 % below it | {gains} below |",
+        f"| stretch: depthwise ≤ 6 | **{len(depthwise) - len(above_six)} of {len(depthwise)}** combinations "
+        f"(8/8/8: {values[('depthwise', 8, 8, 8)]:.2f})"
+        + (". Above 6: " + ", ".join("{}/{}/{} {:.2f}".format(*k[1:], v) for v, k in above_six) if above_six else "")
+        + " |"]) + "\n"
+
+
+@generator("network-digits", NETWORK_DIGITS)
+def network_digits(report: dict) -> str:
+    impls = report["impls"]
+    lines = [f"| kernels | {report['unit']} per inference (median of {report['images']}) | min | max |",
+             "|---|---:|---:|---:|"]
+    names = {"ref": "portable (`_ref`)", "m7": "Cortex-M7 (`_m7`)"}
+    for impl, stats in impls.items():
+        lines.append(f"| {names.get(impl, impl)} | {stats['median']:,.0f} | {stats['min']:,.0f} | {stats['max']:,.0f} |")
+    if {"ref", "m7"} <= impls.keys():
+        lines.append(f"| | **{impls['ref']['median'] / impls['m7']['median']:.2f}x fewer** | | |")
+    return "\n".join(lines) + "\n"
+
+
+# -- the checker --------------------------------------------------------------------------------
+def blocks(text: str) -> list[re.Match]:
+    return list(BLOCK.finditer(text))
+
+
+def render(text: str) -> str:
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in GENERATORS:
+            raise SystemExit(f"error: no generator for block {name!r} (tools/docs.py knows: {', '.join(GENERATORS)})")
+        return match.group(1) + GENERATORS[name]() + match.group(4)
+    return BLOCK.sub(replace, text)
+
+
+def main(argv: list[str]) -> int:
+    if argv not in (["check"], ["update"]):
+        print("usage: python tools/docs.py check|update", file=sys.stderr)
+        return 2
+    stale = []
+    for path in DOCUMENTS:
+        text = path.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(path.relative_to(ROOT))
+            if argv == ["update"]:
+                path.write_text(new)
+    if argv == ["check"] and stale:
+        print(f"error: generated blocks differ from results/ in {', '.join(map(str, stale))}: "
+              "run `python tools/docs.py update` (and commit the results files)", file=sys.stderr)
+        return 1
+    print(("updated " if argv == ["update"] else "up to date: ") + (", ".join(map(str, stale)) or "all documents"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
