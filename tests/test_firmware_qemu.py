@@ -9,7 +9,6 @@ checks. Skipped when arm-none-eabi-gcc or qemu-system-arm is missing.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -32,10 +31,7 @@ from harness.ir.random_graphs import random_input, random_layer_graph
 
 GCC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
-pytestmark = pytest.mark.skipif(
-    shutil.which(GCC) is None or shutil.which(QEMU) is None or shutil.which("make") is None,
-    reason=f"needs {GCC}, {QEMU} and make on PATH to build and run the firmware",
-)
+pytestmark = pytest.mark.tools(GCC, QEMU, "make")
 
 MODEL_HASH = "feedc0de12345678"
 FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two fully connected models

@@ -5,12 +5,12 @@ import pytest
 
 from harness import zoo
 from harness.backends import load_board
-from harness.build.firmware import toolchain_status
 from harness.errors import HarnessError
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
 from harness.measure.run import build_policy_firmware
 from harness.policy import load_policy
+from harness.pytest_plugin import require_tools
 from harness.frontend.random_weights import random_weights_graph
 from harness.search.documents import uniform_policy
 from harness.search.memory_driven import flash_bytes, layer_need, layer_to_cut, search, tensor_to_cut
@@ -180,9 +180,7 @@ def test_mobilenet_v1_075_224_fits_2mb_512kb_per_memory_model_and_built_elf():
     budget = result.policy.budget
     assert result.report.flash_bytes <= budget.flash and result.report.ram_bytes <= budget.ram
     assert {c.phase for c in result.cuts} >= {"forward", "weights"}  # both budgets bite at 8 bits
-    toolchain = toolchain_status()
-    if not toolchain.present:
-        pytest.skip(f"cannot build the ELF: {toolchain.detail}")
+    require_tools("arm-none-eabi-gcc", "make")
     graph = random_weights_graph(result.policy)  # the flash holds real (random) weights, not zeros
     build = build_policy_firmware(graph, result.policy, load_board("qemu-m7"))
     assert build.flash_bytes <= budget.flash, f"ELF flash {build.flash_bytes} B"

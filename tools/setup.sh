@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make python3-venv python3-pip)
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make gcc python3-venv python3-pip)
+TOOLS=(arm-none-eabi-gcc qemu-system-arm make cc)  # the host cc builds the kernels for host tests
 missing=()
-for tool in arm-none-eabi-gcc qemu-system-arm make; do
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -20,6 +21,12 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+    for tool in "${TOOLS[@]}"; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "setup: $tool is still not on PATH after apt-get install" >&2
+            exit 1
+        fi
+    done
 fi
 
 if [ ! -x .venv/bin/python ]; then
