@@ -1,5 +1,5 @@
 """Strict mode (harness/pytest_plugin.py): with the ARM compiler off PATH, `bash tools/test.sh`
-fails naming it, while a plain pytest run skips with the reason.
+fails naming it, while a plain pytest run skips with the reason; Renode-only tests still skip.
 
 The run uses the real tools/test.sh in a scratch copy of the repo's entry points whose
 tools/setup.sh does nothing (the real one would apt-get the compiler back) and whose
@@ -64,11 +64,15 @@ def runs(tmp_path_factory):
                             capture_output=True, text=True, timeout=TIMEOUT_S)
     plain = subprocess.run([str(repo / ".venv" / "bin" / "pytest"), "-ra", *SELECTION], env=env, cwd=root,
                            capture_output=True, text=True, timeout=TIMEOUT_S)
-    return strict, plain
+    env["PATH"] = os.environ["PATH"]  # every tool present; Renode is not one tools/setup.sh installs
+    renode = subprocess.run(["bash", str(repo / "tools" / "test.sh"), "-ra", "--board", "renode-h743",
+                             "tests/test_kernels_device.py", "-k", "conv2d-m7"], env=env, cwd=root,
+                            capture_output=True, text=True, timeout=TIMEOUT_S)
+    return strict, plain, renode
 
 
 def test_tools_test_sh_fails_naming_the_missing_compiler(runs):
-    strict, _ = runs
+    strict, _, _ = runs
     out = strict.stdout + strict.stderr
     assert strict.returncode != 0, out[-3000:]
     lines = [line for line in out.splitlines() if "missing tool arm-none-eabi-gcc" in line]
@@ -77,9 +81,19 @@ def test_tools_test_sh_fails_naming_the_missing_compiler(runs):
 
 
 def test_without_strict_mode_the_same_tests_skip_with_the_reason(runs):
-    _, plain = runs
+    _, plain, _ = runs
     out = plain.stdout + plain.stderr
     assert plain.returncode == 0, out[-3000:]
     skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
     assert len(skips) >= 2 and all("arm-none-eabi-gcc" in line for line in skips), out[-3000:]
     assert "failed" not in out.splitlines()[-1] and "error" not in out.splitlines()[-1], out[-3000:]
+
+
+def test_strict_mode_still_skips_what_only_renode_or_hardware_can_run(runs):
+    *_, renode = runs
+    out = renode.stdout + renode.stderr
+    if shutil.which("renode"):
+        pytest.skip("Renode is installed here: its device tests would run for real")
+    assert renode.returncode == 0, out[-3000:]
+    skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
+    assert skips and all("board renode-h743: renode not found" in line for line in skips), out[-3000:]
