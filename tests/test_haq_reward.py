@@ -33,6 +33,9 @@ class FixedAccuracy:
     def accuracy(self, policy) -> tuple[float, bool]:
         return self.score, False
 
+    def fine_tune(self, policy):
+        return None  # verify's lowering is replaced in the test that calls it
+
 
 def _scorer(tmp_path, weight: float = 0.5, target: float | None = None) -> Scorer:
     settings = HaqSettings(MODEL, {}, "2MB", "512kB", "qemu-m7", episodes=2, latency_weight=weight,
@@ -102,6 +105,31 @@ def test_the_best_candidate_is_chosen_by_measured_reward_among_those_that_fit(tm
     assert summary["best"]["reward_measured"] == pytest.approx(0.9 - 0.5 * 300 / REFERENCE_TICKS)
     written = json.loads((tmp_path / "policy.json").read_text())
     assert written["layers"] == fast
+
+
+@pytest.mark.parametrize("elf_flash, fits", [(1000, True), (3 * 2**20, False)])
+def test_a_verified_candidate_is_rewarded_by_its_measured_latency(tmp_path, monkeypatch, elf_flash, fits):
+    """verify() with the board replaced: predicted 500 ticks (all 8 bits), measured 300. The
+    measured reward uses 300, the prediction error is (500 - 300) / 300, and the ELF's own
+    sizes decide whether it fits."""
+    import harness.datasets.measured
+    import harness.measure.run
+    import harness.quantize.lower
+    from harness.quantize.lower import structural_graph
+    from harness.search.haq import verify
+
+    scorer = _scorer(tmp_path, weight=0.5)
+    report = {"latency": {"median": 300.0, "unit": "ticks"}, "device_accuracy": 0.85, "bit_exact": 5, "images": 5,
+              "memory": {"flash_bytes": elf_flash, "ram_bytes": 1000}}
+    monkeypatch.setattr(harness.quantize.lower, "lower", lambda net, policy, meta: structural_graph(policy))
+    monkeypatch.setattr(harness.datasets.measured, "measured_inputs", lambda policy, graph, n: (None, None))
+    monkeypatch.setattr(harness.measure.run, "measure", lambda *args: report)
+    candidate = _episode(3, "p", 0.1, _layers(scorer, 8))
+    record = verify(candidate, scorer, board=None, out_dir=tmp_path)
+    assert (record["predicted_latency"], record["measured_latency"]) == (500.0, 300.0)
+    assert record["reward_measured"] == pytest.approx(0.9 - 0.5 * 300 / REFERENCE_TICKS)
+    assert record["prediction_error"] == pytest.approx(200 / 300)
+    assert record["fits"] is fits and record["episode"] == 3 and record["device_accuracy"] == 0.85
 
 
 def _run_episode(env: BitWidthEnv, weight_action: float) -> dict:

@@ -16,4 +16,4 @@ def test_every_mutant_is_killed(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     rows = [line for line in results.read_text().splitlines() if line.startswith("| `")]
-    assert len(rows) >= 7 and all("| killed |" in row for row in rows), rows
+    assert len(rows) >= 9 and all("| killed |" in row for row in rows), rows

@@ -71,6 +71,16 @@ MUTANTS = (
            "return max(0.0, latency / target - 1.0)",
            "return latency / target - 1.0",
            ("tests/test_haq_reward.py",)),
+    Mutant("haq-top-k-duplicates", "the top-K candidates may repeat a policy",
+           "harness/search/haq.py",
+           'if record["policy_hash"] not in seen:',
+           "if True:",
+           ("tests/test_haq_reward.py",)),
+    Mutant("haq-verified-reward-predicted", "a verified candidate is rewarded by its predicted latency",
+           "harness/search/haq.py",
+           '"reward_measured": scorer.reward(candidate["accuracy"], measured)',
+           '"reward_measured": scorer.reward(candidate["accuracy"], predicted)',
+           ("tests/test_haq_reward.py",)),
 )
 
 
