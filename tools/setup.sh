@@ -21,13 +21,13 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
-    for tool in "${TOOLS[@]}"; do
-        if ! command -v "$tool" >/dev/null 2>&1; then
-            echo "setup: $tool is still not on PATH after apt-get install" >&2
-            exit 1
-        fi
-    done
 fi
+for tool in "${TOOLS[@]}"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "setup: $tool is still not on PATH after apt-get install" >&2
+        exit 1
+    fi
+done
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
