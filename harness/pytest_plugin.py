@@ -83,13 +83,14 @@ def _missing_device_tools(board) -> str | None:
 
 
 def skip_without_device_tools(config: pytest.Config) -> None:
-    """pytest.skip with the reason when the --board's tools are missing (checked once per run)."""
+    """pytest.skip with the reason when the --board's tools are missing (checked once per run); in
+    strict mode a failure when tools/setup.sh installs what is missing."""
     cache = config.stash.setdefault(_missing_key, {})
     board = config.stash[_board_key]
     if board.name not in cache:
         cache[board.name] = _missing_device_tools(board)
     if cache[board.name] is not None:
-        pytest.skip(cache[board.name])
+        missing_tool(cache[board.name], _setup_tool_missing(board.name))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -105,6 +106,55 @@ _board_key = pytest.StashKey[object]()
 def board_name(request: pytest.FixtureRequest) -> str:
     """The board named by --board."""
     return request.config.getoption("--board")
+
+
+# -- missing tools: skip, or in strict mode (MPQ_STRICT_TOOLS=1, set by tools/test.sh and so CI)
+# fail naming the tool when tools/setup.sh installs it. Hardware (no probe) and Renode stay skips.
+STRICT_ENV = "MPQ_STRICT_TOOLS"
+SETUP_TOOLS = {  # what tools/setup.sh installs, and how; "unicorn" is a Python module
+    "arm-none-eabi-gcc": "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
+    "make": "apt-get install make",
+    "qemu-system-arm": "apt-get install qemu-system-arm",
+    "cc": "apt-get install gcc",
+    "chromium": "apt-get install chromium",
+    "unicorn": "pip install -e '.[test]'",
+}
+PYTHON_MODULES = ("unicorn",)
+BACKEND_TOOLS = {"qemu": "qemu-system-arm"}  # backends whose tool tools/setup.sh installs
+
+
+def missing_tool(reason: str, tool: str | None) -> None:
+    """pytest.skip for `reason`; in strict mode pytest.fail instead when `tool` is in SETUP_TOOLS."""
+    import os
+
+    if tool in SETUP_TOOLS and os.environ.get(STRICT_ENV) == "1":
+        pytest.fail(f"missing tool {tool}: {reason} ({STRICT_ENV}=1: tools/setup.sh installs it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tools(*names: str) -> None:
+    """Skip (strict mode: fail) the calling test unless every tool in `names` is installed.
+    Tests may also say `@pytest.mark.tools(NAME, ...)` (tests/conftest.py applies it)."""
+    import importlib.util
+    import shutil
+
+    for name in names:
+        present = importlib.util.find_spec(name) is not None if name in PYTHON_MODULES else shutil.which(name)
+        if not present:
+            missing_tool(f"{name} is not installed ({SETUP_TOOLS.get(name, 'see README')})", name)
+
+
+def _setup_tool_missing(board_name: str) -> str | None:
+    """The tool tools/setup.sh installs that keeps the board's device tests from running here,
+    or None when what is missing is not one (a debug probe, Renode)."""
+    import shutil
+
+    from harness.backends import load_board
+    from harness.build.firmware import GCC, toolchain_status
+
+    if not toolchain_status().present:
+        return next((tool for tool in (GCC, "make") if not shutil.which(tool)), GCC)
+    return BACKEND_TOOLS.get(load_board(board_name).backend)
 
 
 @pytest.fixture(scope="session")

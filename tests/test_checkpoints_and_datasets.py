@@ -117,13 +117,29 @@ def test_checkpoint_lowered_with_image_calibration_follows_the_float_network(tmp
 def test_policy_with_a_checkpoint_of_a_zoo_network(tmp_path, image_folder, monkeypatch):
     monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path / "cache"))
     document = json.loads(json.dumps(int8_policy("mlperf_ic_resnet8", {}).document))
-    torch.save({"state_dict": _trained_looking(int8_policy("mlperf_ic_resnet8", {}).architecture).state_dict()},
-               tmp_path / "resnet8.pt")
+    state = _trained_looking(int8_policy("mlperf_ic_resnet8", {}).architecture).state_dict()
+    torch.save({"state_dict": state}, tmp_path / "resnet8.pt")
     document["model"]["checkpoint"] = "resnet8.pt"
     policy = parse_policy(document, base_dir=tmp_path)
     graph = policy_graph(policy, random_weights=False, calibration_dir=image_folder)
     assert graph.meta["calibration"] == str(image_folder) and not graph.meta.get("random_weights")
     assert policy_graph(policy, random_weights=False).meta["calibration"] == "seeded random inputs"
+    for name in ("conv1", "s1_conv1", "s2_conv1"):  # the checkpoint's own weights reach the graph
+        np.testing.assert_allclose(_lowered_weights(graph, name), _folded_int8(state, name), atol=1.0)
+
+
+def _folded_int8(state: dict, name: str) -> np.ndarray:
+    """A conv's checkpoint weights with its batch norm folded in, at 8 bits per output channel
+    (symmetric, +-127 at the channel's largest magnitude): [out, in, kh, kw]."""
+    w = state[f"layers.{name}.0.weight"].double().numpy()
+    gamma, var = (state[f"layers.{name}.1.{key}"].double().numpy() for key in ("weight", "running_var"))
+    folded = w * (gamma / np.sqrt(var + 1e-5))[:, None, None, None]
+    return folded * 127 / np.abs(folded).reshape(len(folded), -1).max(axis=1)[:, None, None, None]
+
+
+def _lowered_weights(graph, name: str) -> np.ndarray:
+    layer = next(layer for layer in graph.layers if layer.name == name)
+    return layer.weights.transpose(0, 3, 1, 2).astype(np.float64)  # [o][kh][kw][i] -> [o, i, kh, kw]
 
 
 def test_mismatched_or_missing_checkpoints_are_one_line_errors(tmp_path):

@@ -2,7 +2,6 @@
 the arena out of it, is deterministic, and — linked with the portable kernels and a host driver
 (tests/support/host_model_driver.c) — matches harness.ir.reference bit-exactly on every output."""
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from harness.ir.graph import Graph, Tensor
 from harness.ir.packing import BITS, pack, unpack
 from harness.ir.reference import predict
 from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_chain_graph, random_input, random_layer_graph
+from harness.pytest_plugin import require_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 INCLUDES = ["-I", str(ROOT / "firmware/kernels/include"), "-I", str(ROOT / "firmware/runtime")]
@@ -60,11 +60,12 @@ def image(graphs, tmp_path_factory) -> Path:
     return out / "model.c"
 
 
+@pytest.mark.tools("cc")
 def test_compiles_for_host(image):
     run_tool(["cc", *STRICT, *INCLUDES, "-c", image, "-o", image.with_suffix(".host.o")])
 
 
-needs_arm_gcc = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
+needs_arm_gcc = pytest.mark.tools("arm-none-eabi-gcc")
 
 
 @needs_arm_gcc
@@ -92,6 +93,7 @@ def test_single_graph_image_compiles_for_cortex_m7(tmp_path):
 
 @pytest.fixture(scope="module")
 def host_driver(image) -> Path:
+    require_tools("cc")
     assert KERNEL_SOURCES, "no portable kernels found in firmware/kernels/src"
     exe = image.with_name("host_model_driver")
     run_tool(["cc", *STRICT, *INCLUDES, image, *KERNEL_SOURCES, DRIVER, "-o", exe])

@@ -9,7 +9,6 @@ checks. Skipped when arm-none-eabi-gcc or qemu-system-arm is missing.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
 import subprocess
 import time
@@ -32,10 +31,7 @@ from harness.ir.random_graphs import random_input, random_layer_graph
 
 GCC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
-pytestmark = pytest.mark.skipif(
-    shutil.which(GCC) is None or shutil.which(QEMU) is None or shutil.which("make") is None,
-    reason=f"needs {GCC}, {QEMU} and make on PATH to build and run the firmware",
-)
+pytestmark = pytest.mark.tools(GCC, QEMU, "make")
 
 MODEL_HASH = "feedc0de12345678"
 FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two fully connected models
@@ -330,6 +326,54 @@ def test_device_answers_a_corrupt_request_with_bad_crc(device):
     corrupt[-1] ^= 0xFF
     frames = _exchange(device, bytes(corrupt), 1)
     assert [(f.type, f.seq, f.payload[:1]) for f in frames] == [(ERROR, 41, bytes([ErrorCode.BAD_CRC]))]
+
+
+class CorruptFirstWrite:
+    """The port of a live session, with one bit of the first request's CRC flipped on the wire;
+    records what is written and read, so a test sees the device's BAD_CRC answer and the retry."""
+
+    def __init__(self, port):
+        self.port = port
+        self.writes: list[bytes] = []
+        self.received = bytearray()
+
+    def write(self, data: bytes) -> int | None:
+        self.writes.append(bytes(data))
+        if len(self.writes) == 1:
+            data = data[:-1] + bytes([data[-1] ^ 0x01])
+        return self.port.write(data)
+
+    def read(self, size: int = 1) -> bytes:
+        data = self.port.read(size)
+        self.received += data
+        return data
+
+    @property
+    def in_waiting(self) -> int:
+        return self.port.in_waiting
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def test_a_request_corrupted_on_the_wire_is_answered_bad_crc_and_retried(device, image):
+    """harness.link.protocol's retry path against the real firmware: the device answers the
+    corrupted MODEL request with BAD_CRC (its seq), the host sends the same frame again, and
+    the answer is the one an undisturbed request gets."""
+    index = len(image[1]) - 1
+    clean = device.request(Command.MODEL, bytes([index]))
+    wire = CorruptFirstWrite(device.port)
+    device.port = wire
+    try:
+        answer = device.request(Command.MODEL, bytes([index]))
+    finally:
+        device.port = wire.port
+    assert answer == clean
+    assert len(wire.writes) == 2 and wire.writes[0] == wire.writes[1]  # the same frame, sent again
+    seq = wire.writes[0][2]
+    frames = FrameDecoder().feed(bytes(wire.received))
+    assert [(f.type, f.seq) for f in frames] == [(ERROR, seq), (Command.MODEL | ANSWER, seq)]
+    assert frames[0].payload[:1] == bytes([ErrorCode.BAD_CRC]) and frames[1].payload == clean
 
 
 def test_device_resynchronizes_after_noise_and_a_cut_frame(device):

@@ -13,18 +13,14 @@ from elftools.elf.elffile import ELFFile
 
 from harness.ir import reference
 from harness.backends import load_board
-from harness.build.firmware import toolchain_status
 from harness.datasets.digits import integer_test_set
 from harness.link.device import pack_tensor, unpack_tensor
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
 from harness.link.protocol import HELLO, Command, CounterKind, Device, DeviceInfo, FrameDecoder, encode_frame
+from harness.pytest_plugin import require_tools
 
-pytest.importorskip("unicorn", reason="the boot check needs unicorn: pip install unicorn (in the test extra)")
-if not toolchain_status().present:
-    pytest.skip(f"needs the ARM toolchain: {toolchain_status().detail}", allow_module_level=True)
-
-from h743_boot.machine import H743, UartPort  # noqa: E402  (after the skips: imports unicorn)
+pytestmark = pytest.mark.tools("arm-none-eabi-gcc", "make")
 
 BOARD = "nucleo-h743"
 POLICIES = ("digits-mixed", "digits-int8")
@@ -48,6 +44,9 @@ def mixed():
 @pytest.fixture(scope="module")
 def booted(mixed):
     """The mixed-policy ELF in unicorn, run until it idles after boot."""
+    require_tools("unicorn")
+    from h743_boot.machine import H743  # imports unicorn
+
     machine = H743(mixed[2].elf_path)
     machine.run_until_idle()
     return machine
@@ -117,6 +116,8 @@ def test_answers_info(mixed, booted):
 
 
 def test_run_is_bit_exact(mixed, booted):
+    from h743_boot.machine import UartPort
+
     policy, graph, _ = mixed
     inputs, _ = integer_test_set(policy)
     with Device(UartPort(booted), "unicorn nucleo-h743", timeout=30.0, run_timeout=120.0) as device:

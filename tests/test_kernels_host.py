@@ -2,7 +2,6 @@
 bit-exact for every op x (input, weight, output) bits, never writing past their buffers,
 refusing bad arguments, and compiling warning-free for the Cortex-M7 with a small stack."""
 import itertools
-import shutil
 import subprocess
 
 import numpy as np
@@ -229,7 +228,7 @@ def test_bad_arguments_are_refused_without_writing(kernels, kernel, problem):
 
 # -- the same sources for the device -----------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.tools("arm-none-eabi-gcc")
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_compiles_for_cortex_m7_with_a_small_stack(source, tmp_path):
     obj = tmp_path / "kernel.o"

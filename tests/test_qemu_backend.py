@@ -1,7 +1,6 @@
 """The QEMU backend's lifecycle: a live link, and QEMU gone after every way out of the with-block."""
 import dataclasses
 import os
-import shutil
 import signal
 import socket
 import time
@@ -15,8 +14,7 @@ from harness.backends import qemu as qemu_backend
 from harness.backends import load_board
 from harness.errors import HarnessError
 
-pytestmark = pytest.mark.skipif(shutil.which(qemu_backend.QEMU) is None,
-                                reason=f"{qemu_backend.QEMU} is not installed (apt-get install qemu-system-arm)")
+pytestmark = pytest.mark.tools(qemu_backend.QEMU)
 
 
 @pytest.fixture(scope="module")

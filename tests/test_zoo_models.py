@@ -1,7 +1,6 @@
 """The zoo's architectures: real layer shapes, the published parameter and MAC counts,
 `harness models`, and the shipped policies for 2 MB / 512 kB."""
 import json
-import shutil
 
 import pytest
 
@@ -118,7 +117,7 @@ def test_policies_include_mobilenet_v1_0_75_224_and_two_more():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc to build the firmware")
+@pytest.mark.tools("arm-none-eabi-gcc", "make")
 @pytest.mark.parametrize("name", ZOO_POLICIES)
 def test_shipped_policies_build_for_the_nucleo_h743_within_its_budgets(name, tmp_path, monkeypatch):
     """The real board's ELF (random weights: the bytes do not depend on the values) fits."""

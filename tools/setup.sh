@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# chromium: the test that renders `harness report`'s HTML in a real headless browser
-APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make python3-venv python3-pip chromium)
+# the host cc builds the kernels for host tests; chromium renders `harness report`'s HTML in a test
+APT_PACKAGES=(gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make gcc python3-venv python3-pip chromium)
+TOOLS=(arm-none-eabi-gcc qemu-system-arm make cc chromium)
 missing=()
-for tool in arm-none-eabi-gcc qemu-system-arm make chromium; do
+for tool in "${TOOLS[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
@@ -27,6 +28,12 @@ if ((${#missing[@]})); then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
 fi
+for tool in "${TOOLS[@]}"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "setup: $tool is still not on PATH after apt-get install" >&2
+        exit 1
+    fi
+done
 
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"

@@ -17,6 +17,7 @@ from harness.ir import reference
 from harness.ir.graph import Graph
 from harness.ir.packing import pack
 from harness.paths import FIRMWARE_DIR
+from harness.pytest_plugin import require_tools
 
 KERNELS_DIR = FIRMWARE_DIR / "kernels"
 SOURCES = tuple(sorted((KERNELS_DIR / "src").glob("*.c")))
@@ -78,6 +79,7 @@ class HostKernels:
 
 def build_library(out_dir: Path) -> HostKernels:
     """Both host builds of the kernels (HostKernels)."""
+    require_tools("cc")
     return HostKernels(_build(out_dir / "libmpq_kernels.so", ()),
                        _build(out_dir / "libmpq_kernels_ref.so", ("-DMPQ_FORCE_REF",)))
 

@@ -6,11 +6,10 @@ array of chosen sizes, so the QEMU backend and the ELF memory accounting can be 
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from harness.pytest_plugin import require_tools
 
 GCC = "arm-none-eabi-gcc"
 MESSAGE = b"tiny firmware alive\n"
@@ -57,8 +56,7 @@ SECTIONS {
 
 
 def require_toolchain() -> None:
-    if shutil.which(GCC) is None:
-        pytest.skip(f"{GCC} is not installed (apt-get install gcc-arm-none-eabi)")
+    require_tools(GCC)
 
 
 def write_sources(directory: Path, flash_bytes: int = 2 * 1024 * 1024) -> list[str]:
