@@ -39,7 +39,7 @@ GENERATOR = "harness.build.codegen"
 ARENA_SECTION = ".bss.arena"
 VALUES_PER_LINE = 16
 _HEX = [f"0x{v:02x}" for v in range(256)]  # byte literals, looked up: weights can be megabytes
-WINDOW_KERNELS = ("conv2d", "depthwise_conv2d", "avg_pool")
+WINDOW_KERNELS = ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool")
 SCRATCH_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")
 
 
@@ -182,6 +182,12 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
     ]
     const_bytes = 4 * bias.size + 4 * mult.size + shift.size
     in_dims, out_dims = f"&{dims[layer.input]}", f"&{dims[layer.output]}"
+    inp = graph.tensors[layer.input]
+    if kernel == "fully_connected" and inp.shape[:2] != (1, 1):  # reads H x W x C as 1 x 1 x (H*W*C)
+        flat = Tensor(inp.name, (1, 1, inp.size), inp.bits, inp.scale, inp.zero_point)
+        _check_fits(layer, flat, graph.tensors[layer.output])
+        declarations.append(f"static const mpq_dims_t {name}_flat = {_dims(flat)};  /* {_comment(inp.name)} flattened */")
+        in_dims = f"&{name}_flat"
     args = [in_dims, f"mpq_arena + {plan.offsets[layer.input]}"]
     size_args = [in_dims]
     if kernel in WINDOW_KERNELS:
