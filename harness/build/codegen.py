@@ -117,9 +117,12 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
     dims = {name: f"{prefix}_dims{k}" for k, name in enumerate(plan.offsets)}
     lines = [f"/* ==== model {index}: {_comment(graph.name)} (hash {graph.hash()}), "
              f"arena {plan.size} bytes ==== */"]
-    lines += [f"static const mpq_dims_t {dims[name]} = {_dims(graph.tensors[name])};  "
-              f"/* {_comment(name)} @ arena + {offset} */" for name, offset in plan.offsets.items()]
     codes = [_layer_source(f"{prefix}_l{k}", graph, layer, plan, dims) for k, layer in enumerate(graph.layers)]
+    used = " ".join(code.call for code in codes)
+    # a tensor only a flattening fully connected layer reads has its dims unreferenced
+    lines += [f"static const mpq_dims_t {dims[name]}{'' if f'&{dims[name]},' in used else ' __attribute__((unused))'} = "
+              f"{_dims(graph.tensors[name])};  /* {_comment(name)} @ arena + {offset} */"
+              for name, offset in plan.offsets.items()]
     for k, (layer, code) in enumerate(zip(graph.layers, codes)):
         lines += ["", _layer_comment(k, graph, layer), *code.declarations]
     checks = [code.scratch_check for code in codes if code.scratch_check] or ["1"]
