@@ -122,34 +122,45 @@ def test_lowered_add_uses_the_fake_quant_scales(residual):
     assert graph.tensors["pool1"].scale == pytest.approx(graph.tensors["add"].scale * 255 / 15)
 
 
-@pytest.mark.parametrize("model,args,make_policy", [
-    ("mlperf_ic_resnet8", {}, int8_policy),
-    ("mlperf_ic_resnet8", {}, mixed_policy),
-    ("mobilenet_v2", {"width": 0.35, "resolution": 32, "num_classes": 4}, int8_policy),
-], ids=["resnet8-int8", "resnet8-mixed", "mobilenet_v2-int8"])
-def test_zoo_residual_networks_qat_and_lower(model, args, make_policy):
-    """One epoch on a few synthetic batches: the residual zoo networks train and lower, and the
-    integer graph follows the fake-quant model."""
-    policy = make_policy(model, args)
-    policy = dataclasses.replace(policy, qat=QATSettings(epochs=1, lr=1e-3))
-    images, labels = synthetic(policy.architecture, 64, 0)
-    images = in_domain(policy, images)
-    net, graph = qat_and_lower(policy, images, labels)
+ZOO_CASES = {  # one epoch on a few synthetic batches
+    "resnet8-int8": ("mlperf_ic_resnet8", {}, int8_policy),
+    "resnet8-mixed": ("mlperf_ic_resnet8", {}, mixed_policy),
+    "mobilenet_v2-int8": ("mobilenet_v2", {"width": 0.35, "resolution": 32, "num_classes": 4}, int8_policy),
+}
+
+
+@pytest.fixture(scope="module")
+def zoo_qat():
+    """case -> (policy, QAT net, lowered graph, training images), each trained once per module."""
+    done = {}
+
+    def get(case: str):
+        if case not in done:
+            model, args, make_policy = ZOO_CASES[case]
+            policy = dataclasses.replace(make_policy(model, args), qat=QATSettings(epochs=1, lr=1e-3))
+            images, labels = synthetic(policy.architecture, 64, 0)
+            images = in_domain(policy, images)
+            done[case] = (policy, *qat_and_lower(policy, images, labels), images)
+        return done[case]
+
+    return get
+
+
+@pytest.mark.parametrize("case", ZOO_CASES)
+def test_zoo_residual_networks_qat_and_lower(zoo_qat, case):
+    """ResNet-8 and MobileNetV2 (residual adds, linear bottlenecks with zero-points, ReLU6) train
+    and lower, and the integer graph follows the fake-quant model."""
+    policy, net, graph, images = zoo_qat(case)
     accord, correlation = agreement(net, graph, policy, images[:32])
-    floor = 0.9 if make_policy is mixed_policy else 0.95  # 2-bit tensors round differently more often
+    floor = 0.9 if "mixed" in case else 0.95  # 2-bit tensors round differently more often
     assert accord >= floor and correlation > 0.95, (accord, correlation)
 
 
 @pytest.mark.device
-def test_qat_graphs_are_bit_exact_on_the_board(residual, device_session):
+def test_qat_graphs_are_bit_exact_on_the_board(residual, zoo_qat, device_session):
     from support.device_checks import device_mismatches
 
-    policy, _, graph = residual
-    resnet = int8_policy("mlperf_ic_resnet8", {})
-    resnet = dataclasses.replace(resnet, qat=QATSettings(epochs=1, lr=1e-3))
-    images, labels = synthetic(resnet.architecture, 32, 0)
-    _, resnet_graph = qat_and_lower(resnet, in_domain(resnet, images), labels)
-    cases = {"residual": graph, "resnet8": resnet_graph}
+    cases = {"residual": residual[2]} | {case: zoo_qat(case)[2] for case in ZOO_CASES}
     with device_session(list(cases.values())) as device:
         mismatches = device_mismatches(device, cases)
     assert not mismatches, "; ".join(mismatches)
