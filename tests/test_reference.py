@@ -1,12 +1,13 @@
 """The numpy reference against a literal, loop-by-loop reading of docs/integer-arithmetic.md.
 
-Every op (conv2d, pointwise, depthwise, fully connected, avg_pool, global_avg_pool, add) and the
+Every op (conv2d, pointwise, depthwise, fully connected, avg_pool, max_pool, global_avg_pool, add) and the
 int32 logits, in plain Python integers: no numpy arithmetic, each formula as the doc writes it.
 Seeds are fixed and part of the test id (`...-s<seed>`), so a failure reruns as it failed.
 """
 import numpy as np
 import pytest
 
+from harness.errors import HarnessError
 from harness.ir import reference
 from harness.ir.graph import Graph, Layer
 from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_add_graph, random_input, random_layer_graph
@@ -46,8 +47,9 @@ def naive_layer(graph: Graph, layer: Layer, x: list) -> list:
         for ox in range(wo):
             for o in range(co):
                 acc = bias[o]
-                if layer.op == "fully_connected":
-                    acc += sum(weights[o][i] * (x[0][0][i] + off) for i in range(cin))
+                if layer.op == "fully_connected":  # the input flattened in H, W, C order
+                    flat = [x[yy][xx][i] for yy in range(h) for xx in range(w) for i in range(cin)]
+                    acc += sum(weights[o][j] * (flat[j] + off) for j in range(len(flat)))
                 elif layer.op == "global_avg_pool":
                     acc += sum(x[yy][xx][o] + off for yy in range(h) for xx in range(w))
                 elif layer.op == "conv2d":
@@ -57,6 +59,8 @@ def naive_layer(graph: Graph, layer: Layer, x: list) -> list:
                     acc += sum(weights[ky][kx][o] * (x[iy][ix][o] + off) for ky, kx, iy, ix in taps(oy, ox))
                 elif layer.op == "avg_pool":
                     acc += sum(x[iy][ix][o] + off for _, _, iy, ix in taps(oy, ox))
+                elif layer.op == "max_pool":  # padding takes no part: the largest in-bounds tap
+                    acc += max((x[iy][ix][o] + off for _, _, iy, ix in taps(oy, ox)), default=0)
                 else:
                     raise AssertionError(f"no literal reading of {layer.op}")
                 y[oy][ox][o] = _requant(acc, mult[o], shift[o], out.bits)
@@ -88,9 +92,11 @@ def _cases() -> list:
     and windows with padding over an input with a zero-point (padding must be real zero)."""
     cases = [(op, combo, {}) for op in KERNEL_OPS for combo in COMBOS]
     cases += [(op, (i, w, 32), {}) for op in KERNEL_OPS for i, w in ((8, 8), (4, 2), (2, 4))]
-    cases += [(op, (i, None, o), {}) for op in ("avg_pool", "global_avg_pool") for i in (2, 4, 8) for o in (2, 4, 8)]
+    cases += [(op, (i, None, o), {}) for op in ("avg_pool", "max_pool", "global_avg_pool") for i in (2, 4, 8)
+              for o in (2, 4, 8)]
     cases += [(op, (i, w, o), {"in_zero_point": (1 << i) - 1 - i, "kernel": 3})
-              for op in ("conv2d", "depthwise_conv2d", "avg_pool") for i, w, o in ((8, 8, 8), (4, 4, 2), (2, 8, 4))]
+              for op in ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool")
+              for i, w, o in ((8, 8, 8), (4, 4, 2), (2, 8, 4))]
     return [(op, bits, 100 * n + 7, overrides) for n, (op, bits, overrides) in enumerate(cases)]
 
 
@@ -114,7 +120,7 @@ def test_reference_matches_naive_loops(case):
 def test_padding_cases_really_pad_an_input_with_a_zero_point():
     """The zero-point cases are the ones that tell real-zero padding from code-0 padding."""
     padded = [random_layer_graph(op, *bits, seed=seed, **overrides) for op, bits, seed, overrides in CASES if overrides]
-    assert padded and all(g.layers[0].padding[0] > 0 and g.in_offset(g.layers[0]) != 0 for g in padded)
+    assert padded and all(max(g.layers[0].padding) > 0 and g.in_offset(g.layers[0]) != 0 for g in padded)
 
 
 ADD_SEEDS = range(6)
@@ -126,6 +132,31 @@ def test_add_matches_the_literal_formula(bits, seed):
     graph = random_add_graph(*bits, seed=seed)
     x = random_input(graph, seed=seed + 1)
     np.testing.assert_array_equal(reference.predict(graph, x), naive_run(graph, x))
+
+
+WINDOW_CASES = [(op, combo, 5000 + 10 * n) for n, (op, combo) in enumerate(
+    (op, combo) for op in ("max_pool", "conv2d", "depthwise_conv2d", "fully_connected") for combo in COMBOS)]
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: "{}-i{}w{}o{}-s{}".format(c[0], *c[1], c[2]))
+def test_rectangular_windows_max_pool_and_flattening_match_naive_loops(case):
+    """kh x kw kernels, (sh, sw) strides, four paddings; max_pool (padding takes no part); a
+    fully connected layer over an H x W x C map."""
+    op, combo, seed = case
+    kind = {"fully_connected": dict(spatial_fc=True)}.get(op, dict(asymmetric=True))
+    graph = random_layer_graph(op, *combo, seed=seed, **kind)
+    x = random_input(graph, seed=seed + 1)
+    np.testing.assert_array_equal(reference.predict(graph, x), naive_run(graph, x))
+
+
+def test_fully_connected_over_a_map_with_padded_rows_is_refused():
+    """3 channels at 4 bits leave 4 padding bits per pixel: the bytes are not the flat vector."""
+    graph = random_layer_graph("fully_connected", 8, 8, 8, seed=1, spatial_fc=True)
+    x = graph.tensors["x"]
+    x.shape, x.bits = (2, 2, 3), 4
+    graph.layers[0].weights = np.zeros((graph.tensors["y"].channels, 12), np.int32)
+    with pytest.raises(HarnessError, match=r"^layer layer0: fully connected over x \(2x2x3 at 4 bits\) needs .*8 bits"):
+        graph.validate()
 
 
 def test_outputs_spread_over_the_range():
