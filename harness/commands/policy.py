@@ -43,7 +43,7 @@ def run_check(args: argparse.Namespace) -> int:
 def print_policy(console: Console, policy: Policy) -> None:
     q = policy.input
     h, w, c = policy.architecture.input_shape
-    console.print(f"[bold]{policy.name}[/bold]  policy hash {policy.hash}  model {policy.model.zoo}"
+    console.print(f"[bold]{policy.name}[/bold]  policy hash {policy.hash}  model {policy.model.label}"
                   f"{' ' + str(policy.model.args) if policy.model.args else ''}")
     console.print(f"input {h}x{w}x{c} at {q.bits} bits, range [{q.low:g}, {q.high:g}] -> scale {q.scale:.6g},"
                   f" zero-point {q.zero_point}")
@@ -67,8 +67,8 @@ def layer_table(report: MemoryReport) -> Table:
 def op_label(row: LayerMemory) -> str:
     """Short kernel name with geometry: "conv 3x3/1", "dw 3x3/2", "pw", "avgpool", "fc"."""
     short = {"conv2d": "conv", "depthwise_conv2d": "dw", "pointwise": "pw",
-             "global_avg_pool": "avgpool", "fully_connected": "fc", "avg_pool": "avgpool", "add": "add"}[row.op]
-    if row.op in ("conv2d", "depthwise_conv2d", "avg_pool"):
+             "global_avg_pool": "avgpool", "fully_connected": "fc", "avg_pool": "avgpool", "max_pool": "maxpool", "add": "add"}[row.op]
+    if row.op in ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool"):
         return f"{short} {row.kernel[0]}x{row.kernel[1]}/{row.stride[0]}"
     return short
 
