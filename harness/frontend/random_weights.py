@@ -86,10 +86,15 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Callable[[str],
     - random weights;
     - a model trained here (digits-cnn): the QAT pipeline, from its checkpoint if the policy names one;
     - any other zoo model with `model.checkpoint`: the checkpoint lowered by harness.quantize.ptq, calibrated
-      on the images of `calibration_dir` (an ImageFolder), else on seeded random inputs.
+      on the images of `calibration_dir` (an ImageFolder), else on seeded random inputs;
+    - a model file (`model.file`): its imported weights lowered the same way (harness.quantize.imported).
     HarnessError when the model has neither training data here nor a checkpoint."""
     if random_weights:
         return random_weights_graph(policy, progress=progress)
+    if policy.model.file is not None:
+        from harness.quantize.imported import model_file_graph
+
+        return model_file_graph(policy, calibration_dir, progress)
     if policy.model.zoo in TRAINED_HERE:
         from harness.quantize.pipeline import graph_for_policy
 
