@@ -2,7 +2,8 @@
 
 Imports the model (an unsupported construct: one line naming the node and op, exit 2, nothing
 written), then writes a policy with every tensor at 8 bits, the board's memory budget and the
-input range (from --input-range, else the file's input quantization, else [0, 1]), and prints
+input range (--input-range, or the input quantization of a quantized TFLite file of the same
+network, --input-range-from; else [0, 1]), and prints
 the per-layer table of `harness policy check`. onnx / tflite load only when the command runs.
 """
 from __future__ import annotations
@@ -33,9 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="policy file to write (default: MODEL's name with .json, here)")
     parser.add_argument("--name", help="policy name (default: the model file's stem)")
     parser.add_argument("--board", default=DEFAULT_BOARD, help=f"board whose budget the policy takes (default {DEFAULT_BOARD})")
-    parser.add_argument("--input-range", metavar="LOW,HIGH",
-                        help="real range of the network input, e.g. 0,255 for raw pixels (default: the file's input "
-                             "quantization if it has one, else 0,1)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input-range", metavar="LOW,HIGH",
+                        help="real range of the network input, e.g. 0,255 for raw pixels (default: 0,1)")
+    source.add_argument("--input-range-from", type=Path, metavar="QUANTIZED.tflite",
+                        help="take the input range from a quantized TFLite file of the same network (its input's "
+                             "scale and zero-point, e.g. ic_resnet8_int8.tflite: 0..255)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     parser.set_defaults(func=run)
 
@@ -87,12 +91,16 @@ def _input_range(args: argparse.Namespace) -> tuple[float, float, str]:
         except ValueError:
             raise HarnessError(f"--input-range: expected LOW,HIGH (e.g. 0,255), got {args.input_range!r}") from None
         return low, high, "--input-range"
-    if args.model.suffix.lower() == ".tflite":
+    if args.input_range_from is not None:
         from harness.frontend.tflite_import import input_range
 
-        declared = input_range(args.model.read_bytes())
-        if declared is not None:
-            return declared[0], declared[1], "the file's input quantization"
+        try:
+            declared = input_range(args.input_range_from.read_bytes())
+        except OSError as error:
+            raise HarnessError(f"{args.input_range_from}: cannot read: {error.strerror}") from None
+        if declared is None:
+            raise HarnessError(f"{args.input_range_from}: its input is not quantized: no range to take")
+        return declared[0], declared[1], f"the input quantization of {args.input_range_from.name}"
     return DEFAULT_RANGE[0], DEFAULT_RANGE[1], "the default"
 
 

@@ -74,7 +74,7 @@ class GraphBuilder:
 
     def take_padding(self, tensor: str) -> tuple[str, tuple[int, int, int, int]]:
         """(tensor actually read, padding a Pad before it added): a Pad folds into its consumer."""
-        pending = self._pads.get(tensor)
+        pending = self._pads.pop(tensor, None)
         return (tensor, (0, 0, 0, 0)) if pending is None else (pending.source, pending.pads)
 
     def add_pad(self, node: str, op: str, inp: str, out: str, pads: tuple[int, int, int, int]) -> None:

@@ -171,8 +171,8 @@ class _Converter:
     def _window(self, node, attrs: dict, layer: str, declared: tuple[int, int, int]) -> None:
         """Conv, AveragePool, MaxPool: kernel, stride, padding (Pads before folded in)."""
         op, b, name = node.op_type, self.builder, node.name or node.output[0]
+        _, in_c, in_h, in_w = self.shape(node.input[0], name, op)  # SAME padding is of this (padded) input
         source, folded = b.take_padding(node.input[0])
-        _, in_c, in_h, in_w = self.shape(source, name, op)
         if any(d != 1 for d in attrs.get("dilations", [1, 1])):
             raise self.reject(node, f"dilations {list(attrs['dilations'])} (only 1 is supported)")
         if attrs.get("ceil_mode", 0):
@@ -202,7 +202,7 @@ class _Converter:
             if any(pads) and not attrs.get("count_include_pad", 0):
                 raise self.reject(node, "a padded average pool without count_include_pad=1 (the IR averages over the "
                                         "whole window, padding included)")
-            if (kh, kw) == (in_h, in_w) and not any(pads):
+            if (kh, kw) == (in_h, in_w) and not any(pads) and declared[:2] == (1, 1):
                 spec = LayerSpec(layer, "global_avg_pool", activation="linear")
             else:
                 spec = LayerSpec(layer, "avg_pool", 0, (kh, kw), stride, pads, activation="linear")

@@ -201,9 +201,8 @@ def _convert(reader: _Reader, builder: GraphBuilder, op, index: int, last: bool)
         builder.add_layer(out, node, kind, LayerSpec(name, "global_avg_pool", activation="linear"),
                           [reader.name(inputs[0])], declared)
         return
+    in_h, in_w, in_c = _hwc(reader.shape(inputs[0]), reader.source, node, kind)  # SAME pads this (padded) input
     source_tensor, pads = builder.take_padding(reader.name(inputs[0]))
-    source_index = next(k for k in range(reader.graph.TensorsLength()) if reader.name(k) == source_tensor)
-    in_h, in_w, in_c = _hwc(reader.shape(source_index), reader.source, node, kind)
     if kind == "FULLY_CONNECTED":
         options = reader.options(op, "FullyConnectedOptions")
         weight = reader.constant(inputs[1], node, kind)
