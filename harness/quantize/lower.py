@@ -36,6 +36,19 @@ class LayerValues:
     mult: np.ndarray
     shift: np.ndarray
     out_scale: float
+    out_zero_point: int = 0
+
+
+def max_pool_values(inp: Tensor, out_bits: int) -> LayerValues:
+    """max_pool keeps the real range of its input (docs/integer-arithmetic.md, "max_pool"): the
+    output scale and zero-point are the input's, stretched to the output bits, so at equal bits
+    the layer is the identity on the window's largest code (mult 2^30, shift 30, bias = z)."""
+    stretch = ((1 << inp.bits) - 1) / ((1 << out_bits) - 1)
+    zero_point = round(inp.zero_point / stretch)
+    c = inp.channels
+    mult, shift = quantize_multipliers(np.full(c, 1.0 / stretch))
+    bias = np.full(c, round(zero_point * stretch), np.int32)
+    return LayerValues(None, bias, mult, shift, inp.scale * stretch, zero_point)
 
 
 def lower(net: QATNet, policy: Policy, meta: dict | None = None) -> Graph:
@@ -43,6 +56,8 @@ def lower(net: QATNet, policy: Policy, meta: dict | None = None) -> Graph:
     activation_scales = net.tensor_scales()
 
     def values(spec: LayerSpec, inp: Tensor) -> LayerValues:
+        if spec.op == "max_pool":
+            return max_pool_values(inp, policy.layers[spec.name].a_bits)
         if spec.op == "global_avg_pool":
             h, w, c = inp.shape
             out_scale = activation_scales[spec.name]
@@ -83,8 +98,9 @@ def check_accumulators(graph: Graph) -> None:
         largest_input = max(inp.zero_point, (1 << inp.bits) - 1 - inp.zero_point)
         if layer.op == "add":  # int64 arithmetic by definition (docs/integer-arithmetic.md, "add")
             continue
-        if layer.op in ("global_avg_pool", "avg_pool"):
-            window = inp.shape[0] * inp.shape[1] if layer.op == "global_avg_pool" else int(np.prod(layer.kernel))
+        if layer.op in ("global_avg_pool", "avg_pool", "max_pool"):
+            window = {"global_avg_pool": inp.shape[0] * inp.shape[1], "avg_pool": int(np.prod(layer.kernel)),
+                      "max_pool": 1}[layer.op]
             taps = np.full(inp.channels, window, dtype=np.int64)
         else:
             weights = np.abs(layer.weights.astype(np.int64))
@@ -111,7 +127,8 @@ def _assemble(policy: Policy, values: Callable[[LayerSpec, Tensor], LayerValues]
             v = values(spec, tensors[sources[0]])
         except HarnessError as error:
             raise HarnessError(f"layer {spec.name}: {error}") from None
-        tensors[spec.name] = Tensor(spec.name, shapes[spec.name], bits.a_bits or LOGIT_BITS, float(v.out_scale))
+        tensors[spec.name] = Tensor(spec.name, shapes[spec.name], bits.a_bits or LOGIT_BITS, float(v.out_scale),
+                                    v.out_zero_point)
         layers.append(ir_layer(spec, sources, bits.w_bits, v))
     graph = Graph(policy.name, tensors, layers, INPUT, arch.classifier,
                   {"policy": policy.name, "policy_hash": policy.hash} | meta)

@@ -23,7 +23,7 @@ from harness.ir import reference
 from harness.errors import HarnessError
 from harness.frontend.float_graph import FloatLayer
 from harness.ir.graph import Graph, Layer, Tensor
-from harness.quantize.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer
+from harness.quantize.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer, max_pool_values
 from harness.policy import Policy
 from harness.ir.requant import add_multipliers, quantize_multipliers
 from harness.zoo.architecture import LayerSpec
@@ -84,6 +84,10 @@ def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int |
     inp, out = graph.tensors[source], graph.tensors[spec.name]
     channels = out.channels
     classifier = spec.name == graph.output
+    if spec.op == "max_pool":  # keeps its input's range: nothing to calibrate
+        v = max_pool_values(inp, out.bits)
+        out.scale, out.zero_point = v.out_scale, v.out_zero_point
+        return ir_layer(spec, (source,), None, v)
     if spec.has_weights:
         if float_layer is None:
             raise HarnessError("no float weights")
