@@ -4,13 +4,13 @@ classifier); every construct the IR cannot hold is refused by `harness import` w
 naming the node and op, exit code 2 and no policy written."""
 import numpy as np
 import pytest
-from support.float_forward import forward
 
 onnx = pytest.importorskip("onnx", reason="the ONNX importer needs the `onnx` package (pip install onnx)")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from harness.cli import main  # noqa: E402
+from harness.frontend.float_forward import forward  # noqa: E402
 from harness.frontend.onnx_import import import_onnx  # noqa: E402
 
 RNG = np.random.default_rng(0)

@@ -1,5 +1,6 @@
-"""A plain numpy float forward pass of a FloatGraph (NHWC, batch 1): the tests' independent check
-that an importer's layouts, padding and folding compute what the source framework computes."""
+"""A plain numpy float forward pass of a FloatGraph (NHWC, batch 1, no torch): the "float"
+column of `harness evaluate --reference`, and the tests' check that an importer's layouts,
+padding and folding compute what the source framework computes."""
 import numpy as np
 
 from harness.zoo.architecture import INPUT
