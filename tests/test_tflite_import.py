@@ -1,0 +1,123 @@
+"""The TFLite importer on MLPerf Tiny's reference float models (tests/data/mlperf-tiny): the
+structure it reads, its float graph against the TFLite interpreter, the post-training integer
+graph of ResNet-8 on the 20 CIFAR-10 samples, `harness import` and `harness evaluate --reference`."""
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.datasets.samples import load_samples
+from harness.frontend.float_forward import forward
+from harness.frontend.importer import load_model_file
+from harness.ir import reference
+from harness.paths import POLICIES_DIR, REPO_ROOT
+from harness.policy import InputQuantization, load_policy, parse_policy
+from harness.quantize.imported import model_file_graph
+
+DATA = REPO_ROOT / "tests" / "data"
+RESNET8, RESNET8_INT8 = DATA / "mlperf-tiny" / "ic_resnet8_fp32.tflite", DATA / "mlperf-tiny" / "ic_resnet8_int8.tflite"
+DSCNN, AUTOENCODER = DATA / "mlperf-tiny" / "kws_dscnn_fp32.tflite", DATA / "mlperf-tiny" / "ad_fc_autoencoder_fp32.tflite"
+CIFAR10, IMAGENET32 = DATA / "samples" / "cifar10", DATA / "samples" / "imagenet32"
+PIXELS = InputQuantization(8, 0.0, 255.0)
+
+
+def test_resnet8_structure():
+    graph = load_model_file(RESNET8)
+    arch = graph.architecture
+    assert arch.input_shape == (32, 32, 3) and arch.num_classes == 10
+    assert [spec.op for spec in arch.layers].count("add") == 3
+    specs = {spec.name: spec for spec in arch.layers}
+    # TFLite SAME at stride 2 on 32x32: the odd row and column of padding at the bottom / right
+    assert specs["conv2d_3"].padding_tlbr == (0, 0, 1, 1) and specs["conv2d_3"].stride_hw == (2, 2)
+    assert specs["add"].inputs == ("conv2d", "conv2d_2") and specs["add"].activation == "relu"
+    assert specs["average_pooling2d"].op == "global_avg_pool"
+    assert any("SOFTMAX" in note for note in graph.notes)
+
+
+def test_dscnn_and_autoencoder_structure():
+    dscnn = load_model_file(DSCNN)
+    first = dscnn.architecture.layers[0]
+    assert (first.kernel_hw, first.stride_hw, first.padding_tlbr) == ((10, 4), (2, 2), (4, 1, 5, 1))
+    assert [spec.op for spec in dscnn.architecture.layers].count("depthwise_conv2d") == 4
+    # the "float" DS-CNN stores its conv weights as int8 with a scale: dequantized, not raw codes
+    assert np.abs(dscnn.layers[first.name].weight).max() < 2.0
+    autoencoder = load_model_file(AUTOENCODER).architecture
+    assert autoencoder.input_shape == (1, 1, 640) and autoencoder.num_classes == 640
+    assert [spec.out_channels for spec in autoencoder.layers] == [128] * 4 + [8] + [128] * 4 + [640]
+
+
+def _litert_outputs(model, real):
+    from harness.frontend.tflite_reference import ReferenceUnavailable, reference_outputs
+
+    try:
+        return reference_outputs(model, real)
+    except ReferenceUnavailable as why:
+        pytest.skip(str(why))
+
+
+# DS-CNN's "float" file keeps int8 weights: TFLite runs it as a hybrid model that also rounds the
+# activations to int8 on the fly, so its probabilities match our float graph only to about 1 %
+@pytest.mark.parametrize("model, shape, atol", [(RESNET8, (32, 32, 3), 1e-4), (DSCNN, (49, 10, 1), 2e-2),
+                                               (AUTOENCODER, (1, 1, 640), 1e-4)])
+def test_float_graph_computes_what_the_tflite_interpreter_computes(model, shape, atol):
+    graph = load_model_file(model)
+    real = np.random.default_rng(0).uniform(0, 1, (3, *shape)).astype(np.float32)
+    if model == RESNET8:
+        real, _ = load_samples(CIFAR10, shape, PIXELS, limit=3)
+    expected = _litert_outputs(model, real.astype(np.float32))
+    for x, reference_out in zip(real, expected):
+        ours = forward(graph, x)
+        if graph.notes:  # Softmax dropped: compare probabilities
+            ours = np.exp(ours - ours.max()) / np.exp(ours - ours.max()).sum()
+        np.testing.assert_allclose(ours, reference_out, rtol=1e-4, atol=atol)
+        assert ours.argmax() == reference_out.argmax()
+
+
+def test_import_writes_a_starter_policy_that_policy_check_accepts(tmp_path, capsys):
+    out = tmp_path / "resnet8.json"
+    assert main(["import", str(RESNET8), "--input-range-from", str(RESNET8_INT8), "--out", str(out), "--name", "r8"]) == 0
+    printed = capsys.readouterr().out
+    assert "conv2d_7" in printed and "policy written to" in printed
+    document = json.loads(out.read_text())
+    assert document["input"] == {"bits": 8, "range": [0.0, 255.0]}  # the int8 file's scale 1, zero-point -128
+    assert document["layers"]["conv2d"] == {"w_bits": 8, "a_bits": 8} and document["layers"]["dense"] == {"w_bits": 8}
+    assert document["budget"] == {"flash": 2 * 1024 * 1024, "ram": 512 * 1024}
+    policy = load_policy(out)
+    assert policy.model.file == RESNET8 or policy.model.file.resolve() == RESNET8.resolve()
+    assert main(["policy", "check", str(out)]) == 0
+    assert main(["import", str(RESNET8), "--out", str(out)]) == 2  # exists: not overwritten without --force
+    assert "--force" in capsys.readouterr().err
+
+
+def test_resnet8_post_training_integer_top1_on_the_cifar10_samples():
+    """Calibrated on ImageNet photos shrunk to 32x32, never on the measured CIFAR-10 images."""
+    policy = load_policy(POLICIES_DIR / "resnet8-tflite-mixed.json")
+    int8 = _all8(policy)
+    inputs, labels = load_samples(CIFAR10, (32, 32, 3), int8.input)
+    graph = model_file_graph(int8, IMAGENET32)
+    top1 = sum(int(reference.predict(graph, x).argmax() == y) for x, y in zip(inputs, labels))
+    assert top1 >= 18  # the fp32 reference scores 19/20 here: at most one image below
+    mixed = model_file_graph(policy, IMAGENET32)
+    mixed_top1 = sum(int(reference.predict(mixed, x).argmax() == y) for x, y in zip(inputs, labels))
+    assert mixed_top1 >= 12  # 15/20 measured (docs/models.md); far above chance (2/20)
+
+
+def _all8(policy):
+    """The mixed policy with every layer back at 8 bits (parsed as if beside it: model.file resolves)."""
+    return parse_policy(dict(policy.document, name="resnet8-tflite-int8", layers={}), base_dir=POLICIES_DIR)
+
+
+def test_evaluate_with_references(tmp_path, capsys):
+    pytest.importorskip("ai_edge_litert", reason="needs the `reference` extra (ai-edge-litert)")
+    out = tmp_path / "r8.json"
+    assert main(["import", str(RESNET8), "--input-range", "0,255", "--out", str(out)]) == 0
+    result = tmp_path / "evaluate.json"
+    assert main(["evaluate", str(out), "--data", str(CIFAR10), "--calibration", str(IMAGENET32),
+                 "--reference", str(RESNET8), "--reference", str(RESNET8_INT8), "--json", str(result)]) == 0
+    check = json.loads(result.read_text())["cross_check"]
+    assert check["images"] == 20
+    assert [row["top1"] for row in check["references"]] == [19, 18]  # data/README: fp32 19/20, int8 18/20
+    ours = {row["model"].split(" ")[1]: row["top1"] for row in check["ours"]}
+    assert ours["float"] == 19 and ours["integer"] >= 18
+    assert check["references"][0]["agreement_with_integer"] >= 18
