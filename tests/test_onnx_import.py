@@ -185,3 +185,24 @@ def test_rejected_construct_gives_one_line_and_exit_2(tmp_path, capsys, construc
 
 def test_not_an_onnx_file(tmp_path, capsys):
     _reject(tmp_path, capsys, b"not a protobuf at all", "not a valid ONNX model")
+
+
+def test_pytorch_module_exported_imported_computes_the_same(tmp_path):
+    torch = pytest.importorskip("torch")
+    from support.torch_module import INPUT_SHAPE, UserNet, export
+
+    torch.manual_seed(0)
+    net = UserNet()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so folding is tested
+        for bn in (net.stem_bn, net.body_bn):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    path = export(net, tmp_path / "user.onnx")
+    graph = import_onnx(path.read_bytes(), path.name)
+    ops = [spec.op for spec in graph.architecture.layers]
+    assert ops == ["conv2d", "max_pool", "conv2d", "add", "max_pool", "fully_connected"]
+    assert graph.architecture.layers[0].kernel_hw == (5, 3) and graph.architecture.layers[0].activation == "relu6"
+    x = torch.randn(INPUT_SHAPE)
+    with torch.no_grad():
+        expected = net(x).numpy().reshape(-1)
+    np.testing.assert_allclose(forward(graph, x[0].permute(1, 2, 0).numpy()), expected, rtol=1e-4, atol=1e-5)
