@@ -121,3 +121,11 @@ def test_evaluate_with_references(tmp_path, capsys):
     ours = {row["model"].split(" ")[1]: row["top1"] for row in check["ours"]}
     assert ours["float"] == 19 and ours["integer"] >= 18
     assert check["references"][0]["agreement_with_integer"] >= 18
+
+
+def test_not_a_tflite_file_gives_one_line_and_exit_2(tmp_path, capsys):
+    model, out = tmp_path / "junk.tflite", tmp_path / "junk.json"
+    model.write_bytes(b"\0" * 64)
+    assert main(["import", str(model), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "junk.tflite: not a TFLite model" in err and not out.exists()

@@ -64,11 +64,7 @@ def run(args: argparse.Namespace) -> int:
             "budget": {"flash_bytes": policy.budget.flash, "ram_bytes": policy.budget.ram},
             "fits": not report.over_budget(policy.budget),
         }
-        try:
-            args.json.write_text(json.dumps(result, indent=1) + "\n")
-        except OSError as error:
-            raise HarnessError(f"cannot write {args.json}: {error.strerror}") from None
-        console.print(f"results written to {args.json}")
+        _write_json(args.json, result, console)
     return 0
 
 
@@ -102,9 +98,13 @@ def run_cross_check(args: argparse.Namespace, policy) -> int:
     if args.json:
         result = {"policy": {"name": policy.name, "hash": policy.hash, "file": str(args.policy)},
                   "graph_hash": graph.hash(), "data": str(args.data), "cross_check": check.to_dict()}
-        try:
-            args.json.write_text(json.dumps(result, indent=1) + "\n")
-        except OSError as error:
-            raise HarnessError(f"cannot write {args.json}: {error.strerror}") from None
-        console.print(f"results written to {args.json}")
+        _write_json(args.json, result, console)
     return 0
+
+
+def _write_json(path: Path, result: dict, console: Console) -> None:
+    try:
+        path.write_text(json.dumps(result, indent=1) + "\n")
+    except OSError as error:
+        raise HarnessError(f"cannot write {path}: {error.strerror}") from None
+    console.print(f"results written to {path}")

@@ -180,11 +180,6 @@ def load_model_file(path: str | Path) -> FloatGraph:
     return _import(str(path), hashlib.sha256(data).hexdigest())
 
 
-def model_file_digest(path: str | Path) -> str:
-    """sha256 of a model file (quantized graphs of it are cached under this)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 @lru_cache(maxsize=8)
 def _import(path: str, digest: str) -> FloatGraph:
     data = Path(path).read_bytes()

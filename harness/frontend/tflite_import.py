@@ -31,13 +31,7 @@ NAME_KEYWORDS = ("conv2d", "depthwise", "matmul", "avgpool", "maxpool", "add", "
 
 def import_tflite(data: bytes, source: str) -> FloatGraph:
     """The FloatGraph of a float TFLite model (one subgraph, batch 1)."""
-    import tflite
-
-    try:
-        model = tflite.Model.GetRootAsModel(data, 0)
-        graph = model.Subgraphs(0)
-    except Exception as error:  # the flatbuffer reader raises whatever a bad offset gives
-        raise HarnessError(f"{source}: not a TFLite model ({error.__class__.__name__})") from None
+    model, graph = _root(data, source)
     if graph is None or graph.InputsLength() != 1 or graph.OutputsLength() != 1:
         raise HarnessError(f"{source}: the harness imports models with one input and one output")
     reader = _Reader(model, graph, source)
@@ -125,11 +119,21 @@ class _Reader:
 
 def input_range(data: bytes) -> tuple[float, float] | None:
     """The real input range a quantized TFLite model declares (None for a float input)."""
+    model, graph = _root(data, "the --input-range-from file")
+    return _Reader(model, graph, "").input_quantization(graph.Inputs(0))
+
+
+def _root(data: bytes, source: str):
+    """(model, first subgraph) of a TFLite flatbuffer; HarnessError if it is not one."""
     import tflite
 
-    model = tflite.Model.GetRootAsModel(data, 0)
-    graph = model.Subgraphs(0)
-    return _Reader(model, graph, "").input_quantization(graph.Inputs(0))
+    if data[4:8] != b"TFL3":
+        raise HarnessError(f"{source}: not a TFLite model (no TFL3 identifier)")
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        return model, model.Subgraphs(0)
+    except Exception as error:  # the flatbuffer reader raises whatever a bad offset gives
+        raise HarnessError(f"{source}: not a TFLite model ({error.__class__.__name__})") from None
 
 
 def _hwc(shape: tuple[int, ...], source: str, node: str, op: str) -> tuple[int, int, int]:
