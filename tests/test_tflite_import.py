@@ -129,3 +129,11 @@ def test_not_a_tflite_file_gives_one_line_and_exit_2(tmp_path, capsys):
     assert main(["import", str(model), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "junk.tflite: not a TFLite model" in err and not out.exists()
+
+
+def test_quantized_tflite_model_is_refused_naming_its_input(tmp_path, capsys):
+    out = tmp_path / "int8.json"
+    assert main(["import", str(RESNET8_INT8), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ic_resnet8_int8.tflite: node 'input_1_int8' (input): the input is not float32" in err
+    assert not out.exists()
