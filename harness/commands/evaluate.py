@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_cross_check(args: argparse.Namespace, policy) -> int:
     """Top-1 of ours and of the reference files on the --data images."""
-    from harness.frontend.random_weights import policy_graph
+    from harness.quantize.pipeline import policy_graph
     from harness.measure.cross_check import cross_check
 
     if args.data is None:

@@ -48,4 +48,4 @@ def model_file_graph(policy: Policy, calibration_dir: Path | None = None,
         progress(f"post-training quantization of {policy.model.label} (calibration: {source})")
     meta = {"model": policy.model.label, "model_file": str(policy.model.file), "calibration": source,
             "calibration_inputs": int(len(calibration)), "import_notes": list(float_graph.notes)}
-    return lower_float(policy, float_graph.layers, calibration, meta)
+    return lower_float(policy, float_graph, calibration, meta)
