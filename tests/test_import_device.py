@@ -2,8 +2,8 @@
 imported with `harness import` and measured over the 20 CIFAR-10 samples at all-8-bit and at the
 mixed policy that fits half its weight bytes; DS-CNN and the autoencoder from their fp32 TFLite
 files on seeded random inputs (no keyword or machine-sound samples here: their accuracy is not
-measured, only bit-exactness); a PyTorch module exported to ONNX and imported. Each run takes
-10-30 s on qemu-m7 (building the firmware dominates)."""
+measured, only bit-exactness); a PyTorch module exported to ONNX and imported, post-training and
+QAT-trained on synthetic data. Each run takes 10-30 s on qemu-m7 (building the firmware dominates)."""
 import json
 
 import pytest
@@ -69,3 +69,39 @@ def test_pytorch_module_through_onnx_bit_exact(board_name, tmp_path):
     assert main(["import", str(model), "--input-range=-3,3", "--out", str(policy)]) == 0
     report = _measure(policy, board_name, tmp_path, "--images", "3")
     assert report["images"] == 3
+
+
+def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
+    """The PyTorch module, exported and imported, QAT-trained briefly (2 epochs) on synthetic
+    images whose label is their brightest quadrant, lowered and measured: bit-exact on the board."""
+    pytest.importorskip("torch")
+    import numpy as np
+    from support.torch_module import INPUT_SHAPE, UserNet, export
+
+    from harness.backends import load_board
+    from harness.datasets.imagefolder import quantize_images
+    from harness.frontend.importer import load_model_file
+    from harness.measure.run import measure
+    from harness.policy import load_policy
+    from harness.quantize.lower import lower
+    from harness.quantize.qat import run_qat
+
+    model = export(UserNet(), tmp_path / "user.onnx")
+    policy_file = tmp_path / "user.json"
+    assert main(["import", str(model), "--input-range=-1,1", "--out", str(policy_file)]) == 0
+    document = json.loads(policy_file.read_text())
+    document["qat"] = {"epochs": 2, "lr": 1e-3}
+    policy_file.write_text(json.dumps(document))
+    policy = load_policy(policy_file)
+    _, _, h, w = INPUT_SHAPE
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, size=(160, h, w, 3)).astype(np.float32)
+    quadrants = np.stack([images[:, i * h // 2:(i + 1) * h // 2, j * w // 2:(j + 1) * w // 2, 0].mean(axis=(1, 2))
+                          for i in range(2) for j in range(2)], axis=1)
+    labels = quadrants.argmax(axis=1)
+    net = run_qat(policy, load_model_file(policy.model.file), images[:128], labels[:128])
+    graph = lower(net, policy, {"model": policy.model.label, "qat": "synthetic quadrants, 2 epochs"})
+    inputs = quantize_images((images[128:136] + 1) / 2, policy.input)  # [-1, 1] -> the policy's integers
+    report = measure(policy, graph, load_board(board_name), inputs, labels[128:136], tmp_path / "log.jsonl")
+    assert report["bit_exact"] == report["images"] == 8
+    print(f"user net QAT 2 epochs: {report['bit_exact']}/8 bit-exact, top-1 {report['device_accuracy']:.0%} (chance 25%)")
