@@ -137,3 +137,15 @@ def test_quantized_tflite_model_is_refused_naming_its_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "ic_resnet8_int8.tflite: node 'input_1_int8' (input): the input is not float32" in err
     assert not out.exists()
+
+
+def test_reference_column_says_why_when_the_interpreter_is_missing(tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    result = tmp_path / "evaluate.json"
+    assert main(["evaluate", str(POLICIES_DIR / "resnet8-tflite-mixed.json"), "--data", str(CIFAR10),
+                 "--reference", str(RESNET8), "--json", str(result)]) == 0
+    row = json.loads(result.read_text())["cross_check"]["references"][0]
+    assert row["top1"] is None and "ai-edge-litert is not installed" in row["missing"]
