@@ -152,8 +152,10 @@ def test_zoo_residual_networks_qat_and_lower(zoo_qat, case):
     and lower, and the integer graph follows the fake-quant model."""
     policy, net, graph, images = zoo_qat(case)
     accord, correlation = agreement(net, graph, policy, images[:32])
-    floor = 0.9 if "mixed" in case else 0.95  # 2-bit tensors round differently more often
-    assert accord >= floor and correlation > 0.95, (accord, correlation)
+    # after one epoch on synthetic data the logits are close together, and at 2 bits a rounding
+    # step flips more of them (measured: 100 %, 91 %, 97 % agreement; correlation > 0.993)
+    floor = 0.85 if "mixed" in case else 0.95
+    assert accord >= floor and correlation > 0.99, (accord, correlation)
 
 
 @pytest.mark.device

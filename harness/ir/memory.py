@@ -31,7 +31,7 @@ class LayerMemory:
     """One row of the memory table."""
 
     name: str
-    op: str  # the kernel that runs it: conv2d, pointwise, depthwise_conv2d, global_avg_pool, fully_connected
+    op: str  # the kernel that runs it: conv2d, pointwise, depthwise_conv2d, fully_connected, a pool, add
     kernel: tuple[int, int]
     stride: tuple[int, int]
     params: int  # weight values + biases
