@@ -1,6 +1,8 @@
 """The TFLite importer on MLPerf Tiny's reference float models (tests/data/mlperf-tiny): the
 structure it reads, its float graph against the TFLite interpreter, the post-training integer
-graph of ResNet-8 on the 20 CIFAR-10 samples, `harness import` and `harness evaluate --reference`."""
+graph of ResNet-8 on the 20 CIFAR-10 samples, `harness import` and `harness evaluate --reference`;
+on small files written here (PAD, MAX_POOL_2D, MEAN) against the interpreter, and one test per
+refused construct (one line naming the node and op, exit 2, nothing written)."""
 import json
 
 import numpy as np
@@ -149,3 +151,94 @@ def test_reference_column_says_why_when_the_interpreter_is_missing(tmp_path, cap
                  "--reference", str(RESNET8), "--json", str(result)]) == 0
     row = json.loads(result.read_text())["cross_check"]["references"][0]
     assert row["top1"] is None and "ai-edge-litert is not installed" in row["missing"]
+
+
+# --- small TFLite files written with the flatbuffer builder (tests/support/tflite_builder.py) ---
+
+def _conv_options(**changes):
+    fields = {"Padding": 0, "StrideH": 2, "StrideW": 2, "FusedActivationFunction": 1,
+              "DilationHFactor": 1, "DilationWFactor": 1} | changes
+    return ("Conv2DOptions", fields)
+
+
+def _small_model(conv_kind="CONV_2D", conv_options=None, pool=("MAX_POOL_2D", 0), mean_axes=(1, 2), batch=1,
+                 extra=None):
+    """input 8x6x3 -> PAD (1 row on top, 1 column right) -> conv 3x3/2 SAME, ReLU -> 2x2/2 pool ->
+    MEAN over H, W -> FULLY_CONNECTED to 3; pieces replaceable to make refused variants."""
+    from support.tflite_builder import TFLiteModel
+
+    rng = np.random.default_rng(0)
+    m = TFLiteModel()
+    x = m.tensor("input", [batch, 8, 6, 3])
+    pads = m.tensor("pads", [4, 2], np.array([[0, 0], [1, 0], [0, 1], [0, 0]], np.int32))
+    padded = m.tensor("padded", [batch, 9, 7, 3])
+    m.op("PAD", [x, pads], [padded])
+    shape = [1, 3, 3, 3 * (conv_options or {}).get("DepthMultiplier", 1)] if conv_kind == "DEPTHWISE_CONV_2D" \
+        else [4, 3, 3, 3]
+    channels = shape[-1] if conv_kind == "DEPTHWISE_CONV_2D" else 4
+    weights = m.tensor("model/conv/Conv2D", shape, rng.normal(0, 0.5, shape).astype(np.float32))
+    bias = m.tensor("model/conv/bias", [channels], rng.normal(0, 0.1, channels).astype(np.float32))
+    conv = m.tensor("model/conv/Relu", [batch, 5, 4, channels])
+    options = _conv_options(**(conv_options or {}))
+    if conv_kind == "DEPTHWISE_CONV_2D":
+        options = ("DepthwiseConv2DOptions", options[1] | {"DepthMultiplier": 1} | (conv_options or {}))
+    m.op(conv_kind, [padded, weights, bias], [conv], options)
+    pooled = m.tensor("model/pool/MaxPool", [batch, 3, 2, channels])
+    m.op(pool[0], [conv], [pooled], ("Pool2DOptions", {"Padding": pool[1], "StrideH": 2, "StrideW": 2,
+                                                        "FilterHeight": 2, "FilterWidth": 2}))
+    axes = m.tensor("axes", [len(mean_axes)], np.array(mean_axes, np.int32))
+    mean = m.tensor("model/gap/Mean", [batch, channels])
+    m.op("MEAN", [pooled, axes], [mean], ("ReducerOptions", {"KeepDims": False}))
+    fc_weights = m.tensor("model/fc/MatMul", [3, channels], rng.normal(0, 0.5, (3, channels)).astype(np.float32))
+    logits = m.tensor("logits", [batch, 3])
+    m.op("FULLY_CONNECTED", [mean, fc_weights, -1], [logits], ("FullyConnectedOptions", {}))
+    if extra:
+        out = m.tensor("model/extra/Out", [batch, 3])
+        m.op(extra, [logits], [out])
+        logits = out
+    return m.serialize([x], [logits])
+
+
+def test_pad_max_pool_and_mean_import_as_the_interpreter_runs_them(tmp_path):
+    from harness.frontend.tflite_import import import_tflite
+
+    data = _small_model()
+    graph = import_tflite(data, "small.tflite")
+    specs = {spec.name: spec for spec in graph.architecture.layers}
+    assert list(specs) == ["conv", "pool", "gap", "fc"]
+    # the PAD (top 1, right 1) plus SAME at stride 2 of the padded 9x7 input (1 / 1 rows, 1 / 1 columns)
+    assert specs["conv"].padding_tlbr == (2, 1, 1, 2) and specs["pool"].op == "max_pool"
+    assert specs["gap"].op == "global_avg_pool"
+    path = tmp_path / "small.tflite"
+    path.write_bytes(data)
+    real = np.random.default_rng(1).normal(0, 1, (3, 8, 6, 3)).astype(np.float32)
+    for x, expected in zip(real, _litert_outputs(path, real)):
+        np.testing.assert_allclose(forward(graph, x), expected, rtol=1e-4, atol=1e-5)
+
+
+TFLITE_REJECTED = {
+    "dilation 2": (lambda: _small_model(conv_options={"DilationHFactor": 2, "DilationWFactor": 2}),
+                   ["(CONV_2D)", "dilation 2x2"]),
+    "depth multiplier 2": (lambda: _small_model("DEPTHWISE_CONV_2D", {"DepthMultiplier": 2}),
+                           ["(DEPTHWISE_CONV_2D)", "depth multiplier 2"]),
+    "fused tanh": (lambda: _small_model(conv_options={"FusedActivationFunction": 4}), ["(CONV_2D)", "fused activation 4"]),
+    "padded average pool": (lambda: _small_model(pool=("AVERAGE_POOL_2D", 0)),
+                            ["(AVERAGE_POOL_2D)", "padded average pool"]),
+    "mean over channels": (lambda: _small_model(mean_axes=(3,)), ["(MEAN)", "axes 1, 2"]),
+    "batch 2": (lambda: _small_model(batch=2), ["(input)", "batch must be 1"]),
+    "unsupported operator": (lambda: _small_model(extra="LOGISTIC"), ["'model/extra/Out' (LOGISTIC)", "unsupported operator"]),
+}
+
+
+@pytest.mark.parametrize("construct", list(TFLITE_REJECTED))
+def test_tflite_rejected_construct_gives_one_line_and_exit_2(tmp_path, capsys, construct):
+    build, expected = TFLITE_REJECTED[construct]
+    model, out = tmp_path / "bad.tflite", tmp_path / "bad.json"
+    model.write_bytes(build())
+    assert main(["import", str(model), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: bad.tflite: ") and "Traceback" not in captured.err, captured.err
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert not out.exists()
