@@ -72,11 +72,18 @@ class QATSettings:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A zoo model with arguments; `checkpoint` (resolved path) replaces `harness train`."""
+    """A zoo model with arguments (`checkpoint`, a resolved path, replaces `harness train`), or
+    a model file (`file`, a resolved .onnx / .tflite path; `zoo` is then empty)."""
 
     zoo: str
     args: dict = field(default_factory=dict)
     checkpoint: Path | None = None
+    file: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """What reports call the model: the zoo name or the file name."""
+        return self.file.name if self.file is not None else self.zoo
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,35 @@ def parse_policy(document: dict, source: str = "policy", base_dir: Path | None =
     def fail(where: str, message: str) -> HarnessError:
         return HarnessError(f"{source}: {where}: {message}")
 
-    model_doc = document["model"]
+    model, architecture = _model(document["model"], base_dir or Path.cwd(), fail)
+
+    low, high = (float(v) for v in document["input"]["range"])
+    if not low < high:
+        raise fail("input.range", f"low {low:g} must be below high {high:g}")
+    input_quant = InputQuantization(int(document["input"]["bits"]), low, high)
+
+    layers = _layer_bits(document.get("layers", {}), architecture, fail)
+    budget = Budget(**{key: _budget_size(document["budget"][key], f"budget.{key}", fail) for key in ("flash", "ram")})
+    qat = QATSettings(**document.get("qat", {}))
+    return Policy(document.get("name", model.label), model, input_quant, layers, budget, qat, document, architecture)
+
+
+def _model(model_doc: dict, base_dir: Path, fail) -> tuple[ModelRef, Architecture]:
+    """The model a policy names and its architecture: a zoo network, or a model file whose
+    architecture the importer reads (onnx / tflite load only for a file model)."""
+    if ("zoo" in model_doc) == ("file" in model_doc):
+        raise fail("model", "give either `zoo` (a zoo network) or `file` (an .onnx / .tflite model)")
+    if "file" in model_doc:
+        extra = sorted(key for key in model_doc if key != "file")
+        if extra:
+            raise fail(f"model.{extra[0]}", "not allowed with model.file")
+        from harness.frontend.importer import load_model_file
+
+        path = base_dir / model_doc["file"]
+        try:
+            return ModelRef("", {}, None, path), load_model_file(path).architecture
+        except HarnessError as error:
+            raise fail("model.file", str(error)) from None
     model = ModelRef(model_doc["zoo"], dict(model_doc.get("args", {})), None)
     try:
         architecture = zoo.build(model.zoo, model.args)
@@ -146,20 +181,11 @@ def parse_policy(document: dict, source: str = "policy", base_dir: Path | None =
         where = "model.zoo" if model.zoo not in zoo.names() else "model.args"
         raise fail(where, str(error)) from None
     if "checkpoint" in model_doc:
-        checkpoint = (base_dir or Path.cwd()) / model_doc["checkpoint"]
+        checkpoint = base_dir / model_doc["checkpoint"]
         if not checkpoint.is_file():
             raise fail("model.checkpoint", f"no such file {str(checkpoint)!r}")
         model = ModelRef(model.zoo, model.args, checkpoint)
-
-    low, high = (float(v) for v in document["input"]["range"])
-    if not low < high:
-        raise fail("input.range", f"low {low:g} must be below high {high:g}")
-    input_quant = InputQuantization(int(document["input"]["bits"]), low, high)
-
-    layers = _layer_bits(document["layers"], architecture, fail)
-    budget = Budget(**{key: _budget_size(document["budget"][key], f"budget.{key}", fail) for key in ("flash", "ram")})
-    qat = QATSettings(**document.get("qat", {}))
-    return Policy(document.get("name", model.zoo), model, input_quant, layers, budget, qat, document, architecture)
+    return model, architecture
 
 
 @lru_cache(maxsize=1)
@@ -198,8 +224,12 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+DEFAULT_BITS = 8  # what a layer, or a field of a layer, left out of a policy gets
+
+
 def _layer_bits(layers_doc: dict, architecture: Architecture, fail) -> dict[str, LayerBits]:
-    """Every layer of the model present, and only the bits its kind of layer has."""
+    """Bits of every layer of the model: as the policy says, DEFAULT_BITS for what it leaves
+    out; only the bits its kind of layer has."""
     names = [spec.name for spec in architecture.layers]
     for name in layers_doc:
         if name not in names:
@@ -207,20 +237,14 @@ def _layer_bits(layers_doc: dict, architecture: Architecture, fail) -> dict[str,
     result = {}
     for spec in architecture.layers:
         where = f"layers.{spec.name}"
-        if spec.name not in layers_doc:
-            raise fail(where, f"missing (every layer of {architecture.name} needs its bits)")
-        entry = layers_doc[spec.name]
+        entry = layers_doc.get(spec.name, {})
         is_classifier = spec.name == architecture.classifier
-        if spec.has_weights and "w_bits" not in entry:
-            raise fail(f"{where}.w_bits", "missing (required for a layer with weights)")
         if not spec.has_weights and "w_bits" in entry:
             raise fail(f"{where}.w_bits", f"not allowed: {spec.op} has no weights")
-        if not is_classifier and "a_bits" not in entry:
-            raise fail(f"{where}.a_bits", "missing (bits of the layer's output activation)")
         if is_classifier and "a_bits" in entry:
             raise fail(f"{where}.a_bits", "not allowed: the classifier outputs 32-bit logits")
-        w_bits = int(entry["w_bits"]) if "w_bits" in entry else None
-        a_bits = int(entry["a_bits"]) if "a_bits" in entry else None
+        w_bits = int(entry.get("w_bits", DEFAULT_BITS)) if spec.has_weights else None
+        a_bits = None if is_classifier else int(entry.get("a_bits", DEFAULT_BITS))
         result[spec.name] = LayerBits(w_bits, a_bits)
     return result
 

@@ -7,7 +7,7 @@ import pytest
 
 from harness import cli
 from harness.paths import POLICIES_DIR
-from harness.policy import SCHEMA_PATH, load_policy, parse_policy, policy_hash
+from harness.policy import SCHEMA_PATH, LayerBits, load_policy, parse_policy, policy_hash
 
 INT8 = POLICIES_DIR / "digits-int8.json"
 MIXED = POLICIES_DIR / "digits-mixed.json"
@@ -63,7 +63,6 @@ def _mutate(path: list, value) -> dict:
 DELETE = object()
 MALFORMED = [
     (["budget"], DELETE, ["budget", "missing"]),
-    (["layers", "dw1", "a_bits"], DELETE, ["layers.dw1.a_bits", "missing"]),
     (["layers", "conv1", "w_bits"], 3, ["layers.conv1.w_bits", "3 is not one of [2, 4, 8]"]),
     (["layers", "pool", "a_bits"], 3, ["layers.pool.a_bits", "3 is not one of [2, 4, 8]"]),
     (["input", "bits"], 1, ["input.bits", "1 is not one of"]),
@@ -77,11 +76,25 @@ MALFORMED = [
     (["layers", "fc", "a_bits"], 8, ["layers.fc.a_bits", "32-bit logits"]),
     (["layers", "pool", "w_bits"], 8, ["layers.pool.w_bits", "no weights"]),
     (["layers", "conv9"], {"w_bits": 8, "a_bits": 8}, ["layers.conv9", "no such layer"]),
-    (["layers", "pw2"], DELETE, ["layers.pw2", "missing"]),
+    (["model"], {}, ["model", "either `zoo`"]),
+    (["model"], {"zoo": "digits-cnn", "file": "m.onnx"}, ["model", "either `zoo`"]),
+    (["model"], {"file": "missing.tflite"}, ["model.file", "no such model file"]),
+    (["model"], {"file": "model.h5"}, ["model.file", "unknown model format"]),
     (["input", "range"], [1.0, -1.0], ["input.range", "below"]),
     (["qat", "epochs"], -1, ["qat.epochs", "minimum"]),
     (["surprise"], 1, ["surprise", "unknown field"]),
 ]
+
+
+def test_left_out_layers_and_fields_default_to_8_bits():
+    document = _mutate(["layers", "pw2"], DELETE)
+    del document["layers"]["dw1"]["a_bits"]
+    layers = parse_policy(document).layers
+    assert (layers["pw2"].w_bits, layers["pw2"].a_bits) == (8, 8)
+    assert layers["dw1"].a_bits == 8
+    all_default = parse_policy({key: value for key, value in document.items() if key != "layers"})
+    assert all_default.layers["fc"] == LayerBits(8, None)  # the classifier: int32 logits
+    assert all_default.layers["pool"] == LayerBits(None, 8)  # no weights
 
 
 @pytest.mark.parametrize("path, value, expected", MALFORMED, ids=[".".join(m[0]) + f"={m[1]!r}" for m in MALFORMED])

@@ -12,12 +12,10 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, checked_policy_graph
+from harness.commands.options import add_data_option, add_policy_and_board, checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.units import format_size
-
-DEFAULT_IMAGES = 100
 
 
 def register(subparsers) -> None:
@@ -26,10 +24,11 @@ def register(subparsers) -> None:
         description="Build the policy's firmware, start it on the board, stream test images over UART and "
                     "check every output bit-exactly against the host reference.")
     add_policy_and_board(parser, board_help="board name, see `harness boards`")
-    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES, help=f"test images to stream (default {DEFAULT_IMAGES})")
+    parser.add_argument("--images", type=int, help="test images to stream (default 100; with --data, all of them)")
     parser.add_argument("--out", type=Path, help="write the JSON report here (the per-image log goes beside it as .jsonl)")
     parser.add_argument("--log", type=Path, help="per-image JSONL log (default: beside --out, or runs/)")
     parser.add_argument("--port", help="serial port of a board on a debug probe, e.g. /dev/ttyACM0 (default: found by USB id)")
+    add_data_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -45,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"board {board.name}: {tools.detail}")
     log_path = args.log or _default_log(args.out, policy.name, board.name)
     graph = checked_policy_graph(policy, board, args, console)
-    inputs, labels = measured_inputs(policy, graph, args.images)
+    inputs, labels = measured_inputs(policy, graph, args.images, args.data)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bit-exact {task.fields[exact]}"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task(f"{policy.name} on {board.name}", total=args.images, exact=0)
+        task = bar.add_task(f"{policy.name} on {board.name}", total=len(inputs), exact=0)
         exact = 0
 
         def advance(result) -> None:
@@ -76,6 +75,8 @@ def summary_table(report: dict) -> Table:
     table.add_row("bit-exact outputs", f"{report['bit_exact']}/{report['images']}")
     if report.get("random_weights"):
         table.add_row("[yellow]random weights[/yellow]", f"[yellow]{report.get('note', '')}[/yellow]")
+    elif report["device_accuracy"] is None:
+        table.add_row("[yellow]unlabelled inputs[/yellow]", "[yellow]seeded random inputs: no accuracy[/yellow]")
     else:
         table.add_row("accuracy device / host", f"{report['device_accuracy']:.2%} / {report['host_accuracy']:.2%}")
     table.add_row(f"{unit} per image min/median/max", f"{lat['min']:,.0f} / {lat['median']:,.0f} / {lat['max']:,.0f}")

@@ -23,8 +23,16 @@ def add_model_source_options(parser: argparse.ArgumentParser) -> None:
                         help="random weights with calibrated requantization: no training, no dataset; for latency "
                              "and memory only (flagged in every report)")
     parser.add_argument("--calibration", type=Path, metavar="DIR",
-                        help="ImageFolder (DIR/<class>/<image>) to calibrate a policy's model.checkpoint of a zoo "
-                             "network trained elsewhere (default: seeded random inputs)")
+                        help="images to calibrate a policy's model.checkpoint or model.file post-training: an "
+                             "ImageFolder (DIR/<class>/<image>), or for a model file also a sample folder (DIR/<name>_<label>.png) "
+                             "(default: seeded random inputs)")
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """--data DIR: the images a command runs the model on, instead of the policy's test split."""
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="a sample folder of images of the model's size, the label the last _N of each file name "
+                             "(e.g. tests/data/samples/cifar10); pixels 0..255 map onto the policy's input range")
 
 
 def parse_json_object(text: str, option: str, example: str = "") -> dict:

@@ -44,7 +44,7 @@ def run_check(args: argparse.Namespace) -> int:
 def print_policy(console: Console, policy: Policy) -> None:
     q = policy.input
     h, w, c = policy.architecture.input_shape
-    console.print(f"[bold]{policy.name}[/bold]  policy hash {policy.hash}  model {policy.model.zoo}"
+    console.print(f"[bold]{policy.name}[/bold]  policy hash {policy.hash}  model {policy.model.label}"
                   f"{' ' + str(policy.model.args) if policy.model.args else ''}")
     console.print(f"input {h}x{w}x{c} at {q.bits} bits, range [{q.low:g}, {q.high:g}] -> scale {q.scale:.6g},"
                   f" zero-point {q.zero_point}")

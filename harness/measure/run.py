@@ -116,6 +116,7 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
     predicted = memory_report(graph)
     n = len(results)
     random_weights = bool(graph.meta.get("random_weights"))
+    scored = not random_weights and all(r.label >= 0 for r in results)  # random inputs have no labels
     latency = {"unit": unit.name, "meaning": unit.meaning, "min": min(totals),
                "median": statistics.median(totals), "max": max(totals)}
     latency.update(latency_in_ms(latency["median"], unit, info, board))
@@ -126,8 +127,8 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "random_weights": random_weights,
         **({"note": graph.meta.get("note", "random weights")} if random_weights else {}),
         "bit_exact": sum(r.bit_exact for r in results),
-        "device_accuracy": None if random_weights else sum(r.device_class == r.label for r in results) / n,
-        "host_accuracy": None if random_weights else sum(r.host_class == r.label for r in results) / n,
+        "device_accuracy": sum(r.device_class == r.label for r in results) / n if scored else None,
+        "host_accuracy": sum(r.host_class == r.label for r in results) / n if scored else None,
         "latency": latency,
         "per_image": totals,
         "layers": layers,

@@ -7,7 +7,9 @@
   digest): the lowered graph (graph.json, graph.npz) and the QAT state (qat.pt). A second call is
   a load; a new float checkpoint (e.g. after `harness train`) gives a new entry;
 - any other zoo model with `model.checkpoint`: the checkpoint's float graph calibrated
-  post-training on the images of a calibration folder, else on seeded random inputs.
+  post-training on the images of a calibration folder, else on seeded random inputs;
+- a model file (`model.file`, ONNX / TFLite): its imported float graph calibrated the same way
+  (harness.quantize.imported).
 Layers above receive a Graph and never ask where it came from. Torch is imported only when a
 path needs it (random weights do not).
 """
@@ -50,6 +52,10 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Progress | None
     model has neither training data here nor a checkpoint."""
     if random_weights:
         return random_weights_graph(policy, progress=progress)
+    if policy.model.file is not None:
+        from harness.quantize.imported import model_file_graph
+
+        return model_file_graph(policy, calibration_dir, progress)
     if policy.model.zoo in TRAINED_HERE:
         return quantize(policy, progress).graph
     if policy.model.checkpoint is None:
