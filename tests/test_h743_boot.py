@@ -44,12 +44,17 @@ def mixed():
 @pytest.fixture(scope="module")
 def booted(mixed):
     """The mixed-policy ELF in unicorn, run until it idles after boot."""
+    machine = _h743(mixed[2].elf_path)
+    machine.run_until_idle()
+    return machine
+
+
+def _h743(*args, **kwargs):
+    """The unicorn model of the board (skipped, or failed in strict mode, without unicorn)."""
     require_tools("unicorn")
     from h743_boot.machine import H743  # imports unicorn
 
-    machine = H743(mixed[2].elf_path)
-    machine.run_until_idle()
-    return machine
+    return H743(*args, **kwargs)
 
 
 def _frames(data: bytes) -> list:
@@ -76,7 +81,7 @@ def test_a_pll_that_does_not_lock_says_so_at_the_hsi_baud_rate(mixed):
     from harness.link.protocol import BootProblem, _hello_hash
 
     _, graph, _ = mixed
-    machine = H743(mixed[2].elf_path, pll_locks=False)
+    machine = _h743(mixed[2].elf_path, pll_locks=False)
     machine.run_until_idle()
     assert machine.registers[0x4000480C] == round(64e6 / 115200), "USART3 BRR from the HSI"
     assert machine.registers.get(0x58024410, 0) & 7 == 0, "sys_ck stays on the HSI"
@@ -90,7 +95,7 @@ def test_the_revision_y_build_runs_at_400_mhz():
     """nucleo-h743-revy (the board a revision Y part is sent to): VOS1 without overdrive, 2 flash
     wait states, USART3 from a 100 MHz APB1, and INFO says 400 MHz."""
     _, graph, build = _policy_build("digits-mixed", "nucleo-h743-revy")
-    machine = H743(build.elf_path)
+    machine = _h743(build.elf_path)
     machine.run_until_idle()
     (hello,) = _frames(bytes(machine.tx))
     assert hello.type == HELLO and hello.payload.rstrip(b"\0").decode() == graph.hash()
@@ -98,6 +103,8 @@ def test_the_revision_y_build_runs_at_400_mhz():
     assert machine.registers[0x4000480C] == round(100e6 / 115200), "USART3 BRR"
     assert not machine.registers.get(0x5800042C, 0) & 1, "no overdrive (SYSCFG_PWRCR.ODEN)"
     machine.tx.clear()
+    from h743_boot.machine import UartPort
+
     with Device(UartPort(machine), "unicorn nucleo-h743-revy", timeout=30.0) as device:
         assert device.info().core_hz == 400_000_000
 
