@@ -30,6 +30,18 @@ def stop_group(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     process.wait()
 
 
+def stopped_reason(pid: int) -> str | None:
+    """"... is stopped (SIGSTOP)" when the process is in state T or t (/proc/PID/stat), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone (the caller's poll says so) or no /proc
+    state = stat.rsplit(")", 1)[1].split()[0]
+    if state in ("T", "t"):
+        return "is stopped (SIGSTOP or a debugger): it cannot answer until it gets SIGCONT"
+    return None
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pgid, sig)

@@ -14,6 +14,7 @@ Not under harness/zoo/: that package is imported to validate policies, which mus
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,12 @@ def load_checkpoint(arch: Architecture, path: str | Path) -> ZooNet:
     """A ZooNet with the state_dict saved at `path` (or under its "state_dict" key), in eval mode."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as error:
-        raise HarnessError(f"{path}: cannot load checkpoint: {error}") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{path}: is a directory, not a checkpoint file") from None
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError, KeyError, AttributeError,
+            TypeError) as error:  # text, garbage, a truncated or foreign file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HarnessError(f"{path}: not a torch checkpoint (state_dict): {first[:200]}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
