@@ -174,14 +174,16 @@ def _read_regular_file(path: Path, limit: int) -> bytes:
         raise HarnessError(f"{path}: no such policy file") from None
     except OSError as error:
         raise HarnessError(f"{path}: cannot read: {error.strerror}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(info.st_mode):
             raise HarnessError(f"{path}: is a directory, not a policy file")
-        if not stat.S_ISREG(info.st_mode):
-            raise HarnessError(f"{path}: not a regular file (a pipe, socket or device); give a policy file")
-        if info.st_size > limit:
-            raise HarnessError(f"{path}: {info.st_size} bytes, more than a policy can be ({limit} at most)")
+        raise HarnessError(f"{path}: not a regular file (a pipe, socket or device); give a policy file")
+    if info.st_size > limit:
+        os.close(fd)
+        raise HarnessError(f"{path}: {info.st_size} bytes, more than a policy can be ({limit} at most)")
+    with os.fdopen(fd, "rb") as file:
         try:
             data = file.read(limit + 1)
         except OSError as error:

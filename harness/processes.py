@@ -20,8 +20,10 @@ def start_in_group(command: Sequence[str], **popen_kwargs) -> subprocess.Popen:
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 3.0) -> None:
-    """SIGTERM the process group, SIGKILL whatever is left after `grace_s`, and reap the leader."""
+    """SIGTERM the process group, SIGKILL whatever is left after `grace_s`, and reap the leader.
+    A SIGCONT follows the SIGTERM, so a stopped (SIGSTOP) child handles it at once."""
     _signal_group(process.pid, signal.SIGTERM)
+    _signal_group(process.pid, signal.SIGCONT)
     try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                     "check every output bit-exactly against the host reference.")
     parser.add_argument("policy", type=Path, nargs="?", help="policy.json (optional with --resume: the log names it)")
     parser.add_argument("--board", help=f"board name (default {DEFAULT_BOARD}, or the resumed run's); see `harness boards`")
-    parser.add_argument("--images", type=image_count,
+    parser.add_argument("--images", type=int,
                         help=f"test images to stream, 1 .. {MAX_IMAGES} (default {DEFAULT_IMAGES}, or the resumed run's)")
     parser.add_argument("--out", type=Path, help="write the JSON report here (the per-image log goes beside it as .jsonl)")
     parser.add_argument("--log", type=Path, help="per-image JSONL log (default: beside --out, or runs/)")
@@ -45,24 +45,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def image_count(text: str) -> int:
-    """argparse type of --images: an integer 1 .. MAX_IMAGES."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_IMAGES:
-        raise argparse.ArgumentTypeError(f"must be 1 .. {MAX_IMAGES}, got {value}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
     from harness.measure.log import RunLog, resume_point
     console = Console(stderr=True, log_path=False)
+    if args.images is not None and not 1 <= args.images <= MAX_IMAGES:
+        raise HarnessError(f"--images must be 1 .. {MAX_IMAGES}, got {args.images}")
     resume = resume_point(args.resume) if args.resume else None
     settings = _settings(args, resume[0] if resume else None)
     policy = load_policy(settings["policy"])
+    if resume and resume[0].get("policy_hash") != policy.hash:
+        raise HarnessError(f"--resume {args.resume}: the run measured policy_hash {resume[0].get('policy_hash')!r}, "
+                           f"{settings['policy']} has {policy.hash!r}: it can only be continued with its own policy")
     board = load_board(settings["board"]).with_serial_port(args.port)
     if args.link_faults is not None:
         _check_link_faults(args.link_faults)

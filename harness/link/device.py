@@ -28,7 +28,7 @@ HELLO_TIMEOUT_S = 5.0
 
 @contextmanager
 def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = None,
-                timeout: float = 0.5, run_timeout: float = 60.0, retry_budget: float = 30.0,
+                timeout: float = 0.25, run_timeout: float = 60.0, retry_budget: float = 30.0,
                 link_faults: str | None = None) -> Iterator[Device]:
     """Start `elf_path` on `board` and yield a protocol session to it; stop the target after.
 

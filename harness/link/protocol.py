@@ -45,7 +45,7 @@ _PERF_ANSWER = struct.Struct("<iQQQII")  # status, total, min, max ticks, irqs, 
 FRAME_OVERHEAD = _HEADER.size + _CRC.size
 LOAD_HEADER_BYTES = 5  # u8 model, u32 offset
 POLL_S = 0.05  # longest single blocking read
-IDLE_GAP_S = 0.2  # a frame whose bytes stop this long is given up (its rest is not coming)
+IDLE_GAP_S = 0.1  # a frame whose bytes stop this long is given up (its rest is not coming)
 HEALTH_EVERY_S = 1.0  # the target's health is checked this often while an answer is awaited
 MAX_TIMEOUT_S = 4.0  # a per-try deadline doubles after each silent try, up to this (or the first)
 BACKOFF_S = 0.01  # pause before the second try, doubling up to MAX_BACKOFF_S, times a jitter
@@ -366,11 +366,11 @@ class Device:
 
     `timeout` is the first try's answer deadline for ordinary requests (`run_timeout` for RUN
     and PERF); a try that hears nothing doubles it (up to MAX_TIMEOUT_S, or the first deadline
-    if that is longer). A request is given up after `retry_budget` seconds (or `retries` tries,
-    if given). `health_check` is asked before every retry and every HEALTH_EVERY_S of waiting.
+    if that is longer). A request is given up `retry_budget` seconds after its first deadline
+    (or after `retries` tries, if given). `health_check` is asked before every retry and every HEALTH_EVERY_S of waiting.
     """
 
-    def __init__(self, port: Port, name: str, *, timeout: float = 0.5, retries: int | None = None,
+    def __init__(self, port: Port, name: str, *, timeout: float = 0.25, retries: int | None = None,
                  run_timeout: float = 30.0, retry_budget: float = 30.0, health_check: HealthCheck | None = None,
                  seed: int | None = None) -> None:
         _check_settings(timeout, retries, run_timeout, retry_budget)
@@ -382,7 +382,8 @@ class Device:
         self.health_check = health_check
         self.hello: str | None = None  # model hash of the last hello frame seen
         self.port = port
-        self.stats = {"requests": 0, "tries": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0}
+        # requests, frames sent (tries) and good frames received, and why tries failed
+        self.stats = {"requests": 0, "tries": 0, "frames_in": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0}
         self._random = random.Random(seed)
         self._decoder = FrameDecoder()
         self._frames: deque[Frame] = deque()
@@ -396,7 +397,7 @@ class Device:
     def open(cls, url: str, *, baudrate: int = 115200, connect_timeout: float = 0.0, **settings) -> Device:
         """Open a pyserial URL ("/dev/ttyACM0", "socket://127.0.0.1:PORT"); keeps trying for
         connect_timeout seconds (an emulator may still be starting). `settings` go to Device."""
-        timeout = settings.get("timeout", 0.5)
+        timeout = settings.get("timeout", 0.25)
         _check_settings(timeout, settings.get("retries"), settings.get("run_timeout", 30.0),
                         settings.get("retry_budget", 30.0))
         deadline = time.monotonic() + connect_timeout
@@ -510,7 +511,7 @@ class Device:
         seq = self._seq
         frame = encode_frame(command, seq, payload)
         started = time.monotonic()
-        give_up = started + self.retry_budget
+        give_up = started + first + self.retry_budget
         try_timeout = first
         outcomes: list[str] = []
         self.stats["requests"] += 1
@@ -526,7 +527,7 @@ class Device:
             if max_failures is not None and tries >= max_failures:
                 raise _Failures()
             remaining = give_up - time.monotonic()
-            if remaining < first or (self.retries is not None and tries >= self.retries):
+            if remaining <= 0 or (self.retries is not None and tries >= self.retries):
                 raise HarnessError(f"device did not answer {command.name} on {self.name} after {tries} tries in "
                                    f"{time.monotonic() - started:.1f} s ({_tally(outcomes)})")
             self._require_healthy()
@@ -642,7 +643,9 @@ class Device:
                 raise HarnessError(f"link {self.name} failed while reading: {device_text(str(error))}") from None
             if data:
                 last_byte = time.monotonic()
-                self._frames.extend(self._decoder.feed(data))
+                frames = self._decoder.feed(data)
+                self.stats["frames_in"] += len(frames)
+                self._frames.extend(frames)
                 if self._decoder.rejected:
                     return True
         return True

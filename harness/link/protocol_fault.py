@@ -100,9 +100,9 @@ class FaultInjector:
             if kind == "flip":
                 segments[-1][1].append(byte ^ (1 << rng.randrange(8)))
             elif kind == "dup":
-                segments[-1][1] += bytes([byte, byte])
+                segments[-1][1].extend((byte, byte))
             elif kind == "noise":
-                segments[-1][1] += bytes([rng.randrange(256), byte])
+                segments[-1][1].extend((rng.randrange(256), byte))
             elif kind == "stall":
                 segments.append((rng.uniform(*STALL_S), bytearray([byte])))
             # drop: nothing

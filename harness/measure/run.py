@@ -86,19 +86,16 @@ def build_policy_firmware(graph: Graph, policy: Policy, board: Board) -> BuildRe
 MAX_REMEASURE = 5  # runs of one image whose timing the link disturbed, before giving up on it
 WORST_TICKS_PER_MAC = 64  # generous cost of one MAC (2-bit portable kernels) for the first RUN deadline
 SLOWEST_EMULATOR_IPS = 20e6  # instructions per wall-clock second assumed of an emulator, pessimistically
-RUN_MARGIN = 8.0  # deadline = 1 s + margin x the expected wall time of one RUN
+RUN_MARGIN = 8.0  # deadline = RUN_SLACK_S + margin x the expected wall time of one RUN
+RUN_SLACK_S = 0.25
 
 
 def first_run_timeout(graph: Graph, info: DeviceInfo) -> float:
     """The first RUN's deadline from the memory model's MAC count at the board's clock (emulators:
-    at a pessimistic instruction rate); later RUNs use the measured wall time (next_run_timeout)."""
+    at a pessimistic instruction rate); later RUNs the quickest measured round trip (Session.ran)."""
     work = memory_report(graph).macs * WORST_TICKS_PER_MAC + 1e6
     rate = SLOWEST_EMULATOR_IPS if info.instructions_per_tick is not None else info.core_hz
-    return 1.0 + RUN_MARGIN * work / rate
-
-
-def next_run_timeout(wall_s: float) -> float:
-    return 1.0 + RUN_MARGIN * wall_s
+    return RUN_SLACK_S + RUN_MARGIN * work / rate
 
 
 def output_hash(raw: bytes) -> str:
@@ -107,12 +104,18 @@ def output_hash(raw: bytes) -> str:
 
 @dataclass
 class Session:
-    """What measuring one image needs: the device, the graph's tensors, the current RUN deadline."""
+    """What measuring one image needs: the device, the graph, the RUN deadline (from the
+    prediction until a RUN was seen, then from the quickest RUN round trip seen)."""
 
     device: Device
     graph: Graph
     run_timeout: float
     remeasured: int = 0
+    quickest_run_s: float = float("inf")
+
+    def ran(self, wall_s: float) -> None:
+        self.quickest_run_s = min(self.quickest_run_s, wall_s)
+        self.run_timeout = RUN_SLACK_S + RUN_MARGIN * self.quickest_run_s
 
 
 def measure_image(session: Session, index: int, image: np.ndarray, label: int) -> ImageResult:
@@ -124,7 +127,7 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     for attempt in range(MAX_REMEASURE + 1):
         started = time.monotonic()
         run = device.run(0, timeout=session.run_timeout)
-        session.run_timeout = next_run_timeout(time.monotonic() - started)
+        session.ran(time.monotonic() - started)
         if not run.disturbed:
             break
         session.remeasured += 1
