@@ -7,9 +7,12 @@ Each byte, host to device and device to host, is hit with probability `rate` by 
 drawn uniformly from `kinds` (default all): `drop` (lost), `flip` (one bit inverted), `dup`
 (sent twice), `noise` (a random byte inserted before it), `stall` (everything from it on
 delayed 50-300 ms). The same seed gives the same faults for the same byte streams. `stray=N`
-sends N bytes that hold no sync byte right behind every `stray_every`-th RUN request (default
-every second), so they arrive while the device runs: the timing-disturbance check must flag
-those runs. `counts` tallies what was injected.
+sends N bytes that hold no sync byte during every `stray_every`-th RUN request (default every
+second, starting with the second): from a thread, at half the time the previous RUN took to
+start answering, so they arrive while the device runs and the timing-disturbance check must
+flag that run. (QEMU -icount hands input to the guest only when its vCPU leaves the translated
+code, about every 100 ms of virtual time, so a run must be long enough to be hit at all; a
+digits RUN takes 1 ms and is almost never hit.) `counts` tallies what was injected.
 
 pyserial finds the handler by module name (`protocol_<scheme>` in a package listed in
 serial.protocol_handler_packages); `register()` adds this package there.
@@ -17,6 +20,7 @@ serial.protocol_handler_packages); `register()` adds this package there.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import urllib.parse
 from collections import Counter, deque
@@ -26,6 +30,7 @@ from serial.urlhandler import protocol_socket
 
 KINDS = ("drop", "flip", "dup", "noise", "stall")
 STALL_S = (0.05, 0.3)
+
 _RUN_TYPE = 0x04  # Command.RUN (not imported: the link layer stays below the protocol)
 _SYNC = 0xA5
 
@@ -66,7 +71,7 @@ class FaultSettings:
         for key, values in urllib.parse.parse_qs(query, keep_blank_values=True, strict_parsing=bool(query)).items():
             value = values[-1]
             try:
-                if key in ("rate",):
+                if key == "rate":
                     options[key] = float(value)
                 elif key in ("seed", "stray", "stray_every"):
                     options[key] = int(value)
@@ -125,6 +130,8 @@ class Serial(protocol_socket.Serial):
         self._to_host = FaultInjector(self.settings, "to-host", self.counts)
         self._held: deque[tuple[float, bytes]] = deque()  # (release time, bytes) still to deliver
         self._runs_seen = 0
+        self._run_sent: float | None = None  # when the last RUN went out, until its answer starts
+        self._run_latency = 0.0  # how long the device took to start answering the last RUN
         self._stray_random = random.Random(f"{self.settings.seed}/stray")
         return super().from_url(f"socket://{parts.netloc}")
 
@@ -137,11 +144,20 @@ class Serial(protocol_socket.Serial):
                 super().write(chunk)
         if self.settings.stray and len(data) > 1 and data[0] == _SYNC and data[1] == _RUN_TYPE:
             self._runs_seen += 1
-            if (self._runs_seen - 1) % self.settings.stray_every == 0:
+            self._run_sent = time.perf_counter()
+            if self._runs_seen % self.settings.stray_every == 0:
                 stray = bytes(self._stray_random.choice(_NOT_SYNC) for _ in range(self.settings.stray))
-                super().write(stray)
-                self.counts["stray"] += len(stray)
+                threading.Thread(target=self._send_stray, args=(stray, self._run_latency / 2), daemon=True).start()
         return len(data)
+
+    def _send_stray(self, stray: bytes, delay_s: float) -> None:
+        """The stray bytes `delay_s` after the RUN went out (busy-waited: sleep is coarse); the
+        host sends nothing while it waits for the answer."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < delay_s:
+            pass
+        super().write(stray)
+        self.counts["stray"] += len(stray)
 
     @property
     def in_waiting(self) -> int:
@@ -153,6 +169,9 @@ class Serial(protocol_socket.Serial):
             data = super().read(size)
             if not data:
                 return data
+            if self._run_sent is not None:
+                self._run_latency = time.perf_counter() - self._run_sent
+                self._run_sent = None
             now = time.monotonic()
             for delay, chunk in self._to_host.apply(data):
                 now += delay

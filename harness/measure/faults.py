@@ -21,8 +21,8 @@ import numpy as np
 from harness.boards import Board
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
-from harness.link.device import board_info, open_device
-from harness.measure.run import ImageResult, Session, build_policy_firmware, first_run_timeout, measure_image
+from harness.link.device import open_device
+from harness.measure.run import ImageResult, build_policy_firmware, measure_image, start_session
 from harness.policy import Policy
 
 HANG_S = 120.0
@@ -54,7 +54,7 @@ def _measure_all(policy: Policy, graph: Graph, board: Board, elf, inputs: np.nda
     hangs = 0
     started = time.monotonic()
     with open_device(board, elf, expected_hash=graph.hash(), link_faults=link_faults) as device:
-        session = Session(device, graph, first_run_timeout(graph, board_info(device.info(), board)))
+        session = start_session(device, graph, board, inputs[0])
         for index in range(len(inputs)):
             try:
                 with _watchdog(HANG_S):

@@ -118,6 +118,18 @@ class Session:
         self.run_timeout = RUN_SLACK_S + RUN_MARGIN * self.quickest_run_s
 
 
+def start_session(device: Device, graph: Graph, board: Board, first_image: np.ndarray) -> Session:
+    """A Session after one warm-up RUN of `first_image`, whose result is dropped: the first run
+    after boot can take a tick more under QEMU (its code is being translated), so without it the
+    first image measured in a session (a resumed one too) would differ from a warm run's."""
+    session = Session(device, graph, first_run_timeout(graph, board_info(device.info(), board)))
+    device.load(0, pack_tensor(first_image, graph.tensors[graph.input]))
+    started = time.monotonic()
+    device.run(0, timeout=session.run_timeout)
+    session.ran(time.monotonic() - started)
+    return session
+
+
 def measure_image(session: Session, index: int, image: np.ndarray, label: int) -> ImageResult:
     """LOAD, RUN (again while the link disturbed the timed region, at most MAX_REMEASURE
     times), READ, and compare with the host reference."""
@@ -157,29 +169,30 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
     run_id = resume[0]["run_id"] if resume else uuid.uuid4().hex[:12]
     if resume:
         _check_resumable(resume[0], policy, graph, firmware, len(inputs))
-    with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
-        info = board_info(device.info(), board)
-        session = Session(device, graph, first_run_timeout(graph, info))
-        log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
-                    "model_hash": graph.hash(), "firmware": firmware, "board": board.name, "images": len(inputs),
-                    "random_weights": bool(graph.meta.get("random_weights")), "first": len(results)})
-        index = len(results)
-        try:
+    try:
+        with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
+            info = board_info(device.info(), board)
+            session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
+            log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
+                        "model_hash": graph.hash(), "firmware": firmware, "board": board.name,
+                        "images": len(inputs), "random_weights": bool(graph.meta.get("random_weights")),
+                        "first": len(results)})
             for index in range(len(results), len(inputs)):
                 result = measure_image(session, index, inputs[index], labels[index])
                 log.append({"event": "image", "run_id": run_id, **asdict(result)})
                 results.append(result)
                 on_image(result)
-        except (HarnessError, KeyboardInterrupt) as error:
-            log.append({"event": "error", "run_id": run_id, "next": index,
-                        "message": str(error) or type(error).__name__})
-            raise
-        report = summarize(policy, graph, board, build, info, results)
-        report["run_id"] = run_id
-        report["remeasured"] = sum(r.remeasured for r in results)
-        report["link"] = dict(device.stats)
-        log.append({"event": "end", "run_id": run_id, "images": len(results), "bit_exact": report["bit_exact"],
-                    "remeasured": report["remeasured"]})
+            stats = dict(device.stats)
+    except (HarnessError, KeyboardInterrupt) as error:  # after open_device named a dead target
+        log.append({"event": "error", "run_id": run_id, "next": len(results),
+                    "message": str(error) or type(error).__name__})
+        raise
+    report = summarize(policy, graph, board, build, info, results)
+    report["run_id"] = run_id
+    report["remeasured"] = sum(r.remeasured for r in results)
+    report["link"] = stats
+    log.append({"event": "end", "run_id": run_id, "images": len(results), "bit_exact": report["bit_exact"],
+                "remeasured": report["remeasured"]})
     return report
 
 
