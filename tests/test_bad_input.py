@@ -127,8 +127,8 @@ def test_out_of_range_and_unsafe_fields_name_the_field(tmp_path, capsys, change,
 # ---- checkpoints (policy check loads them) ------------------------------------------------------
 
 @pytest.mark.parametrize("kind, expected", [
-    ("text", "not a torch checkpoint"),
-    ("garbage", "not a torch checkpoint"),
+    ("text", "not a torch state_dict"),
+    ("garbage", "not a torch state_dict"),
     ("directory", "is a directory"),
     ("other-model", "does not match"),
     ("missing", "no such file"),
