@@ -179,6 +179,8 @@ def summary_table(report: dict) -> Table:
     if "median_ms" in lat:
         table.add_row("latency (median)", f"{lat['median_ms']:.3f} ms")
     table.add_row("what is counted", lat["meaning"])
+    if report.get("remeasured"):
+        table.add_row("runs measured again", f"{report['remeasured']} (the link disturbed their timing)")
     for layer in sorted(report["layers"], key=lambda row: -row[unit])[:5]:
         table.add_row(f"  {layer['name']} ({layer['op']})", f"{layer[unit]:,.0f} {unit} ({layer['share']:.1%})")
     for what, text in format_memory(report):

@@ -9,9 +9,10 @@ target is gone is reported as the target's death (e.g. "QEMU exited"), in one li
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from harness.boards import Board
 from harness.errors import HarnessError
 from harness.ir.graph import Tensor
 from harness.ir.packing import pack, unpack
-from harness.link.protocol import CounterKind, Device, DeviceInfo
+from harness.link.protocol import CounterKind, Device, DeviceInfo, PerfResult, RunResult
 from harness.link.protocol_fault import fault_url
 
 HELLO_TIMEOUT_S = 5.0
@@ -64,6 +65,22 @@ def open_device(board: Board, elf_path: Path, *, expected_hash: str | None = Non
             if reason is not None and reason not in str(error):
                 raise HarnessError(f"{link.description}: {reason} ({error})") from None
             raise
+
+
+MAX_REMEASURE = 5  # runs of one input whose timing the link disturbed, before giving up on it
+T = TypeVar("T", RunResult, PerfResult)
+
+
+def undisturbed(measure: Callable[[], T], what: str) -> tuple[T, int]:
+    """`measure()` (a RUN or PERF) repeated while the device says the link disturbed its timed
+    region (docs/protocol.md, "Disturbed runs"), at most MAX_REMEASURE times; the result and
+    how many runs were measured again. HarnessError when every one was disturbed."""
+    for again in range(MAX_REMEASURE + 1):
+        result = measure()
+        if not result.disturbed:
+            return result, again
+    raise HarnessError(f"{what}: the link disturbed the timing of {MAX_REMEASURE + 1} runs in a row "
+                       f"({result.irqs} interrupts, {result.rx_bytes} bytes received during the last)")
 
 
 def board_info(info: DeviceInfo, board: Board) -> DeviceInfo:

@@ -5,7 +5,7 @@ Each image's result is appended to a JSONL log (harness.measure.log: locked, flu
 fsynced) as soon as it is known, so a crash, a dead emulator or Ctrl-C never loses what was
 already measured, and `measure --resume LOG` continues after the last recorded image. A run
 whose timed region the link disturbed (the firmware counts interrupts and received bytes in
-it) is measured again, at most MAX_REMEASURE times; the report says how many were.
+it) is measured again (harness.link.device.undisturbed); the report says how many were.
 """
 from __future__ import annotations
 
@@ -22,14 +22,14 @@ import numpy as np
 from harness.ir import reference
 from harness.boards import Board
 from harness.build.firmware import BuildResult
-from harness.link.device import board_info, open_device, pack_tensor, unpack_tensor
+from harness.link.device import board_info, open_device, pack_tensor, undisturbed, unpack_tensor
 from harness.errors import HarnessError
 from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.link.protocol import Device, DeviceInfo
+from harness.link.protocol import Device, DeviceInfo, RunResult
 from harness.measure.log import RunLog
 
 
@@ -83,7 +83,6 @@ def build_policy_firmware(graph: Graph, policy: Policy, board: Board) -> BuildRe
     return build_graphs([graph], board, policy.hash)
 
 
-MAX_REMEASURE = 5  # runs of one image whose timing the link disturbed, before giving up on it
 WORST_TICKS_PER_MAC = 64  # generous cost of one MAC (2-bit portable kernels) for the first RUN deadline
 SLOWEST_EMULATOR_IPS = 20e6  # instructions per wall-clock second assumed of an emulator, pessimistically
 RUN_MARGIN = 8.0  # deadline = RUN_SLACK_S + margin x the expected wall time of one RUN
@@ -136,16 +135,14 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     graph, device = session.graph, session.device
     in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
     device.load(0, pack_tensor(image, in_tensor))
-    for attempt in range(MAX_REMEASURE + 1):
+    def timed_run() -> RunResult:
         started = time.monotonic()
-        run = device.run(0, timeout=session.run_timeout)
+        result = device.run(0, timeout=session.run_timeout)
         session.ran(time.monotonic() - started)
-        if not run.disturbed:
-            break
-        session.remeasured += 1
-    else:
-        raise HarnessError(f"image {index}: the link disturbed the timing of {MAX_REMEASURE + 1} runs in a row "
-                           f"({run.irqs} interrupts, {run.rx_bytes} bytes received during the last)")
+        return result
+
+    run, again = undisturbed(timed_run, f"image {index}")
+    session.remeasured += again
     if not run.ok:
         raise HarnessError(f"firmware reported status {run.status} running image {index}")
     raw = device.read_output(0)
@@ -153,7 +150,7 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     host_out = reference.predict(graph, image)
     return ImageResult(index, int(label), int(device_out.argmax()), int(host_out.argmax()),
                        bool(np.array_equal(device_out, host_out)), run.total_ticks, list(run.layer_ticks),
-                       output_hash(raw), attempt)
+                       output_hash(raw), again)
 
 
 def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labels: np.ndarray, log: RunLog,
