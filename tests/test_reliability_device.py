@@ -19,7 +19,7 @@ from harness.build.firmware import build_graphs
 from harness.cli import main
 from harness.datasets.digits import integer_test_set
 from harness.datasets.measured import measured_inputs
-from harness.frontend.random_weights import policy_graph
+from harness.quantize.pipeline import policy_graph
 from harness.link.device import open_device
 from harness.measure.faults import fault_campaign
 from harness.measure.run import measure_image, start_session

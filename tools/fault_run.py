@@ -19,7 +19,7 @@ import numpy as np
 from harness.backends import load_board
 from harness.datasets.digits import integer_test_set
 from harness.errors import HarnessError, one_line
-from harness.frontend.random_weights import policy_graph
+from harness.quantize.pipeline import policy_graph
 from harness.measure.faults import fault_campaign
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
