@@ -218,6 +218,30 @@ def test_cli_writes_the_policy_and_prints_the_table(tmp_path, capsys):
     assert any(b.a_bits not in (8, None) or b.w_bits not in (8, None) for b in policy.layers.values())
 
 
+def test_cli_starts_from_an_imported_model_policy_and_writes_one_that_loads_elsewhere(tmp_path, capsys):
+    """`harness import` a TFLite file, then memory-driven search from that starter policy: the
+    written policy (in another folder) names the same model file, loads, fits, and its cuts are
+    the same as searching the starter's architecture directly would make."""
+    from harness.cli import main
+    from harness.paths import REPO_ROOT
+
+    models = REPO_ROOT / "tests" / "data" / "mlperf-tiny"
+    start = tmp_path / "start.json"
+    assert main(["import", str(models / "ic_resnet8_fp32.tflite"), "--input-range-from",
+                 str(models / "ic_resnet8_int8.tflite"), "--out", str(start)]) == 0
+    out = tmp_path / "elsewhere" / "resnet8-80k.json"
+    assert main(["search", "--method", "memory-driven", "--policy", str(start), "--flash", "80kB", "--ram", "64kB",
+                 "--out", str(out)]) == 0
+    policy = load_policy(out)
+    assert policy.model.file.resolve() == (models / "ic_resnet8_fp32.tflite").resolve()
+    report = memory_report(structural_graph(policy))
+    assert not report.over_budget(policy.budget) and report.flash_bytes > 0.8 * 80 * 1024
+    assert any(bits.w_bits < 8 for bits in policy.layers.values() if bits.w_bits)
+    assert main(["search", "--method", "memory-driven", "--policy", str(start), "--flash", "40kB",
+                 "--ram", "64kB", "--out", str(tmp_path / "x.json")]) == 2
+    assert "cannot fit the weights in 40 kB flash" in capsys.readouterr().err
+
+
 def test_cli_rejects_bad_model_args(capsys):
     from harness.cli import main
 

@@ -34,6 +34,7 @@ uint64_t bsp_ticks(void) { return now += 7u; }
 uint64_t bsp_ticks_align(void) { return bsp_ticks(); }
 uint32_t bsp_irq_count(void) { return 0u; }
 uint32_t bsp_uart_rx_count(void) { return 0u; }
+const char *bsp_boot_problem(void) { return NULL; }
 
 /* ---- stub model: output = input bytes summed in 16 lanes, two layers */
 #define IN_BYTES 300u

@@ -25,6 +25,9 @@ def register(subparsers) -> None:
         description="Choose 2/4/8 bits for every weight and activation tensor under the flash/RAM budget.")
     parser.add_argument("--method", choices=METHODS, required=True)
     parser.add_argument("--model", default="digits-cnn", help="zoo model (default digits-cnn)")
+    parser.add_argument("--policy", type=Path, metavar="POLICY",
+                        help="memory-driven: start from this policy's model and input instead of --model (e.g. the "
+                             "starter policy `harness import` wrote for an .onnx / .tflite file)")
     parser.add_argument("--model-args", default="{}", help='zoo model arguments as JSON, e.g. \'{"width": 0.75}\'')
     parser.add_argument("--flash", default="2MB", help="flash budget (default 2MB)")
     parser.add_argument("--ram", default="512kB", help="RAM budget (default 512kB)")
@@ -56,14 +59,38 @@ def _memory_driven(args: argparse.Namespace, model_args: dict) -> int:
     from harness.search.memory_driven import search
 
     console = Console(highlight=False)
-    result = search(args.model, model_args, args.flash, args.ram)
+    out = args.out
+    if args.policy is not None:
+        result = _search_from_policy(args, out)
+        out = out or Path(f"{result.policy.name}.json")
+    else:
+        result = search(args.model, model_args, args.flash, args.ram)
     console.print(layer_table(result.report))
     for cut in result.cuts:
         what = "weights of" if cut.phase == "weights" else f"{cut.phase} sweep at {cut.layer}: activation"
         console.print(f"  cut {what} {cut.tensor}: {cut.bits[0]} -> {cut.bits[1]} bits", style="dim")
     print_budget(console, result.report, result.policy.budget)
-    out = args.out or Path(f"{result.policy.name}.json")
+    out = out or Path(f"{result.policy.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result.policy.document, indent=1) + "\n")
     console.print(f"policy {result.policy.hash}: {out}")
     return 0
+
+
+def _search_from_policy(args: argparse.Namespace, out: Path | None):
+    """memory-driven from a policy file. The model's file or checkpoint path is rewritten relative
+    to where the new policy goes, so the written policy loads from there."""
+    import os
+
+    from harness.policy import load_policy, parse_policy
+    from harness.search.memory_driven import search_from
+
+    start = load_policy(args.policy)
+    target_dir = (out or Path(f"{start.name}-memory-driven.json")).resolve().parent
+    target_dir.mkdir(parents=True, exist_ok=True)  # where the policy goes: its paths are relative to it
+    model = dict(start.document["model"])
+    for key, path in (("file", start.model.file), ("checkpoint", start.model.checkpoint)):
+        if path is not None:
+            model[key] = Path(os.path.relpath(path.resolve(), target_dir)).as_posix()
+    moved = parse_policy(start.document | {"model": model}, source=str(args.policy), base_dir=target_dir)
+    return search_from(moved, args.flash, args.ram, base_dir=target_dir)

@@ -24,6 +24,7 @@ earliest. Failure when every layer is at 2 bits and flash still does not fit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness import zoo
 from harness.errors import HarnessError
@@ -32,7 +33,7 @@ from harness.quantize.lower import structural_graph
 from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, MemoryReport, memory_report
 from harness.ir.planner import layer_inputs, layer_scratch_bytes, plan_arena
 from harness.policy import Budget, Policy, parse_policy
-from harness.search.documents import policy_document, uniform_policy
+from harness.search.documents import layer_entries, uniform_policy
 from harness.units import format_size, parse_size
 
 LOWEST_BITS = 2
@@ -61,18 +62,29 @@ def search(model: str, args: dict, flash: str | int, ram: str | int, name: str |
            input_quant: dict | None = None) -> MemoryDrivenResult:
     """The memory-driven policy of zoo model `model` for the budget; HarnessError when impossible."""
     architecture = zoo.build(model, args)
+    start = uniform_policy(name or f"{model}-memory-driven", model, args, architecture, 8,
+                           {"flash": flash, "ram": ram}, input_quant=input_quant)
+    return search_from(start, flash, ram, start.name)
+
+
+def search_from(start: Policy, flash: str | int, ram: str | int, name: str | None = None,
+                base_dir: Path | None = None) -> MemoryDrivenResult:
+    """The memory-driven policy for the model and input of `start` (a zoo model or a model file,
+    e.g. the starter policy of `harness import`), every tensor starting at 8 bits. `base_dir`
+    is what a model file's path is relative to."""
     budget_doc = {"flash": flash, "ram": ram}
     budget = Budget(parse_size(flash), parse_size(ram))
-    name = name or f"{model}-memory-driven"
-    start = uniform_policy(name, model, args, architecture, 8, budget_doc, input_quant=input_quant)
-    graph = structural_graph(start)
+    name = name or f"{start.name}-memory-driven"
+    eight = parse_policy(start.document | {"name": name, "budget": budget_doc, "layers": {}}, base_dir=base_dir)
+    graph = structural_graph(eight)
     cuts = cut_activations(graph, budget.ram)
     cuts += cut_weights(graph, budget.flash)
     w_bits = {layer.name: layer.w_bits for layer in graph.layers if layer.w_bits is not None}
     a_bits = {name: tensor.bits for name, tensor in graph.tensors.items()}
-    document = policy_document(name, model, args, architecture, w_bits, a_bits, budget_doc, input_quant,
-                               description=f"memory-driven rules (Rusci et al. 2020) for flash {flash}, RAM {ram}")
-    policy = parse_policy(document)
+    document = eight.document | {
+        "layers": layer_entries(eight.architecture, w_bits, a_bits),
+        "description": f"memory-driven rules (Rusci et al. 2020) for flash {flash}, RAM {ram}"}
+    policy = parse_policy(document, base_dir=base_dir)
     report = memory_report(structural_graph(policy))
     problems = report.over_budget(budget)
     if problems:  # the rules stop only when both fit, so this is a bug, not user input
