@@ -6,3 +6,8 @@ class HarnessError(Exception):
 
     The message is printed as a single line, without a traceback.
     """
+
+
+def one_line(text: str) -> str:
+    """`text` as one printable line: control characters (newlines, terminal escapes) become '?'."""
+    return "".join(char if char.isprintable() else "?" for char in text)

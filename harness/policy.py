@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -121,25 +125,115 @@ def policy_hash(document: dict) -> str:
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()[:16]
 
 
+MAX_POLICY_BYTES = 1 << 20  # a policy is a few kB; anything near this is not one
+MAX_DEPTH = 16  # nesting of objects and arrays (a policy needs 4)
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # policy names become file names and report text
+
+
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; HarnessError naming the file and field on any problem."""
     path = Path(path)
+    document = read_policy_json(path)
+    return parse_policy(document, source=str(path), base_dir=path.parent)
+
+
+def read_policy_json(path: Path) -> object:
+    """The JSON document in a policy file: a regular file of at most MAX_POLICY_BYTES, UTF-8, with
+    no duplicate keys, no NaN or Infinity and at most MAX_DEPTH levels of nesting."""
+    data = _read_regular_file(path, MAX_POLICY_BYTES)
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise HarnessError(f"{path}: not UTF-8 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    if b"\0" in data:
+        raise HarnessError(f"{path}: a binary file (it holds NUL bytes), not a JSON policy")
     try:
-        text = path.read_text()
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise HarnessError(f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start})") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"{path}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
+    except RecursionError:
+        raise HarnessError(f"{path}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+    except _JsonValueError as error:
+        raise HarnessError(f"{path}: {error}") from None
+    if _depth(document) > MAX_DEPTH:
+        raise HarnessError(f"{path}: nested too deeply (at most {MAX_DEPTH} levels)")
+    return document
+
+
+def safe_name(text: str) -> str:
+    """`text` reduced to the characters SAFE_NAME allows ('_' for the others), for file names."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", text)[:64].lstrip("._-")
+    return cleaned or "unnamed"
+
+
+class _JsonValueError(ValueError):
+    """A JSON value a policy may not hold (raised from json.loads hooks)."""
+
+
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, refusing anything but a regular file of at most `limit` bytes; opened
+    without blocking, so a named pipe or a device is refused instead of hanging."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise HarnessError(f"{path}: no such policy file") from None
     except OSError as error:
         raise HarnessError(f"{path}: cannot read: {error.strerror}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise HarnessError(f"{path}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") from None
-    return parse_policy(document, source=str(path), base_dir=path.parent)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise HarnessError(f"{path}: is a directory, not a policy file")
+        raise HarnessError(f"{path}: not a regular file (a pipe, socket or device); give a policy file")
+    if info.st_size > limit:
+        os.close(fd)
+        raise HarnessError(f"{path}: {info.st_size} bytes, more than a policy can be ({limit} at most)")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(limit + 1)
+        except OSError as error:
+            raise HarnessError(f"{path}: cannot read: {error.strerror}") from None
+    if len(data) > limit:
+        raise HarnessError(f"{path}: more than {limit} bytes, more than a policy can be")
+    return data
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise _JsonValueError(f"duplicate key {duplicates[0]!r} in one object (JSON would silently keep the last)")
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> None:
+    raise _JsonValueError(f"{name} is not a number a policy may hold")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _JsonValueError(f"number {text[:32]} is out of range (not finite)")
+    return value
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of objects and arrays, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def parse_policy(document: dict, source: str = "policy", base_dir: Path | None = None) -> Policy:
     """Validate a policy document (schema, then against its model) and build the Policy."""
     _check_schema(document, source)
+    _check_whole_numbers(document, source)
     document = json.loads(canonical_json(document))  # a private copy: the hash cannot drift
 
     def fail(where: str, message: str) -> HarnessError:
@@ -181,11 +275,21 @@ def _model(model_doc: dict, base_dir: Path, fail) -> tuple[ModelRef, Architectur
         where = "model.zoo" if model.zoo not in zoo.names() else "model.args"
         raise fail(where, str(error)) from None
     if "checkpoint" in model_doc:
-        checkpoint = base_dir / model_doc["checkpoint"]
-        if not checkpoint.is_file():
-            raise fail("model.checkpoint", f"no such file {str(checkpoint)!r}")
-        model = ModelRef(model.zoo, model.args, checkpoint)
+        model = ModelRef(model.zoo, model.args, _checkpoint_path(model_doc["checkpoint"], base_dir, fail))
     return model, architecture
+
+
+def _check_whole_numbers(document: dict, source: str) -> None:
+    """Bits, epochs, seeds and byte budgets must be written as integers: JSON Schema's "integer"
+    (and an enum of integers) also admits 8.0, which would then flow on as a float."""
+    fields = [("input.bits", document["input"]["bits"])]
+    fields += [(f"layers.{name}.{key}", value) for name, entry in document.get("layers", {}).items()
+               for key, value in entry.items()]
+    fields += [(f"qat.{key}", document.get("qat", {})[key]) for key in ("epochs", "seed") if key in document.get("qat", {})]
+    fields += [(f"budget.{key}", value) for key, value in document["budget"].items() if not isinstance(value, str)]
+    for where, value in fields:
+        if type(value) is not int:
+            raise HarnessError(f"{source}: {where}: must be an integer, got {value!r}")
 
 
 @lru_cache(maxsize=1)
@@ -249,6 +353,22 @@ def _layer_bits(layers_doc: dict, architecture: Architecture, fail) -> dict[str,
     return result
 
 
+def _checkpoint_path(text: str, base_dir: Path | None, fail) -> Path:
+    """The checkpoint file (relative to the policy's directory): it must exist and be a regular file.
+    Whether it holds a matching state dict is checked where torch is loaded (`policy check`, build)."""
+    checkpoint = (base_dir or Path.cwd()) / text
+    if checkpoint.is_dir():
+        raise fail("model.checkpoint", f"{str(checkpoint)!r} is a directory, not a checkpoint file")
+    if not checkpoint.exists():
+        raise fail("model.checkpoint", f"no such file {str(checkpoint)!r}")
+    if not checkpoint.is_file():
+        raise fail("model.checkpoint", f"{str(checkpoint)!r} is not a regular file")
+    return checkpoint
+
+
+MAX_BUDGET_BYTES = 1 << 40  # 1 TiB: far above any microcontroller
+
+
 def _budget_size(value: str | int, where: str, fail) -> int:
     if isinstance(value, str) and value.strip().startswith("-"):
         raise fail(where, f"must not be negative, got {value!r}")
@@ -258,4 +378,6 @@ def _budget_size(value: str | int, where: str, fail) -> int:
         raise fail(where, str(error)) from None
     if size <= 0:
         raise fail(where, f"must be a positive size, got {value!r}")
+    if size > MAX_BUDGET_BYTES:
+        raise fail(where, f"{value!r} is more than {MAX_BUDGET_BYTES} bytes (1 TiB); not a device budget")
     return size

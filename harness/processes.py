@@ -20,14 +20,28 @@ def start_in_group(command: Sequence[str], **popen_kwargs) -> subprocess.Popen:
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 3.0) -> None:
-    """SIGTERM the process group, SIGKILL whatever is left after `grace_s`, and reap the leader."""
+    """SIGTERM the process group, SIGKILL whatever is left after `grace_s`, and reap the leader.
+    A SIGCONT follows the SIGTERM, so a stopped (SIGSTOP) child handles it at once."""
     _signal_group(process.pid, signal.SIGTERM)
+    _signal_group(process.pid, signal.SIGCONT)
     try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         pass
     _signal_group(process.pid, signal.SIGKILL)  # the leader if it ignored SIGTERM, or children it left
     process.wait()
+
+
+def stopped_reason(pid: int) -> str | None:
+    """"... is stopped (SIGSTOP)" when the process is in state T or t (/proc/PID/stat), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None  # gone (the caller's poll says so) or no /proc
+    state = stat.rsplit(")", 1)[1].split()[0]
+    if state in ("T", "t"):
+        return "is stopped (SIGSTOP or a debugger): it cannot answer until it gets SIGCONT"
+    return None
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

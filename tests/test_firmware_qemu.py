@@ -25,7 +25,7 @@ from harness.ir.packing import pack, unpack
 from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
 from harness.link.protocol import (
-    ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, encode_frame,
+    ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, PROTOCOL_VERSION, encode_frame,
 )
 from harness.ir.random_graphs import random_input, random_layer_graph
 
@@ -215,7 +215,7 @@ def _index(device: Device, name: str) -> int:
 
 def test_info_describes_the_image(device):
     info = device.info()
-    assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (1, MODEL_HASH, "", "qemu-m7")
+    assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (PROTOCOL_VERSION, MODEL_HASH, "", "qemu-m7")
     assert info.n_models == len(FC_BITS) + len(RUNNER_MODELS)
     assert (info.counter_kind, info.counter_hz, info.core_hz) == (CounterKind.VIRTUAL_TIME, 25_000_000, 25_000_000)
     assert info.instructions_per_tick == 40 and info.max_payload == 1024 and info.arena_bytes > LAYERS_BYTES

@@ -12,7 +12,7 @@ import serial
 
 from harness.errors import HarnessError
 from harness.link.protocol import (
-    ANSWER, ERROR, HELLO, MAX_PAYLOAD, Command, CounterKind, Device, DeviceError, ErrorCode, Frame,
+    ANSWER, ERROR, HELLO, MAX_PAYLOAD, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame,
     FrameDecoder, encode_frame,
 )
 
@@ -85,7 +85,7 @@ class FakeDevice:
     def _handle(self, request: Frame) -> bytes:
         p = request.payload
         if request.type == Command.INFO:
-            payload = struct.pack("<BBBxIIIH16s16s", 1, 1, 1, 25_000_000, 25_000_000, 4096, self.max_payload,
+            payload = struct.pack("<BBBxIIIH16s16s", PROTOCOL_VERSION, 1, 1, 25_000_000, 25_000_000, 4096, self.max_payload,
                                   MODEL_HASH.encode(), b"") + b"fake-board"
         elif request.type == Command.MODEL:
             if p[0] != 0:
@@ -100,7 +100,7 @@ class FakeDevice:
             payload = struct.pack("<I", offset + len(data))
         elif request.type == Command.RUN:
             self.output[:] = bytes((b + 1) & 0xFF for b in self.input)
-            payload = struct.pack("<iQH", 0, 600, 3)
+            payload = struct.pack("<iQHII", 0, 600, 3, 0, 0)
         elif request.type == Command.READ:
             what, _, offset, n = struct.unpack("<BBIH", p)
             source = self.output if what == 0 else struct.pack("<3Q", 100, 200, 300)
@@ -109,7 +109,7 @@ class FakeDevice:
             payload = bytes(source[offset:offset + n])
         elif request.type == Command.PERF:
             (runs,) = struct.unpack_from("<I", p, 1)
-            payload = struct.pack("<iQQQ", 0, 600 * runs, 600, 600)
+            payload = struct.pack("<iQQQII", 0, 600 * runs, 600, 600, 0, 0)
         else:
             return encode_frame(ERROR, request.seq, bytes([ErrorCode.UNKNOWN_TYPE]) + b"unknown request type")
         return encode_frame(request.type | ANSWER, request.seq, payload)
@@ -233,13 +233,23 @@ def test_noise_and_stray_frames_are_skipped(noise):
         assert device.hello == MODEL_HASH
 
 
-def test_silent_device_fails_with_a_clear_message_after_bounded_tries():
+def test_silent_device_fails_within_its_retry_budget_with_growing_deadlines():
     fake = FakeDevice(["silent"])
+    device = Device(fake, "fake://device", timeout=TIMEOUT, retry_budget=1.0, run_timeout=TIMEOUT, seed=1)
     start = time.monotonic()
-    with pytest.raises(HarnessError, match=r"device did not answer INFO within 0\.2 s after 3 tries on fake://device"):
-        make_device(fake).info()
-    assert len(fake.requests) == 3
-    assert time.monotonic() - start < 3 * TIMEOUT + 0.5
+    with pytest.raises(HarnessError, match=r"device did not answer INFO on fake://device after 3 tries in "
+                                           r"1\.\d s \(3x no answer in time\)"):
+        device.info()
+    elapsed = time.monotonic() - start
+    assert len(fake.requests) == 3  # deadlines 0.2, 0.4, then the 0.4 s left of the budget
+    assert 1.0 <= elapsed < 1.3
+
+
+def test_a_retry_cap_still_bounds_the_tries():
+    fake = FakeDevice(["silent"])
+    with pytest.raises(HarnessError, match="after 2 tries"):
+        Device(fake, "fake://device", timeout=TIMEOUT, retries=2, run_timeout=TIMEOUT).info()
+    assert len(fake.requests) == 2
 
 
 def test_error_answer_raises_without_retry():

@@ -41,6 +41,12 @@ bool bsp_uart_read(uint8_t *byte);
  * emulators, where a busy-polling guest burns a core while it waits. */
 void bsp_uart_wait(void);
 
+/* Interrupts taken since boot other than the tick counter's own (which is part of every timed
+ * run alike), and bytes the UART received since boot. The runner reads both around every timed
+ * run: a non-zero difference means the link disturbed it (docs/protocol.md, "Disturbed runs"). */
+uint32_t bsp_irq_count(void);
+uint32_t bsp_uart_rx_count(void);
+
 /* Monotonic 64-bit tick counter at bsp_counter_hz, extended in software so it never wraps;
  * safe to call from thread mode at any time. */
 uint64_t bsp_ticks(void);

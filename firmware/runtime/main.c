@@ -13,19 +13,6 @@
 
 static mpq_rx_t rx;
 
-/* Handle every frame the receiver can complete now. */
-static void serve_frames(void) {
-    mpq_frame_t frame;
-    mpq_rx_event_t event;
-    while ((event = mpq_rx_next(&rx, &frame)) != MPQ_RX_NONE) {
-        if (event == MPQ_RX_FRAME) {
-            mpq_handle_request(&frame);
-        } else {
-            mpq_send_error(frame.seq, MPQ_ERR_BAD_CRC, "CRC mismatch");
-        }
-    }
-}
-
 int main(void) {
     bsp_init();
     mpq_rx_reset(&rx);
@@ -42,7 +29,7 @@ int main(void) {
             mpq_rx_reset(&rx);
         }
         mpq_rx_push(&rx, byte);
-        serve_frames();
+        mpq_serve_frames(&rx);
         last_activity = bsp_ticks();
     }
 }

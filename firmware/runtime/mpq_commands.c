@@ -4,7 +4,9 @@
  */
 #include "mpq_commands.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "bsp.h"
 #include "mpq_model.h"
@@ -105,22 +107,6 @@ static void handle_load(const mpq_frame_t *request) {
     mpq_tx_end(&tx);
 }
 
-static void handle_run(const mpq_frame_t *request) {
-    mpq_timing_t timing;
-    const char *why = "";
-    mpq_runner_result_t result = mpq_runner_run(request->payload[0], 1, &timing, &why);
-    if (result != MPQ_RUNNER_OK) {
-        answer_runner_error(request, result, why);
-        return;
-    }
-    mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_RUN | MPQ_ANSWER, request->seq, 14);
-    mpq_tx_u32(&tx, (uint32_t)timing.status);
-    mpq_tx_u64(&tx, timing.total_ticks);
-    mpq_tx_u16(&tx, (uint16_t)mpq_runner_model(request->payload[0])->n_layers);
-    mpq_tx_end(&tx);
-}
-
 static void handle_read(const mpq_frame_t *request) {
     const uint8_t *p = request->payload;
     uint32_t offset = mpq_get_u32(p + 2);
@@ -142,21 +128,62 @@ static void handle_read(const mpq_frame_t *request) {
     mpq_tx_end(&tx);
 }
 
-static void handle_perf(const mpq_frame_t *request) {
+/*
+ * The last RUN/PERF answered, so a repeat of it (same type, seq and payload: the host lost or
+ * could not read the answer) is answered again instead of running again. A second run would put the
+ * host's next requests inside its timed region and replace the per-layer ticks of the run the
+ * host accepted. Any other request ends the replay window.
+ */
+static struct {
+    bool valid;
+    uint8_t type;
+    uint8_t seq;
+    uint8_t payload[5]; /* RUN: model; PERF: model, u32 n */
+    uint16_t n_layers;
     mpq_timing_t timing;
+} last_timed;
+
+/* The answer to `request` from last_timed (which holds its run). */
+static void answer_timed(const mpq_frame_t *request) {
+    const mpq_timing_t *timing = &last_timed.timing;
+    mpq_tx_t tx;
+    if (request->type == MPQ_RUN) {
+        mpq_tx_begin(&tx, MPQ_RUN | MPQ_ANSWER, request->seq, 22);
+        mpq_tx_u32(&tx, (uint32_t)timing->status);
+        mpq_tx_u64(&tx, timing->total_ticks);
+        mpq_tx_u16(&tx, last_timed.n_layers);
+    } else {
+        mpq_tx_begin(&tx, MPQ_PERF | MPQ_ANSWER, request->seq, 36);
+        mpq_tx_u32(&tx, (uint32_t)timing->status);
+        mpq_tx_u64(&tx, timing->total_ticks);
+        mpq_tx_u64(&tx, timing->min_ticks);
+        mpq_tx_u64(&tx, timing->max_ticks);
+    }
+    mpq_tx_u32(&tx, timing->irqs);
+    mpq_tx_u32(&tx, timing->rx_bytes);
+    mpq_tx_end(&tx);
+}
+
+/* RUN (1 run) and PERF (n runs) of the loaded input. */
+static void handle_timed(const mpq_frame_t *request) {
+    if (last_timed.valid && memcmp(last_timed.payload, request->payload, request->len) == 0) {
+        answer_timed(request); /* mpq_handle_request cleared `valid` unless type and seq repeat */
+        return;
+    }
+    last_timed.valid = false;
+    uint32_t repeats = request->type == MPQ_RUN ? 1u : mpq_get_u32(request->payload + 1);
     const char *why = "";
-    mpq_runner_result_t result = mpq_runner_run(request->payload[0], mpq_get_u32(request->payload + 1), &timing, &why);
+    mpq_runner_result_t result = mpq_runner_run(request->payload[0], repeats, &last_timed.timing, &why);
     if (result != MPQ_RUNNER_OK) {
         answer_runner_error(request, result, why);
         return;
     }
-    mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_PERF | MPQ_ANSWER, request->seq, 28);
-    mpq_tx_u32(&tx, (uint32_t)timing.status);
-    mpq_tx_u64(&tx, timing.total_ticks);
-    mpq_tx_u64(&tx, timing.min_ticks);
-    mpq_tx_u64(&tx, timing.max_ticks);
-    mpq_tx_end(&tx);
+    last_timed.valid = true;
+    last_timed.type = request->type;
+    last_timed.seq = request->seq;
+    memcpy(last_timed.payload, request->payload, request->len);
+    last_timed.n_layers = (uint16_t)mpq_runner_model(request->payload[0])->n_layers;
+    answer_timed(request);
 }
 
 /* Indexed by request type; payload length bounds checked before the handler runs. */
@@ -164,12 +191,15 @@ static const command_t commands[MPQ_LAST_REQUEST + 1] = {
     [MPQ_INFO] = {handle_info, 0, 0},
     [MPQ_MODEL] = {handle_model, 1, 1},
     [MPQ_LOAD] = {handle_load, 5, MPQ_MAX_PAYLOAD},
-    [MPQ_RUN] = {handle_run, 1, 1},
+    [MPQ_RUN] = {handle_timed, 1, 1},
     [MPQ_READ] = {handle_read, 8, 8},
-    [MPQ_PERF] = {handle_perf, 5, 5},
+    [MPQ_PERF] = {handle_timed, 5, 5},
 };
 
 void mpq_handle_request(const mpq_frame_t *request) {
+    if (request->type != last_timed.type || request->seq != last_timed.seq) {
+        last_timed.valid = false; /* not a repeat of the last RUN/PERF */
+    }
     const command_t *command = request->type <= MPQ_LAST_REQUEST ? &commands[request->type] : NULL;
     if (command == NULL || command->handle == NULL) {
         mpq_send_error(request->seq, MPQ_ERR_UNKNOWN_TYPE, "unknown request type");
@@ -180,6 +210,18 @@ void mpq_handle_request(const mpq_frame_t *request) {
         return;
     }
     command->handle(request);
+}
+
+void mpq_serve_frames(mpq_rx_t *rx) {
+    mpq_frame_t frame;
+    mpq_rx_event_t event;
+    while ((event = mpq_rx_next(rx, &frame)) != MPQ_RX_NONE) {
+        if (event == MPQ_RX_FRAME) {
+            mpq_handle_request(&frame);
+        } else {
+            mpq_send_error(frame.seq, MPQ_ERR_BAD_CRC, "CRC mismatch");
+        }
+    }
 }
 
 void mpq_send_hello(void) {

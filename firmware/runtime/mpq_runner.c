@@ -64,10 +64,16 @@ mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8
     return MPQ_RUNNER_OK;
 }
 
-static uint64_t timed_run(const mpq_model_t *model, int32_t *status) {
+/* One timed run() call; adds the interrupts and received bytes inside it to *timing. */
+static uint64_t timed_run(const mpq_model_t *model, mpq_timing_t *timing) {
+    uint32_t irqs = bsp_irq_count();
+    uint32_t rx_bytes = bsp_uart_rx_count();
     uint64_t start = bsp_ticks_align();
-    *status = model->run();
-    return bsp_ticks() - start;
+    timing->status = model->run();
+    uint64_t ticks = bsp_ticks() - start;
+    timing->irqs += bsp_irq_count() - irqs;
+    timing->rx_bytes += bsp_uart_rx_count() - rx_bytes;
+    return ticks;
 }
 
 mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_t *timing, const char **why) {
@@ -91,7 +97,7 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
     running.bad_layer_index = false;
     *timing = (mpq_timing_t){.min_ticks = UINT64_MAX};
     for (uint32_t i = 0; i < repeats && timing->status == 0; ++i) {
-        uint64_t ticks = timed_run(model, &timing->status);
+        uint64_t ticks = timed_run(model, timing);
         timing->runs++;
         timing->total_ticks += ticks;
         timing->min_ticks = ticks < timing->min_ticks ? ticks : timing->min_ticks;

@@ -32,6 +32,8 @@ typedef struct {
     uint64_t total_ticks; /* sum over the runs */
     uint64_t min_ticks;
     uint64_t max_ticks;
+    uint32_t irqs;     /* interrupts other than the tick counter's taken inside the timed regions */
+    uint32_t rx_bytes; /* UART bytes received inside the timed regions */
 } mpq_timing_t;
 
 /* The model at `index`, or NULL when there is none. */

@@ -53,6 +53,11 @@ class Link(ABC):
     def failure(self) -> str | None:
         """Why the target is gone (one line), or None while it runs."""
 
+    def health(self) -> str | None:
+        """Why the target cannot answer right now (dead, frozen, detached), or None. Asked
+        before every protocol retry and while an answer is awaited, so it must be cheap."""
+        return self.failure()
+
     def alive(self) -> bool:
         return self.failure() is None
 

@@ -100,6 +100,12 @@ class ProbeLink(Link):
     def failure(self) -> str | None:
         return None  # a board does not exit; a silent one shows up as the protocol's timeout
 
+    def health(self) -> str | None:
+        """The probe's serial device must still be there (unplugged: it vanishes)."""
+        if self.url.startswith("/dev/") and not Path(self.url).exists():
+            return f"serial port {self.url} is gone: the probe was unplugged or reset"
+        return None
+
 
 @register_backend
 class ProbeBackend(Backend):

@@ -31,7 +31,7 @@ from typing import IO, TYPE_CHECKING
 
 from harness.backends import Backend, Link, ToolStatus, register_backend
 from harness.errors import HarnessError
-from harness.processes import free_loopback_port, start_in_group, stop_group, version_line
+from harness.processes import free_loopback_port, start_in_group, stop_group, stopped_reason, version_line
 
 if TYPE_CHECKING:
     from harness.boards import Board
@@ -81,6 +81,10 @@ class QemuLink(Link):
         if code is None:
             return None
         return _exit_reason(code, _stderr_summary(self._stderr))
+
+    def health(self) -> str | None:
+        stopped = stopped_reason(self.process.pid)
+        return self.failure() or (f"QEMU (pid {self.process.pid}) {stopped}" if stopped else None)
 
 
 @register_backend

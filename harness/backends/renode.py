@@ -42,7 +42,7 @@ from typing import IO, TYPE_CHECKING
 
 from harness.backends import Backend, Link, ToolStatus, register_backend
 from harness.errors import HarnessError
-from harness.processes import start_in_group, stop_group, version_line
+from harness.processes import start_in_group, stop_group, stopped_reason, version_line
 
 if TYPE_CHECKING:
     from harness.boards import Board
@@ -94,6 +94,10 @@ class RenodeLink(Link):
         if code is None:
             return None
         return f"Renode exited with code {code}" + (f": {_tail(self._output)}" if _tail(self._output) else "")
+
+    def health(self) -> str | None:
+        stopped = stopped_reason(self.process.pid)
+        return self.failure() or (f"Renode (pid {self.process.pid}) {stopped}" if stopped else None)
 
 
 @register_backend

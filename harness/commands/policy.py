@@ -1,6 +1,7 @@
 """`harness policy check FILE`: validate a policy and check it against its memory budget.
 
-Needs no training: the memory model runs on the structural graph (zero weights). Exit codes:
+Needs no training: the memory model runs on the structural graph (zero weights); a checkpoint
+the policy names is loaded and matched against the model's layer names and shapes. Exit codes:
 0 fits, 1 does not fit its budget (says which), 2 malformed policy (one line naming the field).
 """
 from __future__ import annotations
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     policy = load_policy(args.file)
+    if policy.model.checkpoint is not None:  # torch loads only for a policy that names a checkpoint
+        from harness.frontend.float_net import load_checkpoint
+        load_checkpoint(policy.architecture, policy.model.checkpoint)
     report = memory_report(structural_graph(policy))
     console = Console(highlight=False)
     print_policy(console, policy)

@@ -171,8 +171,13 @@ def load_checkpoint(arch: Architecture, path: str | Path) -> FloatNet:
     mode; keys `blocks.*` of older checkpoints read as `layers.*`."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many error types for a missing, foreign or truncated file
-        raise HarnessError(f"{path}: cannot load checkpoint: {str(error).splitlines()[0][:200]}") from None
+    except IsADirectoryError:
+        raise HarnessError(f"{path}: cannot load checkpoint: is a directory, not a checkpoint file") from None
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: cannot load checkpoint: no such file") from None
+    except Exception as error:  # noqa: BLE001 - torch's unpickler fails on text or garbage in any way
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise HarnessError(f"{path}: cannot load checkpoint: not a torch state_dict ({first[:200]})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

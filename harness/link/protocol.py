@@ -1,8 +1,11 @@
 """Host side of the UART protocol (docs/protocol.md) over any pyserial URL.
 
-`Device` talks to one firmware: every request has a deadline and is repeated (same seq) a
-bounded number of times when its answer is missing or corrupt; stray, stale and corrupt frames
-are skipped. Every failure is a HarnessError naming the command and the link.
+`Device` talks to one firmware: every request has a deadline and is repeated (same seq) when
+its answer is missing or corrupt, with exponential backoff and jitter, within a retry budget
+counted in seconds; LOAD and READ chunks shrink after repeated failures; a health check of the
+target (is the emulator alive, not stopped?) runs before every retry and during long waits.
+Stray, stale and corrupt frames are skipped. Every failure is a HarnessError naming the command
+and the link, with device-supplied text reduced to printable ASCII.
 
     with Device.open("socket://127.0.0.1:4321") as device:
         info = device.info()
@@ -13,13 +16,14 @@ are skipped. Every failure is a HarnessError naming the command and the link.
 from __future__ import annotations
 
 import logging
+import random
 import struct
 import time
 import zlib
 from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Callable, Protocol
 
 import serial
 
@@ -27,7 +31,7 @@ from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: RUN/PERF answers carry the interrupts and bytes received while timed
 SYNC = 0xA5
 MAX_PAYLOAD = 1024  # the spec's bound; INFO reports the device's own
 ANSWER = 0x80
@@ -36,11 +40,19 @@ ERROR = 0xFF
 _HEADER = struct.Struct("<BBBH")  # sync, type, seq, len
 _CRC = struct.Struct("<I")
 _LOAD_ACK = struct.Struct("<I")
-_RUN_ANSWER = struct.Struct("<iQH")  # status, total ticks, n_layers
-_PERF_ANSWER = struct.Struct("<iQQQ")  # status, total, min, max ticks
+_RUN_ANSWER = struct.Struct("<iQHII")  # status, total ticks, n_layers, irqs, rx bytes
+_PERF_ANSWER = struct.Struct("<iQQQII")  # status, total, min, max ticks, irqs, rx bytes
 FRAME_OVERHEAD = _HEADER.size + _CRC.size
 LOAD_HEADER_BYTES = 5  # u8 model, u32 offset
 POLL_S = 0.05  # longest single blocking read
+IDLE_GAP_S = 0.1  # a frame whose bytes stop this long is given up (its rest is not coming)
+HEALTH_EVERY_S = 1.0  # the target's health is checked this often while an answer is awaited
+MAX_TIMEOUT_S = 4.0  # a per-try deadline doubles after each silent try, up to this (or the first)
+BACKOFF_S = 0.01  # pause before the second try, doubling up to MAX_BACKOFF_S, times a jitter
+MAX_BACKOFF_S = 0.5
+SHRINK_AFTER = 2  # failed tries of one LOAD/READ chunk before the chunk size is halved
+MIN_CHUNK = 16
+TEXT_LIMIT = 200  # characters of device-supplied text kept
 
 
 class Command(IntEnum):
@@ -101,6 +113,7 @@ class FrameDecoder:
     def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
         self.skipped_frames = 0  # failed candidates, for diagnostics
+        self.rejected: list[tuple[int, int]] = []  # (type, seq) of complete frames whose CRC failed
         self._buf = bytearray()
 
     @property
@@ -149,6 +162,7 @@ class FrameDecoder:
             else:
                 del buf[0]
                 self.skipped_frames += 1
+                self.rejected = (self.rejected + [(frame_type, seq)])[-8:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,15 +244,23 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One RUN: the model's status (0 = every kernel succeeded) and its ticks."""
+    """One RUN: the model's status (0 = every kernel succeeded), its ticks, and what the link
+    did to it: interrupts taken and UART bytes received inside the timed region."""
 
     status: int
     total_ticks: int
     layer_ticks: tuple[int, ...]
+    irqs: int = 0
+    rx_bytes: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == 0
+
+    @property
+    def disturbed(self) -> bool:
+        """True when something interrupted the timed region: its ticks are not the model's alone."""
+        return self.irqs != 0 or self.rx_bytes != 0
 
 
 @dataclass(frozen=True)
@@ -250,10 +272,16 @@ class PerfResult:
     total_ticks: int
     min_ticks: int
     max_ticks: int
+    irqs: int = 0
+    rx_bytes: int = 0
 
     @property
     def ok(self) -> bool:
         return self.status == 0
+
+    @property
+    def disturbed(self) -> bool:
+        return self.irqs != 0 or self.rx_bytes != 0
 
     @property
     def mean_ticks(self) -> float:
@@ -280,10 +308,11 @@ def _hello_hash(payload: bytes, name: str) -> str:
     return hash_text
 
 
-def _check_settings(timeout: float, retries: int, run_timeout: float) -> None:
-    if timeout <= 0 or run_timeout <= 0 or retries < 1:
-        raise HarnessError(f"link settings: timeouts must be positive and retries at least 1 "
-                           f"(got timeout={timeout}, run_timeout={run_timeout}, retries={retries})")
+def _check_settings(timeout: float, retries: int | None, run_timeout: float, retry_budget: float) -> None:
+    if timeout <= 0 or run_timeout <= 0 or retry_budget <= 0 or (retries is not None and retries < 1):
+        raise HarnessError(f"link settings: timeouts and the retry budget must be positive and retries at least 1 "
+                           f"(got timeout={timeout}, run_timeout={run_timeout}, retry_budget={retry_budget}, "
+                           f"retries={retries})")
 
 
 def _model_byte(index: int) -> int:
@@ -300,7 +329,16 @@ def _unpack(layout: struct.Struct, payload: bytes, what: str, at_least: bool = F
 
 
 def _text(raw: bytes) -> str:
-    return raw.rstrip(b"\0").decode("ascii", errors="replace")
+    return device_text(raw.rstrip(b"\0"))
+
+
+def device_text(raw: bytes | str, limit: int = TEXT_LIMIT) -> str:
+    """Text a device supplied, safe for a one-line error or a report: printable ASCII only
+    (anything else becomes '?'), at most `limit` characters ('...' marks a cut)."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", errors="replace")
+    text = "".join(chr(b) if 0x20 <= b < 0x7F else "?" for b in raw[:limit + 1])
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _error_text(payload: bytes) -> tuple[int, str]:
@@ -328,40 +366,62 @@ class Port(Protocol):
     def close(self) -> None: ...
 
 
-class Device:
-    """A session with one firmware over an open port. Use as a context manager (closes it)."""
+class _Failures(Exception):
+    """A request failed `max_failures` tries: the caller changes something (a smaller chunk)."""
 
-    def __init__(self, port: Port, name: str, *, timeout: float = 2.0, retries: int = 3,
-                 run_timeout: float = 30.0) -> None:
-        _check_settings(timeout, retries, run_timeout)
+
+HealthCheck = Callable[[], "str | None"]  # why the target cannot answer (one line), or None
+
+
+class Device:
+    """A session with one firmware over an open port. Use as a context manager (closes it).
+
+    `timeout` is the first try's answer deadline for ordinary requests (`run_timeout` for RUN
+    and PERF); a try that hears nothing doubles it (up to MAX_TIMEOUT_S, or the first deadline
+    if that is longer). A request is given up `retry_budget` seconds after its first deadline
+    (or after `retries` tries, if given). `health_check` is asked before every retry and every HEALTH_EVERY_S of waiting.
+    """
+
+    def __init__(self, port: Port, name: str, *, timeout: float = 0.25, retries: int | None = None,
+                 run_timeout: float = 30.0, retry_budget: float = 30.0, health_check: HealthCheck | None = None,
+                 seed: int | None = None) -> None:
+        _check_settings(timeout, retries, run_timeout, retry_budget)
         self.name = name
         self.timeout = timeout
         self.retries = retries
         self.run_timeout = run_timeout
+        self.retry_budget = retry_budget
+        self.health_check = health_check
         self.hello: str | None = None  # model hash of the last hello frame seen
         self.port = port
+        # requests, frames sent (tries) and good frames received, and why tries failed
+        self.stats = {"requests": 0, "tries": 0, "frames_in": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0}
+        self._random = random.Random(seed)
         self._decoder = FrameDecoder()
         self._frames: deque[Frame] = deque()
         self._seq = 0
         self._info: DeviceInfo | None = None
         self._models: dict[int, ModelInfo] = {}
+        self._chunk: dict[Command, int] = {}  # current LOAD/READ chunk sizes (shrunk after failures)
+        self._next_health = 0.0
 
     @classmethod
-    def open(cls, url: str, *, baudrate: int = 115200, connect_timeout: float = 0.0, timeout: float = 2.0,
-             retries: int = 3, run_timeout: float = 30.0) -> Device:
+    def open(cls, url: str, *, baudrate: int = 115200, connect_timeout: float = 0.0, **settings) -> Device:
         """Open a pyserial URL ("/dev/ttyACM0", "socket://127.0.0.1:PORT"); keeps trying for
-        connect_timeout seconds (an emulator may still be starting)."""
-        _check_settings(timeout, retries, run_timeout)
+        connect_timeout seconds (an emulator may still be starting). `settings` go to Device."""
+        timeout = settings.get("timeout", 0.25)
+        _check_settings(timeout, settings.get("retries"), settings.get("run_timeout", 30.0),
+                        settings.get("retry_budget", 30.0))
         deadline = time.monotonic() + connect_timeout
         while True:
             try:
-                port = serial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S, write_timeout=timeout)
+                port = serial.serial_for_url(url, baudrate=baudrate, timeout=POLL_S, write_timeout=max(timeout, 2.0))
                 break
             except (serial.SerialException, OSError, ValueError) as error:
                 if time.monotonic() >= deadline:
-                    raise HarnessError(f"cannot open {url}: {error}") from None
+                    raise HarnessError(f"cannot open {url}: {device_text(str(error))}") from None
                 time.sleep(0.1)
-        return cls(port, url, timeout=timeout, retries=retries, run_timeout=run_timeout)
+        return cls(port, url, **settings)
 
     def __enter__(self) -> Device:
         return self
@@ -401,20 +461,24 @@ class Device:
         expected = self.model(index).in_bytes
         if len(data) != expected:
             raise HarnessError(f"input for model {index} has {len(data)} bytes, the firmware expects {expected}")
-        chunk = self.info().max_payload - LOAD_HEADER_BYTES
-        for offset in range(0, len(data), chunk):
-            part = data[offset:offset + chunk]
-            answer = self.request(Command.LOAD, struct.pack("<BI", _model_byte(index), offset) + part)
+
+        def send(offset: int, n: int) -> int:
+            answer = self._chunk_request(Command.LOAD, struct.pack("<BI", _model_byte(index), offset)
+                                         + data[offset:offset + n])
             (acked,) = _unpack(_LOAD_ACK, answer, "LOAD")
-            if acked != offset + len(part):
+            if acked != offset + n:
                 raise HarnessError(f"device on {self.name} acknowledged LOAD up to byte {acked}, "
-                                   f"expected {offset + len(part)}")
+                                   f"expected {offset + n}")
+            return n
+
+        self._chunked(Command.LOAD, len(data), self.info().max_payload - LOAD_HEADER_BYTES, send)
 
     def run(self, index: int, timeout: float | None = None) -> RunResult:
-        """RUN once on the loaded input, then READ the per-layer ticks."""
+        """RUN once on the loaded input, then READ the per-layer ticks. `disturbed` on the
+        result says whether the link interrupted the timed region (then measure it again)."""
         answer = self.request(Command.RUN, bytes([_model_byte(index)]), timeout or self.run_timeout)
-        status, total, n_layers = _unpack(_RUN_ANSWER, answer, "RUN")
-        return RunResult(status, total, self._read_layer_ticks(index, n_layers))
+        status, total, n_layers, irqs, rx_bytes = _unpack(_RUN_ANSWER, answer, "RUN")
+        return RunResult(status, total, self._read_layer_ticks(index, n_layers), irqs, rx_bytes)
 
     def layer_ticks(self, index: int) -> tuple[int, ...]:
         """Per-layer ticks of the model's last RUN, or of the last run of its last PERF."""
@@ -431,8 +495,8 @@ class Device:
             raise HarnessError(f"PERF run count must be 1 .. 2^32-1, got {runs}")
         answer = self.request(Command.PERF, struct.pack("<BI", _model_byte(index), runs),
                               timeout or self.run_timeout * runs)
-        status, total, low, high = _unpack(_PERF_ANSWER, answer, "PERF")
-        return PerfResult(status, runs, total, low, high)
+        status, total, low, high, irqs, rx_bytes = _unpack(_PERF_ANSWER, answer, "PERF")
+        return PerfResult(status, runs, total, low, high, irqs, rx_bytes)
 
     def wait_hello(self, timeout: float) -> str:
         """Wait for the hello frame a device sends after reset; returns its model hash."""
@@ -448,42 +512,89 @@ class Device:
                 raise HarnessError(f"no hello frame from {self.name} within {timeout:g} s "
                                    "(it is sent once after reset; output sent before a client connects may be lost)")
 
-    def request(self, command: Command, payload: bytes = b"", timeout: float | None = None) -> bytes:
-        """Send one request and return its answer's payload, repeating it on a missing or
-        corrupt answer; HarnessError after `retries` tries or on an error answer."""
+    def request(self, command: Command, payload: bytes = b"", timeout: float | None = None, *,
+                max_failures: int | None = None) -> bytes:
+        """Send one request and return its answer's payload, repeating it (same seq) on a
+        missing or corrupt answer with backoff; HarnessError when the retry budget is spent or
+        on an error answer. With `max_failures`, _Failures after that many failed tries."""
         command = Command(command)
-        timeout = timeout or self.timeout
+        first = timeout or self.timeout
         self._seq = self._seq % 255 + 1  # 1..255; 0 is the device's own (hello, fault)
         seq = self._seq
         frame = encode_frame(command, seq, payload)
-        for attempt in range(1, self.retries + 1):
-            if attempt > 1:
-                log.debug("%s: repeating %s (try %d of %d)", self.name, command.name, attempt, self.retries)
+        started = time.monotonic()
+        give_up = started + first + self.retry_budget
+        try_timeout = first
+        outcomes: list[str] = []
+        self.stats["requests"] += 1
+        while True:
+            self.stats["tries"] += 1
             self._write(frame, command)
-            answer = self._await_answer(command, seq, time.monotonic() + timeout)
-            if answer is not None:
+            answer = self._await_answer(command, seq, time.monotonic() + try_timeout)
+            if isinstance(answer, bytes):
                 return answer
-        raise HarnessError(f"device did not answer {command.name} within {timeout:g} s after "
-                           f"{self.retries} tries on {self.name}")
+            outcomes.append(answer)
+            self.stats[answer] += 1
+            tries = len(outcomes)
+            if max_failures is not None and tries >= max_failures:
+                raise _Failures()
+            remaining = give_up - time.monotonic()
+            if remaining <= 0 or (self.retries is not None and tries >= self.retries):
+                raise HarnessError(f"device did not answer {command.name} on {self.name} after {tries} tries in "
+                                   f"{time.monotonic() - started:.1f} s ({_tally(outcomes)})")
+            self._require_healthy()
+            if answer == "timeouts":  # a slow device gets longer; the budget still bounds the whole
+                try_timeout = min(2 * try_timeout, max(MAX_TIMEOUT_S, first), remaining)
+            log.debug("%s: repeating %s after %s (try %d)", self.name, command.name, answer, tries + 1)
+            pause = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (tries - 1)) * (0.5 + 0.5 * self._random.random())
+            late = self._await_answer(command, seq, time.monotonic() + pause, listen_only=True)
+            if isinstance(late, bytes):  # the answer to an earlier try arrived during the pause
+                return late
 
     # -- internals ------------------------------------------------------------------------
+    def _chunked(self, command: Command, size: int, largest: int, send: Callable[[int, int], int]) -> None:
+        """Call send(offset, n) over `size` bytes in chunks of at most `largest`; a chunk that
+        fails SHRINK_AFTER tries is halved (down to MIN_CHUNK), since a long frame is the one a
+        noisy link breaks."""
+        chunk = min(self._chunk.get(command, largest), largest)
+        offset = 0
+        while offset < size:
+            n = min(chunk, size - offset)
+            try:
+                offset += send(offset, n)
+            except _Failures:
+                chunk = max(MIN_CHUNK, chunk // 2)
+                self._chunk[command] = chunk
+                log.debug("%s: %s chunks shrunk to %d bytes", self.name, command.name, chunk)
+
+    def _chunk_request(self, command: Command, payload: bytes) -> bytes:
+        """A LOAD/READ request that hands back _Failures while its chunk can still shrink."""
+        shrinkable = len(payload) > MIN_CHUNK + LOAD_HEADER_BYTES or (
+            command == Command.READ and struct.unpack_from("<H", payload, 6)[0] > MIN_CHUNK)
+        return self.request(command, payload, max_failures=SHRINK_AFTER if shrinkable else None)
+
     def _read_layer_ticks(self, index: int, n_layers: int) -> tuple[int, ...]:
         return struct.unpack(f"<{n_layers}Q", self._read(ReadWhat.LAYER_TICKS, index, 8 * n_layers))
 
     def _read(self, what: ReadWhat, index: int, size: int) -> bytes:
-        chunk = self.info().max_payload
         data = bytearray()
-        for offset in range(0, size, chunk):
-            n = min(chunk, size - offset)
-            answer = self.request(Command.READ, struct.pack("<BBIH", what, _model_byte(index), offset, n))
+
+        def receive(offset: int, n: int) -> int:
+            answer = self._chunk_request(Command.READ, struct.pack("<BBIH", what, _model_byte(index), offset, n))
             if len(answer) != n:
                 raise HarnessError(f"device on {self.name} answered READ with {len(answer)} bytes, expected {n}")
-            data += answer
+            data.extend(answer)
+            return n
+
+        self._chunked(Command.READ, size, self.info().max_payload, receive)
         return bytes(data)
 
-    def _await_answer(self, command: Command, seq: int, deadline: float) -> bytes | None:
-        """The answer's payload; None when this try failed (no answer in time, or the device
-        saw our request corrupted). Other frames are skipped."""
+    def _await_answer(self, command: Command, seq: int, deadline: float, listen_only: bool = False) -> bytes | str:
+        """The answer's payload, or why this try failed: "timeouts" (nothing in time),
+        "corrupt" (our answer failed its CRC) or "bad_crc" (the device saw our request
+        corrupted). Other frames are skipped. `listen_only` (a backoff pause) waits the whole
+        time for a late answer."""
+        ours = (command | ANSWER, seq)
         while True:
             while self._frames:
                 frame = self._frames.popleft()
@@ -491,39 +602,74 @@ class Device:
                 if frame.type == ERROR and frame.seq == seq:
                     code, text = _error_text(frame.payload)
                     if code == ErrorCode.BAD_CRC:
-                        return None
+                        if not listen_only:
+                            return "bad_crc"
+                        continue
                     raise DeviceError(f"device on {self.name} refused {command.name}: {text}", code)
-                if frame.type == command | ANSWER and frame.seq == seq:
+                if (frame.type, frame.seq) == ours:
                     return frame.payload
                 if frame.type == HELLO:
                     self.hello = _hello_hash(frame.payload, self.name)
                 else:
                     log.debug("%s: skipping stray frame type 0x%02x seq %d", self.name, frame.type, frame.seq)
+            corrupt = ours in self._decoder.rejected
+            self._decoder.rejected.clear()
+            if corrupt and not listen_only:
+                return "corrupt"
             if not self._receive(deadline):
                 self._frames.extend(self._decoder.flush_stale())
                 if not self._frames:
-                    return None
+                    return "timeouts"
 
     def _check_fault(self, frame: Frame, during: str) -> None:
         if frame.type == ERROR and frame.payload[:1] == bytes([ErrorCode.FAULT]):
             raise DeviceError(f"device on {self.name} crashed during {during}: {_error_text(frame.payload)[1]}",
                               ErrorCode.FAULT)
 
+    def _require_healthy(self) -> None:
+        """HarnessError naming the reason when the health check says the target cannot answer."""
+        self._next_health = time.monotonic() + HEALTH_EVERY_S
+        if self.health_check is not None:
+            reason = self.health_check()
+            if reason is not None:
+                raise HarnessError(f"{self.name}: {reason}")
+
     def _receive(self, deadline: float) -> bool:
-        """Read what arrives before the deadline into the frame queue; False if nothing came."""
+        """Read what arrives before the deadline into the frame queue; False if nothing came.
+        A partial frame whose bytes stop for IDLE_GAP_S is given up (rescanned) at once."""
+        last_byte = time.monotonic()
         while not self._frames:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return False
+            if now >= self._next_health:
+                self._require_healthy()
+            if self._decoder.partial and now - last_byte > IDLE_GAP_S:
+                self._frames.extend(self._decoder.flush_stale())
+                if self._decoder.rejected:
+                    return True
+                continue
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
             except (serial.SerialException, OSError) as error:
-                raise HarnessError(f"link {self.name} failed while reading: {error}") from None
+                raise HarnessError(f"link {self.name} failed while reading: {device_text(str(error))}") from None
             if data:
-                self._frames.extend(self._decoder.feed(data))
+                last_byte = time.monotonic()
+                frames = self._decoder.feed(data)
+                self.stats["frames_in"] += len(frames)
+                self._frames.extend(frames)
+                if self._decoder.rejected:
+                    return True
         return True
 
     def _write(self, frame: bytes, command: Command) -> None:
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError) as error:
-            raise HarnessError(f"link {self.name} failed while sending {command.name}: {error}") from None
+            raise HarnessError(f"link {self.name} failed while sending {command.name}: {device_text(str(error))}") from None
+
+
+def _tally(outcomes: list[str]) -> str:
+    """"2 timeouts, 1 corrupt" from the outcomes of failed tries."""
+    words = {"timeouts": "no answer in time", "corrupt": "answer corrupt", "bad_crc": "request corrupt"}
+    return ", ".join(f"{outcomes.count(key)}x {word}" for key, word in words.items() if key in outcomes)

@@ -23,7 +23,7 @@ from harness.ir import reference
 from harness.boards import Board
 from harness.build.firmware import build_firmware
 from harness.build.codegen import generate, model_hash
-from harness.link.device import open_device, pack_tensor, unpack_tensor
+from harness.link.device import open_device, pack_tensor, undisturbed, unpack_tensor
 from harness.errors import HarnessError
 from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
 from harness.measure.run import TickUnit
@@ -134,13 +134,13 @@ def bench_kernels(board: Board, impl: str = "m7", shapes: Sequence[BenchShape] =
         for index, (shape, bits, graph) in enumerate(cases):
             x = random_input(graph, 7)
             device.load(index, pack_tensor(x, graph.tensors[graph.input]))
-            run = device.run(index)
+            run, _ = undisturbed(lambda: device.run(index), graph.name)
             if not run.ok:
                 raise HarnessError(f"{graph.name}: firmware status {run.status}")
             got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
             if not np.array_equal(got, reference.predict(graph, x)):
                 raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
-            perf = device.perf(index, runs)
+            perf, _ = undisturbed(lambda: device.perf(index, runs), graph.name)
             if not perf.ok:
                 raise HarnessError(f"{graph.name}: PERF status {perf.status}")
             cost = perf.mean_ticks * unit.per_tick
@@ -165,7 +165,7 @@ def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequenc
             unit = TickUnit.of(device.info())
             for index, (x, want) in enumerate(zip(inputs, expected)):
                 device.load(0, pack_tensor(x, graph.tensors[graph.input]))
-                run = device.run(0)
+                run, _ = undisturbed(lambda: device.run(0), f"{impl}: image {index}")
                 if not run.ok:
                     raise HarnessError(f"{impl}: firmware status {run.status} on image {index}")
                 got = unpack_tensor(device.read_output(0), graph.tensors[graph.output])

@@ -21,7 +21,7 @@ import numpy as np
 from harness.ir import reference
 from harness.boards import Board
 from harness.build.codegen import model_hash
-from harness.link.device import open_device, pack_tensor
+from harness.link.device import open_device, pack_tensor, undisturbed
 from harness.errors import HarnessError
 from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph, Layer
@@ -149,7 +149,7 @@ def profile(graph: Graph, board: Board,
             for index, single in enumerate(group):
                 x = random_input(single, single.meta["input_seed"])
                 device.load(index, pack_tensor(x, single.tensors["x"]))
-                run = device.run(index)
+                run, _ = undisturbed(lambda: device.run(index), f"profiling model {index}")
                 if not run.ok:
                     raise HarnessError(f"profiling model {index} ({layer_key(single, single.layers[0])}) "
                                        f"returned status {run.status}")

@@ -1,14 +1,18 @@
 """`harness measure`: run a policy's firmware on a board over N test images and check every
 output bit-exactly against the host reference.
 
-Each image's result is appended to a JSONL log (flushed and fsynced) as soon as it is known,
-so a crash, a dead emulator or Ctrl-C never loses what was already measured.
+Each image's result is appended to a JSONL log (harness.measure.log: locked, flushed and
+fsynced) as soon as it is known, so a crash, a dead emulator or Ctrl-C never loses what was
+already measured, and `measure --resume LOG` continues after the last recorded image. A run
+whose timed region the link disturbed (the firmware counts interrupts and received bytes in
+it) is measured again (harness.link.device.undisturbed); the report says how many were.
 """
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 import statistics
+import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,15 +22,16 @@ import numpy as np
 from harness.ir import reference
 from harness.boards import Board
 from harness.build.firmware import BuildResult
-from harness.link.device import board_info, open_device, pack_tensor, unpack_tensor
+from harness.link.device import board_info, open_device, pack_tensor, undisturbed, unpack_tensor
 from harness.errors import HarnessError
 from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
+from harness.link.protocol import Device, DeviceInfo, RunResult
+from harness.measure.log import RunLog
 from harness.measure.provenance import provenance
-from harness.link.protocol import DeviceInfo
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class ImageResult:
     bit_exact: bool
     ticks: int
     layer_ticks: list[int]
+    output_hash: str
+    remeasured: int = 0  # runs repeated because the link disturbed their timing
 
 
 @dataclass(frozen=True)
@@ -77,32 +84,127 @@ def build_policy_firmware(graph: Graph, policy: Policy, board: Board) -> BuildRe
     return build_graphs([graph], board, policy.hash)
 
 
-def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labels: np.ndarray, log_path: Path,
-            on_image: Callable[[ImageResult], None] = lambda result: None) -> dict:
-    """Build, start, stream the integer `inputs` [N, H, W, C] (labels -1 when there are none),
-    and return the report (a JSON-able dict)."""
-    build = build_policy_firmware(graph, policy, board)
-    n_images = len(inputs)
+WORST_TICKS_PER_MAC = 64  # generous cost of one MAC (2-bit portable kernels) for the first RUN deadline
+SLOWEST_EMULATOR_IPS = 20e6  # instructions per wall-clock second assumed of an emulator, pessimistically
+RUN_MARGIN = 8.0  # deadline = RUN_SLACK_S + margin x the expected wall time of one RUN
+RUN_SLACK_S = 0.25
+
+
+def first_run_timeout(graph: Graph, info: DeviceInfo) -> float:
+    """The first RUN's deadline from the memory model's MAC count at the board's clock (emulators:
+    at a pessimistic instruction rate); later RUNs the quickest measured round trip (Session.ran)."""
+    work = memory_report(graph).macs * WORST_TICKS_PER_MAC + 1e6
+    rate = SLOWEST_EMULATOR_IPS if info.instructions_per_tick is not None else info.core_hz
+    return RUN_SLACK_S + RUN_MARGIN * work / rate
+
+
+def output_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+@dataclass
+class Session:
+    """What measuring one image needs: the device, the graph, the RUN deadline (from the
+    prediction until a RUN was seen, then from the quickest RUN round trip seen)."""
+
+    device: Device
+    graph: Graph
+    run_timeout: float
+    remeasured: int = 0
+    quickest_run_s: float = float("inf")
+
+    def ran(self, wall_s: float) -> None:
+        self.quickest_run_s = min(self.quickest_run_s, wall_s)
+        self.run_timeout = RUN_SLACK_S + RUN_MARGIN * self.quickest_run_s
+
+
+def start_session(device: Device, graph: Graph, board: Board, first_image: np.ndarray) -> Session:
+    """A Session after one warm-up RUN of `first_image`, whose result is dropped: the first run
+    after boot can take a tick more under QEMU (its code is being translated), so without it the
+    first image measured in a session (a resumed one too) would differ from a warm run's."""
+    session = Session(device, graph, first_run_timeout(graph, board_info(device.info(), board)))
+    device.load(0, pack_tensor(first_image, graph.tensors[graph.input]))
+    started = time.monotonic()
+    device.run(0, timeout=session.run_timeout)
+    session.ran(time.monotonic() - started)
+    return session
+
+
+def measure_image(session: Session, index: int, image: np.ndarray, label: int) -> ImageResult:
+    """LOAD, RUN (again while the link disturbed the timed region, at most MAX_REMEASURE
+    times), READ, and compare with the host reference."""
+    graph, device = session.graph, session.device
     in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
-    results: list[ImageResult] = []
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log, open_device(board, build.elf_path, expected_hash=graph.hash()) as device:
-        info = board_info(device.info(), board)
-        _append(log, {"event": "start", "policy": policy.name, "policy_hash": policy.hash,
-                      "model_hash": graph.hash(), "board": board.name, "images": n_images})
-        for index in range(n_images):
-            device.load(0, pack_tensor(inputs[index], in_tensor))
-            run = device.run(0)
-            if not run.ok:
-                raise HarnessError(f"firmware reported status {run.status} running image {index}")
-            device_out = unpack_tensor(device.read_output(0), out_tensor)
-            host_out = reference.predict(graph, inputs[index])
-            result = ImageResult(index, int(labels[index]), int(device_out.argmax()), int(host_out.argmax()),
-                                 bool(np.array_equal(device_out, host_out)), run.total_ticks, list(run.layer_ticks))
-            _append(log, {"event": "image", **asdict(result)})
-            results.append(result)
-            on_image(result)
-    return summarize(policy, graph, board, build, info, results)
+    device.load(0, pack_tensor(image, in_tensor))
+    def timed_run() -> RunResult:
+        started = time.monotonic()
+        result = device.run(0, timeout=session.run_timeout)
+        session.ran(time.monotonic() - started)
+        return result
+
+    run, again = undisturbed(timed_run, f"image {index}")
+    session.remeasured += again
+    if not run.ok:
+        raise HarnessError(f"firmware reported status {run.status} running image {index}")
+    raw = device.read_output(0)
+    device_out = unpack_tensor(raw, out_tensor)
+    host_out = reference.predict(graph, image)
+    return ImageResult(index, int(label), int(device_out.argmax()), int(host_out.argmax()),
+                       bool(np.array_equal(device_out, host_out)), run.total_ticks, list(run.layer_ticks),
+                       output_hash(raw), again)
+
+
+def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labels: np.ndarray, log: RunLog,
+            on_image: Callable[[ImageResult], None] = lambda result: None, *, policy_path: str = "",
+            resume: tuple[dict, list[dict]] | None = None, link_faults: str | None = None) -> dict:
+    """Build, start, stream the integer `inputs` [N, H, W, C] (labels -1 when there are none)
+    into the open `log`, and return the report (a JSON-able dict). With `resume` (the start
+    record and image records of an interrupted run, harness.measure.log.resume_point) only the
+    images after the recorded ones are measured, on a firmware and policy that must match."""
+    build = build_policy_firmware(graph, policy, board)
+    firmware = build.key[:16]
+    results = [_recorded(record) for record in resume[1]] if resume else []
+    run_id = resume[0]["run_id"] if resume else uuid.uuid4().hex[:12]
+    if resume:
+        _check_resumable(resume[0], policy, graph, firmware, len(inputs))
+    try:
+        with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
+            info = board_info(device.info(), board)
+            session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
+            log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
+                        "model_hash": graph.hash(), "firmware": firmware, "board": board.name,
+                        "images": len(inputs), "random_weights": bool(graph.meta.get("random_weights")),
+                        "first": len(results)})
+            for index in range(len(results), len(inputs)):
+                result = measure_image(session, index, inputs[index], labels[index])
+                log.append({"event": "image", "run_id": run_id, **asdict(result)})
+                results.append(result)
+                on_image(result)
+            stats = dict(device.stats)
+    except (HarnessError, KeyboardInterrupt) as error:  # after open_device named a dead target
+        log.append({"event": "error", "run_id": run_id, "next": len(results),
+                    "message": str(error) or type(error).__name__})
+        raise
+    report = summarize(policy, graph, board, build, info, results)
+    report["run_id"] = run_id
+    report["remeasured"] = sum(r.remeasured for r in results)
+    report["link"] = stats
+    log.append({"event": "end", "run_id": run_id, "images": len(results), "bit_exact": report["bit_exact"],
+                "remeasured": report["remeasured"]})
+    return report
+
+
+def _check_resumable(start: dict, policy: Policy, graph: Graph, firmware: str, n_images: int) -> None:
+    """The interrupted run must be continued with the same policy, graph, firmware and count."""
+    for key, now in (("policy_hash", policy.hash), ("model_hash", graph.hash()), ("firmware", firmware),
+                     ("images", n_images)):
+        if start.get(key) != now:
+            raise HarnessError(f"--resume: the log's run has {key} {start.get(key)!r}, this run {now!r}: "
+                               "it can only be continued with what it started with")
+
+
+def _recorded(record: dict) -> ImageResult:
+    return ImageResult(**{name: record[name] for name in ImageResult.__dataclass_fields__})
 
 
 def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, info: DeviceInfo,
@@ -159,9 +261,3 @@ def latency_in_ms(median: float, unit: TickUnit, info: DeviceInfo, board: Board)
     return {"estimate_ms": median / clock * 1e3, "estimate_clock_hz": clock,
             "estimate_note": f"at {clock / 1e6:g} MHz if 1 instruction ≈ 1 cycle (estimate; the emulator "
                              "does not model the pipeline)"}
-
-
-def _append(log, record: dict) -> None:
-    log.write(json.dumps(record) + "\n")
-    log.flush()
-    os.fsync(log.fileno())

@@ -220,6 +220,7 @@ def best_candidates(records: list[dict], k: int) -> list[dict]:
 def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
     """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
     from harness.datasets.measured import measured_inputs
+    from harness.measure.log import RunLog
     from harness.measure.run import measure
     from harness.quantize.lower import lower
 
@@ -227,7 +228,8 @@ def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict
     net = scorer.oracle.fine_tune(policy)
     graph = lower(net, policy, {"search": "haq"})
     inputs, labels = measured_inputs(policy, graph, scorer.settings.verify_images)
-    report = measure(policy, graph, board, inputs, labels, out_dir / "verify" / f"{policy.hash}.jsonl")
+    with RunLog(out_dir / "verify" / f"{policy.hash}.jsonl") as log:
+        report = measure(policy, graph, board, inputs, labels, log)
     measured = report["latency"]["median"]
     predicted = scorer.table.predict(graph)
     return {"event": "verified", "policy_hash": policy.hash, "episode": candidate["episode"],

@@ -16,6 +16,8 @@
 static volatile uint8_t rx_ring[RX_RING_BYTES];
 static volatile uint32_t rx_head; /* written by the interrupt only */
 static volatile uint32_t rx_tail; /* written by bsp_uart_read only */
+static volatile uint32_t rx_irqs;  /* RX interrupts taken (the only interrupt besides SysTick) */
+static volatile uint32_t rx_bytes; /* bytes taken from the data register, kept or dropped */
 
 void mps2_uart_init(void) {
     UART0_CTRL = 0;
@@ -29,14 +31,24 @@ void mps2_uart_init(void) {
  * (the frame it belongs to then fails its CRC and the host repeats it). */
 void UART0_RX_Handler(void) {
     UART0_INTSTATUS = UART_INT_RX;
+    rx_irqs = rx_irqs + 1u;
     while (UART0_STATE & UART_STATE_RX_FULL) {
         uint8_t byte = (uint8_t)UART0_DATA;
+        rx_bytes = rx_bytes + 1u;
         uint32_t head = rx_head;
         if (head - rx_tail < RX_RING_BYTES) {
             rx_ring[head % RX_RING_BYTES] = byte;
             rx_head = head + 1u;
         }
     }
+}
+
+uint32_t bsp_irq_count(void) {
+    return rx_irqs;
+}
+
+uint32_t bsp_uart_rx_count(void) {
+    return rx_bytes;
 }
 
 void bsp_uart_write(uint8_t byte) {

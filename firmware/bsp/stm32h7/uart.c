@@ -22,6 +22,8 @@
 static volatile uint8_t rx_ring[RX_RING_BYTES];
 static volatile uint32_t rx_head; /* written by drain() only, with interrupts masked */
 static volatile uint32_t rx_tail; /* written by bsp_uart_read only */
+static volatile uint32_t rx_irqs;  /* USART3 interrupts taken (the only one besides SysTick) */
+static volatile uint32_t rx_bytes; /* bytes taken from the data register, kept or dropped */
 
 void USART3_IRQHandler(void);
 
@@ -55,6 +57,7 @@ static void drain(void) {
     uint32_t isr;
     while ((isr = USART3_ISR) & USART_ISR_RXNE) {
         uint8_t byte = (uint8_t)USART3_RDR;
+        rx_bytes = rx_bytes + 1u;
         uint32_t head = rx_head;
         if (head - rx_tail < RX_RING_BYTES) {
             rx_ring[head % RX_RING_BYTES] = byte;
@@ -67,7 +70,16 @@ static void drain(void) {
 }
 
 void USART3_IRQHandler(void) {
+    rx_irqs = rx_irqs + 1u;
     drain();
+}
+
+uint32_t bsp_irq_count(void) {
+    return rx_irqs;
+}
+
+uint32_t bsp_uart_rx_count(void) {
+    return rx_bytes;
 }
 
 static uint32_t mask_interrupts(void) {
