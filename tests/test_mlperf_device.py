@@ -33,25 +33,25 @@ def resnet8(tmp_path_factory):
     assert main(["import", str(MODELS / "ic_resnet8_fp32.tflite"), "--input-range-from",
                  str(MODELS / "ic_resnet8_int8.tflite"), "--out", str(path)]) == 0
     policy = load_policy(path)
-    return policy, policy_graph(policy, False, calibration_dir=IMAGENET32)
+    return policy, policy_graph(policy, False, calibration_dir=IMAGENET32), path
 
 
 @pytest.fixture(scope="module")
 def session(resnet8, board_name):
     if board_name != "qemu-m7":
         pytest.skip("the pty is QEMU's; on hardware the runner opens the board's serial port")
-    policy, graph = resnet8
+    policy, graph, _ = resnet8
     board = load_board(board_name)
     build = build_mlperf_firmware(graph, policy, board)
     with open_pty_link(board, build.elf_path) as link:
         assert re.fullmatch(r"/dev/pts/\d+", link.url)
         with MlperfSession.open(link.url, timeout=20.0) as dut:
-            dut.drain()
+            dut.sync()
             yield dut
 
 
 def test_resnet8_answers_in_the_protocol_format_and_equals_the_binary_protocol(resnet8, session, board_name):
-    policy, graph = resnet8
+    policy, graph, _ = resnet8
     config = mlperf_config(policy, graph)
     assert config.model_id == "ic01" and config.input_format == "uint8"
     (raw, *_), (label, *_) = loaded_inputs(graph, config, 1, CIFAR10)
@@ -121,11 +121,51 @@ def test_malformed_commands_answer_errors_and_the_device_keeps_serving(session):
 def test_db_before_db_load_is_refused_at_boot(resnet8, board_name):
     if board_name != "qemu-m7":
         pytest.skip("the pty is QEMU's")
-    policy, graph = resnet8
+    policy, graph, _ = resnet8
     board = load_board(board_name)
     with open_pty_link(board, build_mlperf_firmware(graph, policy, board).elf_path) as link:
         with MlperfSession.open(link.url) as dut:
-            dut.drain()
+            dut.sync()
             assert dut.command("db 00") == ["e-[db data before db load]", "m-ready"]
             assert dut.command("infer 1 0")[0].startswith("e-[")
             assert dut.command("name")[0] == "m-name-dut-[mpq-harness]"
+
+
+def test_harness_serve_keeps_the_firmware_on_a_pty_until_ctrl_c(resnet8, board_name, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    if board_name != "qemu-m7":
+        pytest.skip("serve's pty is QEMU's")
+    _, _, policy_file = resnet8
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", str(policy_file), "--board", board_name,
+                                "--protocol", "mlperf-tiny", "--calibration", str(IMAGENET32)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        path = re.fullmatch(r"serial port: (/dev/pts/\d+)\n", line).group(1)
+        with MlperfSession.open(path) as dut:
+            dut.sync()
+            assert dut.profile()[1] == "ic01"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_harness_measure_through_mlperf_tiny(resnet8, board_name, tmp_path):
+    import json
+
+    _, _, policy_file = resnet8
+    report_file = tmp_path / "report.json"
+    assert main(["measure", str(policy_file), "--board", board_name, "--protocol", "mlperf-tiny", "--data", str(CIFAR10),
+                 "--calibration", str(IMAGENET32), "--images", "3", "--infer", "2", "1", "--out", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["model"] == "ic01" and report["images"] == report["equal"] == 3
+    assert all(image["results"] == image["expected"] for image in report["per_image"])

@@ -2,6 +2,7 @@
 (a pty path, /dev/ttyACM0, socket://...). It checks every answer's format strictly:
 
     with MlperfSession.open(url) as dut:
+        dut.sync()                          # past the boot banner
         dut.name(); dut.profile()          # 'mpq-harness', ('mpq-harness ...', 'ic01')
         dut.load(raw_bytes)                 # db load N, then db HEX of 31 bytes at most
         result = dut.infer(20, 5)           # lap times and the m-results strings
@@ -19,6 +20,7 @@ from harness.errors import HarnessError
 
 DB_MAX_BYTES = 31
 READY = "m-ready"
+_EMPTY = "e-[empty command]"
 _RESULTS = re.compile(r"^m-results-\[(-?\d+\.\d{3}(?:,-?\d+\.\d{3})*)?\]$")
 
 
@@ -85,16 +87,16 @@ class MlperfSession:
     def __exit__(self, *exc) -> None:
         self._port.close()
 
-    def drain(self, quiet_s: float = 0.3) -> list[str]:
-        """Lines that arrive until the port stays quiet for `quiet_s` (e.g. the boot banner)."""
-        lines, deadline = [], time.monotonic() + quiet_s
-        while time.monotonic() < deadline:
-            chunk = self._port.read(4096)
-            if chunk:
-                self._pending += chunk
-                deadline = time.monotonic() + quiet_s
-        *complete, self._pending = self._pending.split(b"\r\n")
-        return [line.decode(errors="replace") for line in complete]
+    def sync(self, timeout: float | None = None) -> list[str]:
+        """Skip whatever the DUT printed before (its boot banner, a half-read answer): send an empty
+        command and read until its answer, e-[empty command] then m-ready; the lines skipped."""
+        self._port.write(b"%")
+        skipped: list[str] = []
+        while True:
+            lines = self._answer("an empty command", self.timeout if timeout is None else timeout)
+            if lines[-2:] == [_EMPTY, READY]:
+                return skipped + lines[:-2]
+            skipped += lines
 
     def command(self, text: str, timeout: float | None = None) -> list[str]:
         """Send `text%` and return the answer's lines up to and including m-ready."""

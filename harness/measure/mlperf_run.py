@@ -93,7 +93,7 @@ def measure_mlperf(policy: Policy, graph: Graph, board: Board, count: int, data_
     raws, labels = loaded_inputs(graph, config, count, data_dir)
     with open_link(board, build.elf_path) as link:
         with MlperfSession.open(link.url, baudrate=getattr(board.backend_settings, "baud", 115200)) as session:
-            session.drain()
+            session.sync()
             try:
                 report = run_session(session, graph, config, raws, labels, runs, warmups)
             except HarnessError as error:
