@@ -169,3 +169,32 @@ def test_harness_measure_through_mlperf_tiny(resnet8, board_name, tmp_path):
     report = json.loads(report_file.read_text())
     assert report["model"] == "ic01" and report["images"] == report["equal"] == 3
     assert all(image["results"] == image["expected"] for image in report["per_image"])
+
+
+# real input ranges of the two networks, from their int8 files' input quantization (tests/test_import_device.py)
+@pytest.mark.parametrize("model, input_range, model_id, scores", [
+    ("kws_dscnn_fp32.tflite", "-123.4,25.7", "kws01", 12),         # 490 int8 MFCC bytes, 12 class scores
+    ("ad_fc_autoencoder_fp32.tflite", "-84.8,14.9", "ad01", 1),   # 640 float32, quantized on the device; one MSE
+])
+def test_kws_and_ad_input_formats(board_name, tmp_path, model, input_range, model_id, scores):
+    import json
+
+    policy = tmp_path / "model.json"
+    assert main(["import", str(MODELS / model), f"--input-range={input_range}", "--out", str(policy)]) == 0
+    report_file = tmp_path / "report.json"
+    assert main(["measure", str(policy), "--board", board_name, "--protocol", "mlperf-tiny", "--images", "2",
+                 "--out", str(report_file)]) == 0
+    report = json.loads(report_file.read_text())
+    assert report["model"] == model_id and report["equal"] == report["images"] == 2
+    assert all(len(image["results"]) == scores for image in report["per_image"])
+    assert len({tuple(image["results"]) for image in report["per_image"]}) == 2  # two inputs, two answers
+
+
+def test_the_elf_says_which_front_end_it_speaks(resnet8, board_name):
+    from harness.backends.probe import speaks_mlperf_tiny
+    from harness.build.firmware import build_graphs
+
+    policy, graph, _ = resnet8
+    board = load_board(board_name)
+    assert speaks_mlperf_tiny(build_mlperf_firmware(graph, policy, board).elf_path)
+    assert not speaks_mlperf_tiny(build_graphs([graph], board, policy.hash).elf_path)
