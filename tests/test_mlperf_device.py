@@ -190,11 +190,16 @@ def test_kws_and_ad_input_formats(board_name, tmp_path, model, input_range, mode
     assert len({tuple(image["results"]) for image in report["per_image"]}) == 2  # two inputs, two answers
 
 
-def test_the_elf_says_which_front_end_it_speaks(resnet8, board_name):
-    from harness.backends.probe import speaks_mlperf_tiny
-    from harness.build.firmware import build_graphs
+def test_harness_build_protocol_picks_the_front_end(resnet8, board_name, capsys):
+    from pathlib import Path
 
-    policy, graph, _ = resnet8
-    board = load_board(board_name)
-    assert speaks_mlperf_tiny(build_mlperf_firmware(graph, policy, board).elf_path)
-    assert not speaks_mlperf_tiny(build_graphs([graph], board, policy.hash).elf_path)
+    from harness.backends.probe import speaks_mlperf_tiny
+
+    _, _, policy_file = resnet8
+    elfs = {}
+    for protocol in ("mlperf-tiny", "binary"):
+        capsys.readouterr()
+        assert main(["build", str(policy_file), "--board", board_name, "--protocol", protocol,
+                     "--calibration", str(IMAGENET32)]) == 0
+        elfs[protocol] = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert speaks_mlperf_tiny(elfs["mlperf-tiny"]) and not speaks_mlperf_tiny(elfs["binary"])

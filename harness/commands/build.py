@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, add_protocol_options, check_protocol_options, checked_policy_graph
+from harness.commands.options import add_policy_and_board, add_protocol_options, build_with_front_end
 from harness.policy import load_policy
 from harness.units import format_size
 
@@ -21,18 +21,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure.mlperf_run import build_mlperf_firmware
-    from harness.measure.run import build_policy_firmware
+    # torch and the firmware pipeline load only when the command runs (build_with_front_end): `harness --help` stays fast
     console = Console(stderr=True, log_path=False)
-    check_protocol_options(args)
     policy = load_policy(args.policy)
     board = load_board(args.board)
-    graph = checked_policy_graph(policy, board, args, console)
-    if args.protocol == "mlperf-tiny":
-        build = build_mlperf_firmware(graph, policy, board, args.model_id)
-    else:
-        build = build_policy_firmware(graph, policy, board)
+    graph, build = build_with_front_end(args, policy, board, console)
     weights = " with RANDOM weights (latency and memory only)" if graph.meta.get("random_weights") else ""
     table = Table(title=f"{policy.name} for {board.name}{weights}{' (cached)' if build.cached else ''}")
     for column in ("memory", "used", "budget", "share"):

@@ -74,3 +74,15 @@ def add_protocol_options(parser: argparse.ArgumentParser) -> None:
 def check_protocol_options(args: argparse.Namespace) -> None:
     if args.model_id is not None and args.protocol != "mlperf-tiny":
         raise HarnessError("--model-id needs --protocol mlperf-tiny")
+
+
+def build_with_front_end(args: argparse.Namespace, policy, board, console):
+    """(integer graph, BuildResult) of the policy's firmware with the front end --protocol names."""
+    from harness.measure.mlperf_run import build_mlperf_firmware  # torch loads only when a command runs
+    from harness.measure.run import build_policy_firmware
+
+    check_protocol_options(args)
+    graph = checked_policy_graph(policy, board, args, console)
+    if args.protocol == "mlperf-tiny":
+        return graph, build_mlperf_firmware(graph, policy, board, args.model_id)
+    return graph, build_policy_firmware(graph, policy, board)

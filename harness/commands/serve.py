@@ -10,7 +10,7 @@ import time
 from rich.console import Console
 
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, add_protocol_options, check_protocol_options, checked_policy_graph
+from harness.commands.options import add_policy_and_board, add_protocol_options, build_with_front_end
 from harness.errors import HarnessError
 from harness.policy import load_policy
 
@@ -30,17 +30,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from harness.backends import open_link
     from harness.backends.qemu import QemuBackend, open_pty_link
-    from harness.measure.mlperf_run import build_mlperf_firmware
-    from harness.measure.run import build_policy_firmware
     console = Console(stderr=True, log_path=False)
-    check_protocol_options(args)
     policy = load_policy(args.policy)
     board = load_board(args.board).with_serial_port(args.port)
-    graph = checked_policy_graph(policy, board, args, console)
-    if args.protocol == "mlperf-tiny":
-        build = build_mlperf_firmware(graph, policy, board, args.model_id)
-    else:
-        build = build_policy_firmware(graph, policy, board)
+    _, build = build_with_front_end(args, policy, board, console)
     opener = open_pty_link if board.backend == QemuBackend.name else open_link
     with opener(board, build.elf_path) as link:
         print(f"serial port: {link.url}", flush=True)
