@@ -3,7 +3,9 @@ open it: MLPerf Tiny's ResNet-8 (imported from its fp32 TFLite file) built with
 --protocol mlperf-tiny answers name, profile, db load, db and `infer 20 5` exactly in the
 protocol's format; its m-results equal the binary protocol's output for the same input
 (dequantized and printed the same way) and the host reference's; malformed commands answer
-e-[...] and the device keeps serving. About 40 s (two firmware builds, cached afterwards)."""
+e-[...] and the device keeps serving; `harness serve`, `build` and `measure --protocol mlperf-tiny`;
+the kws01, ad01 and vww01 input formats. About 25 s with the builds cached (a first run
+calibrates and builds seven firmwares: a few minutes)."""
 import re
 
 import numpy as np
@@ -203,3 +205,22 @@ def test_harness_build_protocol_picks_the_front_end(resnet8, board_name, capsys)
                      "--calibration", str(IMAGENET32)]) == 0
         elfs[protocol] = Path(capsys.readouterr().out.strip().splitlines()[-1])
     assert speaks_mlperf_tiny(elfs["mlperf-tiny"]) and not speaks_mlperf_tiny(elfs["binary"])
+
+
+def test_vww_with_a_4_bit_input_packed_on_the_device(board_name):
+    """vww01's 27648 uint8 bytes into MobileNetV1 0.25 (random weights, mixed bits) whose input is
+    4 bits: the device maps each pixel through its table and packs two values a byte."""
+    from support.zoo_policies import mixed_policy
+
+    from harness.measure.mlperf_run import measure_mlperf
+    from harness.policy import parse_policy
+    from harness.quantize.pipeline import policy_graph
+
+    base = mixed_policy("mlperf_vww_mobilenet", {})
+    document = dict(base.document, input=dict(base.document["input"], bits=4))
+    policy = parse_policy(document)
+    graph = policy_graph(policy, True)
+    assert graph.tensors[graph.input].bits == 4
+    report = measure_mlperf(policy, graph, load_board(board_name), 2)
+    assert report["model"] == "vww01" and report["equal"] == report["images"] == 2
+    assert all(len(image["results"]) == 2 for image in report["per_image"])

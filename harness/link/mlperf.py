@@ -122,7 +122,7 @@ class MlperfSession:
                     return lines
             if time.monotonic() > deadline:
                 raise HarnessError(f"DUT: no m-ready within {timeout:g} s after {what} (got {lines[-3:]})")
-            self._pending += self._port.read(4096)
+            self._pending += self._port.read(max(1, self._port.in_waiting))  # returns with the first byte
 
     def checked(self, text: str, timeout: float | None = None) -> list[str]:
         """command(), raising MlperfError on an e-[...] line; the lines without m-ready."""
