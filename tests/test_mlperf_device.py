@@ -224,3 +224,45 @@ def test_vww_with_a_4_bit_input_packed_on_the_device(board_name):
     report = measure_mlperf(policy, graph, load_board(board_name), 2)
     assert report["model"] == "vww01" and report["equal"] == report["images"] == 2
     assert all(len(image["results"]) == 2 for image in report["per_image"])
+
+
+_FAULTY_MODEL_C = """
+#include "mpq_model.h"
+static uint8_t arena[8];
+static int faulty_run(void) { return (int)*(volatile uint32_t *)0x50000000u; /* nothing mapped there */ }
+static const mpq_model_t faulty = {"faulty", {1, 1, 4, 8}, {1, 1, 4, 8}, 4, 4, arena, arena + 4, 0, faulty_run};
+const mpq_model_t *const mpq_models[] = {&faulty};
+const uint32_t mpq_model_count = 1u;
+const char mpq_model_hash[] = "faulty";
+const char mpq_policy_hash[] = "";
+const uint32_t mpq_arena_bytes = sizeof arena;
+"""
+
+
+def test_a_fault_answers_an_error_line_with_the_registers(board_name, tmp_path):
+    """A model that reads unmapped memory: the infer answer ends in e-[fault: BusFault ...] and
+    m-ready instead of leaving the host waiting."""
+    from harness.build.firmware import build_firmware
+    from harness.build.mlperf_config import MlperfConfig, write_config
+    from harness.ir.graph import Graph, Tensor
+    from harness.policy import InputQuantization
+
+    if board_name != "qemu-m7":
+        pytest.skip("the pty is QEMU's")
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "model.c").write_text(_FAULTY_MODEL_C)
+    graph = Graph.__new__(Graph)
+    graph.tensors = {"x": Tensor("x", (1, 1, 4), 8, 1.0), "y": Tensor("y", (1, 1, 4), 8, 1.0)}
+    graph.input, graph.output = "x", "y"
+    write_config(gen, graph, MlperfConfig("faulty01", InputQuantization(8, 0.0, 255.0)))
+    board = load_board(board_name)
+    build = build_firmware(board, gen, make_vars={"PROTOCOL": "mlperf-tiny"})
+    with open_pty_link(board, build.elf_path) as link:
+        with MlperfSession.open(link.url) as dut:
+            dut.sync()
+            dut.load(b"\x01\x02\x03\x04")
+            lines = dut.command("infer 1 0")
+    assert lines[:3] == ["m-warmup-start-0", "m-warmup-done", "m-infer-start-1"]
+    assert re.fullmatch(r"e-\[fault: (BusFault|HardFault) exception=0x0000000\d pc=0x[0-9a-f]{8} .*\]", lines[-2]), lines
+    assert lines[-1] == "m-ready"
