@@ -143,6 +143,7 @@ def test_the_export_in_qemu_gives_the_output_measure_checks(exported, tmp_path):
     from harness.backends import get_backend
     from harness.ir import reference
     from harness.link.device import unpack_tensor
+    from harness.measure.log import RunLog
     from harness.measure.run import measure
 
     board = load_board("qemu-m7")
@@ -162,9 +163,10 @@ def test_the_export_in_qemu_gives_the_output_measure_checks(exported, tmp_path):
     line = text.decode(errors="replace").strip().splitlines()[-1]
     assert line.startswith("OUT 0 "), text[-200:]
     exported_output = unpack_tensor(bytes.fromhex(line.split()[2]), graph.tensors[graph.output])
-    log = tmp_path / "measure.jsonl"
-    report = measure(policy, graph, board, image[None], np.array([-1]), log)
-    (measured,) = [json.loads(row) for row in log.read_text().splitlines() if json.loads(row)["event"] == "image"]
+    log_path = tmp_path / "measure.jsonl"
+    with RunLog(log_path) as log:
+        report = measure(policy, graph, board, image[None], np.array([-1]), log)
+    (measured,) = [json.loads(row) for row in log_path.read_text().splitlines() if json.loads(row)["event"] == "image"]
     assert report["bit_exact"] == 1  # measure: the harness firmware's output equals the host reference
     assert np.array_equal(exported_output, reference.predict(graph, image))
     assert int(exported_output.argmax()) == measured["device_class"]

@@ -82,6 +82,7 @@ def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
     from harness.backends import load_board
     from harness.datasets.imagefolder import quantize_images
     from harness.frontend.importer import load_model_file
+    from harness.measure.log import RunLog
     from harness.measure.run import measure
     from harness.policy import load_policy
     from harness.quantize.lower import lower
@@ -101,7 +102,8 @@ def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
     net = run_qat(policy, load_model_file(policy.model.file), images[:256], labels[:256])
     graph = lower(net, policy, {"model": policy.model.label, "qat": "synthetic quadrants, 3 epochs"})
     inputs = quantize_images((images[256:] + 1) / 2, policy.input)  # [-1, 1] -> the policy's integers
-    report = measure(policy, graph, load_board(board_name), inputs, labels[256:], tmp_path / "log.jsonl")
+    with RunLog(tmp_path / "log.jsonl") as log:
+        report = measure(policy, graph, load_board(board_name), inputs, labels[256:], log)
     assert report["bit_exact"] == report["images"] == 32
     assert report["device_accuracy"] >= 0.9
     print(f"user net QAT 3 epochs: {report['bit_exact']}/32 bit-exact, top-1 {report['device_accuracy']:.0%} (chance 25%)")
