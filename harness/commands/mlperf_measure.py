@@ -14,7 +14,6 @@ from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
 
-DEFAULT_INPUTS = 5
 _NOT_WITH = ("resume", "link_faults", "log")
 
 
@@ -33,7 +32,7 @@ def measure_through_mlperf_tiny(args: argparse.Namespace, console: Console) -> i
     policy = load_policy(args.policy)
     board = load_board(args.board or DEFAULT_BOARD).with_serial_port(args.port)
     graph = checked_policy_graph(policy, board, args, console)
-    report = measure_mlperf(policy, graph, board, args.images or DEFAULT_INPUTS, args.data, runs, warmups, args.model_id)
+    report = measure_mlperf(policy, graph, board, args.images, args.data, runs, warmups, args.model_id)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1) + "\n")

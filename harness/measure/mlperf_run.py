@@ -34,8 +34,13 @@ def build_mlperf_firmware(graph: Graph, policy: Policy, board: Board, model_id: 
     return build_graphs([graph], board, policy.hash, mlperf_config(policy, graph, model_id))
 
 
-def loaded_inputs(graph: Graph, config: MlperfConfig, count: int, data_dir: Path | None = None) -> tuple[list[bytes], list[int]]:
-    """(raw inputs in the model's MLPerf Tiny format, labels): a sample folder's pixels, or seeded random bytes."""
+DEFAULT_RANDOM_INPUTS = 5
+
+
+def loaded_inputs(graph: Graph, config: MlperfConfig, count: int | None,
+                  data_dir: Path | None = None) -> tuple[list[bytes], list[int]]:
+    """(raw inputs in the model's MLPerf Tiny format, labels): the first `count` of a sample
+    folder's images (default all), or `count` seeded random inputs (default 5)."""
     shape = tuple(graph.tensors[graph.input].shape)
     if data_dir is not None:
         if config.input_format != "uint8":
@@ -44,6 +49,7 @@ def loaded_inputs(graph: Graph, config: MlperfConfig, count: int, data_dir: Path
 
         files = sample_files(data_dir)[:count]
         return [load_pixels(path, shape).astype(np.uint8).tobytes() for path in files], [label_of(p) for p in files]
+    count = DEFAULT_RANDOM_INPUTS if count is None else count
     rng = np.random.default_rng(RANDOM_SEED)
     if config.input_format == "float32":
         low, high = config.input.low, config.input.high
@@ -85,7 +91,7 @@ def run_session(session: MlperfSession, graph: Graph, config: MlperfConfig, raws
             "per_image": images}
 
 
-def measure_mlperf(policy: Policy, graph: Graph, board: Board, count: int, data_dir: Path | None = None,
+def measure_mlperf(policy: Policy, graph: Graph, board: Board, count: int | None, data_dir: Path | None = None,
                    runs: int = 1, warmups: int = 0, model_id: str | None = None) -> dict:
     """Build the MLPerf Tiny firmware, start it on `board` and run `count` inputs through it."""
     config = mlperf_config(policy, graph, model_id)
