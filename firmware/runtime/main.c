@@ -6,12 +6,17 @@
 
 #include "bsp.h"
 #include "mpq_commands.h"
+#include "mpq_fault.h"
 #include "mpq_protocol.h"
 
 /* A frame whose bytes stop for this long is dropped (its sender repeats it). */
 #define RX_IDLE_TIMEOUT_MS 500u
 
 static mpq_rx_t rx;
+
+void mpq_report_fault(const char *message) {
+    mpq_send_error(0, MPQ_ERR_FAULT, message);
+}
 
 int main(void) {
     bsp_init();

@@ -1,11 +1,12 @@
 /*
- * Fault reports: the BSP's fault handler calls bsp_on_fault, which sends one FAULT error frame
- * (seq 0) with the registers, so the host fails at once with the cause instead of timing out.
+ * Fault reports: the BSP's fault handler calls bsp_on_fault, which formats the registers into one
+ * line for the front end to send (the binary protocol: a FAULT error frame, seq 0), so the host
+ * fails at once with the cause instead of timing out.
  */
 #include <stdint.h>
 
 #include "bsp.h"
-#include "mpq_protocol.h"
+#include "mpq_fault.h"
 
 #define MESSAGE_BYTES 160u
 
@@ -54,5 +55,5 @@ void bsp_on_fault(const bsp_fault_t *fault) {
     append_hex(&m, "hfsr", fault->hfsr);
     append_hex(&m, "bfar", fault->bfar);
     append_hex(&m, "mmfar", fault->mmfar);
-    mpq_send_error(0, MPQ_ERR_FAULT, m.text);
+    mpq_report_fault(m.text);
 }

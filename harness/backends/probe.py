@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -131,7 +132,8 @@ class ProbeBackend(Backend):
         port = settings.port or find_serial_port(settings.usb_ids, probe.unique_id)
         segments = flash_segments(elf_path, board)
         _retry_once(lambda: _flash(probe.unique_id, elf_path, segments, board), "flashing")
-        _retry_once(lambda: _reset_and_wait_hello(probe.unique_id, port, settings), "reset")
+        wait_boot = _reset_and_wait_mlperf_ready if speaks_mlperf_tiny(elf_path) else _reset_and_wait_hello
+        _retry_once(lambda: wait_boot(probe.unique_id, port, settings), "reset")
         yield ProbeLink(port, f"{board.name} (probe {probe.unique_id}, {port})")
 
 
@@ -287,6 +289,34 @@ def _reset_and_wait_hello(probe_id: str, port: str, settings: ProbeSettings) -> 
         with _session(probe_id, settings) as session:
             _with_timeout(session.target.reset, settings.connect_timeout_s, "reset", session)
         device.wait_hello(settings.hello_timeout_s)
+
+
+def speaks_mlperf_tiny(elf_path: Path) -> bool:
+    """Whether the image was built with the MLPerf Tiny front end (make PROTOCOL=mlperf-tiny),
+    which boots with the text line m-ready instead of a hello frame."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf_path, "rb") as stream:
+        symbols = ELFFile(stream).get_section_by_name(".symtab")
+        return symbols is not None and bool(symbols.get_symbol_by_name("mlperf_dut_push"))
+
+
+def _reset_and_wait_mlperf_ready(probe_id: str, port: str, settings: ProbeSettings) -> None:
+    """Open the serial port, reset, and wait for the MLPerf Tiny banner's m-ready line."""
+    import serial
+
+    try:
+        with serial.Serial(port, settings.baud, timeout=0.1) as link:
+            with _session(probe_id, settings) as session:
+                _with_timeout(session.target.reset, settings.connect_timeout_s, "reset", session)
+            seen, deadline = b"", time.monotonic() + settings.hello_timeout_s
+            while b"m-ready\r\n" not in seen:
+                if time.monotonic() > deadline:
+                    raise HarnessError(f"no m-ready from the MLPerf Tiny firmware on {port} within "
+                                       f"{settings.hello_timeout_s:g} s after reset (got {seen[-80:]!r})")
+                seen += link.read(256)
+    except serial.SerialException as error:
+        raise HarnessError(f"cannot open {port}: {error}") from None
 
 
 def _retry_once(action: Callable[[], None], what: str) -> None:

@@ -6,6 +6,10 @@ QEMU's first serial port (CMSDK UART0 on mps2-an500) listens on a free loopback 
 link is `socket://127.0.0.1:PORT`. QEMU holds the guest at reset until the first client
 connects (`wait=on`), so that client sees everything from the first byte (the hello frame);
 QEMU's own "waiting for connection" line tells that the port is bound by QEMU and nobody else.
+
+`open_pty_link` exposes the serial port as a pseudo-terminal instead (`-serial pty`), for a
+host program that only opens serial devices (MLPerf Tiny's runner, docs/mlperf-tiny.md); the
+guest starts at once and what it prints before someone opens the pty is lost.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ QEMU = "qemu-system-arm"
 INSTALL_HINT = "install it with: sudo apt-get install qemu-system-arm"
 _PORT_TAKEN = "Address already in use"
 _LISTENING = "waiting for connection on: disconnected:tcp:127.0.0.1:{port}"
+_PTY = re.compile(r"char device redirected to (/dev/\S+)")
 _POLL_S = 0.02
 
 
@@ -104,7 +109,8 @@ class QemuBackend(Backend):
             raise HarnessError(f"{QEMU} not found (needed by board {board.name}); {INSTALL_HINT}")
         for _ in range(settings.port_attempts):
             port = _free_port()
-            command = _command(executable, settings, elf_path, port)
+            command = _command(executable, settings, elf_path,
+                               f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on")  # nodelay: no 40 ms Nagle wait per answer
             with tempfile.TemporaryFile() as stderr:
                 process = start_in_group(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=stderr, preexec_fn=_child_setup)
@@ -119,7 +125,39 @@ class QemuBackend(Backend):
         raise HarnessError(f"{QEMU} could not bind a free loopback port in {settings.port_attempts} attempts")
 
 
-def _command(executable: str, settings: QemuSettings, elf_path: Path, port: int) -> list[str]:
+@contextmanager
+def open_pty_link(board: Board, elf_path: Path) -> Iterator[QemuLink]:
+    """Run `elf_path` on the QEMU `board` with its serial port on a new pseudo-terminal; the
+    link's url is the pty's path (/dev/pts/N). QEMU stops on exit, error or Ctrl-C."""
+    settings: QemuSettings = board.backend_settings
+    executable = shutil.which(QEMU)
+    if executable is None:
+        raise HarnessError(f"{QEMU} not found (needed by board {board.name}); {INSTALL_HINT}")
+    with tempfile.TemporaryFile() as stderr:
+        process = start_in_group(_command(executable, settings, elf_path, "pty"), stdin=subprocess.DEVNULL,
+                                 stdout=stderr, stderr=stderr, preexec_fn=_child_setup)
+        try:
+            path = _wait_for_pty(process, stderr, settings.start_timeout_s)
+            yield QemuLink(path, f"QEMU ({board.name}, serial on {path})", process, stderr)
+        finally:
+            stop_group(process, settings.stop_timeout_s)
+
+
+def _wait_for_pty(process: subprocess.Popen, stderr: IO[bytes], timeout_s: float) -> str:
+    """The pty path QEMU announces ("char device redirected to /dev/pts/N")."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        match = _PTY.search(_stderr_text(stderr))
+        if match:
+            return match.group(1)
+        code = process.poll()
+        if code is not None:
+            raise HarnessError(f"{QEMU} stopped before its serial pty opened: {_exit_reason(code, _stderr_summary(stderr))}")
+        time.sleep(_POLL_S)
+    raise HarnessError(f"{QEMU} did not announce its serial pty within {timeout_s:g} s")
+
+
+def _command(executable: str, settings: QemuSettings, elf_path: Path, serial: str) -> list[str]:
     return [
         executable,
         "-machine", settings.machine,
@@ -128,7 +166,7 @@ def _command(executable: str, settings: QemuSettings, elf_path: Path, port: int)
         "-kernel", str(elf_path),
         "-display", "none",
         "-monitor", "none",
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on",  # nodelay: no 40 ms Nagle wait per answer
+        "-serial", serial,
         *settings.extra_args,
     ]
 

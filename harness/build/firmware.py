@@ -39,6 +39,7 @@ from harness import cache as harness_cache
 from harness.backends import ToolStatus
 from harness.boards import Board
 from harness.build.codegen import generate, model_hash
+from harness.build.mlperf_config import MlperfConfig, write_config
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.paths import FIRMWARE_DIR, cache_dir
@@ -55,7 +56,7 @@ _CACHE_FORMAT = "make -C firmware BOARD GEN OUT / 1"
 _NOT_SOURCES = {".o", ".d", ".elf", ".map", ".bin", ".hex", ".lst", ".pyc"}
 _SKIPPED_DIRS = {"build", "out", "__pycache__"}
 # environment variables firmware/Makefile (or make itself) would pick up; pass them as make_vars
-_MAKE_ENV_KNOBS = {"OPT", "EXTRA_CFLAGS", "EXTRA_SRC", "CROSS", "V", "CFLAGS", "LDFLAGS",
+_MAKE_ENV_KNOBS = {"OPT", "PROTOCOL", "EXTRA_CFLAGS", "EXTRA_SRC", "CROSS", "V", "CFLAGS", "LDFLAGS",
                    "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES", "GNUMAKEFLAGS"}
 _console = Console(stderr=True)
 
@@ -316,8 +317,16 @@ def _load_address(address: int, segments: list) -> int:
     return address
 
 
-def build_graphs(graphs: list[Graph], board: Board, policy_hash: str = "") -> BuildResult:
-    """Generate model.c for `graphs` and build the board's firmware around it."""
-    gen_dir = cache_dir("generated", f"{model_hash(graphs)}-{policy_hash or 'none'}")
+def build_graphs(graphs: list[Graph], board: Board, policy_hash: str = "",
+                 mlperf: MlperfConfig | None = None) -> BuildResult:
+    """Generate model.c for `graphs` and build the board's firmware around it: with the binary
+    protocol's front end, or with `mlperf` the MLPerf Tiny one (one graph, docs/mlperf-tiny.md)."""
+    suffix = f"-mlperf-{mlperf.digest()}" if mlperf is not None else ""
+    gen_dir = cache_dir("generated", f"{model_hash(graphs)}-{policy_hash or 'none'}{suffix}")
     generate(graphs, gen_dir, policy_hash)
-    return build_firmware(board, gen_dir)
+    if mlperf is None:
+        return build_firmware(board, gen_dir)
+    if len(graphs) != 1:
+        raise HarnessError("the MLPerf Tiny front end serves one model")
+    write_config(gen_dir, graphs[0], mlperf)
+    return build_firmware(board, gen_dir, make_vars={"PROTOCOL": "mlperf-tiny"})

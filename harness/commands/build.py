@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, checked_policy_graph
+from harness.commands.options import add_policy_and_board, add_protocol_options, build_with_front_end
 from harness.policy import load_policy
 from harness.units import format_size
 
@@ -16,17 +16,16 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("build", help="build a policy's firmware for a board",
                                    description="Quantize the policy, generate C and build the ELF (cached by content).")
     add_policy_and_board(parser)
+    add_protocol_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
-    from harness.measure.run import build_policy_firmware
+    # torch and the firmware pipeline load only when the command runs (build_with_front_end): `harness --help` stays fast
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
     board = load_board(args.board)
-    graph = checked_policy_graph(policy, board, args, console)
-    build = build_policy_firmware(graph, policy, board)
+    graph, build = build_with_front_end(args, policy, board, console)
     weights = " with RANDOM weights (latency and memory only)" if graph.meta.get("random_weights") else ""
     table = Table(title=f"{policy.name} for {board.name}{weights}{' (cached)' if build.cached else ''}")
     for column in ("memory", "used", "budget", "share"):

@@ -13,7 +13,8 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import add_data_option, add_model_source_options, checked_policy_graph
+from harness.commands.options import (add_data_option, add_model_source_options, add_protocol_options,
+                                     check_protocol_options, checked_policy_graph)
 from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -43,6 +44,10 @@ def register(subparsers) -> None:
                              "(harness/link/protocol_fault.py); for testing the protocol's recovery")
     add_model_source_options(parser)
     add_data_option(parser)
+    add_protocol_options(parser)
+    parser.add_argument("--infer", nargs=2, type=int, metavar=("N", "W"), default=(1, 0),
+                        help="with --protocol mlperf-tiny: `infer N W` per input, N timed runs after W warmups "
+                             "(default 1 0, MLPerf Tiny's accuracy mode; its performance mode sends 20 5 for ic01)")
     parser.set_defaults(func=run)
 
 
@@ -52,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True, log_path=False)
     if args.images is not None and not 1 <= args.images <= MAX_IMAGES:
         raise HarnessError(f"--images must be 1 .. {MAX_IMAGES}, got {args.images}")
+    check_protocol_options(args)
+    if args.protocol == "mlperf-tiny":
+        from harness.commands.mlperf_measure import measure_through_mlperf_tiny
+        return measure_through_mlperf_tiny(args, console)
     resume = resume_point(args.resume) if args.resume else None
     settings = _settings(args, resume[0] if resume else None)
     policy = load_policy(settings["policy"])

@@ -56,3 +56,33 @@ def checked_policy_graph(policy, board, args: argparse.Namespace, console):
     with console.status("quantizing the policy (cached after the first time)"):
         return policy_graph(policy, args.random_weights, progress=lambda message: console.log(message),
                             calibration_dir=args.calibration)
+
+
+PROTOCOLS = ("binary", "mlperf-tiny")
+
+
+def add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    """--protocol and --model-id: which firmware front end the host talks to (docs/mlperf-tiny.md)."""
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="binary",
+                        help="the firmware's front end: our binary protocol (default, docs/protocol.md) or MLPerf "
+                             "Tiny's DUT protocol (docs/mlperf-tiny.md)")
+    parser.add_argument("--model-id", metavar="ID",
+                        help="with --protocol mlperf-tiny: the id `profile` reports (default: ic01, kws01, vww01 or "
+                             "ad01 from the model's input shape)")
+
+
+def check_protocol_options(args: argparse.Namespace) -> None:
+    if args.model_id is not None and args.protocol != "mlperf-tiny":
+        raise HarnessError("--model-id needs --protocol mlperf-tiny")
+
+
+def build_with_front_end(args: argparse.Namespace, policy, board, console):
+    """(integer graph, BuildResult) of the policy's firmware with the front end --protocol names."""
+    from harness.measure.mlperf_run import build_mlperf_firmware  # torch loads only when a command runs
+    from harness.measure.run import build_policy_firmware
+
+    check_protocol_options(args)
+    graph = checked_policy_graph(policy, board, args, console)
+    if args.protocol == "mlperf-tiny":
+        return graph, build_mlperf_firmware(graph, policy, board, args.model_id)
+    return graph, build_policy_firmware(graph, policy, board)
