@@ -13,8 +13,9 @@ from harness.ir import reference
 from harness.datasets.imagefolder import ImageFolder, load_image, quantize_images
 from harness.errors import HarnessError
 from harness.policy import parse_policy
-from harness.frontend.random_weights import policy_graph
-from harness.frontend.zoo_torch import ZooNet, checkpoint_graph, load_checkpoint, real_inputs
+from harness.frontend.float_net import FloatNet, float_graph, load_checkpoint, real_inputs
+from harness.quantize.pipeline import checkpoint_meta, policy_graph
+from harness.quantize.ptq import lower_float
 
 CLASSES = ("cat", "dog", "emu")
 
@@ -83,10 +84,10 @@ def test_unreadable_image_is_a_one_line_error(tmp_path):
         ImageFolder.scan(tmp_path).images((8, 8, 3))
 
 
-def _trained_looking(arch, seed: int = 0) -> ZooNet:
-    """A ZooNet with random weights and non-trivial batch-norm statistics."""
+def _trained_looking(arch, seed: int = 0) -> FloatNet:
+    """A FloatNet with random weights and non-trivial batch-norm statistics."""
     torch.manual_seed(seed)
-    net = ZooNet(arch)
+    net = FloatNet(arch)
     for module in net.modules():
         if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
             module.running_mean.uniform_(-0.1, 0.1)
@@ -106,7 +107,7 @@ def test_checkpoint_lowered_with_image_calibration_follows_the_float_network(tmp
     net = load_checkpoint(policy.architecture, tmp_path / "model.pt")
     images, _ = ImageFolder.scan(image_folder).images(policy.architecture.input_shape)
     inputs = quantize_images(images, policy.input)
-    graph = checkpoint_graph(policy, net, inputs[:6], str(tmp_path / "model.pt"))
+    graph = lower_float(policy, float_graph(net, "model.pt"), inputs[:6], checkpoint_meta(policy, "model.pt", 6))
     with torch.no_grad():
         expected = net(real_inputs(policy, inputs)).numpy()
     got = np.stack([reference.predict(graph, x).reshape(-1) for x in inputs]) * graph.tensors[graph.output].scale
@@ -128,12 +129,12 @@ def test_policy_with_a_checkpoint_of_a_zoo_network(tmp_path, image_folder, monke
 
 def test_mismatched_or_missing_checkpoints_are_one_line_errors(tmp_path):
     resnet = int8_policy("mlperf_ic_resnet8", {}).architecture
-    torch.save(ZooNet(int8_policy("mlperf_kws_dscnn", {}).architecture).state_dict(), tmp_path / "kws.pt")
+    torch.save(FloatNet(int8_policy("mlperf_kws_dscnn", {}).architecture).state_dict(), tmp_path / "kws.pt")
     with pytest.raises(HarnessError, match="does not match mlperf_ic_resnet8: missing"):
         load_checkpoint(resnet, tmp_path / "kws.pt")
     with pytest.raises(HarnessError, match="cannot load checkpoint"):
         load_checkpoint(resnet, tmp_path / "absent.pt")
-    state = ZooNet(resnet).state_dict()
+    state = FloatNet(resnet).state_dict()
     state["layers.fc.weight"] = torch.zeros(3, 3)
     torch.save(state, tmp_path / "bad_shape.pt")
     with pytest.raises(HarnessError, match="does not match"):

@@ -20,6 +20,7 @@ from harness.paths import POLICIES_DIR
 from harness.quantize.pipeline import evaluate, graph_for_policy, quantize
 from harness.policy import load_policy
 from harness.quantize.qat import run_qat
+from harness.frontend.float_net import float_graph
 from harness.frontend.train import load_float
 
 POLICIES = {name: POLICIES_DIR / f"digits-{name}.json" for name in ("int8", "mixed")}
@@ -102,8 +103,10 @@ def test_second_call_is_cached_and_identical(evaluations):
 def test_qat_and_lowering_are_deterministic(cache):
     policy = load_policy(POLICIES["mixed"])
     policy = dataclasses.replace(policy, qat=dataclasses.replace(policy.qat, epochs=1))
-    float_net = load_float(policy.model)
-    first, second = (lower(run_qat(policy, float_net), policy).hash() for _ in range(2))
+    graph = float_graph(load_float(policy.model), "digits-cnn checkpoint")
+    split = load_split(policy.architecture.input_shape[0])
+    first, second = (lower(run_qat(policy, graph, split.train_images, split.train_labels), policy).hash()
+                     for _ in range(2))
     assert first == second
 
 

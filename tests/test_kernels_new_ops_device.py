@@ -1,6 +1,8 @@
 """The residual networks' ops at every bit combination through codegen -> build -> the --board
-target: avg_pool, add (two inputs of different scales and zero-points) and the 5x5 / stride-2
-depthwise layers. One firmware image per op holds all its test networks."""
+target: avg_pool, max_pool, add (two inputs of different scales and zero-points), the 5x5 /
+stride-2 depthwise layers, rectangular windows (kh x kw, (sh, sw), four paddings) and fully
+connected layers over a flattened H x W x C input. One firmware image per op holds all its
+test networks."""
 import pytest
 from support.device_checks import device_mismatches
 
@@ -12,9 +14,15 @@ SEED = 4321
 
 
 def _graphs(op: str) -> dict:
-    if op == "avg_pool":
-        return {f"i{i}o{o}": random_layer_graph("avg_pool", i, None, o, seed=SEED + n)
+    if op in ("avg_pool", "max_pool"):
+        return {f"i{i}o{o}": random_layer_graph(op, i, None, o, seed=SEED + n, asymmetric=True)
                 for n, (i, o) in enumerate((i, o) for i in BITS for o in BITS)}
+    if op == "rectangular_windows":
+        return {f"{kind}_i{i}w{w}o{o}": random_layer_graph(kind, i, w, o, seed=SEED + n, asymmetric=True)
+                for kind in ("conv2d", "depthwise_conv2d") for n, (i, w, o) in enumerate(BIT_COMBOS)}
+    if op == "flattened_fc":
+        return {f"i{i}w{w}o{o}": random_layer_graph("fully_connected", i, w, o, seed=SEED + n, spatial_fc=True)
+                for n, (i, w, o) in enumerate(BIT_COMBOS)}
     if op == "add":
         return {f"a{a}b{b}o{o}": random_add_graph(a, b, o, seed=SEED + n) for n, (a, b, o) in enumerate(BIT_COMBOS)}
     kernel, stride = {"depthwise_5x5": (5, 1), "depthwise_5x5_stride2": (5, 2), "depthwise_3x3_stride2": (3, 2)}[op]
@@ -22,8 +30,8 @@ def _graphs(op: str) -> dict:
             for n, (i, w, o) in enumerate(BIT_COMBOS)}
 
 
-@pytest.fixture(scope="module", params=["avg_pool", "add", "depthwise_5x5", "depthwise_5x5_stride2",
-                                        "depthwise_3x3_stride2"])
+@pytest.fixture(scope="module", params=["avg_pool", "max_pool", "add", "depthwise_5x5", "depthwise_5x5_stride2",
+                                        "depthwise_3x3_stride2", "rectangular_windows", "flattened_fc"])
 def op_firmware(request, device_session):
     cases = _graphs(request.param)
     with device_session(list(cases.values())) as device:

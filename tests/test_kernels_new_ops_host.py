@@ -1,6 +1,8 @@
-"""The portable C kernels of the residual networks' ops (avg_pool, add) and the depthwise
-geometries they need (5x5, stride 2), built for the host, bit-exact against harness.ir.reference
-at every bit combination, never writing past their output, refusing bad arguments."""
+"""The C kernels of the residual networks' and users' ops (avg_pool, max_pool, add), the depthwise
+geometries they need (5x5, stride 2), rectangular windows with (sh, sw) strides and four
+different paddings, and fully connected layers over a flattened H x W x C input, built for the
+host, bit-exact against harness.ir.reference at every bit combination, never writing past their
+output, refusing bad arguments."""
 import ctypes
 import itertools
 
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 from support.host_kernels import (
     CANARY,
+    impls_of,
     CANARY_BYTES,
     MPQ_ERR_ARG,
     MPQ_OK,
@@ -32,38 +35,98 @@ class AddParams(ctypes.Structure):
 
 @pytest.fixture(scope="module")
 def kernels(tmp_path_factory):
-    """The host builds of support.host_kernels, with the signatures of add and avg_pool declared."""
+    """The host builds of support.host_kernels, with the signatures of add and the pools declared."""
     kernels = build_library(tmp_path_factory.mktemp("mpq_kernels_new_ops"))
     vp, dims = ctypes.c_void_p, ctypes.POINTER(Dims)
-    for impl in IMPLS:
+    for impl in IMPLS + ("_m7",):
         lib = kernels.lib_for(impl)
-        for name, argtypes in ((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]),
-                               (f"mpq_avg_pool{impl}", [dims, vp, vp, vp, dims, vp])):
+        names = [(f"mpq_{pool}{impl}", [dims, vp, vp, vp, dims, vp]) for pool in POOLS if f"{pool}{impl}" != "avg_pool_m7"]
+        if impl != "_m7":
+            names.append((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]))
+        for name, argtypes in names:
             getattr(lib, name).argtypes = argtypes
             getattr(lib, name).restype = ctypes.c_int
     return kernels
 
 
-def run_avg_pool(lib, call: KernelCall, impl: str) -> tuple[int, bytes, bool]:
-    """mpq_avg_pool<impl>: (return code, output bytes, whether it wrote past the output)."""
+POOLS = ("avg_pool", "max_pool")
+POOL_IMPLS = {"avg_pool": IMPLS, "max_pool": IMPLS + ("_m7",)}  # "" is the wrapper: max_pool_m7 as shipped
+
+
+def run_pool(lib, pool: str, call: KernelCall, impl: str) -> tuple[int, bytes, bool]:
+    """mpq_<pool><impl>: (return code, output bytes, whether it wrote past the output)."""
     y = np.full(call.out_nbytes + CANARY_BYTES, CANARY, dtype=np.uint8)
     rq = Requant(call.bias.ctypes.data, call.mult.ctypes.data, call.shift.ctypes.data)
-    rc = getattr(lib.lib_for(impl), f"mpq_avg_pool{impl}")(ctypes.byref(call.in_dims), call.x.ctypes.data, ctypes.byref(call.window),
-                                              ctypes.byref(rq), ctypes.byref(call.out_dims), y.ctypes.data)
+    rc = getattr(lib.lib_for(impl), f"mpq_{pool}{impl}")(ctypes.byref(call.in_dims), call.x.ctypes.data,
+                                                        ctypes.byref(call.window), ctypes.byref(rq),
+                                                        ctypes.byref(call.out_dims), y.ctypes.data)
     return rc, y[:call.out_nbytes].tobytes(), bool((y[call.out_nbytes:] != CANARY).any())
 
 
+@pytest.mark.parametrize("asymmetric", [False, True], ids=["square", "rectangular"])
+@pytest.mark.parametrize("pool", POOLS)
 @pytest.mark.parametrize("out_bits", BITS)
 @pytest.mark.parametrize("in_bits", BITS)
-def test_avg_pool_matches_reference(kernels, in_bits, out_bits):
+def test_pools_match_reference(kernels, in_bits, out_bits, pool, asymmetric):
+    """Odd sizes, > 32 channels (the chunks), zero-points, and (max_pool always, avg_pool when
+    rectangular) kernels kh x kw, strides (sh, sw) and four different paddings."""
     for seed in range(6):
-        graph = random_layer_graph("avg_pool", in_bits, None, out_bits, seed)
+        graph = random_layer_graph(pool, in_bits, None, out_bits, seed, asymmetric=asymmetric)
         x = random_input(graph, seed)
-        call = KernelCall.from_graph("avg_pool", graph, x)
-        for impl in IMPLS:
-            rc, got, overrun = run_avg_pool(kernels, call, impl)
-            assert rc == MPQ_OK and not overrun, f"mpq_avg_pool{impl} on {graph.name}: rc {rc}, overrun {overrun}"
-            assert got == expected_output(graph, x), f"mpq_avg_pool{impl} on {graph.name} differs"
+        call = KernelCall.from_graph(pool, graph, x)
+        for impl in POOL_IMPLS[pool]:
+            rc, got, overrun = run_pool(kernels, pool, call, impl)
+            assert rc == MPQ_OK and not overrun, f"mpq_{pool}{impl} on {graph.name}: rc {rc}, overrun {overrun}"
+            assert got == expected_output(graph, x), f"mpq_{pool}{impl} on {graph.name} differs"
+
+
+def test_max_pool_of_equal_bits_and_scale_is_the_maximum(kernels):
+    """With the identity requantization (mult 2^30, shift 30, bias 0) max_pool outputs exactly the
+    largest in-bounds code: padding never wins, even over a window of zeros."""
+    for bits in BITS:
+        graph = random_layer_graph("max_pool", bits, None, bits, 7, in_zero_point=0)
+        layer = graph.layers[0]
+        c = graph.tensors["y"].channels
+        layer.bias, layer.mult, layer.shift = np.zeros(c, np.int32), np.full(c, 2**30, np.int32), np.full(c, 30, np.int8)
+        x = random_input(graph, 1)
+        x[: x.shape[0] // 2] = 0
+        call = KernelCall.from_graph("max_pool", graph, x)
+        expected = expected_output(graph, x)
+        (kh, kw), (pt, pl) = layer.kernel, layer.padding[:2]
+        first_window = x[:kh - pt, :kw - pl].reshape(-1, c).max(axis=0)  # its in-bounds taps
+        assert (reference.predict(graph, x)[0, 0] == first_window).all()
+        for impl in POOL_IMPLS["max_pool"]:
+            assert run_pool(kernels, "max_pool", call, impl)[1] == expected, f"max_pool{impl} at {bits} bits"
+
+
+@pytest.mark.parametrize("op", ["conv2d", "depthwise_conv2d"])
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "i{}w{}o{}".format(*c))
+def test_rectangular_windows_match_reference(kernels, combo, op):
+    """conv2d and depthwise with kh != kw, (sh, sw) strides and top/left/bottom/right paddings all
+    different (what imported models have): every implementation, bit-exact."""
+    for seed in range(3):
+        graph = random_layer_graph(op, *combo, seed, asymmetric=True)
+        x = random_input(graph, seed)
+        call = KernelCall.from_graph(op, graph, x)
+        for impl in impls_of(op):
+            outcome = call.run(kernels, impl)
+            assert outcome.rc == MPQ_OK and not outcome.output_overrun and not outcome.scratch_overrun, graph.name
+            assert outcome.output == expected_output(graph, x), f"{op}{impl} {graph.name}"
+
+
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "i{}w{}o{}".format(*c))
+def test_fully_connected_over_a_flattened_map_matches_reference(kernels, combo):
+    """A classifier reading an H x W x C map (C * bits a multiple of 8) is the fully connected
+    kernel on 1 x 1 x (H * W * C): the packed bytes are the flattened vector."""
+    for seed in range(3):
+        graph = random_layer_graph("fully_connected", *combo, seed, spatial_fc=True)
+        assert graph.tensors["x"].shape[:2] != (1, 1)
+        x = random_input(graph, seed)
+        call = KernelCall.from_graph("fully_connected", graph, x)
+        for impl in impls_of("fully_connected"):
+            outcome = call.run(kernels, impl)
+            assert outcome.rc == MPQ_OK and not outcome.output_overrun and not outcome.scratch_overrun, graph.name
+            assert outcome.output == expected_output(graph, x), f"fully_connected{impl} {graph.name}"
 
 
 class AddCall:
@@ -145,12 +208,25 @@ def test_add_refuses_bad_arguments_without_writing(kernels, problem):
         assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"mpq_add{impl}: {problem}"
 
 
-def test_avg_pool_refuses_padding_as_large_as_the_kernel(kernels):
-    graph = random_layer_graph("avg_pool", 4, None, 4, 0)
-    call = KernelCall.from_graph("avg_pool", graph, random_input(graph, 0))
+@pytest.mark.parametrize("pool", POOLS)
+def test_pools_refuse_padding_as_large_as_the_kernel(kernels, pool):
+    graph = random_layer_graph(pool, 4, None, 4, 0)
+    call = KernelCall.from_graph(pool, graph, random_input(graph, 0))
     call.window.pad_top = call.window.kh
-    for impl in IMPLS:
-        assert run_avg_pool(kernels, call, impl)[0] == MPQ_ERR_ARG
+    for impl in POOL_IMPLS[pool]:
+        assert run_pool(kernels, pool, call, impl)[0] == MPQ_ERR_ARG
+
+
+@pytest.mark.parametrize("problem", ["output bits 32", "channels differ", "input bits 3"])
+def test_max_pool_refuses_bad_arguments(kernels, problem):
+    graph = random_layer_graph("max_pool", 4, None, 4, 0)
+    call = KernelCall.from_graph("max_pool", graph, random_input(graph, 0))
+    {"output bits 32": lambda: setattr(call.out_dims, "bits", 32),
+     "channels differ": lambda: setattr(call.out_dims, "c", call.out_dims.c + 1),
+     "input bits 3": lambda: setattr(call.in_dims, "bits", 3)}[problem]()
+    for impl in POOL_IMPLS["max_pool"]:
+        rc, got, overrun = run_pool(kernels, "max_pool", call, impl)
+        assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"max_pool{impl}: {problem}"
 
 
 @pytest.mark.parametrize("kernel_size,stride", [(5, 1), (5, 2), (3, 2)])

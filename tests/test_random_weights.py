@@ -9,7 +9,8 @@ from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.datasets.measured import measured_inputs, random_inputs
 from harness.ir.planner import buffers, plan_arena
-from harness.frontend.random_weights import NOTE, policy_graph, random_weights_graph
+from harness.frontend.random_weights import NOTE
+from harness.quantize.pipeline import policy_graph, random_weights_graph
 
 SMALL_MODELS = [("mlperf_ic_resnet8", {}), ("mlperf_kws_dscnn", {}), ("mlperf_ad_autoencoder", {}),
                 ("mobilenet_v2", {"width": 0.35, "resolution": 64}), ("mnasnet", {"width": 0.5, "resolution": 64})]

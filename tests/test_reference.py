@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from harness.errors import HarnessError
 from harness.ir import reference
 from harness.ir.graph import Graph
 from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_input, random_layer_graph
@@ -26,8 +27,10 @@ def naive_layer(graph: Graph, x: np.ndarray) -> np.ndarray:
         for ox in range(wo):
             for o in range(co):
                 acc = int(layer.bias[o])
-                if layer.op == "fully_connected":
-                    acc += sum(int(layer.weights[o, i]) * (int(x[0, 0, i]) + off) for i in range(x.shape[2]))
+                if layer.op == "fully_connected":  # the input flattened in H, W, C order
+                    flat = x.reshape(-1)
+                    acc += sum(int(layer.weights[o, i]) * (int(flat[i]) + off) for i in range(flat.size))
+                taps = []
                 for ky in range(kh):
                     for kx in range(kw):
                         iy, ix = oy * sh - pt + ky, ox * sw - pl + kx
@@ -36,8 +39,11 @@ def naive_layer(graph: Graph, x: np.ndarray) -> np.ndarray:
                         if layer.op == "conv2d":
                             acc += sum(int(layer.weights[o, ky, kx, i]) * (int(x[iy, ix, i]) + off)
                                        for i in range(x.shape[2]))
+                        elif layer.op == "max_pool":
+                            taps.append(int(x[iy, ix, o]) + off)
                         else:
                             acc += int(layer.weights[ky, kx, o]) * (int(x[iy, ix, o]) + off)
+                acc += max(taps) if taps else 0
                 y[oy, ox, o] = _requant(acc, int(layer.mult[o]), int(layer.shift[o]), out.bits)
     return y
 
@@ -48,6 +54,27 @@ def test_reference_matches_naive_loops(op, combo):
     graph = random_layer_graph(op, *combo, seed=hash((op, combo)) % 1000)
     x = random_input(graph, seed=7)
     np.testing.assert_array_equal(reference.predict(graph, x), naive_layer(graph, x))
+
+
+@pytest.mark.parametrize("case", ["max_pool", "conv2d", "depthwise_conv2d", "fully_connected"])
+@pytest.mark.parametrize("combo", BIT_COMBOS[::4] + BIT_COMBOS[-1:], ids=str)
+def test_rectangular_windows_max_pool_and_flattening_match_naive_loops(case, combo):
+    """kh x kw kernels, (sh, sw) strides, four paddings; max_pool (padding takes no part); a
+    fully connected layer over an H x W x C map."""
+    kind = {"fully_connected": dict(spatial_fc=True)}.get(case, dict(asymmetric=True))
+    graph = random_layer_graph(case, *combo, seed=hash((case, combo)) % 1000, **kind)
+    x = random_input(graph, seed=7)
+    np.testing.assert_array_equal(reference.predict(graph, x), naive_layer(graph, x))
+
+
+def test_fully_connected_over_a_map_with_padded_rows_is_refused():
+    """3 channels at 4 bits leave 4 padding bits per pixel: the bytes are not the flat vector."""
+    graph = random_layer_graph("fully_connected", 8, 8, 8, seed=1, spatial_fc=True)
+    x = graph.tensors["x"]
+    x.shape, x.bits = (2, 2, 3), 4
+    graph.layers[0].weights = np.zeros((graph.tensors["y"].channels, 12), np.int32)
+    with pytest.raises(HarnessError, match=r"^layer layer0: fully connected over x \(2x2x3 at 4 bits\) needs .*8 bits"):
+        graph.validate()
 
 
 def test_outputs_spread_over_the_range():

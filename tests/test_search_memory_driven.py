@@ -11,7 +11,7 @@ from harness.quantize.lower import structural_graph
 from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
 from harness.measure.run import build_policy_firmware
 from harness.policy import load_policy
-from harness.frontend.random_weights import random_weights_graph
+from harness.quantize.pipeline import random_weights_graph
 from harness.search.documents import uniform_policy
 from harness.search.memory_driven import flash_bytes, layer_need, layer_to_cut, search, tensor_to_cut
 from harness.zoo.architecture import Architecture, LayerSpec

@@ -18,7 +18,7 @@ from harness.ir.memory import memory_report
 from harness.paths import POLICIES_DIR
 from harness.policy import Policy, load_policy
 from harness.datasets.measured import random_inputs
-from harness.frontend.random_weights import random_weights_graph
+from harness.quantize.pipeline import random_weights_graph
 from harness.units import format_size
 
 pytestmark = pytest.mark.device

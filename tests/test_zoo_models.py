@@ -14,7 +14,7 @@ from harness.measure.run import build_policy_firmware
 from harness.ir.memory import memory_report
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
-from harness.frontend.random_weights import random_weights_graph
+from harness.quantize.pipeline import random_weights_graph
 from harness.zoo.architecture import Architecture, LayerSpec
 from harness.zoo.catalogue import variants
 from harness.zoo.counts import counts

@@ -39,7 +39,7 @@ GENERATOR = "harness.build.codegen"
 ARENA_SECTION = ".bss.arena"
 VALUES_PER_LINE = 16
 _HEX = [f"0x{v:02x}" for v in range(256)]  # byte literals, looked up: weights can be megabytes
-WINDOW_KERNELS = ("conv2d", "depthwise_conv2d", "avg_pool")
+WINDOW_KERNELS = ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool")
 SCRATCH_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")
 
 
@@ -117,9 +117,12 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
     dims = {name: f"{prefix}_dims{k}" for k, name in enumerate(plan.offsets)}
     lines = [f"/* ==== model {index}: {_comment(graph.name)} (hash {graph.hash()}), "
              f"arena {plan.size} bytes ==== */"]
-    lines += [f"static const mpq_dims_t {dims[name]} = {_dims(graph.tensors[name])};  "
-              f"/* {_comment(name)} @ arena + {offset} */" for name, offset in plan.offsets.items()]
     codes = [_layer_source(f"{prefix}_l{k}", graph, layer, plan, dims) for k, layer in enumerate(graph.layers)]
+    used = " ".join(code.call for code in codes)
+    # a tensor only a flattening fully connected layer reads has its dims unreferenced
+    lines += [f"static const mpq_dims_t {dims[name]}{'' if f'&{dims[name]},' in used else ' __attribute__((unused))'} = "
+              f"{_dims(graph.tensors[name])};  /* {_comment(name)} @ arena + {offset} */"
+              for name, offset in plan.offsets.items()]
     for k, (layer, code) in enumerate(zip(graph.layers, codes)):
         lines += ["", _layer_comment(k, graph, layer), *code.declarations]
     checks = [code.scratch_check for code in codes if code.scratch_check] or ["1"]
@@ -182,6 +185,12 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
     ]
     const_bytes = 4 * bias.size + 4 * mult.size + shift.size
     in_dims, out_dims = f"&{dims[layer.input]}", f"&{dims[layer.output]}"
+    inp = graph.tensors[layer.input]
+    if kernel == "fully_connected" and inp.shape[:2] != (1, 1):  # reads H x W x C as 1 x 1 x (H*W*C)
+        flat = Tensor(inp.name, (1, 1, inp.size), inp.bits, inp.scale, inp.zero_point)
+        _check_fits(layer, flat, graph.tensors[layer.output])
+        declarations.append(f"static const mpq_dims_t {name}_flat = {_dims(flat)};  /* {_comment(inp.name)} flattened */")
+        in_dims = f"&{name}_flat"
     args = [in_dims, f"mpq_arena + {plan.offsets[layer.input]}"]
     size_args = [in_dims]
     if kernel in WINDOW_KERNELS:

@@ -42,7 +42,7 @@ def checked_policy_graph(policy, board, args: argparse.Namespace, console):
     """Refuse a policy that cannot fit the board (from its structure, in a second), then its
     integer graph: trained, random (--random-weights) or from a checkpoint (--calibration)."""
     from harness.measure.run import check_policy_fits  # torch loads only when a command runs
-    from harness.frontend.random_weights import policy_graph
+    from harness.quantize.pipeline import policy_graph
 
     check_policy_fits(policy, board)
     with console.status("quantizing the policy (cached after the first time)"):

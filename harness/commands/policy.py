@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.quantize.lower import structural_graph
+from harness.ir.graph import WINDOW_OPS
 from harness.ir.memory import LayerMemory, MemoryReport, memory_report
 from harness.policy import Budget, Policy, load_policy
 from harness.units import format_size
@@ -65,10 +66,11 @@ def layer_table(report: MemoryReport) -> Table:
 
 
 def op_label(row: LayerMemory) -> str:
-    """Short kernel name with geometry: "conv 3x3/1", "dw 3x3/2", "pw", "avgpool", "fc"."""
+    """Short kernel name with geometry: "conv 3x3/1", "dw 3x3/2", "pw", "maxpool 3x3/2", "fc"."""
     short = {"conv2d": "conv", "depthwise_conv2d": "dw", "pointwise": "pw",
-             "global_avg_pool": "avgpool", "fully_connected": "fc", "avg_pool": "avgpool", "add": "add"}[row.op]
-    if row.op in ("conv2d", "depthwise_conv2d", "avg_pool"):
+             "global_avg_pool": "avgpool", "fully_connected": "fc", "avg_pool": "avgpool", "max_pool": "maxpool",
+             "add": "add"}[row.op]
+    if row.op in WINDOW_OPS:
         return f"{short} {row.kernel[0]}x{row.kernel[1]}/{row.stride[0]}"
     return short
 

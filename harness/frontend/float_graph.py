@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.zoo.architecture import Architecture
+from harness.zoo.architecture import Architecture, LayerSpec
+
+
+def weight_shape(spec: LayerSpec, in_channels: int, out_channels: int) -> tuple[int, ...]:
+    """The IR layout's weight shape of a weighted layer (`in_channels`: H * W * C for a fully
+    connected layer reading a map, Architecture.input_channels())."""
+    kh, kw = spec.kernel_hw
+    return {"conv2d": (out_channels, kh, kw, in_channels), "depthwise_conv2d": (kh, kw, out_channels),
+            "fully_connected": (out_channels, in_channels)}[spec.op]
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Float training of zoo models on the CPU: deterministic, seconds for digits-cnn.
 
-FloatNet is a zoo architecture in torch; its checkpoint (cache_dir("models")/<zoo>.pt) is the
-starting point of every policy's QAT.
+The trained FloatNet (harness.frontend.float_net) is saved as cache_dir("models")/<zoo>.pt;
+its float graph is the starting point of every policy's QAT.
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from torch import nn
 
 from harness import zoo
 from harness.datasets.digits import load_split
-from harness.errors import HarnessError
+from harness.frontend.float_net import FloatNet, load_checkpoint
 from harness.paths import cache_dir
 from harness.policy import ModelRef, policy_hash
-from harness.zoo.architecture import CONV_OPS, Architecture, LayerSpec
 
 TORCH_THREADS = 2
 BATCH_SIZE = 32
@@ -27,41 +26,6 @@ FLOAT_LR = 3e-3
 FLOAT_SEED = 0
 
 Progress = Callable[[str], None]
-
-
-def conv_module(spec: LayerSpec, in_channels: int, bias: bool) -> nn.Conv2d:
-    """The torch convolution of a conv2d or depthwise_conv2d spec."""
-    depthwise = spec.op == "depthwise_conv2d"
-    out_channels = in_channels if depthwise else spec.out_channels
-    return nn.Conv2d(in_channels, out_channels, spec.kernel, spec.stride, spec.padding,
-                     groups=in_channels if depthwise else 1, bias=bias)
-
-
-class FloatNet(nn.Module):
-    """The float model: every convolution followed by BatchNorm and ReLU; inputs NCHW."""
-
-    def __init__(self, arch: Architecture):
-        super().__init__()
-        self.arch = arch
-        in_channels = arch.input_channels()
-        self.blocks = nn.ModuleDict()
-        for spec in arch.layers:
-            if spec.op in CONV_OPS:
-                conv = conv_module(spec, in_channels[spec.name], bias=False)
-                self.blocks[spec.name] = nn.Sequential(conv, nn.BatchNorm2d(conv.out_channels), nn.ReLU())
-            elif spec.op == "fully_connected":
-                self.blocks[spec.name] = nn.Linear(in_channels[spec.name], spec.out_channels)
-
-    def activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every layer's output by name (after ReLU for convolutions; the last is the logits)."""
-        outputs = {}
-        for spec in self.arch.layers:
-            x = x.mean(dim=(2, 3)) if spec.op == "global_avg_pool" else self.blocks[spec.name](x)
-            outputs[spec.name] = x
-        return outputs
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activations(x)[self.arch.classifier]
 
 
 def configure_torch(seed: int) -> None:
@@ -144,27 +108,9 @@ def load_float(model: ModelRef, progress: Progress | None = None) -> FloatNet:
             progress(f"no float checkpoint at {path}: training {model.zoo}")
         net, _ = train_float(model, progress=progress)
         return net
-    arch = zoo.build(model.zoo, model.args)
-    net = FloatNet(arch)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch raises many error types for a foreign or truncated file
-        raise HarnessError(f"{path}: not a readable checkpoint (`harness train` writes one)") from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise HarnessError(f"{path}: no state_dict in the checkpoint (`harness train` writes one)")
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as error:
-        detail = " ".join(line.strip() for line in str(error).splitlines())
-        raise HarnessError(f"{path}: weights do not fit {_describe(arch)}: {detail[:200]}") from None
-    return net.eval()
+    return load_checkpoint(zoo.build(model.zoo, model.args), path)
 
 
 def checkpoint_digest(model: ModelRef) -> str:
     """sha256 (16 hex) of the float checkpoint's bytes: what a cached quantized model came from."""
     return hashlib.sha256(checkpoint_path(model).read_bytes()).hexdigest()[:16]
-
-
-def _describe(arch: Architecture) -> str:
-    return f"{arch.name} (input {'x'.join(map(str, arch.input_shape))})"

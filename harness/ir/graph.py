@@ -17,8 +17,10 @@ from harness.errors import HarnessError
 from harness.ir.packing import BITS, row_bytes
 
 FORMAT = "mpq-ir/1"
-OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool", "avg_pool", "add")
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool", "avg_pool", "max_pool", "add")
 WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+WINDOW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool")  # sliding windows
+POOL_OPS = ("avg_pool", "max_pool")
 
 
 @dataclass
@@ -34,6 +36,12 @@ class Tensor:
     @property
     def channels(self) -> int:
         return self.shape[2]
+
+    @property
+    def size(self) -> int:
+        """H * W * C: the values a fully connected layer reads from it (flattened in H, W, C order)."""
+        h, w, c = self.shape
+        return h * w * c
 
     @property
     def nbytes(self) -> int:
@@ -117,8 +125,8 @@ class Graph:
         if layer.op == "depthwise_conv2d":
             return ho * wo * co * kh * kw
         if layer.op == "fully_connected":
-            return co * inp.channels
-        if layer.op == "avg_pool":
+            return co * inp.size
+        if layer.op in POOL_OPS:
             return ho * wo * co * kh * kw
         return int(np.prod(inp.shape))
 
@@ -231,7 +239,7 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
     if layer.op == "add":
         _validate_add(graph, layer, where)
         return
-    if layer.op in ("conv2d", "depthwise_conv2d", "avg_pool"):
+    if layer.op in WINDOW_OPS:
         expected = (conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr))
         if (ho, wo) != expected:
             raise HarnessError(f"{where}: output {ho}x{wo} but geometry gives {expected[0]}x{expected[1]}")
@@ -239,16 +247,16 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
         raise HarnessError(f"{where}: depthwise needs equal channels, got {c} -> {co}")
     if layer.op in ("fully_connected", "global_avg_pool") and (ho, wo) != (1, 1):
         raise HarnessError(f"{where}: output must be 1x1xC")
-    if layer.op == "fully_connected" and (h, w) != (1, 1):
-        raise HarnessError(f"{where}: fully_connected input must be 1x1xC, got {h}x{w}")
-    if layer.op in ("global_avg_pool", "avg_pool") and co != c:
+    if layer.op == "fully_connected":
+        check_flattenable(layer.name, inp)
+    if layer.op in ("global_avg_pool",) + POOL_OPS and co != c:
         raise HarnessError(f"{where}: {layer.op} keeps channels, got {c} -> {co}")
-    if layer.op == "avg_pool" and (max(pt, pb) >= kh or max(pl, pr) >= kw):
+    if layer.op in POOL_OPS and (max(pt, pb) >= kh or max(pl, pr) >= kw):
         raise HarnessError(f"{where}: padding {layer.padding} must be smaller than the kernel {layer.kernel}")
     expected_w = {
         "conv2d": (co, kh, kw, c),
         "depthwise_conv2d": (kh, kw, c),
-        "fully_connected": (co, c),
+        "fully_connected": (co, inp.size),
     }.get(layer.op)
     if expected_w is not None:
         if layer.w_bits not in BITS:
@@ -260,6 +268,18 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
         arr = getattr(layer, key)
         if arr is None or arr.shape != (co,):
             raise HarnessError(f"{where}: {key} must have {co} entries")
+
+
+def check_flattenable(layer_name: str, tensor: Tensor) -> None:
+    """A fully connected layer reads an H x W x C tensor as the vector of its H * W * C values
+    (H, W, C order). Packed rows start on a byte boundary, so the bytes in memory are that
+    vector packed exactly when H * W == 1 or a row has no padding bits (C * bits % 8 == 0)."""
+    h, w, c = tensor.shape
+    if h * w > 1 and tensor.bits != 32 and (c * tensor.bits) % 8:
+        raise HarnessError(
+            f"layer {layer_name}: fully connected over {tensor.name} ({h}x{w}x{c} at {tensor.bits} bits) needs "
+            f"channels * bits to be a multiple of 8 (rows are byte-aligned); give {tensor.name} 8 bits or "
+            f"a channel count divisible by {8 // np.gcd(8, tensor.bits)}")
 
 
 ADD_ARRAY_SHAPES = {"bias": (1,), "mult": (2,), "shift": (1,)}

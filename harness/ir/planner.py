@@ -80,8 +80,9 @@ def layer_scratch_bytes(graph: Graph, layer: Layer) -> int:
     static buffer of their own, mpq_m7.h), so one plan serves both builds. Generated code checks
     these sizes against the C functions on its first run and fails with MPQ_MODEL_ERR_SCRATCH if a
     kernel wants more."""
-    cin = graph.tensors[layer.input].channels
     kernel = kernel_for(layer)
+    inp = graph.tensors[layer.input]
+    cin = inp.size if kernel == "fully_connected" else inp.channels
     if kernel == "conv2d":
         kh, kw = layer.kernel
         return (kh * kw * cin + cin) * 2

@@ -38,47 +38,69 @@ def _geometry(op: str, rng: np.random.Generator) -> dict:
     return dict(h=1, w=1, cin=int(rng.integers(1, 40)), cout=int(rng.integers(1, 20)), k=1, s=1, p=0)
 
 
+def _asymmetric_window(g: dict, rng: np.random.Generator) -> dict:
+    """The window of `g` made rectangular: kernel (kh, kw), stride (sh, sw) and four paddings
+    drawn independently (each below its kernel side), the input at least a kernel large."""
+    k = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    s = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    p = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])), int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
+    return g | dict(k=k, s=s, p=p, h=max(g["h"], k[0] + 1), w=max(g["w"], k[1] + 1))
+
+
 def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int, seed: int,
                        in_zero_point: int | None = None, kernel: int | None = None,
-                       stride: int | None = None) -> Graph:
+                       stride: int | None = None, asymmetric: bool = False, spatial_fc: bool = False) -> Graph:
     """One layer with random weights, bias and multipliers chosen so outputs span the range.
 
-    `op` is one of KERNEL_OPS, "global_avg_pool" or "avg_pool" (weightless: `w_bits` is
-    ignored); `out_bits` may be 32 (raw int32 logits). `kernel` / `stride` override the random
-    window of windowed ops (padding kernel // 2).
+    `op` is one of KERNEL_OPS, "global_avg_pool", "avg_pool" or "max_pool" (weightless:
+    `w_bits` is ignored); `out_bits` may be 32 (raw int32 logits). `kernel` / `stride` override
+    the random window of windowed ops (padding kernel // 2); `asymmetric` draws a rectangular
+    window with (sh, sw) strides and four different paddings instead (max_pool always does).
+    `spatial_fc` gives a fully connected layer an H x W x C input it reads flattened (C chosen
+    so C * in_bits is a multiple of 8).
     """
     rng = np.random.default_rng(seed)
-    g = _geometry(op, rng)
+    g = _geometry("avg_pool" if op == "max_pool" else op, rng)
     if kernel is not None:
         g.update(k=kernel, p=kernel // 2, h=max(g["h"], kernel), w=max(g["w"], kernel))
     if stride is not None:
         g["s"] = stride
+    if asymmetric or op == "max_pool":
+        g = _asymmetric_window(g, rng)
+    if spatial_fc:
+        g.update(h=int(rng.integers(1, 5)), w=int(rng.integers(2, 5)), cin=8 // in_bits * int(rng.integers(1, 6)))
     ir_op = "conv2d" if op == "pointwise" else op
-    if op == "global_avg_pool":
+    (kh, kw), (sh, sw) = _pair(g["k"]), _pair(g["s"])
+    padding = g["p"] if isinstance(g["p"], tuple) else (g["p"],) * 4
+    if op in ("global_avg_pool", "fully_connected"):
         ho = wo = 1
     else:
-        ho = conv_output_size(g["h"], g["k"], g["s"], g["p"], g["p"])
-        wo = conv_output_size(g["w"], g["k"], g["s"], g["p"], g["p"])
+        ho = conv_output_size(g["h"], kh, sh, padding[0], padding[2])
+        wo = conv_output_size(g["w"], kw, sw, padding[1], padding[3])
     if in_zero_point is None:
         in_zero_point = int(rng.integers(0, 1 << in_bits)) if rng.random() < 0.5 else 0
     x = Tensor("x", (g["h"], g["w"], g["cin"]), in_bits, 1.0, in_zero_point)
     y = Tensor("y", (ho, wo, g["cout"]), out_bits, 1.0)
-    if op in ("global_avg_pool", "avg_pool"):
+    if op in ("global_avg_pool", "avg_pool", "max_pool"):
         weights, w_bits = None, None
     else:
         lo, hi = value_range(w_bits, signed=True)
-        wshape = {"conv2d": (g["cout"], g["k"], g["k"], g["cin"]),
-                  "depthwise_conv2d": (g["k"], g["k"], g["cin"]),
-                  "fully_connected": (g["cout"], g["cin"])}[ir_op]
+        wshape = {"conv2d": (g["cout"], kh, kw, g["cin"]),
+                  "depthwise_conv2d": (kh, kw, g["cin"]),
+                  "fully_connected": (g["cout"], x.size)}[ir_op]
         weights = rng.integers(lo, hi + 1, size=wshape).astype(np.int32)
     cout = g["cout"]
     placeholder = np.zeros(cout, dtype=np.int32)
-    layer = Layer("layer0", ir_op, "x", "y", (g["k"], g["k"]), (g["s"], g["s"]), (g["p"],) * 4, w_bits,
+    layer = Layer("layer0", ir_op, "x", "y", (kh, kw), (sh, sw), padding, w_bits,
                   weights, placeholder, placeholder, placeholder.astype(np.int8))
     graph = Graph(f"{op}_i{in_bits}w{w_bits}o{out_bits}_s{seed}", {"x": x, "y": y}, [layer], "x", "y")
     _calibrate(graph, layer, rng)
     graph.validate()
     return graph
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else value
 
 
 def _calibrate(graph: Graph, layer: Layer, rng: np.random.Generator) -> None:

@@ -11,14 +11,15 @@ from harness.ir.graph import Graph, Layer
 from harness.ir.requant import add_requantize, requantize
 
 
-def _patches(x: np.ndarray, layer: Layer, out_hw: tuple[int, int], in_offset: int) -> np.ndarray:
-    """(x + in_offset) gathered per output pixel and tap: [Ho, Wo, Kh, Kw, C]; padding is 0."""
+def _patches(x: np.ndarray, layer: Layer, out_hw: tuple[int, int], in_offset: int, pad_value: int = 0) -> np.ndarray:
+    """(x + in_offset) gathered per output pixel and tap: [Ho, Wo, Kh, Kw, C]; padded taps hold
+    `pad_value` (0: the real value zero)."""
     kh, kw = layer.kernel
     sh, sw = layer.stride
     pt, pl, pb, pr = layer.padding
     ho, wo = out_hw
     shifted = x.astype(np.int64) + in_offset
-    padded = np.pad(shifted, ((pt, pb + sh), (pl, pr + sw), (0, 0)))  # zeros = real zero
+    padded = np.pad(shifted, ((pt, pb + sh), (pl, pr + sw), (0, 0)), constant_values=pad_value)
     rows = (np.arange(ho) * sh)[:, None] + np.arange(kh)[None, :]  # [Ho, Kh]
     cols = (np.arange(wo) * sw)[:, None] + np.arange(kw)[None, :]  # [Wo, Kw]
     return padded[rows[:, None, :, None], cols[None, :, None, :]]  # [Ho, Wo, Kh, Kw, C]
@@ -45,6 +46,9 @@ def accumulate(graph: Graph, layer: Layer, x: np.ndarray) -> np.ndarray:
     if layer.op == "avg_pool":
         p = _patches(x, layer, out.shape[:2], off)
         return p.sum(axis=(2, 3)) + bias
+    if layer.op == "max_pool":  # padded taps take no part: below every real tap
+        p = _patches(x, layer, out.shape[:2], off, pad_value=np.iinfo(np.int64).min)
+        return p.max(axis=(2, 3)) + bias
     raise ValueError(f"unknown op {layer.op}")
 
 

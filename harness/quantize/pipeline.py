@@ -1,8 +1,15 @@
-"""policy -> float checkpoint -> QAT -> integer graph, cached; and the accuracy of each stage.
+"""The quantizer's entry: a policy's integer graph, whichever source its float graph comes from.
 
-The quantized model of a policy is cached under cache_dir("graphs", quantization_hash, checkpoint
-digest): the lowered graph (graph.json, graph.npz) and the QAT state (qat.pt). A second call is
-a load; a new float checkpoint (e.g. after `harness train`) gives a new entry.
+`policy_graph` is the one chooser build, measure and evaluate call:
+- random weights (harness.frontend.random_weights), calibrated post-training (harness.quantize.ptq);
+- a model trained here (digits-cnn): QAT (harness.quantize.qat) from the float checkpoint, then
+  lowering; `quantize` caches it under cache_dir("graphs", quantization_hash, checkpoint
+  digest): the lowered graph (graph.json, graph.npz) and the QAT state (qat.pt). A second call is
+  a load; a new float checkpoint (e.g. after `harness train`) gives a new entry;
+- any other zoo model with `model.checkpoint`: the checkpoint's float graph calibrated
+  post-training on the images of a calibration folder, else on seeded random inputs.
+Layers above receive a Graph and never ask where it came from. Torch is imported only when a
+path needs it (random weights do not).
 """
 from __future__ import annotations
 
@@ -11,22 +18,91 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
 from harness import __version__
-
+from harness.errors import HarnessError
+from harness.frontend.random_weights import NOTE, random_float_graph
 from harness.ir import reference
-from harness.datasets.digits import integer_test_set, load_split
 from harness.ir.graph import Graph
-from harness.quantize.lower import lower
 from harness.paths import cache_dir
 from harness.policy import Policy
-from harness.quantize.qat import QATNet, run_qat
-from harness.frontend.train import Progress, checkpoint_digest, configure_torch, load_float, predict
+from harness.quantize.ptq import lower_float
 
+if TYPE_CHECKING:
+    from harness.quantize.qat import QATNet
+
+Progress = Callable[[str], None]
 QAT_STATE = "qat.pt"
+CALIBRATION_INPUTS = 2
+CHECKPOINT_CALIBRATION_IMAGES = 32  # images of a --calibration folder used to calibrate a checkpoint
+INPUT_SEED_OFFSET = 1_000_003  # calibration inputs are not the measured inputs
+# zoo models `harness train` has data for (harness.datasets.digits: scikit-learn digits); any other model
+# needs a checkpoint or --random-weights here
+TRAINED_HERE = ("digits-cnn",)
+
+
+def policy_graph(policy: Policy, random_weights: bool, progress: Progress | None = None,
+                 calibration_dir: Path | None = None) -> Graph:
+    """The graph `harness build` / `measure` deploy (see the module doc). HarnessError when the
+    model has neither training data here nor a checkpoint."""
+    if random_weights:
+        return random_weights_graph(policy, progress=progress)
+    if policy.model.zoo in TRAINED_HERE:
+        return quantize(policy, progress).graph
+    if policy.model.checkpoint is None:
+        raise HarnessError(f"model {policy.model.zoo!r} has no training data in this harness (trainable: "
+                           f"{', '.join(TRAINED_HERE)}): give the policy a model.checkpoint, or use --random-weights "
+                           "for latency and memory")
+    return _checkpoint_graph(policy, calibration_dir, progress)
+
+
+def random_weights_graph(policy: Policy, seed: int = 0, progress: Progress | None = None) -> Graph:
+    """The policy's integer graph with random weights (cached by policy hash and seed); meta says
+    random_weights."""
+    directory = cache_dir("graphs-random", policy.hash) / f"seed{seed}"
+    if (directory / "graph.json").is_file():
+        return Graph.load(directory)
+    if progress:
+        progress(f"random weights (seed {seed}) and calibration of {policy.name}")
+    meta = {"model": policy.model.zoo, "model_args": policy.model.args, "random_weights": True,
+            "weights_seed": seed, "note": NOTE}
+    graph = lower_float(policy, random_float_graph(policy.architecture, seed),
+                        _random_inputs(policy, seed + INPUT_SEED_OFFSET), meta)
+    _publish(directory, graph.save)
+    return graph
+
+
+def _random_inputs(policy: Policy, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(
+        0, 1 << policy.input.bits, size=(CALIBRATION_INPUTS, *policy.architecture.input_shape)).astype(np.int32)
+
+
+def _checkpoint_graph(policy: Policy, calibration_dir: Path | None, progress: Progress | None) -> Graph:
+    from harness.frontend.float_net import checkpoint_float_graph
+
+    if calibration_dir is not None:
+        from harness.datasets.imagefolder import ImageFolder, quantize_images
+
+        images, _ = ImageFolder.scan(calibration_dir).images(policy.architecture.input_shape,
+                                                             limit=CHECKPOINT_CALIBRATION_IMAGES)
+        calibration, source = quantize_images(images, policy.input), str(calibration_dir)
+    else:
+        calibration, source = _random_inputs(policy, INPUT_SEED_OFFSET), "seeded random inputs"
+    if progress:
+        progress(f"lowering checkpoint {policy.model.checkpoint} (calibration: {source})")
+    return lower_float(policy, checkpoint_float_graph(policy.architecture, policy.model.checkpoint), calibration,
+                       checkpoint_meta(policy, str(policy.model.checkpoint), len(calibration)) | {"calibration": source})
+
+
+def checkpoint_meta(policy: Policy, source: str, calibration_inputs: int) -> dict:
+    """The meta of a graph lowered post-training from a float model."""
+    import torch
+
+    return {"model": policy.model.zoo, "model_args": policy.model.args, "checkpoint": source,
+            "calibration_inputs": int(calibration_inputs), "torch": torch.__version__}
 
 
 @dataclass
@@ -40,6 +116,14 @@ class Quantized:
 def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
     """The policy's QAT model and integer graph, from the cache or made (training the float
     model first if its checkpoint is missing). Deterministic on one machine."""
+    import torch
+
+    from harness.datasets.digits import load_split
+    from harness.frontend.float_net import float_graph
+    from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float
+    from harness.quantize.lower import lower
+    from harness.quantize.qat import run_qat
+
     if progress:
         progress(f"policy {policy.name} ({policy.hash})")
     float_net = load_float(policy.model, progress)  # trains it first if the checkpoint is missing
@@ -48,16 +132,18 @@ def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
         return _load(directory, policy)
     if progress:
         progress(f"quantization-aware training: {policy.qat.epochs} epochs")
-    net = run_qat(policy, float_net, progress)
+    split = load_split(policy.architecture.input_shape[0])
+    net = run_qat(policy, float_graph(float_net, f"checkpoint {checkpoint_path(policy.model)}"),
+                  split.train_images, split.train_labels, progress)
     meta = {"model": policy.model.zoo, "model_args": policy.model.args,
             "checkpoint_sha": directory.name, "harness": __version__, "torch": torch.__version__}
     quantized = Quantized(net, lower(net, policy, meta))
-    _save(directory, quantized)
+    _publish(directory, lambda staging: _save(staging, quantized))
     return quantized
 
 
 def graph_for_policy(policy: Policy, progress: Progress | None = None) -> Graph:
-    """The policy's integer graph (see `quantize`)."""
+    """The policy's integer graph through QAT (see `quantize`)."""
     return quantize(policy, progress).graph
 
 
@@ -77,6 +163,9 @@ class Evaluation:
 
 def evaluate(policy: Policy, progress: Progress | None = None) -> tuple[Evaluation, Graph]:
     """Float vs fake-quant vs integer-reference accuracy on the policy's test split."""
+    from harness.datasets.digits import integer_test_set, load_split
+    from harness.frontend.train import configure_torch, load_float, predict
+
     quantized = quantize(policy, progress)
     split = load_split(policy.architecture.input_shape[0])
     inputs, labels = integer_test_set(policy)
@@ -102,17 +191,27 @@ def integer_logits(graph: Graph, inputs: np.ndarray) -> np.ndarray:
 
 
 def _load(directory: Path, policy: Policy) -> Quantized:
+    import torch
+
+    from harness.quantize.qat import QATNet
+
     net = QATNet(policy.architecture, policy)
     net.load_state_dict(torch.load(directory / QAT_STATE, map_location="cpu", weights_only=True))
     return Quantized(net.eval(), Graph.load(directory))
 
 
-def _save(directory: Path, quantized: Quantized) -> None:
-    """Write to a temporary sibling, then rename: readers never see half an entry."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".staging-"))
+def _save(staging: Path, quantized: Quantized) -> None:
+    import torch
+
     quantized.graph.save(staging)
     torch.save(quantized.net.state_dict(), staging / QAT_STATE)
+
+
+def _publish(directory: Path, write: Callable[[Path], object]) -> None:
+    """`write` into a temporary sibling, then rename: readers never see half an entry."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".staging-"))
+    write(staging)
     try:
         os.rename(staging, directory)
     except OSError:  # another process finished the same entry first: keep theirs

@@ -21,27 +21,35 @@ import numpy as np
 
 from harness.ir import reference
 from harness.errors import HarnessError
-from harness.frontend.float_graph import FloatLayer
+from harness.frontend.float_graph import FloatGraph, FloatLayer
 from harness.ir.graph import Graph, Layer, Tensor
-from harness.quantize.lower import INPUT, LOGIT_BITS, LayerValues, check_accumulators, ir_layer
+from harness.quantize.lower import (
+    INPUT,
+    INT32_MAX,
+    INT32_MIN,
+    LOGIT_BITS,
+    LayerValues,
+    check_accumulators,
+    fold_zero_point,
+    ir_layer,
+    max_pool_values,
+)
 from harness.policy import Policy
 from harness.ir.requant import add_multipliers, quantize_multipliers
 from harness.zoo.architecture import LayerSpec
 
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MIN_RANGE = 1e-6  # a real range never collapses to zero width
 RELU6_LIMIT = 6.0
 CALIBRATION_PERCENTILE = 99.9  # ranges clip the 0.1 % most extreme calibration values at each end
 
 
-def weight_shape(spec: LayerSpec, in_channels: int, out_channels: int) -> tuple[int, ...]:
-    kh, kw = spec.kernel_hw
-    return {"conv2d": (out_channels, kh, kw, in_channels), "depthwise_conv2d": (kh, kw, out_channels),
-            "fully_connected": (out_channels, in_channels)}[spec.op]
-
-
-def lower_float(policy: Policy, weights: dict[str, FloatLayer], calibration: np.ndarray, meta: dict) -> Graph:
-    """The policy's integer graph for float `weights`, calibrated on integer inputs [N, H, W, C]."""
+def lower_float(policy: Policy, float_graph: FloatGraph, calibration_inputs: np.ndarray, meta: dict) -> Graph:
+    """The policy's integer graph for a float graph, calibrated on integer inputs [N, H, W, C]
+    (the float graph's source and notes go into the graph's meta)."""
+    if float_graph.architecture.layers != policy.architecture.layers:
+        raise HarnessError(f"the float graph ({float_graph.source}) is not the architecture of policy {policy.name}")
+    weights, calibration = float_graph.layers, calibration_inputs
+    meta = {"source": float_graph.source} | ({"notes": list(float_graph.notes)} if float_graph.notes else {}) | meta
     arch = policy.architecture
     shapes = arch.shapes()
     q = policy.input
@@ -84,6 +92,10 @@ def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int |
     inp, out = graph.tensors[source], graph.tensors[spec.name]
     channels = out.channels
     classifier = spec.name == graph.output
+    if spec.op == "max_pool":  # keeps its input's range: nothing to calibrate
+        v = max_pool_values(inp, out.bits)
+        out.scale, out.zero_point = v.out_scale, v.out_zero_point
+        return ir_layer(spec, (source,), None, v)
     if spec.has_weights:
         if float_layer is None:
             raise HarnessError("no float weights")
@@ -104,9 +116,7 @@ def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int |
     out.scale, out.zero_point = _output_quantization(accs * acc_scale, spec.activation, out.bits)
     rescale = acc_scale / out.scale
     layer.mult, layer.shift = quantize_multipliers(rescale)
-    if out.zero_point:
-        shifted = layer.bias.astype(np.float64) + np.where(rescale > 0, out.zero_point / np.maximum(rescale, 1e-300), 0)
-        layer.bias = np.clip(np.rint(shifted), INT32_MIN, INT32_MAX).astype(np.int32)
+    layer.bias = fold_zero_point(layer.bias, rescale, out.zero_point)
     return layer
 
 

@@ -1,28 +1,43 @@
-"""Quantization-aware training of a policy, starting from the float checkpoint.
+"""Quantization-aware training of a policy, starting from its float graph.
 
-Batch-norm is folded into the convolutions once, before QAT; the folded convolutions (weights
-and bias) are then fine-tuned with fake quantization, so what is trained is exactly what is
-lowered. Weights: symmetric, signed, narrow range +-(2^(b-1)-1), one scale per output channel
-whose clip ratio is fixed by minimum squared error at the start (the classifier uses one scale
-for all outputs, so the argmax of its int32 logits is the prediction). Bias: rounded to int32
-steps of s_in * s_w. Activations: PACT, a learned clip alpha, then unsigned b-bit fake
-quantization with scale alpha/(2^b-1). Input: the policy's fixed scale and zero-point.
-See docs/quantization.md.
+The float graph (harness.frontend.float_graph) has batch norm folded already; its layers (weights
+and bias) are fine-tuned with fake quantization, so what is trained is exactly what is lowered.
+QATNet runs the architecture's DAG (each layer reads its `sources`: residual adds, pools, fully
+connected layers over a flattened map), sharing the graph walk and the weightless ops with the
+float network (harness.frontend.float_net). Weights: symmetric, signed, narrow range
++-(2^(b-1)-1), one scale per output channel whose clip ratio is fixed by minimum squared error at
+the start (the classifier uses one scale for all outputs, so the argmax of its int32 logits is the
+prediction). Bias: rounded to int32 steps of s_in * s_w. Activation outputs:
+- relu / relu6: PACT, a learned clip alpha (at most 6 for relu6), then unsigned b-bit fake
+  quantization with scale alpha/(2^b-1), zero-point 0;
+- linear (no ReLU: a projection, a residual branch before its add): PACT on both sides, a learned
+  range [lo, hi] around 0, then b-bit fake quantization with scale (hi-lo)/(2^b-1) and the
+  zero-point round(-lo/scale) (docs/integer-arithmetic.md, "Zero-points of activations");
+- max_pool: no quantizer of its own: it keeps its input's scale and zero-point, stretched to its
+  output bits (the lowering's max_pool_values);
+- add: the real sum of its two fake-quantized inputs, then its own output quantizer, so the
+  lowering's (m1, m2, shift) are s1/s_out, s2/s_out of exactly these scales.
+Input: the policy's fixed scale and zero-point. See docs/quantization.md.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.datasets.digits import load_split
+from harness.frontend.float_graph import FloatGraph
+from harness.frontend.float_net import ACTIVATIONS, as_map, flatten_hwc, pad, torch_layout, walk, weightless
+from harness.frontend.train import Progress, configure_torch, fit, nchw
+from harness.quantize.lower import max_pool_quantization
 from harness.policy import InputQuantization, Policy
-from harness.frontend.train import FloatNet, Progress, configure_torch, fit, nchw
-from harness.zoo.architecture import CONV_OPS, Architecture, LayerSpec
+from harness.zoo.architecture import CONV_OPS, INPUT, Architecture, LayerSpec
 
 CLIP_RATIOS = torch.linspace(0.2, 1.0, 17).tolist()  # candidate clips, fractions of max |v|
 MIN_ALPHA = 1e-3
 CALIBRATION_VALUES = 200_000  # activation values sampled per layer to initialize alpha
+LINEAR_PERCENTILE = 99.9  # a linear output's initial range clips the 0.1 % most extreme values at each end
+RELU6_LIMIT = 6.0
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -65,7 +80,7 @@ class QuantLayer(nn.Module):
             depthwise = spec.op == "depthwise_conv2d"
             out_channels = in_channels if depthwise else spec.out_channels
             self.groups = in_channels if depthwise else 1
-            shape = (out_channels, 1 if depthwise else in_channels, spec.kernel, spec.kernel)
+            shape = (out_channels, 1 if depthwise else in_channels, *spec.kernel_hw)
         else:
             shape = (spec.out_channels, in_channels)
         self.weight = nn.Parameter(torch.zeros(shape))
@@ -93,14 +108,18 @@ class QuantLayer(nn.Module):
         """The int32 bias (as float values): round(b / (s_in * s_w)), saturated."""
         return torch.clamp(torch.round(self.bias.detach() / (input_scale * scale)), INT32_MIN, INT32_MAX)
 
-    def forward(self, x: torch.Tensor, input_scale: float) -> torch.Tensor:
-        scale = self.weight_scale()
-        weight = self.quantized_weight(scale)
-        codes = self.bias_codes(input_scale, scale)
-        bias = self.bias + (codes * (input_scale * scale) - self.bias).detach()
-        if self.spec.op in CONV_OPS:
-            return F.conv2d(x, weight, bias, self.spec.stride, self.spec.padding, groups=self.groups)
-        return F.linear(x, weight, bias)
+    def forward(self, x: torch.Tensor, input_scale: float, fake_quant: bool = True) -> torch.Tensor:
+        """The layer on NCHW x (fake_quant False: the float layer, for calibration)."""
+        weight, bias = self.weight, self.bias
+        if fake_quant:
+            scale = self.weight_scale()
+            weight = self.quantized_weight(scale)
+            codes = self.bias_codes(input_scale, scale)
+            bias = self.bias + (codes * (input_scale * scale) - self.bias).detach()
+        spec = self.spec
+        if spec.op in CONV_OPS:
+            return F.conv2d(pad(spec, x), weight, bias, spec.stride_hw, spec.symmetric_padding or 0, groups=self.groups)
+        return as_map(F.linear(flatten_hwc(x), weight, bias))
 
 
 class PACT(nn.Module):
@@ -109,9 +128,10 @@ class PACT(nn.Module):
     The clip is torch.minimum(relu(x), alpha), so alpha receives PACT's gradient (from the
     values clipped to it); the rounding is straight-through."""
 
-    def __init__(self, bits: int, alpha: float = 1.0):
+    def __init__(self, bits: int, alpha: float = 1.0, limit: float | None = None):
         super().__init__()
         self.bits = bits
+        self.limit = limit  # relu6: the clip never exceeds 6
         self.alpha = nn.Parameter(torch.tensor(float(alpha)))
 
     @property
@@ -119,15 +139,67 @@ class PACT(nn.Module):
         return (1 << self.bits) - 1
 
     def clip(self) -> torch.Tensor:
-        return self.alpha.clamp(min=MIN_ALPHA)
+        return self.alpha.clamp(min=MIN_ALPHA, max=self.limit)
 
     def scale(self) -> float:
         """alpha / (2^b - 1) in float32: the activation's scale in the integer graph."""
         return (self.clip().detach() / self.levels).item()
 
+    def zero_point(self) -> int:
+        return 0
+
+    def initialize(self, values: torch.Tensor) -> None:
+        """alpha = the minimum-error clip of sampled float outputs `values`."""
+        alpha = float(best_clip_ratio(values[None, :], 0, self.levels)[0] * values.max())
+        self.alpha.fill_(min(alpha, self.limit or alpha) if alpha > MIN_ALPHA else 1.0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         clipped = torch.minimum(torch.relu(x), self.clip())
         return torch.fake_quantize_per_tensor_affine(clipped, self.scale(), 0, 0, self.levels)
+
+
+class LinearQuant(nn.Module):
+    """A linear (signed) output: clipped to a learned range [lo, hi] that contains 0 (PACT's clip
+    on both sides), then unsigned `bits`-bit fake quantization with a zero-point."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.bits = bits
+        self.low = nn.Parameter(torch.tensor(-1.0))
+        self.high = nn.Parameter(torch.tensor(1.0))
+
+    @property
+    def levels(self) -> int:
+        return (1 << self.bits) - 1
+
+    def _range(self) -> tuple[torch.Tensor, torch.Tensor]:
+        low = self.low.clamp(max=0.0)
+        return low, torch.maximum(self.high.clamp(min=0.0), low + MIN_ALPHA)
+
+    def scale(self) -> float:
+        low, high = self._range()
+        return ((high - low).detach() / self.levels).item()
+
+    def zero_point(self) -> int:
+        return int(min(max(round(-float(self._range()[0].detach()) / self.scale()), 0), self.levels))
+
+    def initialize(self, values: torch.Tensor) -> None:
+        """The range of sampled float outputs `values`, their 0.1 % extremes clipped."""
+        low, high = np.percentile(values.numpy(), [100 - LINEAR_PERCENTILE, LINEAR_PERCENTILE])
+        self.low.fill_(min(float(low), 0.0))
+        self.high.fill_(max(float(high), float(low) + MIN_ALPHA, MIN_ALPHA))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self._range()
+        clipped = torch.maximum(torch.minimum(x, high), low)
+        return torch.fake_quantize_per_tensor_affine(clipped, self.scale(), self.zero_point(), 0, self.levels)
+
+
+def output_quantizer(spec: LayerSpec, bits: int) -> nn.Module:
+    """The fake quantization of a layer's output activation."""
+    if spec.activation == "linear":
+        return LinearQuant(bits)
+    return PACT(bits, limit=RELU6_LIMIT if spec.activation == "relu6" else None)
 
 
 class InputQuant(nn.Module):
@@ -151,80 +223,82 @@ class QATNet(nn.Module):
         self.input_quant = InputQuant(policy.input)
         self.layers = nn.ModuleDict()
         self.activations = nn.ModuleDict()
+        self.bits = {INPUT: policy.input.bits} | {spec.name: policy.layers[spec.name].a_bits for spec in arch.layers}
         in_channels = arch.input_channels()
         for spec in arch.layers:
             bits = policy.layers[spec.name]
             if spec.has_weights:
                 per_channel = spec.name != arch.classifier
                 self.layers[spec.name] = QuantLayer(spec, in_channels[spec.name], bits.w_bits, per_channel)
-            if bits.a_bits is not None:
-                self.activations[spec.name] = PACT(bits.a_bits)
+            if bits.a_bits is not None and spec.op != "max_pool":
+                self.activations[spec.name] = output_quantizer(spec, bits.a_bits)
+
+    def tensor_quantization(self) -> dict[str, tuple[float, int]]:
+        """(scale, zero-point) of the input ("input") and of every quantized activation, by
+        producing layer (the classifier's int32 logits have none)."""
+        q = self.input_quant.quant
+        result = {INPUT: (q.scale, q.zero_point)}
+        for spec in self.arch.layers:
+            if spec.name in self.activations:
+                quant = self.activations[spec.name]
+                result[spec.name] = (quant.scale(), quant.zero_point())
+            elif spec.op == "max_pool":
+                source = self.arch.sources(spec)[0]
+                result[spec.name] = max_pool_quantization(*result[source], self.bits[source], self.bits[spec.name])
+        return result
 
     def tensor_scales(self) -> dict[str, float]:
         """Scale of the input ("input") and of every quantized activation, by producing layer."""
-        scales = {"input": self.input_quant.quant.scale}
-        scales.update({name: quant.scale() for name, quant in self.activations.items()})
-        return scales
+        return {name: scale for name, (scale, _) in self.tensor_quantization().items()}
 
-    def input_scale(self, layer: str) -> float:
-        """Scale of the tensor `layer` reads."""
-        names = [spec.name for spec in self.arch.layers]
-        previous = "input" if layer == names[0] else names[names.index(layer) - 1]
-        return self.tensor_scales()[previous]
+    def values(self, x: torch.Tensor, fake_quant: bool = True) -> dict[str, torch.Tensor]:
+        """Every tensor by name (NCHW): fake-quantized, or (fake_quant False) the float network of
+        the same weights, activations as the specs say (to calibrate the quantizers)."""
+        quantization = self.tensor_quantization() if fake_quant else {}
+
+        def layer(spec: LayerSpec, inputs: list[torch.Tensor]) -> torch.Tensor:
+            if spec.has_weights:
+                source = self.arch.sources(spec)[0]
+                y = self.layers[spec.name](inputs[0], quantization.get(source, (1.0, 0))[0], fake_quant)
+            else:
+                y = weightless(spec, inputs)
+            if spec.name == self.arch.classifier:
+                return y
+            if spec.op == "max_pool":
+                if not fake_quant:
+                    return y
+                scale, zero_point = quantization[spec.name]
+                return torch.fake_quantize_per_tensor_affine(y, scale, zero_point, 0, (1 << self.bits[spec.name]) - 1)
+            return self.activations[spec.name](y) if fake_quant else ACTIVATIONS[spec.activation](y)
+
+        return walk(self.arch, self.input_quant(x) if fake_quant else x, layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scales = self.tensor_scales()
-        x, previous = self.input_quant(x), "input"
-        for spec in self.arch.layers:
-            if spec.op == "global_avg_pool":
-                x = x.mean(dim=(2, 3))
-            else:
-                x = self.layers[spec.name](x, scales[previous])
-            if spec.name in self.activations:
-                x = self.activations[spec.name](x)
-            previous = spec.name
-        return x
-
-
-def fold_batch_norm(conv: nn.Conv2d | nn.Linear, bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weights and bias of the convolution (or linear layer) followed by BN in eval mode (running statistics)."""
-    gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = conv.weight * gain.reshape(-1, *[1] * (conv.weight.dim() - 1))
-    bias = bn.bias - bn.running_mean * gain
-    if conv.bias is not None:
-        bias = bias + conv.bias * gain
-    return weight.detach(), bias.detach()
+        return self.values(x)[self.arch.classifier].flatten(1)
 
 
 @torch.no_grad()
-def from_float(float_net: FloatNet, policy: Policy, calibration: torch.Tensor) -> QATNet:
-    """A QATNet with BN-folded float weights, minimum-error weight clips, and each alpha set to
-    the minimum-error clip of the float activations on `calibration` (NCHW)."""
-    net = QATNet(float_net.arch, policy)
+def from_float_graph(float_graph: FloatGraph, policy: Policy, calibration: torch.Tensor) -> QATNet:
+    """A QATNet with the float graph's weights, minimum-error weight clips, and each output
+    quantizer set from the float activations on `calibration` (NCHW, real domain)."""
+    net = QATNet(float_graph.architecture, policy)
     for name, layer in net.layers.items():
-        block = float_net.blocks[name]
-        if isinstance(block, nn.Linear):
-            weight, bias = block.weight.detach(), block.bias.detach()
-        else:
-            weight, bias = fold_batch_norm(block[0], block[1])
-        layer.weight.copy_(weight)
-        layer.bias.copy_(bias)
+        float_layer = float_graph.layers[name]
+        layer.weight.copy_(torch.from_numpy(torch_layout(layer.spec, np.asarray(float_layer.weight, np.float32))))
+        layer.bias.copy_(torch.from_numpy(np.asarray(float_layer.bias, np.float32)))
         layer.calibrate()
-    float_net.eval()
-    outputs = float_net.activations(calibration)
+    outputs = net.values(calibration, fake_quant=False)
     for name, quant in net.activations.items():
         values = outputs[name].flatten()
-        values = values[:: max(1, values.numel() // CALIBRATION_VALUES)]
-        alpha = float(best_clip_ratio(values[None, :], 0, quant.levels)[0] * values.max())
-        quant.alpha.fill_(alpha if alpha > MIN_ALPHA else 1.0)
+        quant.initialize(values[:: max(1, values.numel() // CALIBRATION_VALUES)])
     return net
 
 
-def run_qat(policy: Policy, float_net: FloatNet, progress: Progress | None = None) -> QATNet:
-    """Fold, calibrate and fine-tune the policy's fake-quant model (deterministic given the seed)."""
+def run_qat(policy: Policy, float_graph: FloatGraph, train_images: np.ndarray, train_labels: np.ndarray,
+            progress: Progress | None = None) -> QATNet:
+    """Calibrate and fine-tune the policy's fake-quant model on images NHWC (float, the model's
+    real domain) and their labels; deterministic given the policy's QAT seed."""
     configure_torch(policy.qat.seed)
-    split = load_split(policy.architecture.input_shape[0])
-    net = from_float(float_net, policy, nchw(split.train_images))
-    fit(net, net.parameters(), split.train_images, split.train_labels,
-        policy.qat.epochs, policy.qat.lr, policy.qat.seed, progress)
+    net = from_float_graph(float_graph, policy, nchw(train_images))
+    fit(net, net.parameters(), train_images, train_labels, policy.qat.epochs, policy.qat.lr, policy.qat.seed, progress)
     return net

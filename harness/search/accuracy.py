@@ -36,10 +36,11 @@ class AccuracyOracle:
     """Fine-tunes and scores policies of one float model; remembers every score."""
 
     def __init__(self, model_policy: Policy, settings: ShortQAT = ShortQAT()):
-        from harness.frontend.train import checkpoint_digest, load_float
+        from harness.frontend.float_net import float_graph
+        from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float
 
         self.settings = settings
-        self.float_net = load_float(model_policy.model)
+        self.float_graph = float_graph(load_float(model_policy.model), f"checkpoint {checkpoint_path(model_policy.model)}")
         split = load_split(model_policy.architecture.input_shape[0])
         n_train, n_val = settings.train_images, settings.val_images
         self.train = (split.train_images[:n_train], split.train_labels[:n_train])
@@ -52,12 +53,12 @@ class AccuracyOracle:
         """The policy's fake-quant model after the short fine-tune (deterministic)."""
         import torch
 
-        from harness.quantize.qat import from_float
         from harness.frontend.train import configure_torch, fit, nchw
+        from harness.quantize.qat import from_float_graph
 
         configure_torch(self.settings.seed)
         torch.set_num_threads(SEARCH_TORCH_THREADS)
-        net = from_float(self.float_net, policy, nchw(self.train[0]))
+        net = from_float_graph(self.float_graph, policy, nchw(self.train[0]))
         fit(net, net.parameters(), *self.train, self.settings.epochs, self.settings.lr, self.settings.seed)
         return net
 

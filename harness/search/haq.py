@@ -62,7 +62,7 @@ class HaqSettings:
     verify_images: int = VERIFY_IMAGES
 
     def check(self) -> None:
-        from harness.frontend.random_weights import TRAINED_HERE
+        from harness.quantize.pipeline import TRAINED_HERE
 
         if self.model not in TRAINED_HERE:
             raise HarnessError(f"haq scores accuracy by fine-tuning, and {self.model!r} has no training data here "

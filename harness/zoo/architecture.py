@@ -30,7 +30,8 @@ class LayerSpec:
     global_avg_pool, the pools, add). `inputs` names the layers read ("input" is the network
     input); empty means the previous layer. `activation` is one of ACTIVATIONS.
     A fully_connected layer may read an H x W x C tensor: it sees it flattened in H, W, C order
-    (NHWC memory order), so its weights are [O][H * W * C]."""
+    (NHWC memory order), so its weights are [O][H * W * C]. max_pool applies no activation: it
+    keeps its input's range (docs/integer-arithmetic.md, "max_pool")."""
 
     name: str
     op: str

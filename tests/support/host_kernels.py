@@ -140,9 +140,10 @@ class KernelCall:
         (layer,) = graph.layers
         inp, out = graph.tensors[layer.input], graph.tensors[layer.output]
         weights = None if layer.weights is None else pack(layer.weights, layer.w_bits, signed=True)
+        in_shape = (1, 1, inp.size) if kernel == "fully_connected" else inp.shape  # read flattened, as codegen passes it
         return cls(
             kernel=kernel,
-            in_dims=_dims(inp.shape, inp.bits),
+            in_dims=_dims(in_shape, inp.bits),
             out_dims=_dims(out.shape, out.bits),
             window=Window(*layer.kernel, *layer.stride, *layer.padding[:2], graph.in_offset(layer)),
             in_offset=graph.in_offset(layer),

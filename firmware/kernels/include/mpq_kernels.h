@@ -5,8 +5,8 @@
  * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
  * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
  * kernel available for the given shape and bits; all of them are bit-exact with the
- * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise and fully connected also
- * have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
+ * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise, fully connected and
+ * max pool also have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
  * exact C stand-ins for the instructions, on any host), which the wrapper picks unless the
  * firmware is built with -DMPQ_FORCE_REF.
  *
@@ -117,6 +117,15 @@ int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win
                  const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 int mpq_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                      const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+/* max pool kh x kw with stride and padding: bias + the largest in-bounds tap (padded taps take no
+ * part), requantized per channel; channels kept, 2/4/8-bit output; no scratch. */
+int mpq_max_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_max_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_max_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 
 /* Requantization of a residual add (one for the whole tensor): see mpq_add. */
 typedef struct {

@@ -9,8 +9,8 @@
  *
  * The Cortex-M7 kernels (_m7, mpq_m7.h) accept every shape and bits the _ref kernels accept and
  * ask for the same scratch (they work in a static buffer and run the _ref kernel for a layer too
- * large for it), so they are picked for every conv2d, pointwise, depthwise and fully connected
- * layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
+ * large for it), so they are picked for every conv2d, pointwise, depthwise, fully connected and
+ * max pool layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
  * them on the device).
  */
 #include "mpq_m7.h"
@@ -180,6 +180,26 @@ int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win
         return MPQ_ERR_ARG;
     }
     return avg_pool_select(in, win, out)(in, x, win, rq, out, y);
+}
+
+/* ---- max_pool (no scratch) ---- */
+
+typedef int (*max_pool_kernel_t)(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+
+static max_pool_kernel_t max_pool_select(const mpq_dims_t *in, const mpq_window_t *win, const mpq_dims_t *out) {
+    (void)in;
+    (void)win;
+    (void)out;
+    return MPQ_USE_REF ? mpq_max_pool_ref : mpq_max_pool_m7;
+}
+
+int mpq_max_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
+    if (in == NULL || win == NULL || out == NULL) {
+        return MPQ_ERR_ARG;
+    }
+    return max_pool_select(in, win, out)(in, x, win, rq, out, y);
 }
 
 /* ---- add (no scratch) ---- */

@@ -156,6 +156,22 @@ static inline void mpq_load2_post(const uint32_t **p, uint32_t *lo, uint32_t *hi
 #endif
 }
 
+/* USUB8 then SEL: the bytewise unsigned maximum of a and b (four uint8 lanes). */
+static inline uint32_t mpq_umax8(uint32_t a, uint32_t b) {
+#if MPQ_HAVE_DSP
+    uint32_t r;
+    __asm__("usub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+#else
+    uint32_t r = 0u;
+    for (unsigned k = 0; k < 32u; k += 8u) {
+        const uint32_t x = (a >> k) & 0xFFu, y = (b >> k) & 0xFFu;
+        r |= (x >= y ? x : y) << k;
+    }
+    return r;
+#endif
+}
+
 /* Two int16 values as one word (lane 0 = lo). */
 static inline uint32_t mpq_pair(int32_t lo, int32_t hi) {
     return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);

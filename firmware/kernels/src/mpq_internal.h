@@ -155,6 +155,13 @@ static inline uint32_t mpq_window_pixel(const mpq_window_axis_t *ry, const mpq_w
     return (uint32_t)(ry->start + (int32_t)ky) * in_w + (uint32_t)(rx->start + (int32_t)kx);
 }
 
+/* The argument checks of the pools (avg_pool, max_pool), shared by their kernels. */
+static inline int mpq_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                   const mpq_requant_t *rq, const mpq_dims_t *out, const void *y) {
+    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && out->bits != 32u && out->c == in->c &&
+           mpq_window_ok(in, win, out);
+}
+
 /* ---- unpacking ---- */
 
 /* n values of `bits` (a constant after inlining), each decoded as ((code ^ half) - half) + offset:
@@ -261,6 +268,50 @@ static inline void mpq_write_output(uint8_t *row, uint32_t i, uint32_t bits, int
     }
     const uint32_t y = (uint32_t)mpq_requantize(acc, rq->mult[i], rq->shift[i], bits);
     row[(i * bits) >> 3] |= (uint8_t)(y << ((i * bits) & 7u));
+}
+
+/* ---- the portable pools ---- */
+
+/* Channels a portable pool reduces per pass (on the stack: MPQ_POOL_CHUNK * (4 + 2) = 192 bytes);
+ * a multiple of 4 so every chunk starts on a byte. */
+#define MPQ_POOL_CHUNK 32u
+
+/* avg_pool (take_max 0: acc = bias + the sum of the in-bounds taps) or max_pool (take_max 1:
+ * acc = bias + the largest in-bounds tap; padded taps take no part), requantized per channel
+ * (docs/integer-arithmetic.md, "avg_pool", "max_pool"). Arguments already checked. */
+static inline void mpq_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *yp, int take_max) {
+    const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
+    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    int32_t acc[MPQ_POOL_CHUNK];
+    int16_t values[MPQ_POOL_CHUNK];
+
+    for (uint32_t oy = 0; oy < out->h; ++oy) {
+        const mpq_window_axis_t ry = mpq_window_axis(oy, win->sh, win->pad_top, win->kh, in->h);
+        for (uint32_t ox = 0; ox < out->w; ++ox, yp += y_row) {
+            const mpq_window_axis_t rx = mpq_window_axis(ox, win->sw, win->pad_left, win->kw, in->w);
+            mpq_clear_row(yp, out->c, out->bits);
+            for (uint32_t c0 = 0; c0 < in->c; c0 += MPQ_POOL_CHUNK) {
+                const uint32_t n = in->c - c0 < MPQ_POOL_CHUNK ? in->c - c0 : MPQ_POOL_CHUNK;
+                for (uint32_t i = 0; i < n; ++i) {
+                    acc[i] = take_max ? INT32_MIN : 0;
+                }
+                for (uint32_t ky = ry.lo; ky < ry.hi; ++ky) {
+                    for (uint32_t kx = rx.lo; kx < rx.hi; ++kx) {
+                        const uint32_t pixel = mpq_window_pixel(&ry, &rx, ky, kx, in->w);
+                        mpq_unpack_activations(x + pixel * x_row + c0 * in->bits / 8u, n, in->bits, win->in_offset,
+                                               values);
+                        for (uint32_t i = 0; i < n; ++i) {
+                            acc[i] = take_max ? (values[i] > acc[i] ? values[i] : acc[i]) : acc[i] + values[i];
+                        }
+                    }
+                }
+                for (uint32_t i = 0; i < n; ++i) {
+                    mpq_write_output(yp, c0 + i, out->bits, rq->bias[c0 + i] + acc[i], rq);
+                }
+            }
+        }
+    }
 }
 
 /* One output pixel of a 1x1 layer: y_row[o] = bias[o] + sum_i w[o][i] * xs[i], requantized;
