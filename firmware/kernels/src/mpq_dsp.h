@@ -122,6 +122,17 @@ static inline uint32_t mpq_uxtb16_ror8(uint32_t v) {
 #endif
 }
 
+/* SXTB16 with ROR #8: bytes 1 and 3 of v, sign-extended into the two halfwords (one instruction). */
+static inline uint32_t mpq_sxtb16_ror8(uint32_t v) {
+#if MPQ_HAVE_DSP
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return mpq_sxtb16(mpq_ror(v, 8));
+#endif
+}
+
 /* PKHBT: lane 0 from lo(a), lane 1 from lo(b). */
 static inline uint32_t mpq_pack_lo(uint32_t a, uint32_t b) {
 #if MPQ_HAVE_DSP
