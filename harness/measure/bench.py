@@ -225,32 +225,43 @@ def build_for_impl(graphs: list[Graph], board: Board, impl: str, label: str = "b
 def bench_kernels(board: Board, impl: str = "m7", shapes: Sequence[BenchShape] = SUITE,
                   combos: Sequence[tuple[int, int, int]] = BIT_COMBOS, runs: int = DEFAULT_PERF_RUNS,
                   on_result: Callable[[KernelResult], None] = lambda r: None) -> dict:
-    """Run the suite on the board and return the report (JSON-able): unit, meaning, results."""
-    cases = [(shape, bits, shape_graph(shape, bits)) for shape in shapes for bits in combos]
-    graphs = [graph for _, _, graph in cases]
-    build = build_for_impl(graphs, board, impl)
+    """Run the shapes at the combinations on the board and return the report (JSON-able): unit,
+    meaning, results. The layers go into as few firmware images as the board's flash allows."""
+    from harness.measure.profile import batches
+
+    cases = {shape_graph(shape, bits).name: (shape, bits) for shape in shapes for bits in combos}
+    graphs = [shape_graph(shape, bits) for shape, bits in cases.values()]
     results = []
-    with open_device(board, build.elf_path, expected_hash=model_hash(graphs), run_timeout=120.0) as device:
-        unit = TickUnit.of(device.info())
-        for index, (shape, bits, graph) in enumerate(cases):
-            x = random_input(graph, 7)
-            device.load(index, pack_tensor(x, graph.tensors[graph.input]))
-            run = device.run(index)
-            if not run.ok:
-                raise HarnessError(f"{graph.name}: firmware status {run.status}")
-            got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
-            if not np.array_equal(got, reference.predict(graph, x)):
-                raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
-            perf = device.perf(index, runs)
-            if not perf.ok:
-                raise HarnessError(f"{graph.name}: PERF status {perf.status}")
-            cost = perf.mean_ticks * unit.per_tick
-            result = KernelResult(shape.name, *bits, shape.macs, perf.mean_ticks, cost / shape.macs, shape.cmsis_int8)
-            results.append(result)
-            on_result(result)
+    for group in batches(graphs, board.budget.flash):
+        build = build_for_impl(group, board, impl)
+        with open_device(board, build.elf_path, expected_hash=model_hash(group), run_timeout=120.0) as device:
+            unit = TickUnit.of(device.info())
+            for index, graph in enumerate(group):
+                shape, bits = cases[graph.name]
+                result = _bench_layer(device, index, graph, shape, bits, runs, unit)
+                results.append(result)
+                on_result(result)
     return {"board": board.name, "impl": impl, "unit": unit.name, "meaning": unit.meaning, "runs": runs,
             "shapes": [asdict(s) | {"macs": s.macs} for s in shapes],
             "results": [asdict(r) | {"meets_target": r.meets_target} for r in results]}
+
+
+def _bench_layer(device, index: int, graph: Graph, shape: BenchShape, bits: tuple[int, int, int], runs: int,
+                 unit: TickUnit) -> KernelResult:
+    """Model `index` on the device: one RUN checked against harness.ir.reference, then PERF."""
+    x = random_input(graph, 7)
+    device.load(index, pack_tensor(x, graph.tensors[graph.input]))
+    run = device.run(index)
+    if not run.ok:
+        raise HarnessError(f"{graph.name}: firmware status {run.status}")
+    got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
+    if not np.array_equal(got, reference.predict(graph, x)):
+        raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
+    perf = device.perf(index, runs)
+    if not perf.ok:
+        raise HarnessError(f"{graph.name}: PERF status {perf.status}")
+    cost = perf.mean_ticks * unit.per_tick
+    return KernelResult(shape.name, *bits, shape.macs, perf.mean_ticks, cost / shape.macs, shape.cmsis_int8)
 
 
 def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequence[str] = ("ref", "m7")) -> dict:

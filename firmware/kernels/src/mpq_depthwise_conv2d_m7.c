@@ -10,7 +10,7 @@
  * (padding is the real value zero). Each input row is unpacked once however many output rows
  * read it. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
  * window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
- * SMLATT; the 3x3 stride-1 window is fully unrolled and its two pixels share their input loads.
+ * SMLATT; the 3x3 windows of stride 1 and 2 are fully unrolled and their two pixels share input loads.
  * Scratch: as mpq_depthwise_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer whose
  * rows are too long for the work buffer runs mpq_depthwise_conv2d_ref.
  */
@@ -68,6 +68,23 @@ MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word
     }
 }
 
+/* 3x3 window, stride 2, two pixels: as window_3x3_s1, the second pixel two columns on, so the
+ * pixels share the middle column's loads. */
+MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+#pragma GCC unroll 3
+    for (uint32_t ky = 0; ky < 3u; ++ky) {
+        const mpq_word_t *r = rows[ky];
+        const uint32_t x0 = r[0], x1 = r[1], x2 = r[2], x3 = r[3], x4 = r[4];
+        const uint32_t w0 = w[3u * ky], w1 = w[3u * ky + 1u], w2 = w[3u * ky + 2u];
+        mac_pixel(x0, w0, &acc->a[0], &acc->a[1]);
+        mac_pixel(x1, w1, &acc->a[0], &acc->a[1]);
+        mac_pixel(x2, w2, &acc->a[0], &acc->a[1]);
+        mac_pixel(x2, w0, &acc->a[2], &acc->a[3]);
+        mac_pixel(x3, w1, &acc->a[2], &acc->a[3]);
+        mac_pixel(x4, w2, &acc->a[2], &acc->a[3]);
+    }
+}
+
 /* Any window: `pixels` (1 or 2) pixels, the second `sw` words after the first; window row ky
  * starts at ring + at + row_at[ky]. */
 MPQ_M7_INLINE void window_any(const mpq_word_t *ring, const uint32_t *row_at, uint32_t at, const mpq_word_t *w,
@@ -99,7 +116,7 @@ typedef struct {
  * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
 MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
-    const int fast = kh == 3u && kw == 3u && sw == 1u;
+    const int fast = kh == 3u && kw == 3u && (sw == 1u || sw == 2u);
     const uint32_t ch = 2u * (r->pair0 + j);
     const int second = ch + 1u < r->c;
     const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
@@ -119,10 +136,14 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         const uint32_t at = j * r->wp + ox * sw;
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
-            window_3x3_s1(window, wj, &acc);
-            window[0] += 2;
-            window[1] += 2;
-            window[2] += 2;
+            if (sw == 1u) {
+                window_3x3_s1(window, wj, &acc);
+            } else {
+                window_3x3_s2(window, wj, &acc);
+            }
+            window[0] += 2u * sw;
+            window[1] += 2u * sw;
+            window[2] += 2u * sw;
         } else {
             window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
         }
