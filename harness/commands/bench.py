@@ -49,6 +49,10 @@ def register(subparsers) -> None:
     network.add_argument("--board", default=DEFAULT_BOARD, help=f"board name (default {DEFAULT_BOARD})")
     network.add_argument("--images", type=_positive, default=DEFAULT_NETWORK_IMAGES,
                          help=f"test images (default {DEFAULT_NETWORK_IMAGES})")
+    network.add_argument("--impl", choices=("both", "m7", "ref"), default="both",
+                         help="kernels: both builds (default), or only the Cortex-M7 or the portable one")
+    network.add_argument("--layers", action="store_true",
+                         help="also print each layer's cost per MAC (always in the JSON)")
     network.add_argument("--out", type=Path, help="write the results as JSON here")
     add_model_source_options(network)
     network.set_defaults(func=run_network)
@@ -146,19 +150,37 @@ def run_network(args: argparse.Namespace) -> int:
     graph = checked_policy_graph(policy, board, args, console)
     inputs, _ = measured_inputs(policy, graph, args.images)
     with console.status(f"{policy.name} on {board.name}, portable then Cortex-M7 kernels"):
-        report = bench_network(graph, inputs[: args.images], board)
+        impls = ("ref", "m7") if args.impl == "both" else (args.impl,)
+        report = bench_network(graph, inputs[: args.images], board, impls)
     report["policy"] = policy.name
     _write(args.out, report, board)
     table = Table(title=f"{policy.name} on {board.name}: {report['unit']} per inference ({report['images']} images)",
                   caption=report["meaning"])
-    for column in ("kernels", "median", "min", "max"):
+    for column in ("kernels", "median", "min", "max", "per MAC"):
         table.add_column(column, justify="right")
     for impl, stats in report["impls"].items():
-        table.add_row(impl, *(f"{stats[key]:,.0f}" for key in ("median", "min", "max")))
+        table.add_row(impl, *(f"{stats[key]:,.0f}" for key in ("median", "min", "max")),
+                      "-" if stats["per_mac"] is None else f"{stats['per_mac']:.2f}")
     if {"ref", "m7"} <= report["impls"].keys():
-        table.add_row("speed-up", f"{report['impls']['ref']['median'] / report['impls']['m7']['median']:.2f}x", "", "")
+        table.add_row("speed-up", f"{report['impls']['ref']['median'] / report['impls']['m7']['median']:.2f}x", "", "",
+                      "")
     Console().print(table)
+    if args.layers:
+        for impl, stats in report["impls"].items():
+            Console().print(layer_table(report, impl))
     return 0
+
+
+def layer_table(report: dict, impl: str) -> Table:
+    """Each layer of one build: bits, MACs, cost and cost per MAC (median over the images)."""
+    table = Table(title=f"{report['model']}, {impl} kernels: {report['unit']} per layer", caption=report["meaning"])
+    for column in ("layer", "op", "bits i/w/o", "MACs", report["unit"], "per MAC"):
+        table.add_column(column, justify="left" if column in ("layer", "op") else "right")
+    for row in report["impls"][impl]["layers"]:
+        bits = "{}/{}/{}".format(row["in_bits"], row["w_bits"] or "-", row["out_bits"])
+        table.add_row(row["layer"], row["op"], bits, f"{row['macs']:,}", f"{row['cost']:,.0f}",
+                      "-" if not row["macs"] else f"{row['per_mac']:.2f}")
+    return table
 
 
 def _write(path: Path | None, report: dict, board) -> None:

@@ -265,14 +265,17 @@ def _bench_layer(device, index: int, graph: Graph, shape: BenchShape, bits: tupl
 
 
 def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequence[str] = ("ref", "m7")) -> dict:
-    """Whole-network cost of `graph` on each input with each kernel implementation; every output
-    is checked bit-exactly against harness.ir.reference."""
+    """Whole-network cost of `graph` on each input with each kernel implementation, and each
+    layer's (median over the inputs, with its MACs); every output is checked bit-exactly against
+    harness.ir.reference. The network's MACs are those of its conv2d, depthwise and fully
+    connected layers (harness.zoo.counts: pools and adds multiply nothing)."""
     expected = [reference.predict(graph, x) for x in inputs]
+    macs = sum(graph.macs(layer) for layer in graph.layers if layer.weights is not None)
     report: dict = {"board": board.name, "model": graph.name, "model_hash": graph.hash(), "images": len(inputs),
-                    "impls": {}}
+                    "macs": macs, "impls": {}}
     for impl in impls:
         build = build_for_impl([graph], board, impl, f"network-{impl}")
-        totals = []
+        totals, layers = [], []
         with open_device(board, build.elf_path, expected_hash=graph.hash()) as device:
             unit = TickUnit.of(device.info())
             for index, (x, want) in enumerate(zip(inputs, expected)):
@@ -284,6 +287,19 @@ def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequenc
                 if not np.array_equal(got, want):
                     raise HarnessError(f"{impl}: image {index} differs from harness.ir.reference")
                 totals.append(run.total_ticks * unit.per_tick)
+                layers.append([ticks * unit.per_tick for ticks in run.layer_ticks])
         report["unit"], report["meaning"] = unit.name, unit.meaning
-        report["impls"][impl] = {"median": statistics.median(totals), "min": min(totals), "max": max(totals)}
+        median = statistics.median(totals)
+        report["impls"][impl] = {"median": median, "min": min(totals), "max": max(totals),
+                                 "per_mac": median / macs if macs else None,
+                                 "layers": [_layer_cost(graph, layer, [run[i] for run in layers])
+                                            for i, layer in enumerate(graph.layers)]}
     return report
+
+
+def _layer_cost(graph: Graph, layer: Layer, costs: list[float]) -> dict:
+    macs = graph.macs(layer)
+    cost = statistics.median(costs)
+    return {"layer": layer.name, "op": layer.op, "in_bits": graph.tensors[layer.input].bits, "w_bits": layer.w_bits,
+            "out_bits": graph.tensors[layer.output].bits, "macs": macs, "cost": cost,
+            "per_mac": cost / macs if macs else None}

@@ -19,34 +19,50 @@ static const uint8_t ORDER8[4] = {0, 2, 1, 3};
 static const uint8_t ORDER4[8] = {0, 4, 2, 6, 1, 5, 3, 7};
 static const uint8_t ORDER2[16] = {0, 8, 4, 12, 1, 9, 5, 13, 2, 10, 6, 14, 3, 11, 7, 15};
 
-/* Lane word i of channels o (a) and o + 1 (b) against lane word i of each pixel (pixel 1 is
- * `lanes` words after pixel 0): acc[2 * p + channel]. */
-MPQ_M7_INLINE void mac_lanes(uint32_t a, uint32_t b, const mpq_word_t *x, uint32_t i, uint32_t lanes,
-                             uint32_t pixels, int32_t acc[4]) {
-    acc[0] = mpq_smlad(x[i], a, acc[0]);
-    acc[1] = mpq_smlad(x[i], b, acc[1]);
-    if (pixels == 2u) {
-        acc[2] = mpq_smlad(x[lanes + i], a, acc[2]);
-        acc[3] = mpq_smlad(x[lanes + i], b, acc[3]);
+/* Up to four output channels by up to two pixels: acc[MPQ_MV_ROWS * p + r]. */
+#define MPQ_MV_ROWS 4u
+
+/* Lane word i of each channel's widened weight word (v[r]) against lane word i of each pixel
+ * (pixel 1 is `lanes` words after pixel 0). */
+MPQ_M7_INLINE void mac_lanes(const uint32_t *v, uint32_t rows, const mpq_word_t *x, uint32_t i, uint32_t lanes,
+                             uint32_t pixels, int32_t *acc) {
+#pragma GCC unroll 4
+    for (uint32_t p = 0; p < pixels; ++p) {
+        const uint32_t xv = x[p * lanes + i];
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            acc[MPQ_MV_ROWS * p + r] = mpq_smlad(xv, v[r], acc[MPQ_MV_ROWS * p + r]);
+        }
     }
 }
 
-/* One packed weight word of each channel (w0, w1) against the matching values of the pixels. */
-MPQ_M7_INLINE void mac_word(uint32_t w0, uint32_t w1, uint32_t bits, const mpq_word_t *x, uint32_t pixels,
-                            int32_t acc[4]) {
+/* One packed weight word of each channel (w[r]) against the matching values of the pixels. */
+MPQ_M7_INLINE void mac_word(const uint32_t *w, uint32_t rows, uint32_t bits, const mpq_word_t *x, uint32_t pixels,
+                            int32_t *acc) {
     const uint32_t lanes = 16u / bits; /* int16 lane words per weight word */
+    uint32_t lo[MPQ_MV_ROWS], hi[MPQ_MV_ROWS];
     if (bits == 8u) {
-        mac_lanes(mpq_sxtb16(w0), mpq_sxtb16(w1), x, 0u, lanes, pixels, acc);
-        mac_lanes(mpq_sxtb16_ror8(w0), mpq_sxtb16_ror8(w1), x, 1u, lanes, pixels, acc);
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            lo[r] = mpq_sxtb16(w[r]);
+            hi[r] = mpq_sxtb16_ror8(w[r]);
+        }
+        mac_lanes(lo, rows, x, 0u, lanes, pixels, acc);
+        mac_lanes(hi, rows, x, 1u, lanes, pixels, acc);
         return;
     }
     const uint32_t mask = bits == 4u ? 0xF0F0F0F0u : 0xC0C0C0C0u;
 #pragma GCC unroll 4
     for (uint32_t s = 0; s < 8u / bits; ++s) {
         const uint32_t up = 8u - bits * (s + 1u); /* moves code s of each byte to the byte's top */
-        const uint32_t m0 = (w0 << up) & mask, m1 = (w1 << up) & mask;
-        mac_lanes(mpq_sxtb16(m0), mpq_sxtb16(m1), x, 2u * s, lanes, pixels, acc);
-        mac_lanes(mpq_sxtb16_ror8(m0), mpq_sxtb16_ror8(m1), x, 2u * s + 1u, lanes, pixels, acc);
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint32_t m = (w[r] << up) & mask;
+            lo[r] = mpq_sxtb16(m);
+            hi[r] = mpq_sxtb16_ror8(m);
+        }
+        mac_lanes(lo, rows, x, 2u * s, lanes, pixels, acc);
+        mac_lanes(hi, rows, x, 2u * s + 1u, lanes, pixels, acc);
     }
 }
 
@@ -82,42 +98,87 @@ static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels,
     }
 }
 
-/* Every output channel of `pixels` (1 or 2, a constant) pixels whose columns are in cols; bits a
- * constant after inlining. */
-MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, const mpq_word_t *cols,
-                               const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0) {
+/* Output channels o .. o + n - 1 of a cleared row from their accumulators, out_bits a constant in
+ * each case (the requantization inlined, its short path for shift <= 32 too). */
+static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *acc, const mpq_requant_t *rq,
+                          uint32_t out_bits) {
+    switch (out_bits) {
+    case 8u:
+        for (uint32_t i = 0; i < n; ++i) {
+            mpq_m7_store_as(row, o + i, 8u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+        }
+        break;
+    case 4u:
+        for (uint32_t i = 0; i < n; ++i) {
+            mpq_m7_store_as(row, o + i, 4u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+        }
+        break;
+    case 2u:
+        for (uint32_t i = 0; i < n; ++i) {
+            mpq_m7_store_as(row, o + i, 2u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+        }
+        break;
+    default:
+        for (uint32_t i = 0; i < n; ++i) {
+            mpq_m7_store_as(row, o + i, 32u, acc[i], 0, 1, MPQ_M7_RQ_NARROW);
+        }
+        break;
+    }
+}
+
+/* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
+ * columns are in cols; bits a constant after inlining. */
+MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, uint32_t rows,
+                                   uint32_t o, const mpq_word_t *cols, const mpq_requant_t *rq,
+                                   const mpq_dims_t *out, uint8_t *y0) {
     const uint32_t per_word = 32u / bits;
     const int32_t scale = bits == 8u ? 1 : bits == 4u ? 16 : 64;
     const uint32_t w_row = mpq_row_bytes(m->cin, bits);
     const uint32_t full = m->cin / per_word;
     const uint32_t tail_values = m->cin - full * per_word;
-    const uint32_t tail_bytes = w_row - 4u * full;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
     const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
-    uint8_t *y1 = y0 + y_row;
-    for (uint32_t o = 0; o < out->c; o += 2u) {
-        const int second = o + 1u < out->c;
-        const uint8_t *r0 = m->w + o * w_row;
-        const uint8_t *r1 = second ? r0 + w_row : r0; /* a lone last channel is computed twice */
-        const mpq_word_t *x = cols;
-        int32_t acc[4] = {0, 0, 0, 0};
-        for (uint32_t j = 0; j < full; ++j, x += step) {
-            mac_word(load_word(r0 + 4u * j), load_word(r1 + 4u * j), bits, x, pixels, acc);
+    const uint8_t *r0 = m->w + o * w_row;
+    const mpq_word_t *x = cols;
+    int32_t acc[2u * MPQ_MV_ROWS] = {0};
+    uint32_t w[MPQ_MV_ROWS];
+#pragma GCC unroll 2
+    for (uint32_t j = 0; j < full; ++j, x += step) {
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            w[r] = load_word(r0 + r * w_row + 4u * j);
         }
-        if (tail_values != 0u) {
-            mac_word(load_tail(r0 + 4u * full, tail_bytes, tail_values, bits),
-                     load_tail(r1 + 4u * full, tail_bytes, tail_values, bits), bits, x, pixels, acc);
+        mac_word(w, rows, bits, x, pixels, acc);
+    }
+    if (tail_values != 0u) {
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            w[r] = load_tail(r0 + r * w_row + 4u * full, w_row - 4u * full, tail_values, bits);
         }
-        mpq_m7_write_output(y0, o, out->bits, rq->bias[o] + acc[0] / scale, rq);
-        if (pixels == 2u) {
-            mpq_m7_write_output(y1, o, out->bits, rq->bias[o] + acc[2] / scale, rq);
+        mac_word(w, rows, bits, x, pixels, acc);
+    }
+#pragma GCC unroll 4
+    for (uint32_t p = 0; p < pixels; ++p) {
+        int32_t sums[MPQ_MV_ROWS]; /* a copy: acc stays in registers */
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            sums[r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
-        if (second) {
-            mpq_m7_write_output(y0, o + 1u, out->bits, rq->bias[o + 1u] + acc[1] / scale, rq);
-            if (pixels == 2u) {
-                mpq_m7_write_output(y1, o + 1u, out->bits, rq->bias[o + 1u] + acc[3] / scale, rq);
-            }
-        }
+        write_outputs(y0 + p * y_row, o, rows, sums, rq, out->bits);
+    }
+}
+
+/* Every output channel of `pixels` (1 or 2, a constant) pixels: four channels at a time for one
+ * pixel, two for two (what the registers hold), then one by one. */
+MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, const mpq_word_t *cols,
+                               const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0) {
+    const uint32_t group = pixels == 1u && bits == 8u ? 4u : 2u;
+    uint32_t o = 0;
+    for (; o + group <= out->c; o += group) {
+        stream_channels(m, bits, pixels, group, o, cols, rq, out, y0);
+    }
+    for (; o < out->c; ++o) {
+        stream_channels(m, bits, pixels, 1u, o, cols, rq, out, y0);
     }
 }
 
