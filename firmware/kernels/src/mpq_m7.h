@@ -253,6 +253,10 @@ typedef struct {
     uint32_t w_bits;
 } mpq_m7_matvec_t;
 
+/* A pointwise layer whose matrix-engine chunks would hold fewer output channels than this runs the
+ * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights). */
+#define MPQ_M7_STREAM_BELOW 32u
+
 /* cin rounded up to whole weight words (4, 8 or 16 values). */
 static inline uint32_t mpq_m7_matvec_padded(uint32_t cin, uint32_t w_bits) {
     const uint32_t per_word = 32u / w_bits;
