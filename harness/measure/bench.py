@@ -1,6 +1,6 @@
 """Kernel and network benchmarks on a board: instructions (emulators) or cycles (hardware) per MAC.
 
-`bench_kernels` builds one firmware holding the fixed suite (SUITE: four layer shapes, each at
+`bench_kernels` builds firmware holding the fixed suite (SUITE: seven layer shapes, each at
 every (input, weight, output) bit combination, random weights calibrated like
 harness.ir.random_graphs), checks each layer's output bit-exactly against harness.ir.reference, then
 times it with PERF (no I/O in the timed region) and divides by the layer's MACs.
@@ -93,6 +93,10 @@ SUITE = (
     BenchShape("conv3x3", "conv 3x3, s1, pad 1, 16x16x32 -> 32", "conv2d", 16, 16, 32, 32, 3, 1, 1, 1.93),
     BenchShape("depthwise", "depthwise 3x3, s1, pad 1, 16x16x128", "depthwise_conv2d", 16, 16, 128, 128, 3, 1, 1, 8.39),
     BenchShape("conv3x3_s2", "conv 3x3, s2, pad 1, 32x32x8 -> 16", "conv2d", 32, 32, 8, 16, 3, 2, 1, 2.89),
+    # issue 13's layer classes, held to issue 13's CMSIS-NN s8 figures
+    BenchShape("fc", "fully connected 640 -> 128", "fully_connected", 1, 1, 640, 128, 1, 1, 0, 2.0),
+    BenchShape("pointwise_wide", "pointwise 1x1, 7x7x512 -> 512", "conv2d", 7, 7, 512, 512, 1, 1, 0, 1.5),
+    BenchShape("depthwise_s2", "depthwise 3x3, s2, pad 1, 48x48x16", "depthwise_conv2d", 48, 48, 16, 16, 3, 2, 1, 9.0),
 )
 
 # The networks whose every layer geometry `bench kernels --shapes zoo` runs: the MLPerf Tiny

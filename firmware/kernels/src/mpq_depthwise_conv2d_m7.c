@@ -85,6 +85,17 @@ MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word
     }
 }
 
+/* 3x3 window, one pixel (the last of an odd row): window row ky starts at rows[ky]. */
+MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+#pragma GCC unroll 3
+    for (uint32_t ky = 0; ky < 3u; ++ky) {
+        const mpq_word_t *r = rows[ky];
+        mac_pixel(r[0], w[3u * ky], &acc->a[0], &acc->a[1]);
+        mac_pixel(r[1], w[3u * ky + 1u], &acc->a[0], &acc->a[1]);
+        mac_pixel(r[2], w[3u * ky + 2u], &acc->a[0], &acc->a[1]);
+    }
+}
+
 /* Any window: `pixels` (1 or 2) pixels, the second `sw` words after the first; window row ky
  * starts at ring + at + row_at[ky]. */
 MPQ_M7_INLINE void window_any(const mpq_word_t *ring, const uint32_t *row_at, uint32_t at, const mpq_word_t *w,
@@ -156,7 +167,11 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     }
     if (ox < r->out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
-        window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+        if (fast) {
+            window_3x3_one(window, wj, &acc);
+        } else {
+            window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+        }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
         if (second) {
             mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
