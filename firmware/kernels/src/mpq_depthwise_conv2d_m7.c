@@ -125,9 +125,9 @@ typedef struct {
 
 /* Channel pair j of the block (channels ch, ch + 1) of every pixel of one output row (y_oy), out_bits
  * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
-MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint8_t *y_oy) {
+MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint32_t fast,
+                                    uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
-    const int fast = kh == 3u && kw == 3u && (sw == 1u || sw == 2u);
     const uint32_t ch = 2u * (r->pair0 + j);
     const int second = ch + 1u < r->c;
     const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
@@ -147,14 +147,14 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         const uint32_t at = j * r->wp + ox * sw;
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
-            if (sw == 1u) {
+            if (fast == 1u) {
                 window_3x3_s1(window, wj, &acc);
             } else {
                 window_3x3_s2(window, wj, &acc);
             }
-            window[0] += 2u * sw;
-            window[1] += 2u * sw;
-            window[2] += 2u * sw;
+            window[0] += 2u * fast;
+            window[1] += 2u * fast;
+            window[2] += 2u * fast;
         } else {
             window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
         }
@@ -177,6 +177,46 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
             mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
         }
     }
+}
+
+/* Every channel pair of the block (nb pairs from channel ch0) along one output row; `fast` (a
+ * constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. */
+MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint32_t fast,
+                             uint8_t *y_oy) {
+    for (uint32_t j = 0; j < nb; ++j) {
+        const uint32_t ch = ch0 + 2u * j;
+        const int narrow =
+            out_bits == 32u || (r->rq->shift[ch] > 32 && (ch + 1u == r->c || r->rq->shift[ch + 1u] > 32));
+        switch (out_bits) {
+        case 8u:
+            narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 8u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        case 4u:
+            narrow ? channel_pair_row(r, j, 4u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 4u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        case 2u:
+            narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 2u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        default:
+            channel_pair_row(r, j, 32u, MPQ_M7_RQ_NARROW, fast, y_oy);
+            break;
+        }
+    }
+}
+
+static void block_row_3x3_s1(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 1u, y_oy);
+}
+
+static void block_row_3x3_s2(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 2u, y_oy);
+}
+
+static void block_row_any(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 0u, y_oy);
 }
 
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -229,27 +269,12 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
                                  ? zero_row
                                  : ring_row(in, x, win, wp, ch0, cb, nb, tags, ring, xs, (uint32_t)iy);
             }
-            for (uint32_t j = 0; j < nb; ++j) {
-                const uint32_t ch = ch0 + 2u * j;
-                const int narrow =
-                    out->bits == 32u || (rq->shift[ch] > 32 && (ch + 1u == c || rq->shift[ch + 1u] > 32));
-                switch (out->bits) {
-                case 8u:
-                    narrow ? channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                case 4u:
-                    narrow ? channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                case 2u:
-                    narrow ? channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                default:
-                    channel_pair_row(&rows, j, 32u, MPQ_M7_RQ_NARROW, y_oy);
-                    break;
-                }
+            if (kh == 3u && kw == 3u && win->sw == 1u) {
+                block_row_3x3_s1(&rows, nb, ch0, out->bits, y_oy);
+            } else if (kh == 3u && kw == 3u && win->sw == 2u) {
+                block_row_3x3_s2(&rows, nb, ch0, out->bits, y_oy);
+            } else {
+                block_row_any(&rows, nb, ch0, out->bits, y_oy);
             }
         }
     }

@@ -51,13 +51,33 @@ MPQ_M7_INLINE void mac_word(const uint32_t *w, uint32_t rows, uint32_t bits, con
         mac_lanes(hi, rows, x, 1u, lanes, pixels, acc);
         return;
     }
-    const uint32_t mask = bits == 4u ? 0xF0F0F0F0u : 0xC0C0C0C0u;
-#pragma GCC unroll 4
-    for (uint32_t s = 0; s < 8u / bits; ++s) {
-        const uint32_t up = 8u - bits * (s + 1u); /* moves code s of each byte to the byte's top */
+    if (bits == 4u) {
+        const uint32_t mask = 0xF0F0F0F0u;
 #pragma GCC unroll 4
         for (uint32_t r = 0; r < rows; ++r) {
-            const uint32_t m = (w[r] << up) & mask;
+            const uint32_t m = mpq_and_lsl4(mask, w[r]); /* codes 0, 2, 4, 6 at the bytes' tops */
+            lo[r] = mpq_sxtb16(m);
+            hi[r] = mpq_sxtb16_ror8(m);
+        }
+        mac_lanes(lo, rows, x, 0u, lanes, pixels, acc);
+        mac_lanes(hi, rows, x, 1u, lanes, pixels, acc);
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint32_t m = w[r] & mask; /* codes 1, 3, 5, 7 */
+            lo[r] = mpq_sxtb16(m);
+            hi[r] = mpq_sxtb16_ror8(m);
+        }
+        mac_lanes(lo, rows, x, 2u, lanes, pixels, acc);
+        mac_lanes(hi, rows, x, 3u, lanes, pixels, acc);
+        return;
+    }
+    const uint32_t mask = 0xC0C0C0C0u;
+#pragma GCC unroll 4
+    for (uint32_t s = 0; s < 4u; ++s) {
+#pragma GCC unroll 4
+        for (uint32_t r = 0; r < rows; ++r) { /* code s of each byte at the byte's top */
+            const uint32_t m = s == 0u ? mpq_and_lsl6(mask, w[r]) : s == 1u ? mpq_and_lsl4(mask, w[r])
+                               : s == 2u ? mpq_and_lsl2(mask, w[r]) : w[r] & mask;
             lo[r] = mpq_sxtb16(m);
             hi[r] = mpq_sxtb16_ror8(m);
         }
