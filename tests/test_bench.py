@@ -78,6 +78,8 @@ def test_kernel_heatmap_is_a_png_of_every_measured_cell():
 
 
 @pytest.mark.parametrize("argv", [["bench"], ["bench", "kernels", "--runs", "0"], ["bench", "kernels", "--impl", "x"],
+                                  ["bench", "kernels", "--shapes", "mine"], ["bench", "kernels", "--bits", "4/4/4"],
+                                  ["bench", "network", "policies/digits-mixed.json", "--impl", "x"],
                                   ["bench", "network", "policies/digits-mixed.json", "--images", "-3"]])
 def test_bad_command_lines_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -103,3 +105,28 @@ def test_network_comparison_checks_both_builds(board):
     report = bench_network(graph, inputs, board)
     assert set(report["impls"]) == {"ref", "m7"}
     assert report["impls"]["m7"]["median"] < report["impls"]["ref"]["median"]
+
+
+def test_shape_and_layer_tables_show_cost_per_mac_against_the_target():
+    from harness.commands.bench import layer_table, shape_table
+
+    report = {"board": "qemu-m7", "impl": "m7", "unit": "instructions", "meaning": "m", "model": "net",
+              "results": [{"shape": "fc", "in_bits": 8, "w_bits": 8, "out_bits": 8, "macs": 81920, "per_mac": 1.9,
+                           "target": 2.0}],
+              "impls": {"m7": {"layers": [{"layer": "fc1", "op": "fully_connected", "in_bits": 8, "w_bits": 8,
+                                           "out_bits": 8, "macs": 1000, "cost": 2500.0, "per_mac": 2.5},
+                                          {"layer": "pool", "op": "global_avg_pool", "in_bits": 8, "w_bits": None,
+                                           "out_bits": 8, "macs": 0, "cost": 40.0, "per_mac": None}]}}}
+    console = Console(record=True, width=160, color_system="standard", file=io.StringIO())
+    console.print(shape_table(report, SUITE))
+    console.print(layer_table(report, "m7"))
+    text = console.export_text(styles=True)
+    assert "\x1b[32m1.90" in text and "fully connected 640 -> 128" in text
+    assert "2.50" in text and "8/-/8" in text
+
+
+def test_zoo_maps_too_large_for_the_board_lose_rows_and_say_so():
+    from harness.measure.bench import zoo_shapes
+
+    stem = next(s for s in zoo_shapes() if "mobilenet_v1_1.0_224 conv1" in s.title)
+    assert stem.w == 224 and stem.cin == 3 and stem.h < 224 and f"rows cropped to {stem.h} of 224" in stem.title
