@@ -185,8 +185,9 @@ MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint3
                              uint8_t *y_oy) {
     for (uint32_t j = 0; j < nb; ++j) {
         const uint32_t ch = ch0 + 2u * j;
-        const int narrow =
-            out_bits == 32u || (r->rq->shift[ch] > 32 && (ch + 1u == r->c || r->rq->shift[ch + 1u] > 32));
+        /* the short requantization when both shifts exceed 32; one copy only (SMALL) for other windows */
+        const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
+                                               (ch + 1u == r->c || r->rq->shift[ch + 1u] > 32));
         switch (out_bits) {
         case 8u:
             narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, y_oy)
