@@ -277,3 +277,24 @@ def test_planner_scratch_is_what_both_builds_ask_for(kernels, op):
         call = KernelCall.from_graph(op, graph, random_input(graph, 0))
         asked = {call.buffer_size(kernels.shipped), call.buffer_size(kernels.forced_ref)}
         assert asked == {layer_scratch_bytes(graph, graph.layers[0])}, graph.name
+
+
+# -- the weight-streaming engine (fully connected, wide pointwise) ---------------------------------
+
+STREAMED_SHAPES = (  # cin not a multiple of 4, 8 or 16 (a partial last weight word), odd channel counts
+    BenchShape("fc_odd", "fully connected 645 -> 37", "fully_connected", 1, 1, 645, 37, 1, 1, 0, 0.0),
+    BenchShape("fc_short", "fully connected 3 -> 5", "fully_connected", 1, 1, 3, 5, 1, 1, 0, 0.0),
+    BenchShape("fc_flat", "fully connected 2x3x12 -> 9", "fully_connected", 2, 3, 12, 9, 1, 1, 0, 0.0),
+    BenchShape("pw_wide", "pointwise 1x3x1030 -> 37", "conv2d", 1, 3, 1030, 37, 1, 1, 0, 0.0),
+)
+
+
+@pytest.mark.parametrize("combo", BIT_COMBOS + tuple((i, w, 32) for i in BITS for w in BITS),
+                         ids=lambda c: "i{}w{}o{}".format(*c))
+@pytest.mark.parametrize("shape", STREAMED_SHAPES, ids=lambda s: s.name)
+def test_streamed_weights_match_reference(kernels, shape, combo):
+    """The _m7 fully connected and wide pointwise kernels read each weight word once and widen it
+    in registers (mpq_matvec_m7.c): every bit combination, partial last words, a lone last output
+    channel and a lone last pixel, against the reference."""
+    op = "pointwise" if shape.op == "conv2d" else shape.op
+    assert_bit_exact(kernels, op, shape_graph(shape, combo))

@@ -5,6 +5,7 @@ host, bit-exact against harness.ir.reference at every bit combination, never wri
 output, refusing bad arguments."""
 import ctypes
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from harness.ir.packing import BITS, pack
 from harness.ir.random_graphs import BIT_COMBOS, random_add_graph, random_input, random_layer_graph
 
 IMPLS = ("", "_ref")
+ADD_IMPLS = IMPLS + ("_m7",)
 
 
 class AddParams(ctypes.Structure):
@@ -41,8 +43,7 @@ def kernels(tmp_path_factory):
     for impl in IMPLS + ("_m7",):
         lib = kernels.lib_for(impl)
         names = [(f"mpq_{pool}{impl}", [dims, vp, vp, vp, dims, vp]) for pool in POOLS if f"{pool}{impl}" != "avg_pool_m7"]
-        if impl != "_m7":
-            names.append((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]))
+        names.append((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]))
         for name, argtypes in names:
             getattr(lib, name).argtypes = argtypes
             getattr(lib, name).restype = ctypes.c_int
@@ -165,7 +166,7 @@ class AddCall:
 def test_add_matches_reference(kernels, combo):
     for seed in range(5):
         call = AddCall(random_add_graph(*combo, seed), seed)
-        for impl in IMPLS:
+        for impl in ADD_IMPLS:
             rc, got, overrun = call.run(kernels, impl)
             assert rc == MPQ_OK and not overrun, f"mpq_add{impl} on {call.graph.name}: rc {rc}, overrun {overrun}"
             assert got == call.expected(), f"mpq_add{impl} on {call.graph.name} differs"
@@ -173,17 +174,31 @@ def test_add_matches_reference(kernels, combo):
 
 def test_add_extreme_multipliers_and_negative_sums(kernels):
     """Largest multipliers and offsets, shifts at both ends: the int64 floor and clamps."""
-    for (m1, m2), shift, zp in itertools.product(((2**31 - 1, 2**31 - 1), (0, 2**31 - 1), (1, 3)), (1, 31, 62),
-                                                 (0, 100, 255)):
+    for (m1, m2), shift, zp in itertools.product(((2**31 - 1, 2**31 - 1), (0, 2**31 - 1), (1, 3)),
+                                                 (1, 9, 10, 31, 32, 33, 62), (0, 100, 255)):
         graph = random_add_graph(8, 8, 8, 3)
         layer = graph.layers[1]
         layer.mult, layer.shift, layer.bias = (np.array([m1, m2], np.int32), np.array([shift], np.int8),
                                                np.array([zp], np.int32))
         graph.tensors["x"].zero_point, graph.tensors["t"].zero_point = 255, 128
         call = AddCall(graph, 0)
-        for impl in IMPLS:
+        for impl in ADD_IMPLS:
             rc, got, _ = call.run(kernels, impl)
             assert rc == MPQ_OK and got == call.expected(), f"mpq_add{impl} m=({m1},{m2}) shift {shift} zp {zp}"
+
+
+@pytest.mark.parametrize("combo", BIT_COMBOS, ids=lambda c: "a{}b{}o{}".format(*c))
+@pytest.mark.parametrize("shape", [(16, 20, 32), (9, 9, 13)], ids=str)
+def test_add_of_long_and_odd_rows_matches_reference(kernels, combo, shape):
+    """mpq_add_m7 takes whole-byte rows as one vector in chunks of the work buffer (16x20x32 is
+    more than one chunk) and other rows (13 channels) pixel by pixel."""
+    graph = random_add_graph(*combo, 0)
+    for name in ("x", "t", "y"):
+        graph.tensors[name] = replace(graph.tensors[name], shape=shape)
+    call = AddCall(graph, 1)
+    for impl in ADD_IMPLS:
+        rc, got, overrun = call.run(kernels, impl)
+        assert rc == MPQ_OK and not overrun and got == call.expected(), f"mpq_add{impl} {shape} {combo}"
 
 
 BAD_ADD = {
@@ -203,7 +218,7 @@ def test_add_refuses_bad_arguments_without_writing(kernels, problem):
     call = AddCall(random_add_graph(4, 4, 4, 1), 1)
     assert call.run(kernels, "")[0] == MPQ_OK
     BAD_ADD[problem](call)
-    for impl in IMPLS:
+    for impl in ADD_IMPLS:
         rc, got, overrun = call.run(kernels, impl)
         assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"mpq_add{impl}: {problem}"
 

@@ -1,6 +1,6 @@
 """Kernel and network benchmarks on a board: instructions (emulators) or cycles (hardware) per MAC.
 
-`bench_kernels` builds one firmware holding the fixed suite (SUITE: four layer shapes, each at
+`bench_kernels` builds firmware holding the fixed suite (SUITE: seven layer shapes, each at
 every (input, weight, output) bit combination, random weights calibrated like
 harness.ir.random_graphs), checks each layer's output bit-exactly against harness.ir.reference, then
 times it with PERF (no I/O in the timed region) and divides by the layer's MACs.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -36,34 +36,56 @@ DEFAULT_PERF_RUNS = 2
 BIT_COMBOS = tuple(itertools.product(BITS, BITS, BITS))  # (input, weight, output)
 
 
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
 @dataclass(frozen=True)
 class BenchShape:
-    """One layer shape of the suite and the CMSIS-NN int8 figure it is held to (instructions/MAC
-    on QEMU mps2-an500, -icount shift=0, issue 5)."""
+    """One layer shape and the figure it is held to (`cmsis_int8`: the CMSIS-NN s8 figure of its
+    class, instructions/MAC on QEMU mps2-an500, -icount shift=0, issues 5 and 13). `k` and
+    `stride` are k or (kh, kw); `pad` is p or (top, left, bottom, right). A fully_connected
+    shape reads its h x w x cin input flattened."""
 
     name: str
     title: str
-    op: str  # IR op: conv2d (pointwise is a 1x1 conv2d) or depthwise_conv2d
+    op: str  # IR op: conv2d (pointwise is a 1x1 conv2d), depthwise_conv2d or fully_connected
     h: int
     w: int
     cin: int
     cout: int
-    k: int
-    stride: int
-    pad: int
+    k: int | tuple[int, int]
+    stride: int | tuple[int, int]
+    pad: int | tuple[int, int, int, int]
     cmsis_int8: float
 
     @property
+    def kernel_hw(self) -> tuple[int, int]:
+        return _pair(self.k)
+
+    @property
+    def stride_hw(self) -> tuple[int, int]:
+        return _pair(self.stride)
+
+    @property
+    def padding_tlbr(self) -> tuple[int, int, int, int]:
+        return (self.pad,) * 4 if isinstance(self.pad, int) else tuple(int(v) for v in self.pad)
+
+    @property
     def out_hw(self) -> tuple[int, int]:
-        return (conv_output_size(self.h, self.k, self.stride, self.pad, self.pad),
-                conv_output_size(self.w, self.k, self.stride, self.pad, self.pad))
+        if self.op == "fully_connected":
+            return (1, 1)
+        (kh, kw), (sh, sw), (pt, pl, pb, pr) = self.kernel_hw, self.stride_hw, self.padding_tlbr
+        return conv_output_size(self.h, kh, sh, pt, pb), conv_output_size(self.w, kw, sw, pl, pr)
 
     @property
     def macs(self) -> int:
         """Multiply-accumulates of the layer, padded taps included (the usual count)."""
+        if self.op == "fully_connected":
+            return self.h * self.w * self.cin * self.cout
         ho, wo = self.out_hw
-        per_output = self.k * self.k * (1 if self.op == "depthwise_conv2d" else self.cin)
-        return ho * wo * self.cout * per_output
+        kh, kw = self.kernel_hw
+        return ho * wo * self.cout * kh * kw * (1 if self.op == "depthwise_conv2d" else self.cin)
 
 
 SUITE = (
@@ -71,7 +93,88 @@ SUITE = (
     BenchShape("conv3x3", "conv 3x3, s1, pad 1, 16x16x32 -> 32", "conv2d", 16, 16, 32, 32, 3, 1, 1, 1.93),
     BenchShape("depthwise", "depthwise 3x3, s1, pad 1, 16x16x128", "depthwise_conv2d", 16, 16, 128, 128, 3, 1, 1, 8.39),
     BenchShape("conv3x3_s2", "conv 3x3, s2, pad 1, 32x32x8 -> 16", "conv2d", 32, 32, 8, 16, 3, 2, 1, 2.89),
+    # issue 13's layer classes, held to issue 13's CMSIS-NN s8 figures
+    BenchShape("fc", "fully connected 640 -> 128", "fully_connected", 1, 1, 640, 128, 1, 1, 0, 2.0),
+    BenchShape("pointwise_wide", "pointwise 1x1, 7x7x512 -> 512", "conv2d", 7, 7, 512, 512, 1, 1, 0, 1.5),
+    BenchShape("depthwise_s2", "depthwise 3x3, s2, pad 1, 48x48x16", "depthwise_conv2d", 48, 48, 16, 16, 3, 2, 1, 9.0),
 )
+
+# The networks whose every layer geometry `bench kernels --shapes zoo` runs: the MLPerf Tiny
+# reference networks and MobileNetV1 1.0 at 224 (zoo name, builder arguments).
+ZOO_NETWORKS = (("mlperf_ad_autoencoder", {}), ("mlperf_kws_dscnn", {}), ("mlperf_vww_mobilenet", {}),
+                ("mlperf_ic_resnet8", {}), ("mobilenet_v1", {"width": 1.0, "resolution": 224}))
+ZOO_MAP_BYTES = 256 * 1024  # largest input + output of a zoo shape at 8 bits; taller maps lose rows
+WIDE_POINTWISE_CIN = 256  # a pointwise layer reading this many channels or more is "wide"
+# CMSIS-NN s8 figures (issue 13's table, and issue 5's for the four suite shapes) by layer class
+CMSIS_FC, CMSIS_WIDE_POINTWISE, CMSIS_DEPTHWISE_S2 = 2.0, 1.5, 9.0
+
+
+def zoo_target(op: str, kernel: tuple[int, int], stride: tuple[int, int], cin: int) -> float:
+    """The CMSIS-NN s8 figure a layer of this class is held to."""
+    if op == "fully_connected":
+        return CMSIS_FC
+    if op == "depthwise_conv2d":
+        return CMSIS_DEPTHWISE_S2 if stride != (1, 1) else SUITE[2].cmsis_int8
+    if kernel == (1, 1):
+        return CMSIS_WIDE_POINTWISE if cin >= WIDE_POINTWISE_CIN else SUITE[0].cmsis_int8
+    return SUITE[3].cmsis_int8 if stride != (1, 1) else SUITE[1].cmsis_int8
+
+
+def _map_bytes(shape: BenchShape) -> int:
+    ho, wo = shape.out_hw
+    return shape.h * shape.w * shape.cin + ho * wo * shape.cout
+
+
+def _crop_rows(shape: BenchShape) -> BenchShape:
+    """The shape with input rows taken away (a stride at a time) until its 8-bit input and output
+    fit ZOO_MAP_BYTES: the cost per MAC hardly depends on the number of rows, the board's RAM does."""
+    sh, kh = shape.stride_hw[0], shape.kernel_hw[0]
+    rows = shape.h
+    while rows - sh >= kh and _map_bytes(replace(shape, h=rows)) > ZOO_MAP_BYTES:
+        rows -= sh
+    if rows == shape.h:
+        return shape
+    return replace(shape, h=rows, title=f"{shape.title} (rows cropped to {rows} of {shape.h})")
+
+
+def _geometry_title(op: str, h: int, w: int, cin: int, cout: int, kernel, stride, padding) -> str:
+    if op == "fully_connected":
+        return f"fully connected {h * w * cin} -> {cout}"
+    kind = {"depthwise_conv2d": "depthwise"}.get(op, "pointwise" if kernel == (1, 1) else "conv")
+    window = "" if kernel == (1, 1) and stride == (1, 1) else f" {kernel[0]}x{kernel[1]}"
+    strides = f" s{stride[0]}" if stride[0] == stride[1] else f" s{stride[0]}x{stride[1]}"
+    pad = f" pad {'/'.join(map(str, padding))}" if any(padding) and len(set(padding)) > 1 else (
+        f" pad {padding[0]}" if any(padding) else "")
+    channels = f"{h}x{w}x{cin}" if op == "depthwise_conv2d" else f"{h}x{w}x{cin} -> {cout}"
+    return f"{kind}{window}{strides if stride != (1, 1) or window else ''}{pad}, {channels}"
+
+
+def zoo_shapes(networks=ZOO_NETWORKS) -> tuple[BenchShape, ...]:
+    """Every distinct geometry of a conv2d, depthwise or fully connected layer of the networks,
+    in order of first appearance, each held to the CMSIS-NN figure of its class (zoo_target)."""
+    from harness import zoo
+
+    shapes: dict[tuple, BenchShape] = {}
+    for model, args in networks:
+        arch = zoo.build(model, args)
+        sizes = arch.shapes()
+        for spec in arch.layers:
+            if spec.op not in ("conv2d", "depthwise_conv2d", "fully_connected"):
+                continue
+            h, w, cin = sizes[arch.sources(spec)[0]]
+            cout = cin if spec.op == "depthwise_conv2d" else spec.out_channels
+            kernel, stride, padding = spec.kernel_hw, spec.stride_hw, spec.padding_tlbr
+            if spec.op == "fully_connected":
+                kernel, stride, padding = (1, 1), (1, 1), (0, 0, 0, 0)
+            key = (spec.op, h, w, cin, cout, kernel, stride, padding)
+            if key not in shapes:
+                name = f"zoo{len(shapes) + 1:02d}"
+                title = _geometry_title(spec.op, h, w, cin, cout, kernel, stride, padding)
+                shape = BenchShape(name, f"{title} ({arch.name} {spec.name})", spec.op, h, w, cin, cout, kernel,
+                                   stride, padding, zoo_target(spec.op, kernel, stride, h * w * cin if
+                                                               spec.op == "fully_connected" else cin))
+                shapes[key] = _crop_rows(shape)
+    return tuple(shapes.values())
 
 
 def shape_graph(shape: BenchShape, bits: tuple[int, int, int], seed: int = 0) -> Graph:
@@ -83,10 +186,12 @@ def shape_graph(shape: BenchShape, bits: tuple[int, int, int], seed: int = 0) ->
     x = Tensor("x", (shape.h, shape.w, shape.cin), in_bits, 1.0)
     y = Tensor("y", (ho, wo, shape.cout), out_bits, 1.0)
     lo, hi = value_range(w_bits, signed=True)
-    wshape = ((shape.k, shape.k, shape.cin) if shape.op == "depthwise_conv2d"
-              else (shape.cout, shape.k, shape.k, shape.cin))
+    kh, kw = shape.kernel_hw
+    wshape = {"depthwise_conv2d": (kh, kw, shape.cin),
+              "fully_connected": (shape.cout, shape.h * shape.w * shape.cin)}.get(shape.op,
+                                                                                 (shape.cout, kh, kw, shape.cin))
     zeros = np.zeros(shape.cout, dtype=np.int32)
-    layer = Layer("layer0", shape.op, "x", "y", (shape.k, shape.k), (shape.stride, shape.stride), (shape.pad,) * 4,
+    layer = Layer("layer0", shape.op, "x", "y", (kh, kw), shape.stride_hw, shape.padding_tlbr,
                   w_bits, rng.integers(lo, hi + 1, size=wshape).astype(np.int32), zeros, zeros, zeros.astype(np.int8))
     graph = Graph(f"bench_{shape.name}_i{in_bits}w{w_bits}o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
     _calibrate_on(graph, layer, random_input(graph, seed + 1), rng)
@@ -124,43 +229,57 @@ def build_for_impl(graphs: list[Graph], board: Board, impl: str, label: str = "b
 def bench_kernels(board: Board, impl: str = "m7", shapes: Sequence[BenchShape] = SUITE,
                   combos: Sequence[tuple[int, int, int]] = BIT_COMBOS, runs: int = DEFAULT_PERF_RUNS,
                   on_result: Callable[[KernelResult], None] = lambda r: None) -> dict:
-    """Run the suite on the board and return the report (JSON-able): unit, meaning, results."""
-    cases = [(shape, bits, shape_graph(shape, bits)) for shape in shapes for bits in combos]
-    graphs = [graph for _, _, graph in cases]
-    build = build_for_impl(graphs, board, impl)
+    """Run the shapes at the combinations on the board and return the report (JSON-able): unit,
+    meaning, results. The layers go into as few firmware images as the board's flash allows."""
+    from harness.measure.profile import batches
+
+    cases = {shape_graph(shape, bits).name: (shape, bits) for shape in shapes for bits in combos}
+    graphs = [shape_graph(shape, bits) for shape, bits in cases.values()]
     results = []
-    with open_device(board, build.elf_path, expected_hash=model_hash(graphs), run_timeout=120.0) as device:
-        unit = TickUnit.of(device.info())
-        for index, (shape, bits, graph) in enumerate(cases):
-            x = random_input(graph, 7)
-            device.load(index, pack_tensor(x, graph.tensors[graph.input]))
-            run, _ = undisturbed(lambda: device.run(index), graph.name)
-            if not run.ok:
-                raise HarnessError(f"{graph.name}: firmware status {run.status}")
-            got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
-            if not np.array_equal(got, reference.predict(graph, x)):
-                raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
-            perf, _ = undisturbed(lambda: device.perf(index, runs), graph.name)
-            if not perf.ok:
-                raise HarnessError(f"{graph.name}: PERF status {perf.status}")
-            cost = perf.mean_ticks * unit.per_tick
-            result = KernelResult(shape.name, *bits, shape.macs, perf.mean_ticks, cost / shape.macs, shape.cmsis_int8)
-            results.append(result)
-            on_result(result)
+    for group in batches(graphs, board.budget.flash):
+        build = build_for_impl(group, board, impl)
+        with open_device(board, build.elf_path, expected_hash=model_hash(group), run_timeout=120.0) as device:
+            unit = TickUnit.of(device.info())
+            for index, graph in enumerate(group):
+                shape, bits = cases[graph.name]
+                result = _bench_layer(device, index, graph, shape, bits, runs, unit)
+                results.append(result)
+                on_result(result)
     return {"board": board.name, "impl": impl, "unit": unit.name, "meaning": unit.meaning, "runs": runs,
             "shapes": [asdict(s) | {"macs": s.macs} for s in shapes],
             "results": [asdict(r) | {"meets_target": r.meets_target} for r in results]}
 
 
+def _bench_layer(device, index: int, graph: Graph, shape: BenchShape, bits: tuple[int, int, int], runs: int,
+                 unit: TickUnit) -> KernelResult:
+    """Model `index` on the device: one RUN checked against harness.ir.reference, then PERF."""
+    x = random_input(graph, 7)
+    device.load(index, pack_tensor(x, graph.tensors[graph.input]))
+    run, _ = undisturbed(lambda: device.run(index), graph.name)
+    if not run.ok:
+        raise HarnessError(f"{graph.name}: firmware status {run.status}")
+    got = unpack_tensor(device.read_output(index), graph.tensors[graph.output])
+    if not np.array_equal(got, reference.predict(graph, x)):
+        raise HarnessError(f"{graph.name}: the device output differs from harness.ir.reference")
+    perf, _ = undisturbed(lambda: device.perf(index, runs), graph.name)
+    if not perf.ok:
+        raise HarnessError(f"{graph.name}: PERF status {perf.status}")
+    cost = perf.mean_ticks * unit.per_tick
+    return KernelResult(shape.name, *bits, shape.macs, perf.mean_ticks, cost / shape.macs, shape.cmsis_int8)
+
+
 def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequence[str] = ("ref", "m7")) -> dict:
-    """Whole-network cost of `graph` on each input with each kernel implementation; every output
-    is checked bit-exactly against harness.ir.reference."""
+    """Whole-network cost of `graph` on each input with each kernel implementation, and each
+    layer's (median over the inputs, with its MACs); every output is checked bit-exactly against
+    harness.ir.reference. The network's MACs are those of its conv2d, depthwise and fully
+    connected layers (harness.zoo.counts: pools and adds multiply nothing)."""
     expected = [reference.predict(graph, x) for x in inputs]
+    macs = sum(graph.macs(layer) for layer in graph.layers if layer.weights is not None)
     report: dict = {"board": board.name, "model": graph.name, "model_hash": graph.hash(), "images": len(inputs),
-                    "impls": {}}
+                    "macs": macs, "impls": {}}
     for impl in impls:
         build = build_for_impl([graph], board, impl, f"network-{impl}")
-        totals = []
+        totals, layers = [], []
         with open_device(board, build.elf_path, expected_hash=graph.hash()) as device:
             unit = TickUnit.of(device.info())
             for index, (x, want) in enumerate(zip(inputs, expected)):
@@ -172,6 +291,19 @@ def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequenc
                 if not np.array_equal(got, want):
                     raise HarnessError(f"{impl}: image {index} differs from harness.ir.reference")
                 totals.append(run.total_ticks * unit.per_tick)
+                layers.append([ticks * unit.per_tick for ticks in run.layer_ticks])
         report["unit"], report["meaning"] = unit.name, unit.meaning
-        report["impls"][impl] = {"median": statistics.median(totals), "min": min(totals), "max": max(totals)}
+        median = statistics.median(totals)
+        report["impls"][impl] = {"median": median, "min": min(totals), "max": max(totals),
+                                 "per_mac": median / macs if macs else None,
+                                 "layers": [_layer_cost(graph, layer, [run[i] for run in layers])
+                                            for i, layer in enumerate(graph.layers)]}
     return report
+
+
+def _layer_cost(graph: Graph, layer: Layer, costs: list[float]) -> dict:
+    macs = graph.macs(layer)
+    cost = statistics.median(costs)
+    return {"layer": layer.name, "op": layer.op, "in_bits": graph.tensors[layer.input].bits, "w_bits": layer.w_bits,
+            "out_bits": graph.tensors[layer.output].bits, "macs": macs, "cost": cost,
+            "per_mac": cost / macs if macs else None}

@@ -5,8 +5,8 @@
  * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
  * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
  * kernel available for the given shape and bits; all of them are bit-exact with the
- * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise, fully connected and
- * max pool also have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
+ * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise, fully connected,
+ * max pool and add also have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
  * exact C stand-ins for the instructions, on any host), which the wrapper picks unless the
  * firmware is built with -DMPQ_FORCE_REF.
  *
@@ -142,6 +142,8 @@ int mpq_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, con
             const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
 int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
                 const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
+int mpq_add_m7(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+               const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
 
 #ifdef __cplusplus
 }

@@ -20,15 +20,6 @@ static inline int64_t mpq_floor_shift(int64_t sum, uint32_t shift) {
     return -(int64_t)((magnitude + ((uint64_t)1 << shift) - 1u) >> shift);
 }
 
-static int mpq_add_args_ok(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-                           const mpq_add_params_t *p, const mpq_dims_t *out, const void *y) {
-    return p != NULL && mpq_tensor_ok(in1, x1, 0) && mpq_tensor_ok(in2, x2, 0) && mpq_tensor_ok(out, y, 0) &&
-           in1->h == out->h && in1->w == out->w && in1->c == out->c && in2->h == out->h && in2->w == out->w &&
-           in2->c == out->c && mpq_in_offset_ok(p->in1_offset, in1->bits) &&
-           mpq_in_offset_ok(p->in2_offset, in2->bits) && p->mult1 >= 0 && p->mult2 >= 0 && p->shift >= 1 &&
-           p->shift <= MPQ_MAX_SHIFT && p->out_offset >= 0 && p->out_offset <= (int32_t)((1u << out->bits) - 1u);
-}
-
 int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
                 const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
     if (!mpq_add_args_ok(in1, x1, in2, x2, p, out, y)) {

@@ -30,6 +30,11 @@ static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
             const int32_t ix = ix0 + (int32_t)kx;
             if (iy < 0 || iy >= (int32_t)in->h || ix < 0 || ix >= (int32_t)in->w) {
                 memset(col, 0, cin * sizeof(int16_t));
+            } else if (in->bits == 8u && cin < 8u) { /* a stem's few channels: no word to unpack */
+                const uint8_t *px = l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * x_row;
+                for (uint32_t i = 0; i < cin; ++i) {
+                    col[i] = (int16_t)(px[i] + win->in_offset);
+                }
             } else {
                 mpq_m7_unpack_activations(l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * x_row, cin, in->bits,
                                        win->in_offset, col);

@@ -10,7 +10,7 @@
  * (padding is the real value zero). Each input row is unpacked once however many output rows
  * read it. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
  * window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
- * SMLATT; the 3x3 stride-1 window is fully unrolled and its two pixels share their input loads.
+ * SMLATT; the 3x3 windows of stride 1 and 2 are fully unrolled and their two pixels share input loads.
  * Scratch: as mpq_depthwise_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer whose
  * rows are too long for the work buffer runs mpq_depthwise_conv2d_ref.
  */
@@ -68,6 +68,34 @@ MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word
     }
 }
 
+/* 3x3 window, stride 2, two pixels: as window_3x3_s1, the second pixel two columns on, so the
+ * pixels share the middle column's loads. */
+MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+#pragma GCC unroll 3
+    for (uint32_t ky = 0; ky < 3u; ++ky) {
+        const mpq_word_t *r = rows[ky];
+        const uint32_t x0 = r[0], x1 = r[1], x2 = r[2], x3 = r[3], x4 = r[4];
+        const uint32_t w0 = w[3u * ky], w1 = w[3u * ky + 1u], w2 = w[3u * ky + 2u];
+        mac_pixel(x0, w0, &acc->a[0], &acc->a[1]);
+        mac_pixel(x1, w1, &acc->a[0], &acc->a[1]);
+        mac_pixel(x2, w2, &acc->a[0], &acc->a[1]);
+        mac_pixel(x2, w0, &acc->a[2], &acc->a[3]);
+        mac_pixel(x3, w1, &acc->a[2], &acc->a[3]);
+        mac_pixel(x4, w2, &acc->a[2], &acc->a[3]);
+    }
+}
+
+/* 3x3 window, one pixel (the last of an odd row): window row ky starts at rows[ky]. */
+MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+#pragma GCC unroll 3
+    for (uint32_t ky = 0; ky < 3u; ++ky) {
+        const mpq_word_t *r = rows[ky];
+        mac_pixel(r[0], w[3u * ky], &acc->a[0], &acc->a[1]);
+        mac_pixel(r[1], w[3u * ky + 1u], &acc->a[0], &acc->a[1]);
+        mac_pixel(r[2], w[3u * ky + 2u], &acc->a[0], &acc->a[1]);
+    }
+}
+
 /* Any window: `pixels` (1 or 2) pixels, the second `sw` words after the first; window row ky
  * starts at ring + at + row_at[ky]. */
 MPQ_M7_INLINE void window_any(const mpq_word_t *ring, const uint32_t *row_at, uint32_t at, const mpq_word_t *w,
@@ -97,9 +125,9 @@ typedef struct {
 
 /* Channel pair j of the block (channels ch, ch + 1) of every pixel of one output row (y_oy), out_bits
  * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
-MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint8_t *y_oy) {
+MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint32_t fast,
+                                    uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
-    const int fast = kh == 3u && kw == 3u && sw == 1u;
     const uint32_t ch = 2u * (r->pair0 + j);
     const int second = ch + 1u < r->c;
     const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
@@ -119,10 +147,14 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         const uint32_t at = j * r->wp + ox * sw;
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
-            window_3x3_s1(window, wj, &acc);
-            window[0] += 2;
-            window[1] += 2;
-            window[2] += 2;
+            if (fast == 1u) {
+                window_3x3_s1(window, wj, &acc);
+            } else {
+                window_3x3_s2(window, wj, &acc);
+            }
+            window[0] += 2u * fast;
+            window[1] += 2u * fast;
+            window[2] += 2u * fast;
         } else {
             window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
         }
@@ -135,12 +167,57 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     }
     if (ox < r->out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
-        window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+        if (fast) {
+            window_3x3_one(window, wj, &acc);
+        } else {
+            window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+        }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
         if (second) {
             mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
         }
     }
+}
+
+/* Every channel pair of the block (nb pairs from channel ch0) along one output row; `fast` (a
+ * constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. */
+MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint32_t fast,
+                             uint8_t *y_oy) {
+    for (uint32_t j = 0; j < nb; ++j) {
+        const uint32_t ch = ch0 + 2u * j;
+        /* the short requantization when both shifts exceed 32; one copy only (SMALL) for other windows */
+        const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
+                                               (ch + 1u == r->c || r->rq->shift[ch + 1u] > 32));
+        switch (out_bits) {
+        case 8u:
+            narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 8u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        case 4u:
+            narrow ? channel_pair_row(r, j, 4u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 4u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        case 2u:
+            narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, y_oy)
+                   : channel_pair_row(r, j, 2u, MPQ_M7_RQ_SMALL, fast, y_oy);
+            break;
+        default:
+            channel_pair_row(r, j, 32u, MPQ_M7_RQ_NARROW, fast, y_oy);
+            break;
+        }
+    }
+}
+
+static void block_row_3x3_s1(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 1u, y_oy);
+}
+
+static void block_row_3x3_s2(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 2u, y_oy);
+}
+
+static void block_row_any(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
+    block_row(r, nb, ch0, out_bits, 0u, y_oy);
 }
 
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -193,27 +270,12 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
                                  ? zero_row
                                  : ring_row(in, x, win, wp, ch0, cb, nb, tags, ring, xs, (uint32_t)iy);
             }
-            for (uint32_t j = 0; j < nb; ++j) {
-                const uint32_t ch = ch0 + 2u * j;
-                const int narrow =
-                    out->bits == 32u || (rq->shift[ch] > 32 && (ch + 1u == c || rq->shift[ch + 1u] > 32));
-                switch (out->bits) {
-                case 8u:
-                    narrow ? channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 8u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                case 4u:
-                    narrow ? channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 4u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                case 2u:
-                    narrow ? channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_NARROW, y_oy)
-                           : channel_pair_row(&rows, j, 2u, MPQ_M7_RQ_SMALL, y_oy);
-                    break;
-                default:
-                    channel_pair_row(&rows, j, 32u, MPQ_M7_RQ_NARROW, y_oy);
-                    break;
-                }
+            if (kh == 3u && kw == 3u && win->sw == 1u) {
+                block_row_3x3_s1(&rows, nb, ch0, out->bits, y_oy);
+            } else if (kh == 3u && kw == 3u && win->sw == 2u) {
+                block_row_3x3_s2(&rows, nb, ch0, out->bits, y_oy);
+            } else {
+                block_row_any(&rows, nb, ch0, out->bits, y_oy);
             }
         }
     }

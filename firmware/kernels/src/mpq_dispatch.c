@@ -9,8 +9,8 @@
  *
  * The Cortex-M7 kernels (_m7, mpq_m7.h) accept every shape and bits the _ref kernels accept and
  * ask for the same scratch (they work in a static buffer and run the _ref kernel for a layer too
- * large for it), so they are picked for every conv2d, pointwise, depthwise, fully connected and
- * max pool layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
+ * large for it), so they are picked for every conv2d, pointwise, depthwise, fully connected,
+ * max pool and add layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
  * them on the device).
  */
 #include "mpq_m7.h"
@@ -211,7 +211,7 @@ static add_kernel_t add_select(const mpq_dims_t *in1, const mpq_dims_t *in2, con
     (void)in1;
     (void)in2;
     (void)out;
-    return mpq_add_ref;
+    return MPQ_USE_REF ? mpq_add_ref : mpq_add_m7;
 }
 
 int mpq_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,

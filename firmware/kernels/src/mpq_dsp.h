@@ -122,6 +122,37 @@ static inline uint32_t mpq_uxtb16_ror8(uint32_t v) {
 #endif
 }
 
+/* SXTB16 with ROR #8: bytes 1 and 3 of v, sign-extended into the two halfwords (one instruction). */
+static inline uint32_t mpq_sxtb16_ror8(uint32_t v) {
+#if MPQ_HAVE_DSP
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+#else
+    return mpq_sxtb16(mpq_ror(v, 8));
+#endif
+}
+
+/* mask & (v << n) for n = 2, 4, 6: one AND with a shifted operand on the core (compilers emit a
+ * shift and an AND with an immediate mask instead). */
+#if MPQ_HAVE_DSP
+#define MPQ_AND_LSL(n)                                                                  \
+    static inline uint32_t mpq_and_lsl##n(uint32_t mask, uint32_t v) {                 \
+        uint32_t r;                                                                     \
+        __asm__("and %0, %1, %2, lsl #" #n : "=r"(r) : "r"(mask), "r"(v));              \
+        return r;                                                                       \
+    }
+#else
+#define MPQ_AND_LSL(n)                                                                  \
+    static inline uint32_t mpq_and_lsl##n(uint32_t mask, uint32_t v) {                 \
+        return mask & (v << n);                                                         \
+    }
+#endif
+MPQ_AND_LSL(2)
+MPQ_AND_LSL(4)
+MPQ_AND_LSL(6)
+#undef MPQ_AND_LSL
+
 /* PKHBT: lane 0 from lo(a), lane 1 from lo(b). */
 static inline uint32_t mpq_pack_lo(uint32_t a, uint32_t b) {
 #if MPQ_HAVE_DSP

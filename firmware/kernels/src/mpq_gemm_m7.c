@@ -48,6 +48,28 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
     acc[3] = a11;
 }
 
+/* Output channels o0 .. o0 + n - 1 of the column pair: 2 x 2 blocks, requantized and stored with
+ * out_bits a constant after inlining. */
+MPQ_M7_INLINE void chunk_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
+                                 int pair, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y0, uint8_t *y1) {
+    for (uint32_t i = 0; i < n; i += 2u) {
+        const uint32_t o = o0 + i;
+        const int second = i + 1u < n;
+        int32_t acc[4] = {rq->bias[o], rq->bias[o], second ? rq->bias[o + 1u] : 0, second ? rq->bias[o + 1u] : 0};
+        dot_2x2(cols, rows + i / 2u * kp, kp, acc);
+        mpq_m7_write_output(y0, o, out_bits, acc[0], rq);
+        if (pair) {
+            mpq_m7_write_output(y1, o, out_bits, acc[1], rq);
+        }
+        if (second) {
+            mpq_m7_write_output(y0, o + 1u, out_bits, acc[2], rq);
+            if (pair) {
+                mpq_m7_write_output(y1, o + 1u, out_bits, acc[3], rq);
+            }
+        }
+    }
+}
+
 /* Output channel o unpacked into dst (kp int16, tail zero); a channel past cout is all zero. */
 static void unpack_weight_row(const mpq_m7_gemm_t *g, uint32_t o, uint32_t cout, uint32_t kp, int16_t *dst) {
     const uint32_t w_row = mpq_row_bytes(g->cin, g->w_bits);
@@ -92,22 +114,19 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
                     mpq_clear_row(y1, cout, out->bits);
                 }
             }
-            for (uint32_t i = 0; i < n; i += 2u) {
-                const uint32_t o = o0 + i;
-                const int second = i + 1u < n;
-                int32_t acc[4] = {rq->bias[o], rq->bias[o], second ? rq->bias[o + 1u] : 0,
-                                  second ? rq->bias[o + 1u] : 0};
-                dot_2x2(cols, rows + i / 2u * kp, kp, acc);
-                mpq_m7_write_output(y0, o, out->bits, acc[0], rq);
-                if (pair) {
-                    mpq_m7_write_output(y1, o, out->bits, acc[1], rq);
-                }
-                if (second) {
-                    mpq_m7_write_output(y0, o + 1u, out->bits, acc[2], rq);
-                    if (pair) {
-                        mpq_m7_write_output(y1, o + 1u, out->bits, acc[3], rq);
-                    }
-                }
+            switch (out->bits) {
+            case 8u:
+                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 8u, y0, y1);
+                break;
+            case 4u:
+                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 4u, y0, y1);
+                break;
+            case 2u:
+                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 2u, y0, y1);
+                break;
+            default:
+                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 32u, y0, y1);
+                break;
             }
         }
     }

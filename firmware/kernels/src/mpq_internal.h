@@ -133,6 +133,16 @@ static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, 
            out->w == in->w && mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out));
 }
 
+/* The argument checks of add, shared by its kernels. */
+static inline int mpq_add_args_ok(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                           const mpq_add_params_t *p, const mpq_dims_t *out, const void *y) {
+    return p != NULL && mpq_tensor_ok(in1, x1, 0) && mpq_tensor_ok(in2, x2, 0) && mpq_tensor_ok(out, y, 0) &&
+           in1->h == out->h && in1->w == out->w && in1->c == out->c && in2->h == out->h && in2->w == out->w &&
+           in2->c == out->c && mpq_in_offset_ok(p->in1_offset, in1->bits) &&
+           mpq_in_offset_ok(p->in2_offset, in2->bits) && p->mult1 >= 0 && p->mult2 >= 0 && p->shift >= 1 &&
+           p->shift <= MPQ_MAX_SHIFT && p->out_offset >= 0 && p->out_offset <= (int32_t)((1u << out->bits) - 1u);
+}
+
 /* One axis of a window at one output position: its first tap's input coordinate (negative in the
  * top/left padding) and the taps [lo, hi) that fall inside 0 .. size-1. */
 typedef struct {

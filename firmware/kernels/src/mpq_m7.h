@@ -239,6 +239,39 @@ typedef struct {
  * (mpq_m7_gemm_fits). */
 void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
 
+/* ---- the weight-streaming engine (mpq_matvec_m7.c): y[p][o] = requant(bias[o] + w[o] . x[p]) ---- */
+
+/* `pixels` input pixels of cin values at in_bits (rows of x), in_offset added, against weights
+ * [cout][cin] packed along cin at w_bits: the shape of pointwise (one row per pixel) and fully
+ * connected (one pixel). */
+typedef struct {
+    uint32_t pixels, cin;
+    const uint8_t *x;
+    uint32_t in_bits;
+    int32_t in_offset;
+    const uint8_t *w;
+    uint32_t w_bits;
+} mpq_m7_matvec_t;
+
+/* A pointwise layer whose matrix-engine chunks would hold fewer output channels than this runs the
+ * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights). */
+#define MPQ_M7_STREAM_BELOW 32u
+
+/* cin rounded up to whole weight words (4, 8 or 16 values). */
+static inline uint32_t mpq_m7_matvec_padded(uint32_t cin, uint32_t w_bits) {
+    const uint32_t per_word = 32u / w_bits;
+    return (cin + per_word - 1u) / per_word * per_word;
+}
+
+/* Work buffer: one unpacked pixel and the columns of up to two pixels, int16 [padded] each. */
+static inline int mpq_m7_matvec_fits(uint32_t cin, uint32_t w_bits, uint32_t pixels) {
+    const uint32_t columns = pixels < 2u ? pixels : 2u;
+    return (1u + columns) * mpq_m7_matvec_padded(cin, w_bits) * (uint32_t)sizeof(int16_t) <= MPQ_M7_WORK_BYTES;
+}
+
+/* Runs the engine into y (rows of out->c values at out->bits); the layer must fit. */
+void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
+
 /* depthwise: channels (rounded up to even) in blocks as large as the work buffer holds, stored in
  * pairs (one word = two channels). For one block of bc channels: the input row each ring slot
  * holds and the ring offset of each window row (int32 [2][kh]), one unpacked pixel (int16 [bc]),

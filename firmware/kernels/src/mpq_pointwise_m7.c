@@ -2,8 +2,11 @@
  * Cortex-M7 pointwise (1x1, stride 1, no padding) convolution, any bits and sizes
  * (docs/integer-arithmetic.md, "conv2d" with Kh = Kw = 1).
  *
- * The matrix engine of mpq_gemm_m7.c with one input pixel, unpacked to int16, as the column.
- * Scratch: as mpq_pointwise_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer too large for
+ * The matrix engine of mpq_gemm_m7.c with one input pixel, unpacked to int16, as the column,
+ * in chunks of output channels as large as the work buffer holds (each pixel unpacked once per
+ * chunk); a wide layer whose chunks hold fewer than MPQ_M7_STREAM_BELOW channels runs the
+ * weight-streaming engine of mpq_matvec_m7.c instead, two pixels at a time, so no input pixel
+ * is unpacked more than once. Scratch: as mpq_pointwise_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer too large for
  * the work buffer runs mpq_pointwise_ref.
  */
 #include "mpq_m7.h"
@@ -26,11 +29,18 @@ int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
     if (!mpq_pointwise_args_ok(in, x, in_offset, w, w_bits, rq, out, y, scratch)) {
         return MPQ_ERR_ARG;
     }
+    const uint32_t pixels = (uint32_t)in->h * in->w;
+    if (mpq_m7_chunk_channels(in->c, out->c) < MPQ_M7_STREAM_BELOW && mpq_m7_chunk_channels(in->c, out->c) < out->c &&
+        mpq_m7_matvec_fits(in->c, w_bits, pixels)) {
+        const mpq_m7_matvec_t m = {pixels, in->c, x, in->bits, in_offset, w, w_bits};
+        mpq_m7_matvec(&m, rq, out, y);
+        return MPQ_OK;
+    }
     if (!mpq_m7_gemm_fits(in->c, out->c)) {
         return mpq_pointwise_ref(in, x, in_offset, w, w_bits, rq, out, y, scratch);
     }
     const pointwise_layer_t layer = {in, x, in_offset};
-    const mpq_m7_gemm_t g = {(uint32_t)in->h * in->w, 1u, in->c, w, w_bits, pointwise_im2col, &layer};
+    const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, pointwise_im2col, &layer};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;
 }
