@@ -229,13 +229,13 @@ def test_cli_starts_from_an_imported_model_policy_and_writes_one_that_loads_else
     start = tmp_path / "start.json"
     assert main(["import", str(models / "ic_resnet8_fp32.tflite"), "--input-range-from",
                  str(models / "ic_resnet8_int8.tflite"), "--out", str(start)]) == 0
-    out = tmp_path / "elsewhere" / "resnet8-80k.json"
-    assert main(["search", "--method", "memory-driven", "--policy", str(start), "--flash", "80kB", "--ram", "64kB",
+    out = tmp_path / "elsewhere" / "resnet8-100k.json"
+    assert main(["search", "--method", "memory-driven", "--policy", str(start), "--flash", "100kB", "--ram", "64kB",
                  "--out", str(out)]) == 0
     policy = load_policy(out)
     assert policy.model.file.resolve() == (models / "ic_resnet8_fp32.tflite").resolve()
     report = memory_report(structural_graph(policy))
-    assert not report.over_budget(policy.budget) and report.flash_bytes > 0.8 * 80 * 1024
+    assert not report.over_budget(policy.budget) and report.flash_bytes > 0.8 * 100 * 1024
     assert any(bits.w_bits < 8 for bits in policy.layers.values() if bits.w_bits)
     assert main(["search", "--method", "memory-driven", "--policy", str(start), "--flash", "40kB",
                  "--ram", "64kB", "--out", str(tmp_path / "x.json")]) == 2
@@ -260,7 +260,7 @@ def test_mobilenet_v1_075_224_makes_the_documented_nine_cuts():
     result = search("mobilenet_v1", {"width": 0.75, "resolution": 224}, "2MB", "512kB")
     assert _cuts(result) == MOBILENET_V1_CUTS
     report = result.report  # the memory-model numbers docs/search.md quotes
-    assert (report.flash_bytes, report.ram_bytes, report.arena_bytes) == (2_011_784, 482_816, 453_120)
+    assert (report.flash_bytes, report.ram_bytes, report.arena_bytes) == (2_040_456, 482_816, 453_120)
 
 
 @pytest.mark.slow
