@@ -56,11 +56,17 @@ def _with(change: dict) -> dict:
 @pytest.fixture(autouse=True)
 def no_training(monkeypatch):
     """Bad input must be refused before any quantizing, training or building starts."""
+    import sys
+
+    from harness.cli import build_parser
+
     def refuse(*args, **kwargs):
         raise AssertionError("training or building started on bad input")
 
-    monkeypatch.setattr("harness.commands.options.checked_policy_graph", refuse, raising=False)
-    monkeypatch.setattr("harness.commands.measure.checked_policy_graph", refuse)
+    build_parser()  # every command module imported first, so none binds the stub beyond this test
+    for name, module in list(sys.modules.items()):
+        if name.startswith("harness.commands") and hasattr(module, "checked_policy_graph"):
+            monkeypatch.setattr(module, "checked_policy_graph", refuse)
     monkeypatch.setattr("harness.build.firmware.build_graphs", refuse)
 
 

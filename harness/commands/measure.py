@@ -16,7 +16,7 @@ from harness.backends import load_board
 from harness.commands.options import (add_data_option, add_model_source_options, add_protocol_options,
                                      check_protocol_options, checked_policy_graph)
 from harness.errors import HarnessError
-from harness.policy import load_policy
+from harness.policy import load_policy, safe_name
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
 
