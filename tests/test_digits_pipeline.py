@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness import cli
-from harness.datasets.digits import integer_test_set, load_split
+from harness.datasets.registry import integer_test_set
 from harness.errors import HarnessError
 from harness.quantize.lower import check_accumulators, lower, structural_graph
 from harness.ir.memory import memory_report
@@ -63,8 +63,8 @@ def test_integer_reference_matches_fake_quant(evaluations, name):
 def test_integer_input_is_what_fake_quant_sees(cache, name):
     policy = load_policy(POLICIES[name])
     net = quantize(policy).net
-    inputs, _ = integer_test_set(policy)
-    images = load_split(policy.architecture.input_shape[0]).test_images
+    split, inputs, _ = integer_test_set(policy)
+    images = split.real(split.test_images, policy.input)
     fake = net.input_quant(torch.from_numpy(np.array(images))).numpy()
     q = policy.input
     assert np.array_equal(fake, (inputs.astype(np.float32) - q.zero_point) * np.float32(q.scale))

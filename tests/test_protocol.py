@@ -12,8 +12,8 @@ import serial
 
 from harness.errors import HarnessError
 from harness.link.protocol import (
-    ANSWER, ERROR, HELLO, MAX_PAYLOAD, Command, CounterKind, Device, DeviceError, ErrorCode, Frame,
-    FrameDecoder, encode_frame,
+    ANSWER, ERROR, HELLO, MAX_PAYLOAD, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode,
+    Frame, FrameDecoder, encode_frame,
 )
 
 MODEL_HASH = "0123456789abcdef"
@@ -85,13 +85,13 @@ class FakeDevice:
     def _handle(self, request: Frame) -> bytes:
         p = request.payload
         if request.type == Command.INFO:
-            payload = struct.pack("<BBBxIIIH16s16s", 1, 1, 1, 25_000_000, 25_000_000, 4096, self.max_payload,
+            payload = struct.pack("<BBBxIIIH16s16s", PROTOCOL_VERSION, 1, 1, 25_000_000, 25_000_000, 4096, self.max_payload,
                                   MODEL_HASH.encode(), b"") + b"fake-board"
         elif request.type == Command.MODEL:
             if p[0] != 0:
                 return encode_frame(ERROR, request.seq, bytes([ErrorCode.BAD_ARG]) + b"no model with this index")
-            payload = struct.pack("<HHHBHHHBIIH", 1, 1, self.IN_BYTES, 8, 1, 1, self.IN_BYTES, 8, self.IN_BYTES,
-                                  self.IN_BYTES, 3) + b"plus_one"
+            payload = struct.pack("<HHHBHHHBIIHB", 1, 1, self.IN_BYTES, 8, 1, 1, self.IN_BYTES, 8, self.IN_BYTES,
+                                  self.IN_BYTES, 3, 0) + b"plus_one"
         elif request.type == Command.LOAD:
             (offset,) = struct.unpack_from("<I", p, 1)
             data = p[5:]

@@ -12,7 +12,8 @@
 
 #define HASH_CHARS 16u
 #define INFO_FIXED_BYTES (12u + 4u + 2u + 2u * HASH_CHARS)
-#define MODEL_FIXED_BYTES 24u
+#define MODEL_FIXED_BYTES 25u
+#define MODEL_FLAG_INPUT_REUSED 0x01u /* a run consumes the loaded input: LOAD before every RUN, PERF n = 1 */
 #define MAX_MODELS 255u /* the protocol's model index is one byte */
 
 typedef void (*handler_t)(const mpq_frame_t *request);
@@ -85,6 +86,7 @@ static void handle_model(const mpq_frame_t *request) {
     mpq_tx_u32(&tx, model->in_bytes);
     mpq_tx_u32(&tx, model->out_bytes);
     mpq_tx_u16(&tx, (uint16_t)(model->n_layers < 0xFFFFu ? model->n_layers : 0xFFFFu));
+    mpq_tx_u8(&tx, model->input_reused ? MODEL_FLAG_INPUT_REUSED : 0u);
     mpq_tx_put(&tx, name, name_len);
     mpq_tx_end(&tx);
 }

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MPQ_PROTOCOL_VERSION 1u
+#define MPQ_PROTOCOL_VERSION 2u
 #define MPQ_SYNC 0xA5u
 #define MPQ_MAX_PAYLOAD 1024u
 #define MPQ_HEADER_BYTES 5u /* sync, type, seq, len */

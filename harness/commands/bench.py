@@ -93,7 +93,7 @@ def kernel_table(report: dict, shapes) -> Table:
 
 def run_network(args: argparse.Namespace) -> int:
     from harness.measure.bench import bench_network
-    from harness.datasets.digits import integer_test_set
+    from harness.datasets.registry import integer_test_set
     from harness.measure.run import check_policy_fits
     from harness.quantize.pipeline import graph_for_policy
     from harness.policy import load_policy
@@ -103,7 +103,7 @@ def run_network(args: argparse.Namespace) -> int:
     check_policy_fits(policy, board)
     with console.status("quantizing the policy (cached after the first time)"):
         graph = graph_for_policy(policy, progress=lambda message: console.log(message))
-    inputs, _ = integer_test_set(policy)
+    _, inputs, _ = integer_test_set(policy)
     if args.images > len(inputs):
         raise HarnessError(f"--images must be at most {len(inputs)} (the test split), got {args.images}")
     with console.status(f"{policy.name} on {board.name}, portable then Cortex-M7 kernels"):

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.commands.options import add_data_options, policy_with_data
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
 from harness.ir.memory import memory_report
@@ -21,19 +22,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="accuracy of a policy's float, fake-quant and integer models")
     parser.add_argument("policy", type=Path, help="policy JSON file")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
+    add_data_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from harness.quantize.pipeline import evaluate  # torch: imported only when a command needs it
 
-    policy = load_policy(args.policy)
+    policy = policy_with_data(load_policy(args.policy), args)
     console = Console(highlight=False)
     evaluation, graph = evaluate(policy, progress=lambda message: console.print(message, style="dim", markup=False))
     report = memory_report(graph)
     print_policy(console, policy)
     console.print(layer_table(report))
-    table = Table(title=f"accuracy on {evaluation.n_test} test images")
+    table = Table(title=f"accuracy on {evaluation.n_test} test images of {policy.data}")
     table.add_column("model")
     table.add_column("accuracy", justify="right")
     table.add_row("float", f"{evaluation.float_accuracy:.2%}")
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         result = {
             "policy": {"name": policy.name, "hash": policy.hash, "file": str(args.policy)},
             "graph_hash": graph.hash(),
+            "data": policy.data,
             "accuracy": evaluation.to_dict(),
             "memory": report.to_dict(),
             "budget": {"flash_bytes": policy.budget.flash, "ram_bytes": policy.budget.ram},

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph
+from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
 from harness.errors import HarnessError
 from harness.policy import load_policy
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.datasets.measured import measured_inputs
     from harness.measure.run import measure
     console = Console(stderr=True, log_path=False)
-    policy = load_policy(args.policy)
+    policy = policy_with_data(load_policy(args.policy), args)
     board = load_board(args.board).with_serial_port(args.port)
     tools = get_backend(board.backend).tool_status()
     if not tools.present:  # before quantizing and building: say at once that the board is not here

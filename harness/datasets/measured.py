@@ -1,10 +1,10 @@
-"""The inputs a measurement streams: a dataset's test split, or seeded random inputs for a
-random-weights graph (labelled -1: there is nothing to be right about)."""
+"""The inputs a measurement streams: the policy's dataset's test part (harness.datasets.registry),
+or seeded random inputs for a random-weights graph (labelled -1: there is nothing to be right about)."""
 from __future__ import annotations
 
 import numpy as np
 
-from harness.datasets.digits import integer_test_set
+from harness.datasets.registry import integer_test_set
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.policy import Policy
@@ -24,7 +24,7 @@ def measured_inputs(policy: Policy, graph: Graph, n_images: int) -> tuple[np.nda
         count = max(n_images, 1)
         inputs, labels = random_inputs(graph, count, MEASURED_INPUTS_SEED), np.full(count, -1)
     else:
-        inputs, labels = integer_test_set(policy)
+        _, inputs, labels = integer_test_set(policy)
     if not 1 <= n_images <= len(labels):
         raise HarnessError(f"--images must be 1 .. {len(labels)} (the test split), got {n_images}")
     return inputs[:n_images], labels[:n_images]

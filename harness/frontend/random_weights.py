@@ -32,7 +32,7 @@ BIAS_STD = 0.05
 INPUT_SEED_OFFSET = 1_000_003  # calibration inputs are not the measured inputs
 # zoo models `harness train` has data for (harness.datasets.digits: scikit-learn digits); any other model
 # needs --random-weights here
-TRAINED_HERE = ("digits-cnn",)
+TRAINED_HERE = ("digits-cnn", "lenet5-mnist", "dsnet-mnist")
 
 
 def random_float_weights(policy: Policy, seed: int) -> dict[str, FloatLayer]:
@@ -106,10 +106,14 @@ def _checkpoint_graph(policy: Policy, calibration_dir: Path | None, progress: Ca
 
     shape = policy.architecture.input_shape
     if calibration_dir is not None:
-        from harness.datasets.imagefolder import ImageFolder, quantize_images
+        from harness.datasets import registry
+        from harness.datasets.imagefolder import Preprocess
 
-        images, _ = ImageFolder.scan(calibration_dir).images(shape, limit=CHECKPOINT_CALIBRATION_IMAGES)
-        calibration, source = quantize_images(images, policy.input), str(calibration_dir)
+        split = registry.load(f"imagefolder:{calibration_dir}", shape, Preprocess.parse(policy.preprocess))
+        images, labels = (split.train_images, split.train_labels) if len(split.train_labels) else \
+            (split.test_images, split.test_labels)
+        chosen = registry.across_classes(labels, CHECKPOINT_CALIBRATION_IMAGES)
+        calibration, source = registry.integer_inputs(split, images[chosen], policy.input), str(calibration_dir)
     else:
         calibration = np.random.default_rng(INPUT_SEED_OFFSET).integers(
             0, 1 << policy.input.bits, size=(CALIBRATION_INPUTS, *shape)).astype(np.int32)

@@ -18,7 +18,7 @@ import torch
 from harness import __version__
 
 from harness.ir import reference
-from harness.datasets.digits import integer_test_set, load_split
+from harness.datasets.registry import integer_test_set
 from harness.ir.graph import Graph
 from harness.quantize.lower import lower
 from harness.paths import cache_dir
@@ -42,8 +42,8 @@ def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
     model first if its checkpoint is missing). Deterministic on one machine."""
     if progress:
         progress(f"policy {policy.name} ({policy.hash})")
-    float_net = load_float(policy.model, progress)  # trains it first if the checkpoint is missing
-    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model)
+    float_net = load_float(policy.model, progress, policy.data)  # trains it first if the checkpoint is missing
+    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model, policy.data)
     if (directory / QAT_STATE).is_file():
         return _load(directory, policy)
     if progress:
@@ -78,11 +78,10 @@ class Evaluation:
 def evaluate(policy: Policy, progress: Progress | None = None) -> tuple[Evaluation, Graph]:
     """Float vs fake-quant vs integer-reference accuracy on the policy's test split."""
     quantized = quantize(policy, progress)
-    split = load_split(policy.architecture.input_shape[0])
-    inputs, labels = integer_test_set(policy)
+    split, inputs, labels = integer_test_set(policy)
     configure_torch(policy.qat.seed)
-    float_pred = predict(load_float(policy.model), split.test_images).argmax(axis=1)
-    fake_pred = predict(quantized.net, split.test_images).argmax(axis=1)
+    float_pred = predict(load_float(policy.model, data=policy.data), split.real(split.test_images)).argmax(axis=1)
+    fake_pred = predict(quantized.net, split.real(split.test_images, policy.input)).argmax(axis=1)
     if progress:
         progress(f"integer reference on {len(labels)} test images")
     int_pred = integer_logits(quantized.graph, inputs).argmax(axis=1)

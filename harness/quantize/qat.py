@@ -15,9 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.datasets.digits import load_split
 from harness.policy import InputQuantization, Policy
-from harness.frontend.train import FloatNet, Progress, configure_torch, fit, nchw
+from harness.frontend.train import FloatNet, Progress, configure_torch, fit, nchw, training_split
 from harness.zoo.architecture import CONV_OPS, Architecture, LayerSpec
 
 CLIP_RATIOS = torch.linspace(0.2, 1.0, 17).tolist()  # candidate clips, fractions of max |v|
@@ -223,8 +222,9 @@ def from_float(float_net: FloatNet, policy: Policy, calibration: torch.Tensor) -
 def run_qat(policy: Policy, float_net: FloatNet, progress: Progress | None = None) -> QATNet:
     """Fold, calibrate and fine-tune the policy's fake-quant model (deterministic given the seed)."""
     configure_torch(policy.qat.seed)
-    split = load_split(policy.architecture.input_shape[0])
-    net = from_float(float_net, policy, nchw(split.train_images))
-    fit(net, net.parameters(), split.train_images, split.train_labels,
-        policy.qat.epochs, policy.qat.lr, policy.qat.seed, progress)
+    split = training_split(policy.architecture, policy.data, policy.preprocess)
+    train_images = split.real(split.train_images, policy.input)
+    net = from_float(float_net, policy, nchw(train_images))
+    fit(net, net.parameters(), train_images, split.train_labels, policy.qat.epochs, policy.qat.lr, policy.qat.seed,
+        progress)
     return net
