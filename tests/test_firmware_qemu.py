@@ -26,7 +26,8 @@ from harness.ir.packing import pack, unpack
 from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
 from harness.link.protocol import (
-    ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, encode_frame,
+    ANSWER, ERROR, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder,
+    encode_frame,
 )
 from harness.ir.random_graphs import random_input, random_layer_graph
 
@@ -42,7 +43,7 @@ FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two ful
 SCRATCH_BYTES = 4096
 LAYERS_BYTES = 3000  # > 2 LOAD chunks
 MAX_LAYERS = 128  # the runtime's default MPQ_MAX_LAYERS
-RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow")
+RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming")
 
 
 # ---- the test image ---------------------------------------------------------------------------
@@ -112,6 +113,15 @@ static int deep(volatile uint8_t *p, uint32_t n) {{ /* 256+ bytes of stack per c
     return n == 0 ? pad[0] : deep(pad, n - 1) + 1;
 }}
 static int overflow_run(void) {{ return deep(arena, 100000u); }}
+/* consuming: its arena reuses the input (input_reused = 1): each run overwrites the input and
+   counts itself in the output's first byte. */
+static int consuming_run(void) {{
+    mpq_layer_begin(0);
+    arena[LAYERS_IN] ^= 1u;
+    arena[LAYERS_OUT] = (uint8_t)(arena[LAYERS_OUT] + 1u);
+    mpq_layer_end(0);
+    return 0;
+}}
 
 #define RUNNER_MODEL(id, n_layers) \\
     static const mpq_model_t id = {{#id, {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}}, {LAYERS_BYTES}, \\
@@ -123,6 +133,8 @@ RUNNER_MODEL(bad_hooks, 1);
 RUNNER_MODEL(many_layers, {MAX_LAYERS + 1});
 RUNNER_MODEL(faulty, 0);
 RUNNER_MODEL(overflow, 0);
+static const mpq_model_t consuming = {{"consuming", {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}},
+    {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, .input_reused = 1}};
 """
 
 
@@ -219,7 +231,7 @@ def _index(device: Device, name: str) -> int:
 
 def test_info_describes_the_image(device):
     info = device.info()
-    assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (1, MODEL_HASH, "", "qemu-m7")
+    assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (PROTOCOL_VERSION, MODEL_HASH, "", "qemu-m7")
     assert info.n_models == len(FC_BITS) + len(RUNNER_MODELS)
     assert (info.counter_kind, info.counter_hz, info.core_hz) == (CounterKind.VIRTUAL_TIME, 25_000_000, 25_000_000)
     assert info.instructions_per_tick == 40 and info.max_payload == 1024 and info.arena_bytes > LAYERS_BYTES
@@ -269,6 +281,30 @@ def test_chunked_load_per_layer_ticks_and_determinism(device):
     assert perf.ok and perf.max_ticks == perf.min_ticks == first.total_ticks
     assert perf.min_ticks * 4 <= perf.total_ticks <= perf.max_ticks * 4
     assert device.layer_ticks(index) == first.layer_ticks
+
+
+def test_a_model_that_consumes_its_input_runs_once_per_load(device):
+    """input_reused (the planner let later tensors reuse the input's bytes): the MODEL answer
+    says so, no CRC check applies, PERF of more than one run is refused, a repeated RUN (a lost
+    answer) gets the answer of the run that consumed the input without running again, and a
+    fresh LOAD allows the next run."""
+    index = _index(device, "consuming")
+    assert device.model(index).input_reused and not device.model(_index(device, "layers")).input_reused
+    device.load(index, bytes(LAYERS_BYTES))
+    first = device.run(index)
+    count = device.read_output(index)[0]
+    repeated = device.run(index)
+    assert (repeated.status, repeated.total_ticks) == (first.status, first.total_ticks)
+    assert device.read_output(index)[0] == count  # not run again
+    with pytest.raises(HarnessError, match="PERF runs once per LOAD"):
+        device.perf(index, 2)
+    with pytest.raises(DeviceError, match="BAD_ARG: this model's arena reuses its input"):
+        device.request(Command.PERF, struct.pack("<BI", index, 2))
+    device.load(index, bytes(LAYERS_BYTES))
+    assert device.perf(index, 1).ok and device.read_output(index)[0] == (count + 1) & 0xFF
+    assert device.run(_index(device, "failing")).status == -7  # another model ran since
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(index)
 
 
 def test_status_and_runtime_checks_are_reported(device):

@@ -5,7 +5,8 @@ Specs:
 - `mnist`: 5,000 real MNIST images, 28 x 28 x 1, 10 classes (vendored, harness/datasets/data/);
 - `imagefolder:DIR`: DIR/<class>/<image>, one class per sub-folder, preprocessed to the model's input;
 - `samples:DIR`: DIR/<name>_<index>_<label>.<ext> (the 20-image CIFAR-10 and ImageNet samples),
-  labels from the file names; evaluation only (every image is in the test part).
+  labels from the file names; evaluation only (every image is in the test part);
+- a bare existing DIR: `imagefolder:DIR` when it has sub-folders, else `samples:DIR`.
 
 Images are float32 NHWC in [0, 1]; `real_images` maps them onto the network's real input,
 `integer_inputs` quantizes them exactly as torch's fake-quant of the QAT model does, so the
@@ -46,6 +47,7 @@ class DataInfo:
     channels: int | None
     size: tuple[int, int] | None
     num_classes: int | None
+    max_label: int | None = None  # the largest label in the file names (when num_classes is None)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ def _parse(spec: str) -> tuple[str, Path | None]:
         return kind, None
     if kind in PREFIXED and rest:
         return kind, Path(rest)
+    if Path(spec).is_dir():
+        return ("imagefolder" if any(entry.is_dir() for entry in Path(spec).iterdir()) else "samples"), Path(spec)
     raise HarnessError(f"--data {spec!r}: unknown dataset (known: {', '.join(NAMED)}, "
                        f"{', '.join(f'{p}:DIR' for p in PREFIXED)})")
 
@@ -86,7 +90,7 @@ def describe(spec: str) -> DataInfo:
     if kind == "mnist":
         return DataInfo(spec, 1, (28, 28), 10)
     files = scan_image_folder(root) if kind == "imagefolder" else scan_sample_folder(root)
-    return DataInfo(spec, None, None, files.num_classes)
+    return DataInfo(spec, None, None, files.num_classes, int(files.labels.max()))
 
 
 def check_fits(spec: str, architecture) -> DataInfo:
@@ -103,6 +107,9 @@ def check_fits(spec: str, architecture) -> DataInfo:
     classes = architecture.num_classes
     if info.num_classes is not None and info.num_classes != classes:
         raise HarnessError(f"--data {spec}: {info.num_classes} classes, but model {architecture.name} "
+                           f"has {classes} outputs")
+    if info.num_classes is None and info.max_label >= classes:
+        raise HarnessError(f"--data {spec}: label {info.max_label} in a file name, but model {architecture.name} "
                            f"has {classes} outputs")
     return info
 
