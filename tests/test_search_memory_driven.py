@@ -187,3 +187,17 @@ def test_mobilenet_v1_075_224_fits_2mb_512kb_per_memory_model_and_built_elf():
     build = build_policy_firmware(graph, result.policy, load_board("qemu-m7"))
     assert build.flash_bytes <= budget.flash, f"ELF flash {build.flash_bytes} B"
     assert build.ram_bytes <= budget.ram, f"ELF RAM {build.ram_bytes} B"
+
+
+def test_mobilenet_v1_075_224_fits_1mb_256kb_because_the_input_dies():
+    """Rusci et al.'s setting: found only because the arena reuses the 150528 B input after its
+    last consumer; with the input resident, dw1 alone (2 x 75264 B at 2 bits + the input) needs
+    more than the 256 kB budget leaves."""
+    result = search("mobilenet_v1", {"width": 0.75, "resolution": 224}, "1MB", "256kB")
+    budget = result.policy.budget
+    assert result.report.flash_bytes <= budget.flash and result.report.ram_bytes <= budget.ram
+    assert result.report.ram_bytes >= 0.9 * budget.ram and not result.report.input_survives
+    graph = structural_graph(result.policy)
+    dw1 = next(k for k, layer in enumerate(graph.layers) if layer.name == "dw1")
+    resident_input = graph.tensors[graph.input].nbytes
+    assert layer_need(graph, dw1) + resident_input > budget.ram - FIXED_RAM_BYTES

@@ -30,8 +30,8 @@ CALIBRATION_INPUTS = 2
 CHECKPOINT_CALIBRATION_IMAGES = 32  # images of a --calibration folder used to calibrate a checkpoint
 BIAS_STD = 0.05
 INPUT_SEED_OFFSET = 1_000_003  # calibration inputs are not the measured inputs
-# zoo models `harness train` has data for (harness.datasets.digits: scikit-learn digits); any other model
-# needs --random-weights here
+# zoo models `harness train` trains on their own dataset (Architecture.dataset: digits, mnist); any other
+# model needs a checkpoint or --random-weights here
 TRAINED_HERE = ("digits-cnn", "lenet5-mnist", "dsnet-mnist")
 
 
@@ -84,7 +84,7 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Callable[[str],
                  calibration_dir: Path | None = None) -> Graph:
     """The graph `harness build` / `measure` deploy (torch is imported only when needed):
     - random weights;
-    - a model trained here (digits-cnn): the QAT pipeline, from its checkpoint if the policy names one;
+    - a model trained here (TRAINED_HERE): the QAT pipeline, from its checkpoint if the policy names one;
     - any other zoo model with `model.checkpoint`: the checkpoint lowered by harness.quantize.ptq, calibrated
       on the images of `calibration_dir` (an ImageFolder), else on seeded random inputs.
     HarnessError when the model has neither training data here nor a checkpoint."""
