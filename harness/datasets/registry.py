@@ -14,7 +14,8 @@ integer reference, the firmware and the fake-quant model all see the same input 
 
 The split is fixed, seeded and stratified: `test` (TEST_FRACTION of each class; for digits the
 same 450 images as before the registry), then `val` (VAL_FRACTION of the whole) from the rest,
-`train` the remainder. A folder with fewer than MIN_PER_CLASS images in some class is all test.
+`train` the remainder; each part holds at least one image of every class. A folder with fewer
+than MIN_PER_CLASS images in some class is all test (evaluation only).
 """
 from __future__ import annotations
 
@@ -166,10 +167,11 @@ def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> tuple[np.ndarra
     """Stratified (train, val, test) indices: test first, then val from the rest."""
     from sklearn.model_selection import train_test_split
 
-    everything = np.arange(len(labels))
-    rest, test = train_test_split(everything, test_size=TEST_FRACTION, random_state=seed, stratify=labels)
-    train, val = train_test_split(rest, test_size=round(VAL_FRACTION * len(labels)), random_state=seed,
-                                  stratify=labels[rest])
+    everything, n_classes = np.arange(len(labels)), len(np.unique(labels))
+    n_test = max(int(np.ceil(TEST_FRACTION * len(labels))), n_classes)  # at least one of each class
+    rest, test = train_test_split(everything, test_size=n_test, random_state=seed, stratify=labels)
+    train, val = train_test_split(rest, test_size=max(round(VAL_FRACTION * len(labels)), n_classes),
+                                  random_state=seed, stratify=labels[rest])
     return np.sort(train), np.sort(val), test
 
 
