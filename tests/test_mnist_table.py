@@ -41,3 +41,5 @@ def test_shipped_table_meets_the_targets():
         if row["policy"].endswith("mixed"):
             assert row["float"] - row["integer"] <= 0.015, row["policy"]
         assert row["board"]["bit_exact"] == row["board"]["images"] == 100, row["policy"]
+    quoted = mnist_table.DEFAULT_OUT.with_suffix(".md").read_text()
+    assert quoted in (REPO / "docs" / "models.md").read_text()  # docs/models.md quotes the results verbatim
