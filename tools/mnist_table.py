@@ -92,6 +92,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def write(out: Path, rows: list[dict], meta: dict) -> None:
+    """The JSON results and the Markdown table beside them (rewritten after every row)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(rows, meta))
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from harness.datasets import registry
@@ -99,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parse_args(argv)
     split = registry.load("mnist", (28, 28, 1))
+    meta = {"split": f"{len(split.train_labels)} train / {len(split.val_labels)} val / {len(split.test_labels)} test, "
+                     f"stratified, seed {registry.SPLIT_SEED}",
+            "float_epochs": args.float_epochs, "command": "python tools/mnist_table.py " + " ".join(argv or sys.argv[1:])}
     rows = []
     for model in args.models:
         started = time.time()
@@ -114,14 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.no_board:
                 row["board"] = on_board(policy, graph, args.board, args.images)
             rows.append(row)
+            write(args.out, rows, meta)
             print(json.dumps(row), flush=True)
         print(f"{model}: {time.time() - started:.0f} s", file=sys.stderr)
-    meta = {"split": f"{len(split.train_labels)} train / {len(split.val_labels)} val / {len(split.test_labels)} test, "
-                     f"stratified, seed {registry.SPLIT_SEED}",
-            "float_epochs": args.float_epochs, "command": "python tools/mnist_table.py " + " ".join(argv or sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rows, meta))
     print(f"written {args.out} and {args.out.with_suffix('.md')}", file=sys.stderr)
     return 0
 
