@@ -123,7 +123,7 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
     if (model->input_reused) {
         consumed = model;
     } else if (mpq_crc32(0, model->input, model->in_bytes) != input_crc) {
-        *why = "a run overwrote the model's input; the arena plan must keep it alive (RUN and PERF repeat on one LOAD)";
+        *why = "a run overwrote the model's input, which its input_reused = 0 promises to keep (RUN and PERF repeat on one LOAD)";
         return MPQ_RUNNER_FAILED;
     }
     return MPQ_RUNNER_OK;
