@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, checked_policy_graph
+from harness.commands.options import add_policy_and_board, checked_policy_graph, policy_with_data
 from harness.policy import load_policy
 from harness.units import format_size
 
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs: `harness --help` stays fast
     from harness.measure.run import build_policy_firmware
     console = Console(stderr=True, log_path=False)
-    policy = load_policy(args.policy)
+    policy = policy_with_data(load_policy(args.policy), args)
     board = load_board(args.board)
     graph = checked_policy_graph(policy, board, args, console)
     build = build_policy_firmware(graph, policy, board)

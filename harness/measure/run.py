@@ -226,6 +226,7 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "policy": policy.name, "policy_hash": policy.hash, "model_hash": graph.hash(),
         "board": board.name, "firmware_board": info.board, "elf": str(build.elf_path),
         "images": n,
+        "data": None if random_weights else policy.data,
         "random_weights": random_weights,
         **({"note": graph.meta.get("note", "random weights")} if random_weights else {}),
         "bit_exact": sum(r.bit_exact for r in results),
@@ -240,6 +241,8 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
             "flash_budget": board.budget.flash, "ram_budget": board.budget.ram,
             "predicted_flash_bytes": predicted.flash_bytes, "predicted_arena_bytes": predicted.arena_bytes,
             "predicted_weight_bytes": predicted.weight_bytes + predicted.param_bytes,
+            "predicted_ram_bytes": predicted.ram_bytes, "work_buffer_bytes": predicted.work_buffer_bytes,
+            "input_survives": predicted.input_survives,
         },
     }
 
