@@ -282,16 +282,18 @@ def test_chunked_load_per_layer_ticks_and_determinism(device):
 def test_a_model_that_consumes_its_input_runs_once_per_load(device):
     """input_reused (the planner let later tensors reuse the input's bytes): the MODEL answer
     says so, no CRC check applies, PERF of more than one run is refused, a repeated RUN (a lost
-    answer) gets the answer of the run that consumed the input without running again, and a
-    fresh LOAD allows the next run."""
+    answer: same seq and payload) gets the stored answer of the run that consumed the input without
+    running again, any other RUN before a fresh LOAD is refused, and a fresh LOAD allows the next run."""
     index = _index(device, "consuming")
     assert device.model(index).input_reused and not device.model(_index(device, "layers")).input_reused
     device.load(index, bytes(LAYERS_BYTES))
-    first = device.run(index)
+    request = encode_frame(Command.RUN, 60, bytes([index]))
+    first, repeated = _exchange(device, request, 1), _exchange(device, request, 1)
+    assert [f.type for f in first + repeated] == [Command.RUN | ANSWER] * 2
+    assert repeated[0].payload == first[0].payload  # replayed, not run on the consumed input
     count = device.read_output(index)[0]
-    repeated = device.run(index)
-    assert (repeated.status, repeated.total_ticks) == (first.status, first.total_ticks)
-    assert device.read_output(index)[0] == count  # not run again
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(index)  # a new request, not a repeat
     with pytest.raises(HarnessError, match="PERF runs once per LOAD"):
         device.perf(index, 2)
     with pytest.raises(DeviceError, match="BAD_ARG: this model's arena reuses its input"):

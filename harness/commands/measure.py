@@ -134,8 +134,7 @@ def _check_test_split(policy, settings: dict) -> None:
     from harness.datasets.registry import model_split
     available = len(model_split(policy.architecture, policy.data, policy.preprocess).test_labels)
     if settings["images"] > available:
-        raise HarnessError(f"--images must be 1 .. {available} (the test part of {policy.data or policy.architecture.dataset}), "
-                           f"got {settings['images']}")
+        raise HarnessError(f"--images must be 1 .. {available} (the test split), got {settings['images']}")
 
 
 def check_writable_file(path: Path, option: str) -> None:
