@@ -1,9 +1,9 @@
 """`harness evaluate POLICY`: float vs fake-quant vs integer-reference accuracy, and memory.
 
-Trains what is missing (float checkpoint, QAT) and caches it, so a second run is quick. With
-`--data DIR` (a sample folder; required for a policy naming a model file) it scores those images
-instead, and `--reference MODEL.tflite` (repeatable: the fp32 and the int8 file) adds the TFLite
-interpreter's predictions and their agreement with ours (harness.measure.cross_check).
+Trains what is missing (float checkpoint, QAT) and caches it, so a second run is quick; `--data
+SPEC` picks the dataset (harness.datasets.registry). A policy naming a model file needs `--data`
+(e.g. a sample folder) and is scored post-training on its test images; `--reference
+MODEL.tflite` (repeatable: the fp32 and the int8 file) adds the TFLite interpreter's predictions and their agreement with ours (harness.measure.cross_check).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`harness evaluate POLICY --data DIR [--reference MODEL.tflite ...]`: on the same sample
-images, the top-1 of our float graph, our integer graph (the host reference, which the device
+"""`harness evaluate POLICY --data SPEC [--reference MODEL.tflite ...]`: on the test images of
+the policy's data (e.g. a sample folder), the top-1 of our float graph, our integer graph (the host reference, which the device
 matches bit for bit) and of each reference TFLite file run by the TFLite interpreter, and how
 often our integer predictions agree with each reference's."""
 from __future__ import annotations
