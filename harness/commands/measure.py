@@ -15,7 +15,7 @@ from harness.backends import get_backend
 from harness.backends import load_board
 from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
 from harness.errors import HarnessError
-from harness.policy import load_policy
+from harness.policy import load_policy, safe_name
 from harness.pytest_plugin import DEFAULT_BOARD
 from harness.units import format_size
 
