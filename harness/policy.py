@@ -11,7 +11,7 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -106,6 +106,23 @@ class Policy:
     @property
     def hash(self) -> str:
         return policy_hash(self.document)
+
+    @property
+    def data(self) -> str | None:
+        """The dataset spec (harness.datasets.registry): the policy's "data", else the zoo model's."""
+        return self.document.get("data", self.architecture.dataset)
+
+    @property
+    def preprocess(self) -> dict:
+        """The policy's "preprocess" object (harness.datasets.imagefolder.Preprocess), {} if none."""
+        return dict(self.document.get("preprocess", {}))
+
+    def with_data(self, spec: str | None, preprocess: dict | None = None) -> "Policy":
+        """The policy with "data" (and "preprocess") replaced when given (--data, --preprocess)."""
+        changes = {key: value for key, value in (("data", spec), ("preprocess", preprocess)) if value is not None}
+        if not changes:
+            return self
+        return replace(self, document=json.loads(canonical_json(self.document | changes)))
 
     @property
     def quantization_hash(self) -> str:

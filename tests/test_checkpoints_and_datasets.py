@@ -10,7 +10,8 @@ from PIL import Image
 from support.zoo_policies import int8_policy
 
 from harness.ir import reference
-from harness.datasets.imagefolder import ImageFolder, load_image, quantize_images
+from harness.datasets import registry
+from harness.datasets.imagefolder import Preprocess, load_image, scan_image_folder
 from harness.errors import HarnessError
 from harness.policy import parse_policy
 from harness.frontend.float_net import FloatNet, float_graph, load_checkpoint, real_inputs
@@ -37,9 +38,9 @@ def image_folder(tmp_path):
 
 
 def test_image_folder_lists_classes_and_images_in_order(image_folder):
-    dataset = ImageFolder.scan(image_folder)
-    assert dataset.classes == CLASSES and len(dataset) == 12
-    images, labels = dataset.images((32, 32, 3))
+    dataset = scan_image_folder(image_folder)
+    assert dataset.num_classes == len(CLASSES) and len(dataset) == 12
+    images, labels = dataset.images((32, 32, 3), Preprocess()), dataset.labels
     assert images.shape == (12, 32, 32, 3) and images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
@@ -63,7 +64,7 @@ def test_preprocessing_resizes_the_short_side_and_crops_the_centre(tmp_path):
 
 def test_images_quantize_onto_the_policy_input_range():
     policy = int8_policy("mlperf_ic_resnet8", {})  # input range [-1, 1], 8 bits
-    codes = quantize_images(np.array([0.0, 0.5, 1.0]), policy.input)
+    codes = registry.quantize_real(registry.real_images(np.array([0.0, 0.5, 1.0]), quant=policy.input), policy.input)
     assert codes.tolist() == [0, policy.input.zero_point, 254]  # real 1.0 is code 254.5: rounds to even
 
 
@@ -74,14 +75,14 @@ def test_images_quantize_onto_the_policy_input_range():
 ])
 def test_bad_image_folders_are_one_line_errors(tmp_path, make, message):
     with pytest.raises(HarnessError, match=message):
-        ImageFolder.scan(make(tmp_path))
+        scan_image_folder(make(tmp_path))
 
 
 def test_unreadable_image_is_a_one_line_error(tmp_path):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(HarnessError, match="cannot read image"):
-        ImageFolder.scan(tmp_path).images((8, 8, 3))
+        scan_image_folder(tmp_path).images((8, 8, 3), Preprocess())
 
 
 def _trained_looking(arch, seed: int = 0) -> FloatNet:
@@ -105,8 +106,8 @@ def test_checkpoint_lowered_with_image_calibration_follows_the_float_network(tmp
     policy = int8_policy(model, args)
     torch.save(_trained_looking(policy.architecture).state_dict(), tmp_path / "model.pt")
     net = load_checkpoint(policy.architecture, tmp_path / "model.pt")
-    images, _ = ImageFolder.scan(image_folder).images(policy.architecture.input_shape)
-    inputs = quantize_images(images, policy.input)
+    images = scan_image_folder(image_folder).images(policy.architecture.input_shape, Preprocess())
+    inputs = registry.quantize_real(registry.real_images(images, quant=policy.input), policy.input)
     graph = lower_float(policy, float_graph(net, "model.pt"), inputs[:6], checkpoint_meta(policy, "model.pt", 6))
     with torch.no_grad():
         expected = net(real_inputs(policy, inputs)).numpy()

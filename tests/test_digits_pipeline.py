@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness import cli
-from harness.datasets.digits import integer_test_set, load_split
+from harness.datasets.registry import integer_test_set
 from harness.errors import HarnessError
 from harness.quantize.lower import check_accumulators, lower, structural_graph
 from harness.ir.memory import memory_report
@@ -21,7 +21,7 @@ from harness.quantize.pipeline import evaluate, graph_for_policy, quantize
 from harness.policy import load_policy
 from harness.quantize.qat import run_qat
 from harness.frontend.float_net import float_graph
-from harness.frontend.train import load_float
+from harness.frontend.train import load_float, training_split
 
 POLICIES = {name: POLICIES_DIR / f"digits-{name}.json" for name in ("int8", "mixed")}
 
@@ -64,8 +64,8 @@ def test_integer_reference_matches_fake_quant(evaluations, name):
 def test_integer_input_is_what_fake_quant_sees(cache, name):
     policy = load_policy(POLICIES[name])
     net = quantize(policy).net
-    inputs, _ = integer_test_set(policy)
-    images = load_split(policy.architecture.input_shape[0]).test_images
+    split, inputs, _ = integer_test_set(policy)
+    images = split.real(split.test_images, policy.input)
     fake = net.input_quant(torch.from_numpy(np.array(images))).numpy()
     q = policy.input
     assert np.array_equal(fake, (inputs.astype(np.float32) - q.zero_point) * np.float32(q.scale))
@@ -104,8 +104,9 @@ def test_qat_and_lowering_are_deterministic(cache):
     policy = load_policy(POLICIES["mixed"])
     policy = dataclasses.replace(policy, qat=dataclasses.replace(policy.qat, epochs=1))
     graph = float_graph(load_float(policy.model), "digits-cnn checkpoint")
-    split = load_split(policy.architecture.input_shape[0])
-    first, second = (lower(run_qat(policy, graph, split.train_images, split.train_labels), policy).hash()
+    split = training_split(policy.architecture, policy.data, policy.preprocess)
+    images = split.real(split.train_images, policy.input)
+    first, second = (lower(run_qat(policy, graph, images, split.train_labels), policy).hash()
                      for _ in range(2))
     assert first == second
 

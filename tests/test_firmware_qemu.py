@@ -25,7 +25,8 @@ from harness.ir.packing import pack, unpack
 from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
 from harness.link.protocol import (
-    ANSWER, ERROR, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder, PROTOCOL_VERSION, encode_frame,
+    ANSWER, ERROR, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder,
+    encode_frame,
 )
 from harness.ir.random_graphs import random_input, random_layer_graph
 
@@ -38,7 +39,7 @@ FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two ful
 SCRATCH_BYTES = 4096
 LAYERS_BYTES = 3000  # > 2 LOAD chunks
 MAX_LAYERS = 128  # the runtime's default MPQ_MAX_LAYERS
-RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow")
+RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming")
 
 
 # ---- the test image ---------------------------------------------------------------------------
@@ -79,7 +80,7 @@ static int fc{k}_run(void) {{
     return status;
 }}
 static const mpq_model_t fc{k} = {{"{graph.name}", {{1, 1, {cin}, {x.bits}}}, {{1, 1, {cout}, {y.bits}}},
-    {x.nbytes}, {y.nbytes}, arena + {in_at}, arena + {out_at}, 1, fc{k}_run}};
+    {x.nbytes}, {y.nbytes}, arena + {in_at}, arena + {out_at}, 1, fc{k}_run, 0}};
 """
 
 
@@ -108,10 +109,19 @@ static int deep(volatile uint8_t *p, uint32_t n) {{ /* 256+ bytes of stack per c
     return n == 0 ? pad[0] : deep(pad, n - 1) + 1;
 }}
 static int overflow_run(void) {{ return deep(arena, 100000u); }}
+/* consuming: its arena reuses the input (input_reused = 1): each run overwrites the input and
+   counts itself in the output's first byte. */
+static int consuming_run(void) {{
+    mpq_layer_begin(0);
+    arena[LAYERS_IN] ^= 1u;
+    arena[LAYERS_OUT] = (uint8_t)(arena[LAYERS_OUT] + 1u);
+    mpq_layer_end(0);
+    return 0;
+}}
 
 #define RUNNER_MODEL(id, n_layers) \\
     static const mpq_model_t id = {{#id, {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}}, {LAYERS_BYTES}, \\
-                                   {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, n_layers, id##_run}}
+                                   {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, n_layers, id##_run, 0}}
 RUNNER_MODEL(layers, 3);
 RUNNER_MODEL(failing, 1);
 RUNNER_MODEL(clobber, 1);
@@ -119,6 +129,8 @@ RUNNER_MODEL(bad_hooks, 1);
 RUNNER_MODEL(many_layers, {MAX_LAYERS + 1});
 RUNNER_MODEL(faulty, 0);
 RUNNER_MODEL(overflow, 0);
+static const mpq_model_t consuming = {{"consuming", {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}},
+    {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, 1}};
 """
 
 
@@ -265,6 +277,32 @@ def test_chunked_load_per_layer_ticks_and_determinism(device):
     assert perf.ok and perf.max_ticks == perf.min_ticks == first.total_ticks
     assert perf.min_ticks * 4 <= perf.total_ticks <= perf.max_ticks * 4
     assert device.layer_ticks(index) == first.layer_ticks
+
+
+def test_a_model_that_consumes_its_input_runs_once_per_load(device):
+    """input_reused (the planner let later tensors reuse the input's bytes): the MODEL answer
+    says so, no CRC check applies, PERF of more than one run is refused, a repeated RUN (a lost
+    answer: same seq and payload) gets the stored answer of the run that consumed the input without
+    running again, any other RUN before a fresh LOAD is refused, and a fresh LOAD allows the next run."""
+    index = _index(device, "consuming")
+    assert device.model(index).input_reused and not device.model(_index(device, "layers")).input_reused
+    device.load(index, bytes(LAYERS_BYTES))
+    request = encode_frame(Command.RUN, 60, bytes([index]))
+    first, repeated = _exchange(device, request, 1), _exchange(device, request, 1)
+    assert [f.type for f in first + repeated] == [Command.RUN | ANSWER] * 2
+    assert repeated[0].payload == first[0].payload  # replayed, not run on the consumed input
+    count = device.read_output(index)[0]
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(index)  # a new request, not a repeat
+    with pytest.raises(HarnessError, match="PERF runs once per LOAD"):
+        device.perf(index, 2)
+    with pytest.raises(DeviceError, match="BAD_ARG: this model's arena reuses its input"):
+        device.request(Command.PERF, struct.pack("<BI", index, 2))
+    device.load(index, bytes(LAYERS_BYTES))
+    assert device.perf(index, 1).ok and device.read_output(index)[0] == (count + 1) & 0xFF
+    assert device.run(_index(device, "failing")).status == -7  # another model ran since
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(index)
 
 
 def test_status_and_runtime_checks_are_reported(device):
@@ -424,7 +462,7 @@ def test_an_over_budget_model_fails_at_link_time(tmp_path, region, declaration):
     (gen / "model.c").write_text(
         '#include "mpq_model.h"\n' + declaration + "\n"
         "static int run(void) { return big[7]; }\n"
-        'static const mpq_model_t m = {"big", {1, 1, 1, 8}, {1, 1, 1, 8}, 1, 1, (uint8_t *)big, big, 0, run};\n'
+        'static const mpq_model_t m = {"big", {1, 1, 1, 8}, {1, 1, 1, 8}, 1, 1, (uint8_t *)big, big, 0, run, 0};\n'
         "const mpq_model_t *const mpq_models[] = {&m};\nconst uint32_t mpq_model_count = 1;\n"
         'const char mpq_model_hash[] = "0";\nconst char mpq_policy_hash[] = "";\n'
         "const uint32_t mpq_arena_bytes = 0;\n")

@@ -13,7 +13,7 @@ from elftools.elf.elffile import ELFFile
 
 from harness.ir import reference
 from harness.backends import load_board
-from harness.datasets.digits import integer_test_set
+from harness.datasets.registry import integer_test_set
 from harness.link.device import pack_tensor, unpack_tensor
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy
@@ -126,7 +126,7 @@ def test_run_is_bit_exact(mixed, booted):
     from h743_boot.machine import UartPort
 
     policy, graph, _ = mixed
-    inputs, _ = integer_test_set(policy)
+    _, inputs, _ = integer_test_set(policy)
     with Device(UartPort(booted), "unicorn nucleo-h743", timeout=30.0, run_timeout=120.0) as device:
         device.require_model_hash(graph.hash())
         device.load(0, pack_tensor(inputs[0], graph.tensors[graph.input]))

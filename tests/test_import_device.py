@@ -80,7 +80,7 @@ def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
     from support.torch_module import INPUT_SHAPE, UserNet, export
 
     from harness.backends import load_board
-    from harness.datasets.imagefolder import quantize_images
+    from harness.datasets.registry import quantize_real
     from harness.frontend.importer import load_model_file
     from harness.measure.log import RunLog
     from harness.measure.run import measure
@@ -101,7 +101,7 @@ def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
     images, labels = _quadrant_images(INPUT_SHAPE, 256 + 32)
     net = run_qat(policy, load_model_file(policy.model.file), images[:256], labels[:256])
     graph = lower(net, policy, {"model": policy.model.label, "qat": "synthetic quadrants, 3 epochs"})
-    inputs = quantize_images((images[256:] + 1) / 2, policy.input)  # [-1, 1] -> the policy's integers
+    inputs = quantize_real(images[256:], policy.input)  # real inputs in [-1, 1] -> the policy's integers
     with RunLog(tmp_path / "log.jsonl") as log:
         report = measure(policy, graph, load_board(board_name), inputs, labels[256:], log)
     assert report["bit_exact"] == report["images"] == 32

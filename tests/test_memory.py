@@ -2,7 +2,7 @@
 import numpy as np
 
 from harness.ir.graph import Graph, Layer, Tensor
-from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, memory_report
+from harness.ir.memory import CODE_FLASH_BYTES, M7_WORK_BYTES, RUNTIME_RAM_BYTES, memory_report
 from harness.ir.planner import plan_arena
 from harness.policy import Budget
 
@@ -52,7 +52,7 @@ def test_totals_counted_by_hand():
     assert report.input_bytes == 48
     assert report.simple_bound_bytes == 48 + 48  # conv: input + output
     assert report.arena_bytes == plan_arena(graph).size >= report.simple_bound_bytes
-    assert report.ram_bytes == report.arena_bytes + RUNTIME_RAM_BYTES
+    assert report.ram_bytes == report.arena_bytes + M7_WORK_BYTES + RUNTIME_RAM_BYTES
     assert report.macs == 2160 + 80 + 15  # pool: one addition per input value (4*4*5)
 
 

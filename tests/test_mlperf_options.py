@@ -5,7 +5,7 @@ import pytest
 
 from harness.build.mlperf_config import MlperfConfig, byte_table, model_id_for, pixel_table, quantize_loaded
 from harness.cli import main
-from harness.datasets.imagefolder import quantize_images
+from harness.datasets.registry import quantize_real, real_images
 from harness.errors import HarnessError
 from harness.ir.graph import Graph, Tensor
 from harness.link.mlperf import format_score
@@ -51,7 +51,7 @@ def test_model_id_from_shape_and_checked():
 def test_byte_tables_quantize_as_sample_images():
     quant = InputQuantization(8, -1.0, 1.0)
     pixels = np.arange(256, dtype=np.float32) / np.float32(255.0)
-    assert np.array_equal(pixel_table(quant), quantize_images(pixels, quant))
+    assert np.array_equal(pixel_table(quant), quantize_real(real_images(pixels, quant=quant), quant))
     assert list(pixel_table(InputQuantization(8, 0.0, 255.0))) == list(range(256))  # ResNet-8: raw pixels
     int8 = byte_table(MlperfConfig("kws01", quant))
     assert int8[0x80] == pixel_table(quant)[0] and int8[0x7F] == pixel_table(quant)[255]  # -128 .. 127

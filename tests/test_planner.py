@@ -27,7 +27,7 @@ def random_dag(seed: int) -> Graph:
 
 def live_sets(graph: Graph) -> list[set[tuple[str, str]]]:
     """Per layer step, what must be in memory, computed straight from the definition:
-    the network input always; a tensor from the step producing it to its last reader (the
+    a tensor (the network input too) from the step producing it to its last reader (the
     output to the end); a layer's scratch during that layer."""
     produced = {graph.input: 0}
     for k, layer in enumerate(graph.layers):
@@ -37,7 +37,7 @@ def live_sets(graph: Graph) -> list[set[tuple[str, str]]]:
         live = {("scratch", layer.name)} if layer_scratch_bytes(graph, layer) else set()
         for name, born in produced.items():
             readers = [j for j, other in enumerate(graph.layers) if other.input == name]
-            dies = len(graph.layers) if name in (graph.input, graph.output) else max(readers + [born])
+            dies = len(graph.layers) if name == graph.output else max(readers + [born])
             if born <= k <= dies:
                 live.add(("tensor", name))
         steps.append(live)
@@ -84,17 +84,35 @@ def test_tensor_with_several_consumers_lives_until_the_last():
     plan = plan_arena(Graph("fan-out", t, layers, "x", "c"))
     a, b = plan.offsets["a"], plan.offsets["b"]
     assert abs(a - b) >= 128
-    assert plan.size == 3 * 128  # x, a and b (then c) alive together, never more
+    assert plan.size == 2 * 128  # x dies after la: a with b, then a with c, never more
 
 
-def test_network_input_survives_the_whole_run():
-    """PERF runs a model repeatedly on one loaded input: no tensor may reuse its bytes."""
-    graph = random_chain_graph(3, blocks=4)
+def _reuses_input(graph: Graph, plan) -> bool:
+    """Whether a tensor or scratch born after the input's last reader overlaps the input's bytes."""
+    start, stop = extent(graph, plan, ("tensor", graph.input))
+    last = max(k for k, layer in enumerate(graph.layers) if layer.input == graph.input)
+    later = [("tensor", layer.output) for layer in graph.layers[last + 1:]]
+    later += [("scratch", layer.name) for layer in graph.layers[last + 1:] if layer.name in plan.scratch_offsets]
+    return any(a < stop and start < b for a, b in (extent(graph, plan, key) for key in later))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_plan_says_whether_the_input_survives_a_run(seed):
+    """input_survives is exactly "no buffer born after the input's last reader overlaps it"."""
+    graph = random_chain_graph(seed, blocks=1 + seed % 6)
     plan = plan_arena(graph)
-    start, stop = plan.offsets[graph.input], plan.offsets[graph.input] + graph.tensors[graph.input].nbytes
-    for name, offset in plan.offsets.items():
-        if name != graph.input:
-            assert offset >= stop or offset + graph.tensors[name].nbytes <= start
+    assert plan.input_survives == (not _reuses_input(graph, plan))
+
+
+def test_the_input_dies_after_its_last_consumer():
+    """x (1 kB) -> a (1 kB) -> b (1 kB) -> c: with x dead after la, b takes x's bytes, so the
+    arena holds two tensors, not three, and the input does not survive the run."""
+    t = {n: Tensor(n, (4, 4, 64), 8, 1.0) for n in "xabc"}
+    layers = [Layer("la", "global_avg_pool", "x", "a"), Layer("lb", "global_avg_pool", "a", "b"),
+              Layer("lc", "global_avg_pool", "b", "c")]
+    plan = plan_arena(Graph("chain", t, layers, "x", "c"))
+    assert plan.size == 2 * 1024
+    assert not plan.input_survives
 
 
 def test_chain_plan_is_close_to_the_live_bytes_lower_bound():

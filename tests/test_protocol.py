@@ -12,8 +12,8 @@ import serial
 
 from harness.errors import HarnessError
 from harness.link.protocol import (
-    ANSWER, ERROR, HELLO, MAX_PAYLOAD, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame,
-    FrameDecoder, encode_frame,
+    ANSWER, ERROR, HELLO, MAX_PAYLOAD, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode,
+    Frame, FrameDecoder, encode_frame,
 )
 
 MODEL_HASH = "0123456789abcdef"
@@ -90,8 +90,8 @@ class FakeDevice:
         elif request.type == Command.MODEL:
             if p[0] != 0:
                 return encode_frame(ERROR, request.seq, bytes([ErrorCode.BAD_ARG]) + b"no model with this index")
-            payload = struct.pack("<HHHBHHHBIIH", 1, 1, self.IN_BYTES, 8, 1, 1, self.IN_BYTES, 8, self.IN_BYTES,
-                                  self.IN_BYTES, 3) + b"plus_one"
+            payload = struct.pack("<HHHBHHHBIIHB", 1, 1, self.IN_BYTES, 8, 1, 1, self.IN_BYTES, 8, self.IN_BYTES,
+                                  self.IN_BYTES, 3, 0) + b"plus_one"
         elif request.type == Command.LOAD:
             (offset,) = struct.unpack_from("<I", p, 1)
             data = p[5:]

@@ -10,7 +10,7 @@ import pytest
 import torch
 from support.zoo_policies import int8_policy, mixed_policy
 
-from harness.datasets.digits import quantize_images
+from harness.datasets.registry import quantize_real
 from harness.frontend.float_net import FloatNet, float_graph, real_inputs
 from harness.frontend.random_weights import random_float_graph
 from harness.ir import reference
@@ -71,7 +71,7 @@ def qat_and_lower(policy, images, labels, seed: int = 0):
 
 def agreement(net, graph, policy, images) -> tuple[float, float]:
     """(argmax agreement, correlation of the logits) of fake-quant and integer on `images`."""
-    inputs = quantize_images(images, policy.input).astype(np.int32)
+    inputs = quantize_real(images, policy.input)
     with torch.no_grad():
         fake = net(real_inputs(policy, inputs)).numpy()
     integer = np.stack([reference.predict(graph, x).reshape(-1) for x in inputs]) * graph.tensors[graph.output].scale

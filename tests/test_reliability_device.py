@@ -17,7 +17,7 @@ import pytest
 from harness.backends import load_board
 from harness.build.firmware import build_graphs
 from harness.cli import main
-from harness.datasets.digits import integer_test_set
+from harness.datasets.registry import integer_test_set
 from harness.datasets.measured import measured_inputs
 from harness.quantize.pipeline import policy_graph
 from harness.link.device import open_device
@@ -142,7 +142,7 @@ def test_a_small_fault_campaign_accepts_no_wrong_result_and_keeps_every_timing()
     policy = load_policy(MIXED)
     board = load_board("qemu-m7")
     graph = policy_graph(policy, False)
-    inputs, labels = integer_test_set(policy)
+    _, inputs, labels = integer_test_set(policy)
     results = fault_campaign(policy, graph, board, inputs[:20], labels[:20], [0.001, 0.01], seed=5)
     low, high = results["runs"]
     for run in (low, high):

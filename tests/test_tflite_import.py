@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.datasets.samples import load_samples
+from harness.datasets import registry
 from harness.frontend.float_forward import forward
 from harness.frontend.importer import load_model_file
 from harness.ir import reference
@@ -66,7 +66,8 @@ def test_float_graph_computes_what_the_tflite_interpreter_computes(model, shape,
     graph = load_model_file(model)
     real = np.random.default_rng(0).uniform(0, 1, (3, *shape)).astype(np.float32)
     if model == RESNET8:
-        real, _ = load_samples(CIFAR10, shape, PIXELS, limit=3)
+        split = registry.load(f"samples:{CIFAR10}", shape)
+        real = registry.integer_inputs(split, split.test_images[:3], PIXELS)  # the raw 0..255 pixels
     expected = _litert_outputs(model, real.astype(np.float32))
     for x, reference_out in zip(real, expected):
         ours = forward(graph, x)
@@ -96,7 +97,7 @@ def test_resnet8_post_training_integer_top1_on_the_cifar10_samples():
     """Calibrated on ImageNet photos shrunk to 32x32, never on the measured CIFAR-10 images."""
     policy = load_policy(POLICIES_DIR / "resnet8-tflite-mixed.json")
     int8 = _all8(policy)
-    inputs, labels = load_samples(CIFAR10, (32, 32, 3), int8.input)
+    _, inputs, labels = registry.integer_test_set(int8.with_data(f"samples:{CIFAR10}"))
     graph = model_file_graph(int8, IMAGENET32)
     top1 = sum(int(reference.predict(graph, x).argmax() == y) for x, y in zip(inputs, labels))
     assert top1 == 19  # as the fp32 reference (docs/models.md; at most one image below was asked)

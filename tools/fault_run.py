@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.backends import load_board
-from harness.datasets.digits import integer_test_set
+from harness.datasets.registry import integer_test_set
 from harness.errors import HarnessError, one_line
 from harness.quantize.pipeline import policy_graph
 from harness.measure.faults import fault_campaign
@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         policy = load_policy(args.policy)
         board = load_board(args.board)
         graph = policy_graph(policy, False)
-        split, labels = integer_test_set(policy)
-        repeat = -(-args.images // len(split))
-        inputs = np.concatenate([split] * repeat)[:args.images]
+        _, test_inputs, labels = integer_test_set(policy)
+        repeat = -(-args.images // len(test_inputs))
+        inputs = np.concatenate([test_inputs] * repeat)[:args.images]
         labels = np.concatenate([labels] * repeat)[:args.images]
         results = fault_campaign(policy, graph, board, inputs, labels, rates, args.seed,
                                  progress=lambda message: print(message, file=sys.stderr))

@@ -14,7 +14,8 @@
 
 #define HASH_CHARS 16u
 #define INFO_FIXED_BYTES (12u + 4u + 2u + 2u * HASH_CHARS)
-#define MODEL_FIXED_BYTES 24u
+#define MODEL_FIXED_BYTES 25u
+#define MODEL_FLAG_INPUT_REUSED 0x01u /* a run consumes the loaded input: LOAD before every RUN, PERF n = 1 */
 #define MAX_MODELS 255u /* the protocol's model index is one byte */
 
 typedef void (*handler_t)(const mpq_frame_t *request);
@@ -87,6 +88,7 @@ static void handle_model(const mpq_frame_t *request) {
     mpq_tx_u32(&tx, model->in_bytes);
     mpq_tx_u32(&tx, model->out_bytes);
     mpq_tx_u16(&tx, (uint16_t)(model->n_layers < 0xFFFFu ? model->n_layers : 0xFFFFu));
+    mpq_tx_u8(&tx, model->input_reused ? MODEL_FLAG_INPUT_REUSED : 0u);
     mpq_tx_put(&tx, name, name_len);
     mpq_tx_end(&tx);
 }
@@ -132,7 +134,9 @@ static void handle_read(const mpq_frame_t *request) {
  * The last RUN/PERF answered, so a repeat of it (same type, seq and payload: the host lost or
  * could not read the answer) is answered again instead of running again. A second run would put the
  * host's next requests inside its timed region and replace the per-layer ticks of the run the
- * host accepted. Any other request ends the replay window.
+ * host accepted, and on an input_reused model the first run consumed the input the repeat would
+ * read. This is the one replay rule: the runner refuses any other RUN/PERF on a consumed input.
+ * Any other request ends the replay window.
  */
 static struct {
     bool valid;

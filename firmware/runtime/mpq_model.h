@@ -25,6 +25,10 @@ typedef struct {
     uint32_t n_layers;
     /* Runs every layer once, calling mpq_layer_begin/end around each; 0 on success. */
     int (*run)(void);
+    /* 1 when the arena plan lets later tensors reuse the input's bytes (the input dies after its
+     * last consumer): a run consumes the loaded input, so PERF runs once and RUN needs a fresh
+     * LOAD. 0 (the default of hand-written models): the input survives every run. */
+    uint8_t input_reused;
 } mpq_model_t;
 
 extern const mpq_model_t *const mpq_models[];

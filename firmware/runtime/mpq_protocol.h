@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MPQ_PROTOCOL_VERSION 2u /* 2: RUN/PERF answers carry the link's disturbance counts */
+#define MPQ_PROTOCOL_VERSION 2u /* 2: RUN/PERF answers carry the link's disturbance counts; the MODEL answer carries flags */
 #define MPQ_SYNC 0xA5u
 #define MPQ_MAX_PAYLOAD 1024u
 #define MPQ_HEADER_BYTES 5u /* sync, type, seq, len */

@@ -20,6 +20,7 @@ static struct {
 } running;
 
 static const mpq_model_t *ticks_owner; /* the model whose ticks layer_ticks holds */
+static const mpq_model_t *consumed;     /* an input_reused model whose last run consumed its input */
 
 void mpq_layer_begin(uint32_t layer_index) {
     if (running.model != NULL && layer_index >= running.model->n_layers) {
@@ -61,6 +62,9 @@ mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8
         return MPQ_RUNNER_BAD_ARG;
     }
     memcpy(model->input + offset, data, n);
+    if (consumed == model) {
+        consumed = NULL;
+    }
     return MPQ_RUNNER_OK;
 }
 
@@ -90,6 +94,16 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
         *why = "run count must be at least 1";
         return MPQ_RUNNER_BAD_ARG;
     }
+    if (model->input_reused && repeats > 1) {
+        *why = "this model's arena reuses its input (MODEL flags bit 0): one run per LOAD, PERF n must be 1";
+        return MPQ_RUNNER_BAD_ARG;
+    }
+    if (model->input_reused && consumed == model) {
+        /* A repeated RUN (same seq and payload) never gets here: mpq_commands answers it from the
+         * stored result of the run that consumed the input. Any other run needs a fresh LOAD. */
+        *why = "the last run consumed this model's input: LOAD it again";
+        return MPQ_RUNNER_BAD_ARG;
+    }
     uint32_t input_crc = mpq_crc32(0, model->input, model->in_bytes);
     memset(layer_ticks, 0, model->n_layers * sizeof layer_ticks[0]);
     ticks_owner = model;
@@ -108,8 +122,10 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
         *why = "model called mpq_layer_begin/end with a layer index >= its n_layers";
         return MPQ_RUNNER_FAILED;
     }
-    if (mpq_crc32(0, model->input, model->in_bytes) != input_crc) {
-        *why = "a run overwrote the model's input; the arena plan must keep it alive (RUN and PERF repeat on one LOAD)";
+    if (model->input_reused) {
+        consumed = model;
+    } else if (mpq_crc32(0, model->input, model->in_bytes) != input_crc) {
+        *why = "a run overwrote the model's input, which its input_reused = 0 promises to keep (RUN and PERF repeat on one LOAD)";
         return MPQ_RUNNER_FAILED;
     }
     return MPQ_RUNNER_OK;

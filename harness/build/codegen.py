@@ -163,6 +163,7 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
         f"    .output = mpq_arena + {plan.offsets[graph.output]},",
         f"    .n_layers = {len(graph.layers)}u,",
         f"    .run = {prefix}_run,",
+        f"    .input_reused = {0 if plan.input_survives else 1}u,",
         "};",
         "",
     ]

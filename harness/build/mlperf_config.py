@@ -6,7 +6,7 @@ Input formats per model id: ic01 and vww01 take uint8 RGB HWC pixels, kws01 int8
 ad01 float32 little-endian windows the device quantizes itself. A pixel or int8 value maps onto
 the policy's input range exactly as a sample image's pixel does (harness.datasets.samples), through
 a 256-entry table computed here; a float32 value is quantized on the device with the float32
-arithmetic of harness.datasets.digits.quantize_images.
+arithmetic of harness.datasets.registry.quantize_real.
 """
 from __future__ import annotations
 
@@ -80,11 +80,12 @@ def db_bytes(graph: Graph, config: MlperfConfig) -> int:
 
 
 def pixel_table(quant: InputQuantization) -> np.ndarray:
-    """The integer input for each pixel value 0..255, as harness.datasets.samples quantizes it."""
-    from harness.datasets.imagefolder import quantize_images
+    """The integer input for each pixel value 0..255, as the datasets registry quantizes a sample
+    image (pixels / 255 onto the input range, then quantized)."""
+    from harness.datasets.registry import quantize_real, real_images
 
     pixels = np.arange(256, dtype=np.float32) / np.float32(255.0)
-    return quantize_images(pixels, quant).astype(np.int64)
+    return quantize_real(real_images(pixels, quant=quant), quant).astype(np.int64)
 
 
 def byte_table(config: MlperfConfig) -> np.ndarray:
@@ -99,10 +100,10 @@ def quantize_loaded(raw: bytes, graph: Graph, config: MlperfConfig) -> np.ndarra
     """The integer input [H, W, C] the device makes of `raw` (what the tests compare with)."""
     shape = tuple(graph.tensors[graph.input].shape)
     if config.input_format == "float32":
-        from harness.datasets.digits import quantize_images
+        from harness.datasets.registry import quantize_real
 
         values = np.frombuffer(raw, dtype="<f4").reshape(shape)
-        return quantize_images(values, config.input).astype(np.int32)
+        return quantize_real(values, config.input).astype(np.int32)
     return byte_table(config)[np.frombuffer(raw, dtype=np.uint8)].reshape(shape).astype(np.int32)
 
 

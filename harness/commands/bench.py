@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph
+from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
 from harness.pytest_plugin import DEFAULT_BOARD
 
 DEFAULT_NETWORK_IMAGES = 20
@@ -145,7 +145,7 @@ def run_network(args: argparse.Namespace) -> int:
     from harness.measure.bench import bench_network
     from harness.policy import load_policy
     console = Console(stderr=True, log_path=False)
-    policy = load_policy(args.policy)
+    policy = policy_with_data(load_policy(args.policy), args)
     board = load_board(args.board)
     graph = checked_policy_graph(policy, board, args, console)
     inputs, _ = measured_inputs(policy, graph, args.images)

@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_policy_and_board, add_protocol_options, build_with_front_end
+from harness.commands.options import add_policy_and_board, add_protocol_options, build_with_front_end, policy_with_data
 from harness.policy import load_policy
 from harness.units import format_size
 
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     # torch and the firmware pipeline load only when the command runs (build_with_front_end): `harness --help` stays fast
     console = Console(stderr=True, log_path=False)
-    policy = load_policy(args.policy)
+    policy = policy_with_data(load_policy(args.policy), args)
     board = load_board(args.board)
     graph, build = build_with_front_end(args, policy, board, console)
     weights = " with RANDOM weights (latency and memory only)" if graph.meta.get("random_weights") else ""

@@ -1,9 +1,9 @@
 """`harness evaluate POLICY`: float vs fake-quant vs integer-reference accuracy, and memory.
 
-Trains what is missing (float checkpoint, QAT) and caches it, so a second run is quick. With
-`--data DIR` (a sample folder; required for a policy naming a model file) it scores those images
-instead, and `--reference MODEL.tflite` (repeatable: the fp32 and the int8 file) adds the TFLite
-interpreter's predictions and their agreement with ours (harness.measure.cross_check).
+Trains what is missing (float checkpoint, QAT) and caches it, so a second run is quick; `--data
+SPEC` picks the dataset (harness.datasets.registry). A policy naming a model file needs `--data`
+(e.g. a sample folder) and is scored post-training on its test images; `--reference
+MODEL.tflite` (repeatable: the fp32 and the int8 file) adds the TFLite interpreter's predictions and their agreement with ours (harness.measure.cross_check).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.commands.options import add_data_option
+from harness.commands.options import add_data_options, policy_with_data
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
 from harness.ir.memory import memory_report
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="accuracy of a policy's float, fake-quant and integer models")
     parser.add_argument("policy", type=Path, help="policy JSON file")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
-    add_data_option(parser)
+    add_data_options(parser)
     parser.add_argument("--reference", type=Path, action="append", default=[], metavar="MODEL.tflite",
                         help="also run this TFLite file with the TFLite interpreter on the --data images (repeatable; "
                              "needs the `reference` extra, ai-edge-litert)")
@@ -35,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = load_policy(args.policy)
-    if args.data is not None or policy.model.file is not None or args.reference:
+    policy = policy_with_data(load_policy(args.policy), args)
+    if policy.model.file is not None or args.reference:
         return run_cross_check(args, policy)
     from harness.quantize.pipeline import evaluate  # torch: imported only when a command needs it
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     report = memory_report(graph)
     print_policy(console, policy)
     console.print(layer_table(report))
-    table = Table(title=f"accuracy on {evaluation.n_test} test images")
+    table = Table(title=f"accuracy on {evaluation.n_test} test images of {policy.data}")
     table.add_column("model")
     table.add_column("accuracy", justify="right")
     table.add_row("float", f"{evaluation.float_accuracy:.2%}")
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         result = {
             "policy": {"name": policy.name, "hash": policy.hash, "file": str(args.policy)},
             "graph_hash": graph.hash(),
+            "data": policy.data,
             "accuracy": evaluation.to_dict(),
             "memory": report.to_dict(),
             "budget": {"flash_bytes": policy.budget.flash, "ram_bytes": policy.budget.ram},
@@ -73,15 +74,15 @@ def run_cross_check(args: argparse.Namespace, policy) -> int:
     from harness.quantize.pipeline import policy_graph
     from harness.measure.cross_check import cross_check
 
-    if args.data is None:
-        raise HarnessError(f"{args.policy}: give --data DIR (a sample folder) to evaluate a model file or compare "
+    if policy.data is None:
+        raise HarnessError(f"{args.policy}: give --data SPEC (e.g. a sample folder) to evaluate a model file or compare "
                            "with --reference")
     console = Console(highlight=False)
     graph = policy_graph(policy, False, progress=lambda message: console.print(message, style="dim", markup=False),
                          calibration_dir=args.calibration)
-    check = cross_check(policy, graph, args.data, args.reference)
+    check = cross_check(policy, graph, args.reference)
     print_policy(console, policy)
-    table = Table(title=f"top-1 on the {check.images} images of {args.data}")
+    table = Table(title=f"top-1 on the {check.images} images of {policy.data}")
     for column in ("model", "top-1", "agrees with our integer"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for column in check.ours:
@@ -97,7 +98,7 @@ def run_cross_check(args: argparse.Namespace, policy) -> int:
     console.print(f"integer graph {graph.hash()}")
     if args.json:
         result = {"policy": {"name": policy.name, "hash": policy.hash, "file": str(args.policy)},
-                  "graph_hash": graph.hash(), "data": str(args.data), "cross_check": check.to_dict()}
+                  "graph_hash": graph.hash(), "data": policy.data, "cross_check": check.to_dict()}
         _write_json(args.json, result, console)
     return 0
 

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import (add_data_option, add_model_source_options, add_protocol_options,
-                                     check_protocol_options, checked_policy_graph)
+from harness.commands.options import (add_model_source_options, add_protocol_options, check_protocol_options,
+                                     checked_policy_graph, policy_with_data)
 from harness.errors import HarnessError
 from harness.policy import load_policy, safe_name
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     parser.add_argument("policy", type=Path, nargs="?", help="policy.json (optional with --resume: the log names it)")
     parser.add_argument("--board", help=f"board name (default {DEFAULT_BOARD}, or the resumed run's); see `harness boards`")
     parser.add_argument("--images", type=int,
-                        help=f"test images to stream, 1 .. {MAX_IMAGES} (default 100, with --data all of them, "
+                        help=f"test images to stream, 1 .. {MAX_IMAGES} (default 100 or the whole test part if smaller, "
                              "or the resumed run's)")
     parser.add_argument("--out", type=Path, help="write the JSON report here (the per-image log goes beside it as .jsonl)")
     parser.add_argument("--log", type=Path, help="per-image JSONL log (default: beside --out, or runs/)")
@@ -43,7 +43,6 @@ def register(subparsers) -> None:
                         help="inject seeded UART faults into an emulator's link, e.g. 'rate=0.01&seed=1' "
                              "(harness/link/protocol_fault.py); for testing the protocol's recovery")
     add_model_source_options(parser)
-    add_data_option(parser)
     add_protocol_options(parser)
     parser.add_argument("--infer", nargs=2, type=int, metavar=("N", "W"), default=(1, 0),
                         help="with --protocol mlperf-tiny: `infer N W` per input, N timed runs after W warmups "
@@ -63,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         return measure_through_mlperf_tiny(args, console)
     resume = resume_point(args.resume) if args.resume else None
     settings = _settings(args, resume[0] if resume else None)
-    policy = load_policy(settings["policy"])
+    policy = policy_with_data(load_policy(settings["policy"]), args)
     if resume and resume[0].get("policy_hash") != policy.hash:
         raise HarnessError(f"--resume {args.resume}: the run measured policy_hash {resume[0].get('policy_hash')!r}, "
                            f"{settings['policy']} has {policy.hash!r}: it can only be continued with its own policy")
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable_file(args.out, "--out")
     log_path = args.resume or args.log or _default_log(args.out, policy.name, board.name)
     check_writable_file(log_path, "--log")
-    _check_test_split(policy, settings, args.data)
+    _check_test_split(policy, settings)
     with RunLog(log_path) as log:  # locked before any training: two runs cannot share a log
         return _measure(args, console, policy, board, settings, log, resume)
 
@@ -87,7 +86,7 @@ def _measure(args, console, policy, board, settings, log, resume) -> int:
     from harness.measure.run import measure
     args.random_weights = settings["random_weights"]
     graph = checked_policy_graph(policy, board, args, console)
-    inputs, labels = measured_inputs(policy, graph, settings["images"], args.data)
+    inputs, labels = measured_inputs(policy, graph, settings["images"])
     done = len(resume[1]) if resume else 0
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("bit-exact {task.fields[exact]}"), TimeElapsedColumn(), console=console) as bar:
@@ -135,13 +134,14 @@ def _check_link_faults(options: str) -> None:
         raise HarnessError(f"--link-faults: {error}") from None
 
 
-def _check_test_split(policy, settings: dict, data) -> None:
-    """Enough test images for --images, known from the dataset before any training (a sample
-    folder, random weights and a model file without data are checked once their inputs load)."""
-    if settings["random_weights"] or data is not None or policy.model.file is not None or settings["images"] is None:
+def _check_test_split(policy, settings: dict) -> None:
+    """Enough test images for --images, known from the dataset before any training (random
+    weights and a model file without data stream seeded random inputs: any count)."""
+    if settings["random_weights"] or (policy.model.file is not None and policy.data is None) \
+            or settings["images"] is None:
         return
-    from harness.datasets.digits import integer_test_set
-    available = len(integer_test_set(policy)[1])
+    from harness.datasets.registry import model_split
+    available = len(model_split(policy.architecture, policy.data, policy.preprocess).test_labels)
     if settings["images"] > available:
         raise HarnessError(f"--images must be 1 .. {available} (the test split), got {settings['images']}")
 

@@ -18,7 +18,9 @@ def add_policy_and_board(parser: argparse.ArgumentParser, board_help: str = "boa
 
 
 def add_model_source_options(parser: argparse.ArgumentParser) -> None:
-    """--random-weights and --calibration: where a policy's weights come from when not trained here."""
+    """--random-weights and --calibration: where a policy's weights come from when not trained
+    here; and the data options."""
+    add_data_options(parser)
     parser.add_argument("--random-weights", action="store_true",
                         help="random weights with calibrated requantization: no training, no dataset; for latency "
                              "and memory only (flagged in every report)")
@@ -28,11 +30,30 @@ def add_model_source_options(parser: argparse.ArgumentParser) -> None:
                              "(default: seeded random inputs)")
 
 
-def add_data_option(parser: argparse.ArgumentParser) -> None:
-    """--data DIR: the images a command runs the model on, instead of the policy's test split."""
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="a sample folder of images of the model's size, the label the last _N of each file name "
-                             "(e.g. tests/data/samples/cifar10); pixels 0..255 map onto the policy's input range")
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """--data and --preprocess: which dataset trains, calibrates and tests the model."""
+    parser.add_argument("--data", metavar="SPEC",
+                        help="dataset: digits, mnist, imagefolder:DIR (class per sub-folder) or samples:DIR "
+                             "(label in the file name); default: the policy's \"data\", else the model's own")
+    parser.add_argument("--preprocess", metavar="JSON",
+                        help='image preprocessing, e.g. \'{"resize": 256, "mean": [0.485, 0.456, 0.406], '
+                             '"std": [0.229, 0.224, 0.225], "channels": "rgb"}\' (default: the policy\'s)')
+
+
+def policy_with_data(policy, args: argparse.Namespace):
+    """The policy with --data/--preprocess applied, refused in one line when the dataset cannot feed
+    its model (channels, size, classes) -- before any training or building."""
+    from harness.datasets.imagefolder import Preprocess
+    from harness.datasets.registry import check_fits
+
+    preprocess = None
+    if getattr(args, "preprocess", None):
+        preprocess = parse_json_object(args.preprocess, "--preprocess", example='{"resize": 256}')
+        Preprocess.parse(preprocess, "--preprocess")
+    policy = policy.with_data(getattr(args, "data", None), preprocess)
+    if policy.data is not None:
+        check_fits(policy.data, policy.architecture)
+    return policy
 
 
 def parse_json_object(text: str, option: str, example: str = "") -> dict:

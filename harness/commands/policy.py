@@ -85,8 +85,9 @@ def print_budget(console: Console, report: MemoryReport, budget: Budget) -> None
         ("flash", report.flash_bytes, budget.flash,
          f"weights {report.weight_bytes} B + params {report.param_bytes} B + code estimate {report.code_bytes} B"),
         ("RAM", report.ram_bytes, budget.ram,
-         f"arena {report.arena_bytes} B (simple bound {report.simple_bound_bytes} B)"
-         f" + runtime estimate {report.runtime_ram_bytes} B"),
+         f"arena {report.arena_bytes} B (simple bound {report.simple_bound_bytes} B; the {report.input_bytes} B "
+         f"input {'kept' if report.input_survives else 'reused after its last consumer'})"
+         f" + kernel work buffer (scratch) {report.work_buffer_bytes} B + runtime estimate {report.runtime_ram_bytes} B"),
     )
     for name, used, limit, parts in lines:
         verdict = "[green]fits[/green]" if used <= limit else "[red]EXCEEDS[/red]"

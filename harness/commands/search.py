@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     parser.add_argument("--model-args", default="{}", help='zoo model arguments as JSON, e.g. \'{"width": 0.75}\'')
     parser.add_argument("--flash", default="2MB", help="flash budget (default 2MB)")
     parser.add_argument("--ram", default="512kB", help="RAM budget (default 512kB)")
+    parser.add_argument("--data", metavar="SPEC",
+                        help="memory-driven: the dataset the written policy names (digits, mnist, imagefolder:DIR, "
+                             "samples:DIR), checked against the model; default: the model's own")
     parser.add_argument("--out", type=Path,
                         help="memory-driven: the policy.json to write; "
                              "haq: the output folder (default runs/search-haq)")
@@ -64,7 +67,14 @@ def _memory_driven(args: argparse.Namespace, model_args: dict) -> int:
         result = _search_from_policy(args, out)
         out = out or Path(f"{result.policy.name}.json")
     else:
+        if args.data:  # refused in one line before the search when it cannot feed the model
+            from harness import zoo
+            from harness.datasets.registry import check_fits
+
+            check_fits(args.data, zoo.build(args.model, model_args))
         result = search(args.model, model_args, args.flash, args.ram)
+    if args.data:
+        result.policy = result.policy.with_data(args.data)
     console.print(layer_table(result.report))
     for cut in result.cuts:
         what = "weights of" if cut.phase == "weights" else f"{cut.phase} sweep at {cut.layer}: activation"

@@ -6,6 +6,7 @@ import argparse
 from rich.console import Console
 
 from harness import zoo
+from harness.datasets.registry import check_fits
 from harness.errors import HarnessError
 from harness.policy import ModelRef
 
@@ -18,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="digits-cnn", help="zoo model (default: digits-cnn)")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="epochs (default %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
+    parser.add_argument("--data", metavar="SPEC", help="dataset (harness.datasets.registry): digits, mnist, "
+                        "imagefolder:DIR; default: the model's own")
     parser.set_defaults(func=run)
 
 
@@ -26,10 +29,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {args.epochs}")
-    zoo.build(args.model)  # unknown names fail here, before any work
+    architecture = zoo.build(args.model)  # unknown names fail here, before any work
+    data = args.data or architecture.dataset
+    if data is None:
+        raise HarnessError(f"model {args.model} has no dataset of its own here: give --data")
+    check_fits(data, architecture)
     console = Console(highlight=False)
     model = ModelRef(args.model)
-    _, accuracy = train_float(model, args.epochs, args.seed,
+    _, accuracy = train_float(model, args.epochs, args.seed, data=data,
                               progress=lambda message: console.print(message, style="dim", markup=False))
-    console.print(f"float test accuracy [bold]{accuracy:.2%}[/bold]  checkpoint {checkpoint_path(model)}")
+    console.print(f"float test accuracy on {data} [bold]{accuracy:.2%}[/bold]  checkpoint {checkpoint_path(model, data)}")
     return 0

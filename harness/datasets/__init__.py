@@ -1,1 +1,1 @@
-"""Where inputs and labels come from: the digits split, ImageFolder trees."""
+"""Where inputs and labels come from: the dataset registry (digits, MNIST, image folders) and its split."""

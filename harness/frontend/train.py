@@ -1,7 +1,9 @@
 """Float training of zoo models on the CPU: deterministic, seconds for digits-cnn.
 
-The trained FloatNet (harness.frontend.float_net) is saved as cache_dir("models")/<zoo>.pt;
-its float graph is the starting point of every policy's QAT.
+The trained FloatNet (harness.frontend.float_net) is saved as cache_dir("models")/<zoo>.pt
+(with a suffix for model arguments or a dataset other than the model's own); its float graph is
+the starting point of every policy's QAT. Training uses the dataset's train part, scored on its
+test part, with the images mapped onto FLOAT_TRAINING_RANGE (harness.datasets.registry).
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import torch
 from torch import nn
 
 from harness import zoo
-from harness.datasets.digits import load_split
+from harness.datasets import registry
+from harness.errors import HarnessError
 from harness.frontend.float_net import FloatNet, load_checkpoint
 from harness.paths import cache_dir
 from harness.policy import ModelRef, policy_hash
+from harness.zoo.architecture import Architecture
 
 TORCH_THREADS = 2
 BATCH_SIZE = 32
@@ -77,40 +81,53 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predict(model, images).argmax(axis=1) == labels))
 
 
-def checkpoint_path(model: ModelRef) -> Path:
-    """The policy's own checkpoint, or the cached one `harness train` writes for this zoo model."""
+def checkpoint_path(model: ModelRef, data: str | None = None) -> Path:
+    """The policy's own checkpoint, or the cached one `harness train` writes for this zoo model
+    trained on `data` (default: the model's own dataset)."""
     if model.checkpoint is not None:
         return model.checkpoint
     suffix = f"-{policy_hash(model.args)[:8]}" if model.args else ""
+    own = zoo.build(model.zoo, model.args).dataset
+    if data is not None and data != own:
+        suffix += f"-data-{policy_hash({'data': data})[:8]}"
     return cache_dir("models") / f"{model.zoo}{suffix}.pt"
 
 
+def training_split(arch: Architecture, data: str | None, preprocess: dict | None = None) -> registry.Split:
+    """The split training uses; HarnessError when there is none, it cannot feed the model or it
+    has no train part."""
+    split = registry.model_split(arch, data, preprocess)
+    if not len(split.train_labels):
+        raise HarnessError(f"--data {split.spec}: too few images per class to train on (evaluation only)")
+    return split
+
+
 def train_float(model: ModelRef, epochs: int = FLOAT_EPOCHS, seed: int = FLOAT_SEED,
-                progress: Progress | None = None) -> tuple[FloatNet, float]:
-    """Train the float model, save its checkpoint, return it and its test accuracy."""
+                progress: Progress | None = None, data: str | None = None) -> tuple[FloatNet, float]:
+    """Train the float model on `data`'s train part, save its checkpoint, return it and its test accuracy."""
     arch = zoo.build(model.zoo, model.args)
+    split = training_split(arch, data)
     configure_torch(seed)
     net = FloatNet(arch)
-    split = load_split(arch.input_shape[0])
-    fit(net, net.parameters(), split.train_images, split.train_labels, epochs, FLOAT_LR, seed, progress)
-    test_accuracy = accuracy(net, split.test_images, split.test_labels)
-    path = checkpoint_path(ModelRef(model.zoo, model.args))
-    torch.save({"zoo": model.zoo, "args": model.args, "state_dict": net.state_dict(),
+    fit(net, net.parameters(), split.real(split.train_images), split.train_labels, epochs, FLOAT_LR, seed, progress)
+    test_accuracy = accuracy(net, split.real(split.test_images), split.test_labels)
+    path = checkpoint_path(ModelRef(model.zoo, model.args), data)
+    torch.save({"zoo": model.zoo, "args": model.args, "data": split.spec, "state_dict": net.state_dict(),
                 "epochs": epochs, "seed": seed, "test_accuracy": test_accuracy}, path)
     return net, test_accuracy
 
 
-def load_float(model: ModelRef, progress: Progress | None = None) -> FloatNet:
-    """The float model of a policy: from its checkpoint, training it first if it is missing."""
-    path = checkpoint_path(model)
+def load_float(model: ModelRef, progress: Progress | None = None, data: str | None = None) -> FloatNet:
+    """The float model of a policy: from its checkpoint, training it on `data` first if it is missing."""
+    path = checkpoint_path(model, data)
     if not path.is_file():
         if progress:
             progress(f"no float checkpoint at {path}: training {model.zoo}")
-        net, _ = train_float(model, progress=progress)
+        net, _ = train_float(model, progress=progress, data=data)
         return net
     return load_checkpoint(zoo.build(model.zoo, model.args), path)
 
 
-def checkpoint_digest(model: ModelRef) -> str:
+def checkpoint_digest(model: ModelRef, data: str | None = None) -> str:
     """sha256 (16 hex) of the float checkpoint's bytes: what a cached quantized model came from."""
-    return hashlib.sha256(checkpoint_path(model).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(checkpoint_path(model, data).read_bytes()).hexdigest()[:16]

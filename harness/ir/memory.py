@@ -2,11 +2,13 @@
 
 - flash = packed weights + per-channel parameters (int32 bias, int32 mult, int8 shift)
   + CODE_FLASH_BYTES, an estimate of the kernels, runtime, BSP and C library;
-- RAM = the activation arena (harness.ir.planner.plan_arena) + RUNTIME_RAM_BYTES: the runtime's
-  frame buffers and state plus the Cortex-M7 kernels' static work buffer (MPQ_M7_WORK_BYTES in
-  firmware/kernels/src/mpq_m7.h). The stack has its own region (DTCM on the H743) outside the
-  budget. The simple bound (largest input + output of one layer) is reported next to the
-  arena: no plan can be smaller.
+- RAM = the activation arena (harness.ir.planner.plan_arena: tensors and per-layer scratch; the
+  network input dies after its last consumer, so this is the RAM a deployed model needs)
+  + M7_WORK_BYTES, the Cortex-M7 kernels' static work buffer (kernel scratch outside the arena,
+  MPQ_M7_WORK_BYTES in firmware/kernels/src/mpq_m7.h) + RUNTIME_RAM_BYTES, the runtime's frame
+  buffers and state. The stack has its own region (DTCM on the H743) outside the budget. The
+  simple bound (largest input + output of one layer) is reported next to the arena: no plan
+  can be smaller.
 
 Both constants are calibrated on built ELFs (tests/test_memory_calibration.py checks that the
 prediction never falls below what the linker reports, and stays close to it); both are listed
@@ -24,7 +26,8 @@ from harness.units import format_size
 CODE_FLASH_BYTES = 60 * 1024  # kernels, runtime, BSP, libc: ~57 kB measured with the M7 kernels (one loop per
 # bits / window / output-bits case: depthwise ~23 kB, the streaming engine ~11 kB)
 M7_WORK_BYTES = 24 * 1024  # = MPQ_M7_WORK_BYTES of firmware/kernels/src/mpq_m7.h
-RUNTIME_RAM_BYTES = 5 * 1024 + M7_WORK_BYTES  # protocol buffers and state: ~4.3 kB measured
+RUNTIME_RAM_BYTES = 5 * 1024  # protocol buffers and state: ~4.3 kB measured
+FIXED_RAM_BYTES = RUNTIME_RAM_BYTES + M7_WORK_BYTES  # RAM outside the arena, whatever the model
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,9 @@ class MemoryReport:
     input_bytes: int
     arena_bytes: int
     simple_bound_bytes: int
+    input_survives: bool = True  # the arena never reuses the input's bytes (PERF may repeat on one LOAD)
     code_bytes: int = CODE_FLASH_BYTES
+    work_buffer_bytes: int = M7_WORK_BYTES
     runtime_ram_bytes: int = RUNTIME_RAM_BYTES
 
     @property
@@ -75,7 +80,7 @@ class MemoryReport:
 
     @property
     def ram_bytes(self) -> int:
-        return self.arena_bytes + self.runtime_ram_bytes
+        return self.arena_bytes + self.work_buffer_bytes + self.runtime_ram_bytes
 
     def over_budget(self, budget: Budget) -> list[str]:
         """One message per exceeded budget (empty: the graph fits)."""
@@ -90,8 +95,9 @@ class MemoryReport:
         return {
             "flash_bytes": self.flash_bytes, "weight_bytes": self.weight_bytes, "param_bytes": self.param_bytes,
             "code_bytes": self.code_bytes, "ram_bytes": self.ram_bytes, "arena_bytes": self.arena_bytes,
-            "runtime_ram_bytes": self.runtime_ram_bytes, "simple_bound_bytes": self.simple_bound_bytes,
-            "input_bytes": self.input_bytes, "macs": self.macs,
+            "work_buffer_bytes": self.work_buffer_bytes, "runtime_ram_bytes": self.runtime_ram_bytes,
+            "simple_bound_bytes": self.simple_bound_bytes, "input_bytes": self.input_bytes,
+            "input_survives": self.input_survives, "macs": self.macs,
             "layers": [vars(layer) | {"flash_bytes": layer.flash_bytes} for layer in self.layers],
         }
 
@@ -105,4 +111,6 @@ def memory_report(graph: Graph) -> MemoryReport:
         rows.append(LayerMemory(layer.name, kernel_for(layer), layer.kernel, layer.stride, weights, graph.macs(layer),
                                 layer.w_bits, out.bits, graph.weight_bytes(layer), graph.param_bytes(layer),
                                 out.nbytes))
-    return MemoryReport(tuple(rows), graph.tensors[graph.input].nbytes, plan_arena(graph).size, simple_bound(graph))
+    plan = plan_arena(graph)
+    return MemoryReport(tuple(rows), graph.tensors[graph.input].nbytes, plan.size, simple_bound(graph),
+                        plan.input_survives)

@@ -5,8 +5,11 @@ in execution order):
 - a tensor lives from the layer that produces it to its last consumer, so a layer's input and
   output are always live together, and a tensor read by several layers (DAGs) stays live until
   the last of them;
-- the network input lives for the whole run, not just until its last use: the firmware runs a
-  model repeatedly on one loaded input (protocol PERF), so no layer may overwrite it;
+- the network input is a tensor like any other: it dies after its last consumer, so later
+  tensors may reuse its bytes (the RAM a deployed model needs). `ArenaPlan.input_survives`
+  says whether any later buffer does; when none does, the firmware may run the model again on
+  one loaded input (protocol PERF with n > 1), otherwise the host LOADs before every run
+  (docs/protocol.md, the MODEL answer's flags);
 - the network output lives until the end (the host reads it after the run);
 - a layer's kernel scratch lives only during that layer.
 
@@ -53,13 +56,15 @@ class ArenaPlan:
 
     `offsets` maps tensor names to byte offsets; `scratch_offsets` maps the names of layers
     whose kernel needs scratch to the offset of that scratch, `scratch_sizes` to its bytes.
-    `scratch_size` is the largest of them (0 when no kernel needs scratch).
+    `scratch_size` is the largest of them (0 when no kernel needs scratch). `input_survives`
+    is False when a buffer that comes alive after the input's last consumer reuses its bytes.
     """
 
     size: int
     offsets: dict[str, int]
     scratch_offsets: dict[str, int]
     scratch_sizes: dict[str, int]
+    input_survives: bool = True  # no buffer placed after the input's last use overlaps it
 
     @property
     def scratch_size(self) -> int:
@@ -98,6 +103,11 @@ def layer_inputs(layer: Layer) -> tuple[str, ...]:
     return (layer.input,) if layer.input2 is None else (layer.input, layer.input2)
 
 
+def last_use(graph: Graph, name: str) -> int:
+    """Index of the last layer that reads tensor `name` (-1: none does)."""
+    return max((index for index, layer in enumerate(graph.layers) if name in layer_inputs(layer)), default=-1)
+
+
 def _align(value: int, alignment: int) -> int:
     return -(-value // alignment) * alignment
 
@@ -108,7 +118,7 @@ def buffers(graph: Graph) -> list[Buffer]:
         raise HarnessError(f"graph {graph.name}: no layers to plan")
     end = len(graph.layers) - 1
     first: dict[str, int] = {graph.input: 0}
-    last: dict[str, int] = {graph.input: end, graph.output: end}
+    last: dict[str, int] = {graph.output: end}
     result = []
     for index, layer in enumerate(graph.layers):
         for source in layer_inputs(layer):
@@ -162,7 +172,16 @@ def plan_arena(graph: Graph) -> ArenaPlan:
         offsets={b.key[1]: offsets[b.key] for b in blocks if b.key[0] == TENSOR},
         scratch_offsets={b.key[1]: offsets[b.key] for b in blocks if b.key[0] == SCRATCH},
         scratch_sizes={b.key[1]: b.size for b in blocks if b.key[0] == SCRATCH},
+        input_survives=_survives(blocks, offsets, (TENSOR, graph.input)),
     )
+
+
+def _survives(blocks: list[Buffer], offsets: dict[tuple[str, str], int], key: tuple[str, str]) -> bool:
+    """Whether no buffer that comes alive after `key`'s last use overlaps its bytes."""
+    block = next(b for b in blocks if b.key == key)
+    start, stop = offsets[key], offsets[key] + block.size
+    return not any(b.first > block.last and offsets[b.key] < stop and start < offsets[b.key] + b.size
+                   for b in blocks)
 
 
 def simple_bound(graph: Graph) -> int:

@@ -31,7 +31,8 @@ from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 2  # 2: RUN/PERF answers carry the interrupts and bytes received while timed
+PROTOCOL_VERSION = 2  # 2: RUN/PERF answers carry the interrupts and bytes received while timed; MODEL carries flags
+MODEL_FLAG_INPUT_REUSED = 0x01  # MODEL answer flags: a run consumes the loaded input
 SYNC = 0xA5
 MAX_PAYLOAD = 1024  # the spec's bound; INFO reports the device's own
 ANSWER = 0x80
@@ -231,15 +232,16 @@ class ModelInfo:
     in_bytes: int
     out_bytes: int
     n_layers: int
+    input_reused: bool = False  # flags bit 0: a run consumes the input (LOAD before every RUN, PERF n = 1)
 
-    _FIXED = struct.Struct("<HHHBHHHBIIH")
+    _FIXED = struct.Struct("<HHHBHHHBIIHB")
 
     @classmethod
     def parse(cls, index: int, payload: bytes) -> ModelInfo:
-        ih, iw, ic, ib, oh, ow, oc, ob, in_bytes, out_bytes, n_layers = _unpack(cls._FIXED, payload, "MODEL",
-                                                                                  at_least=True)
+        ih, iw, ic, ib, oh, ow, oc, ob, in_bytes, out_bytes, n_layers, flags = _unpack(
+            cls._FIXED, payload, "MODEL", at_least=True)
         return cls(index, _text(payload[cls._FIXED.size:]), (ih, iw, ic), ib, (oh, ow, oc), ob, in_bytes,
-                   out_bytes, n_layers)
+                   out_bytes, n_layers, bool(flags & MODEL_FLAG_INPUT_REUSED))
 
 
 @dataclass(frozen=True)
@@ -493,6 +495,8 @@ class Device:
         The default deadline allows run_timeout per run."""
         if not 1 <= runs <= 0xFFFFFFFF:
             raise HarnessError(f"PERF run count must be 1 .. 2^32-1, got {runs}")
+        if runs > 1 and self.model(index).input_reused:
+            raise HarnessError(f"model {index}: its arena reuses the input, so PERF runs once per LOAD (asked {runs})")
         answer = self.request(Command.PERF, struct.pack("<BI", _model_byte(index), runs),
                               timeout or self.run_timeout * runs)
         status, total, low, high, irqs, rx_bytes = _unpack(_PERF_ANSWER, answer, "PERF")

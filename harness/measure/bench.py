@@ -24,6 +24,7 @@ from harness.boards import Board
 from harness.build.firmware import build_firmware
 from harness.build.codegen import generate, model_hash
 from harness.link.device import open_device, pack_tensor, undisturbed, unpack_tensor
+from harness.link.protocol import RunResult
 from harness.errors import HarnessError
 from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
 from harness.measure.run import TickUnit
@@ -283,8 +284,13 @@ def bench_network(graph: Graph, inputs: np.ndarray, board: Board, impls: Sequenc
         with open_device(board, build.elf_path, expected_hash=graph.hash()) as device:
             unit = TickUnit.of(device.info())
             for index, (x, want) in enumerate(zip(inputs, expected)):
-                device.load(0, pack_tensor(x, graph.tensors[graph.input]))
-                run, _ = undisturbed(lambda: device.run(0), f"{impl}: image {index}")
+                packed = pack_tensor(x, graph.tensors[graph.input])
+
+                def load_and_run() -> RunResult:  # an input_reused model's run consumes its input
+                    device.load(0, packed)
+                    return device.run(0)
+
+                run, _ = undisturbed(load_and_run, f"{impl}: image {index}")
                 if not run.ok:
                     raise HarnessError(f"{impl}: firmware status {run.status} on image {index}")
                 got = unpack_tensor(device.read_output(0), graph.tensors[graph.output])

@@ -1,5 +1,5 @@
-"""`harness evaluate POLICY --data DIR [--reference MODEL.tflite ...]`: on the same sample
-images, the top-1 of our float graph, our integer graph (the host reference, which the device
+"""`harness evaluate POLICY --data SPEC [--reference MODEL.tflite ...]`: on the test images of
+the policy's data (e.g. a sample folder), the top-1 of our float graph, our integer graph (the host reference, which the device
 matches bit for bit) and of each reference TFLite file run by the TFLite interpreter, and how
 often our integer predictions agree with each reference's."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.datasets.samples import load_samples
+from harness.datasets.registry import integer_test_set
 from harness.frontend.float_forward import forward
 from harness.frontend.importer import load_model_file
 from harness.frontend.tflite_reference import ReferenceUnavailable, reference_outputs
@@ -50,9 +50,10 @@ class CrossCheck:
                                 "agreement_with_integer": integer.agreement(c)} for c in self.references]}
 
 
-def cross_check(policy: Policy, graph: Graph, data_dir: Path, references: list[Path]) -> CrossCheck:
-    """Our float and integer predictions and each reference's on the images of `data_dir`."""
-    inputs, labels = load_samples(data_dir, policy.architecture.input_shape, policy.input)
+def cross_check(policy: Policy, graph: Graph, references: list[Path]) -> CrossCheck:
+    """Our float and integer predictions and each reference's on the test images of the policy's
+    data (e.g. a sample folder)."""
+    _, inputs, labels = integer_test_set(policy)
     q = policy.input
     real = ((inputs.astype(np.float64) - q.zero_point) * q.scale).astype(np.float32)
     result = CrossCheck(len(labels), labels)

@@ -45,10 +45,12 @@ def loaded_inputs(graph: Graph, config: MlperfConfig, count: int | None,
     if data_dir is not None:
         if config.input_format != "uint8":
             raise HarnessError(f"--data holds images; {config.model_id} takes {config.input_format} inputs")
-        from harness.datasets.samples import label_of, load_pixels, sample_files
+        from harness.datasets.imagefolder import Preprocess, scan_sample_folder
 
-        files = sample_files(data_dir)[:count]
-        return [load_pixels(path, shape).astype(np.uint8).tobytes() for path in files], [label_of(p) for p in files]
+        files = scan_sample_folder(data_dir)
+        count = len(files) if count is None else count
+        pixels = np.rint(files.images(shape, Preprocess())[:count] * 255.0).astype(np.uint8)  # images in [0, 1]
+        return [image.tobytes() for image in pixels], [int(label) for label in files.labels[:count]]
     count = DEFAULT_RANDOM_INPUTS if count is None else count
     rng = np.random.default_rng(RANDOM_SEED)
     if config.input_format == "float32":

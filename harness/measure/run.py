@@ -14,7 +14,6 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -131,12 +130,14 @@ def start_session(device: Device, graph: Graph, board: Board, first_image: np.nd
 
 
 def measure_image(session: Session, index: int, image: np.ndarray, label: int) -> ImageResult:
-    """LOAD, RUN (again while the link disturbed the timed region, at most MAX_REMEASURE
+    """LOAD and RUN (both again while the link disturbed the timed region, at most MAX_REMEASURE
     times), READ, and compare with the host reference."""
     graph, device = session.graph, session.device
     in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
-    device.load(0, pack_tensor(image, in_tensor))
+    packed = pack_tensor(image, in_tensor)
+
     def timed_run() -> RunResult:
+        device.load(0, packed)  # before every run: an input_reused model's run consumes its input
         started = time.monotonic()
         result = device.run(0, timeout=session.run_timeout)
         session.ran(time.monotonic() - started)
@@ -226,6 +227,7 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
         "policy": policy.name, "policy_hash": policy.hash, "model_hash": graph.hash(),
         "board": board.name, "firmware_board": info.board, "elf": str(build.elf_path),
         "images": n,
+        "data": None if random_weights else policy.data,
         "random_weights": random_weights,
         **({"note": graph.meta.get("note", "random weights")} if random_weights else {}),
         "bit_exact": sum(r.bit_exact for r in results),
@@ -240,6 +242,8 @@ def summarize(policy: Policy, graph: Graph, board: Board, build: BuildResult, in
             "flash_budget": board.budget.flash, "ram_budget": board.budget.ram,
             "predicted_flash_bytes": predicted.flash_bytes, "predicted_arena_bytes": predicted.arena_bytes,
             "predicted_weight_bytes": predicted.weight_bytes + predicted.param_bytes,
+            "predicted_ram_bytes": predicted.ram_bytes, "work_buffer_bytes": predicted.work_buffer_bytes,
+            "input_survives": predicted.input_survives,
         },
     }
 

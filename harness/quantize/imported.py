@@ -27,16 +27,14 @@ def calibration_inputs(policy: Policy, folder: Path | None) -> tuple[np.ndarray,
         rng = np.random.default_rng(RANDOM_CALIBRATION_SEED)
         inputs = rng.integers(0, 1 << policy.input.bits, size=(RANDOM_CALIBRATION_INPUTS, *shape)).astype(np.int32)
         return inputs, "seeded random inputs"
-    folder = Path(folder)
-    if folder.is_dir() and any(entry.is_dir() for entry in folder.iterdir()):
-        from harness.datasets.imagefolder import ImageFolder, quantize_images
+    from harness.datasets import registry
+    from harness.datasets.imagefolder import Preprocess
 
-        images, _ = ImageFolder.scan(folder).images(shape, limit=CALIBRATION_LIMIT)
-        return quantize_images(images, policy.input), str(folder)
-    from harness.datasets.samples import load_samples
-
-    inputs, _ = load_samples(folder, shape, policy.input, limit=CALIBRATION_LIMIT)
-    return inputs, str(folder)
+    split = registry.load(str(folder), shape, Preprocess.parse(policy.preprocess))  # a sample folder or ImageFolder
+    images = np.concatenate([split.train_images, split.val_images, split.test_images])
+    labels = np.concatenate([split.train_labels, split.val_labels, split.test_labels])
+    chosen = registry.across_classes(labels, CALIBRATION_LIMIT)
+    return registry.integer_inputs(split, images[chosen], policy.input), str(folder)
 
 
 def model_file_graph(policy: Policy, calibration_dir: Path | None = None,

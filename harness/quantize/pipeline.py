@@ -41,9 +41,9 @@ QAT_STATE = "qat.pt"
 CALIBRATION_INPUTS = 2
 CHECKPOINT_CALIBRATION_IMAGES = 32  # images of a --calibration folder used to calibrate a checkpoint
 INPUT_SEED_OFFSET = 1_000_003  # calibration inputs are not the measured inputs
-# zoo models `harness train` has data for (harness.datasets.digits: scikit-learn digits); any other model
-# needs a checkpoint or --random-weights here
-TRAINED_HERE = ("digits-cnn",)
+# zoo models `harness train` trains on their own dataset (Architecture.dataset: digits, mnist); any other
+# model needs a checkpoint or --random-weights here
+TRAINED_HERE = ("digits-cnn", "lenet5-mnist", "dsnet-mnist")
 
 
 def policy_graph(policy: Policy, random_weights: bool, progress: Progress | None = None,
@@ -90,11 +90,15 @@ def _checkpoint_graph(policy: Policy, calibration_dir: Path | None, progress: Pr
     from harness.frontend.float_net import checkpoint_float_graph
 
     if calibration_dir is not None:
-        from harness.datasets.imagefolder import ImageFolder, quantize_images
+        from harness.datasets import registry
+        from harness.datasets.imagefolder import Preprocess
 
-        images, _ = ImageFolder.scan(calibration_dir).images(policy.architecture.input_shape,
-                                                             limit=CHECKPOINT_CALIBRATION_IMAGES)
-        calibration, source = quantize_images(images, policy.input), str(calibration_dir)
+        split = registry.load(f"imagefolder:{calibration_dir}", policy.architecture.input_shape,
+                              Preprocess.parse(policy.preprocess))
+        images, labels = (split.train_images, split.train_labels) if len(split.train_labels) else \
+            (split.test_images, split.test_labels)
+        chosen = registry.across_classes(labels, CHECKPOINT_CALIBRATION_IMAGES)
+        calibration, source = registry.integer_inputs(split, images[chosen], policy.input), str(calibration_dir)
     else:
         calibration, source = _random_inputs(policy, INPUT_SEED_OFFSET), "seeded random inputs"
     if progress:
@@ -124,23 +128,22 @@ def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
     model first if its checkpoint is missing). Deterministic on one machine."""
     import torch
 
-    from harness.datasets.digits import load_split
     from harness.frontend.float_net import float_graph
-    from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float
+    from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float, training_split
     from harness.quantize.lower import lower
     from harness.quantize.qat import run_qat
 
     if progress:
         progress(f"policy {policy.name} ({policy.hash})")
-    float_net = load_float(policy.model, progress)  # trains it first if the checkpoint is missing
-    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model)
+    float_net = load_float(policy.model, progress, policy.data)  # trains it first if the checkpoint is missing
+    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model, policy.data)
     if (directory / QAT_STATE).is_file():
         return _load(directory, policy)
     if progress:
         progress(f"quantization-aware training: {policy.qat.epochs} epochs")
-    split = load_split(policy.architecture.input_shape[0])
-    net = run_qat(policy, float_graph(float_net, f"checkpoint {checkpoint_path(policy.model)}"),
-                  split.train_images, split.train_labels, progress)
+    split = training_split(policy.architecture, policy.data, policy.preprocess)
+    net = run_qat(policy, float_graph(float_net, f"checkpoint {checkpoint_path(policy.model, policy.data)}"),
+                  split.real(split.train_images, policy.input), split.train_labels, progress)
     meta = {"model": policy.model.zoo, "model_args": policy.model.args,
             "checkpoint_sha": directory.name, "harness": __version__, "torch": torch.__version__}
     quantized = Quantized(net, lower(net, policy, meta))
@@ -169,15 +172,14 @@ class Evaluation:
 
 def evaluate(policy: Policy, progress: Progress | None = None) -> tuple[Evaluation, Graph]:
     """Float vs fake-quant vs integer-reference accuracy on the policy's test split."""
-    from harness.datasets.digits import integer_test_set, load_split
+    from harness.datasets.registry import integer_test_set
     from harness.frontend.train import configure_torch, load_float, predict
 
     quantized = quantize(policy, progress)
-    split = load_split(policy.architecture.input_shape[0])
-    inputs, labels = integer_test_set(policy)
+    split, inputs, labels = integer_test_set(policy)
     configure_torch(policy.qat.seed)
-    float_pred = predict(load_float(policy.model), split.test_images).argmax(axis=1)
-    fake_pred = predict(quantized.net, split.test_images).argmax(axis=1)
+    float_pred = predict(load_float(policy.model, data=policy.data), split.real(split.test_images)).argmax(axis=1)
+    fake_pred = predict(quantized.net, split.real(split.test_images, policy.input)).argmax(axis=1)
     if progress:
         progress(f"integer reference on {len(labels)} test images")
     int_pred = integer_logits(quantized.graph, inputs).argmax(axis=1)

@@ -14,7 +14,6 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.datasets.digits import load_split
 from harness.paths import cache_dir
 from harness.policy import Policy, policy_hash
 
@@ -37,15 +36,18 @@ class AccuracyOracle:
 
     def __init__(self, model_policy: Policy, settings: ShortQAT = ShortQAT()):
         from harness.frontend.float_net import float_graph
-        from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float
+        from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float, training_split
 
         self.settings = settings
-        self.float_graph = float_graph(load_float(model_policy.model), f"checkpoint {checkpoint_path(model_policy.model)}")
-        split = load_split(model_policy.architecture.input_shape[0])
+        data = model_policy.data
+        self.float_graph = float_graph(load_float(model_policy.model, data=data),
+                                       f"checkpoint {checkpoint_path(model_policy.model, data)}")
+        split = training_split(model_policy.architecture, data, model_policy.preprocess)
+        images = split.real(split.train_images, model_policy.input)
         n_train, n_val = settings.train_images, settings.val_images
-        self.train = (split.train_images[:n_train], split.train_labels[:n_train])
-        self.val = (split.train_images[-n_val:], split.train_labels[-n_val:])
-        tag = policy_hash({"settings": asdict(settings), "checkpoint": checkpoint_digest(model_policy.model)})
+        self.train = (images[:n_train], split.train_labels[:n_train])
+        self.val = (images[-n_val:], split.train_labels[-n_val:])
+        tag = policy_hash({"settings": asdict(settings), "checkpoint": checkpoint_digest(model_policy.model, data)})
         self.path: Path = cache_dir("haq") / f"accuracy-{tag}.json"
         self.scores: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 

@@ -3,10 +3,11 @@
 Everything starts at 8 bits and bits are only ever halved (8 -> 4 -> 2).
 
 Activations first. Layer i needs its input and output tensors in RAM together; it fits when
-    in_bytes + out_bytes + resident_i <= RAM budget - RUNTIME_RAM_BYTES,
-where resident_i is what the arena must hold beside them anyway: the network input (it stays
-live for the whole run, so PERF can repeat on one LOAD; harness.ir.planner) unless it is the
-layer's own input, and the layer's kernel scratch. For a violating layer the tensor to cut is
+    in_bytes + out_bytes + resident_i <= RAM budget - FIXED_RAM_BYTES,
+where FIXED_RAM_BYTES is the runtime and the Cortex-M7 kernels' work buffer (harness.ir.memory)
+and resident_i is what the arena must hold beside them anyway: the network input while it is
+still live (up to its last consumer, harness.ir.planner) unless it is the layer's own input,
+and the layer's kernel scratch. For a violating layer the tensor to cut is
 the one with more bits; with equal bits the larger one (in bytes). The first layer can only cut
 its output (the network input's bits are the policy's), the last only its input (its output is
 the int32 logits). A forward sweep (first to last layer) makes the cuts that fall on a layer's
@@ -30,8 +31,8 @@ from harness import zoo
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
-from harness.ir.memory import CODE_FLASH_BYTES, RUNTIME_RAM_BYTES, MemoryReport, memory_report
-from harness.ir.planner import layer_inputs, layer_scratch_bytes, plan_arena
+from harness.ir.memory import CODE_FLASH_BYTES, FIXED_RAM_BYTES, MemoryReport, memory_report
+from harness.ir.planner import last_use, layer_inputs, layer_scratch_bytes, plan_arena
 from harness.policy import Budget, Policy, parse_policy
 from harness.search.documents import layer_entries, uniform_policy
 from harness.units import format_size, parse_size
@@ -95,17 +96,17 @@ def search_from(start: Policy, flash: str | int, ram: str | int, name: str | Non
 # -- activations ---------------------------------------------------------------------------
 def cut_activations(graph: Graph, ram_budget: int) -> list[Cut]:
     """Halve activation bits (in place) until every layer's pair and the planned arena fit."""
-    allowed = ram_budget - RUNTIME_RAM_BYTES
+    allowed = ram_budget - FIXED_RAM_BYTES
     if allowed <= 0:
         raise HarnessError(f"RAM budget {format_size(ram_budget)} leaves nothing for activations: the runtime "
-                           f"alone is estimated at {RUNTIME_RAM_BYTES} B")
+                           f"and the kernels' work buffer alone take {FIXED_RAM_BYTES} B")
     cuts: list[Cut] = []
     for _ in range(MAX_PLANNER_ROUNDS):
         cuts += _sweep_until_clean(graph, allowed, ram_budget)
         arena = plan_arena(graph).size
-        if arena <= ram_budget - RUNTIME_RAM_BYTES:
+        if arena <= ram_budget - FIXED_RAM_BYTES:
             return cuts
-        allowed -= arena - (ram_budget - RUNTIME_RAM_BYTES)
+        allowed -= arena - (ram_budget - FIXED_RAM_BYTES)
     raise HarnessError(f"cannot fit the activations in {format_size(ram_budget)} RAM: the arena planner "
                        f"keeps needing more than the per-layer rule after {MAX_PLANNER_ROUNDS} rounds")
 
@@ -115,7 +116,7 @@ def layer_need(graph: Graph, index: int) -> int:
     layer = graph.layers[index]
     inputs = layer_inputs(layer)
     resident = layer_scratch_bytes(graph, layer)
-    if graph.input not in inputs:
+    if graph.input not in inputs and index <= last_use(graph, graph.input):
         resident += graph.tensors[graph.input].nbytes
     return sum(graph.tensors[name].nbytes for name in inputs) + graph.tensors[layer.output].nbytes + resident
 
@@ -176,7 +177,8 @@ def _no_fit(graph: Graph, index: int, allowed: int, ram_budget: int) -> HarnessE
     return HarnessError(
         f"cannot fit layer {layer.name} in {format_size(ram_budget)} RAM: with its input at {inp.bits} bits "
         f"({inp.nbytes} B) and output at {out.bits} bits ({out.nbytes} B) it needs {need} B, over the "
-        f"{allowed} B left for activations (RAM budget minus {RUNTIME_RAM_BYTES} B runtime) by {need - allowed} B")
+        f"{allowed} B left for activations (RAM budget minus {FIXED_RAM_BYTES} B runtime and kernel work buffer) "
+        f"by {need - allowed} B")
 
 
 # -- weights ---------------------------------------------------------------------------------

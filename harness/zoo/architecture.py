@@ -85,6 +85,7 @@ class Architecture:
     name: str
     input_shape: tuple[int, int, int]
     layers: tuple[LayerSpec, ...]
+    dataset: str | None = None  # the dataset spec (harness.datasets.registry) it is trained on here
 
     def __post_init__(self) -> None:
         unknown = [spec.op for spec in self.layers if spec.op not in SPEC_OPS]

@@ -27,4 +27,5 @@ def digits_cnn(width: int = 16, input_size: int = 16, num_classes: int = 10) -> 
             LayerSpec("pool", "global_avg_pool"),
             LayerSpec("fc", "fully_connected", num_classes),
         ),
+        dataset="digits",
     )
