@@ -244,16 +244,13 @@ class ModelInfo:
                    out_bytes, n_layers, bool(flags & MODEL_FLAG_INPUT_REUSED))
 
 
-@dataclass(frozen=True)
-class RunResult:
-    """One RUN: the model's status (0 = every kernel succeeded), its ticks, and what the link
-    did to it: interrupts taken and UART bytes received inside the timed region."""
+class _TimedAnswer:
+    """What RUN and PERF answers share: a status, and what the link did to the timed region
+    (interrupts taken, UART bytes received)."""
 
     status: int
-    total_ticks: int
-    layer_ticks: tuple[int, ...]
-    irqs: int = 0
-    rx_bytes: int = 0
+    irqs: int
+    rx_bytes: int
 
     @property
     def ok(self) -> bool:
@@ -266,7 +263,19 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class PerfResult:
+class RunResult(_TimedAnswer):
+    """One RUN: the model's status (0 = every kernel succeeded), its ticks, and what the link
+    did to it: interrupts taken and UART bytes received inside the timed region."""
+
+    status: int
+    total_ticks: int
+    layer_ticks: tuple[int, ...]
+    irqs: int = 0
+    rx_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class PerfResult(_TimedAnswer):
     """PERF over `runs` runs of the loaded input."""
 
     status: int
@@ -276,14 +285,6 @@ class PerfResult:
     max_ticks: int
     irqs: int = 0
     rx_bytes: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 0
-
-    @property
-    def disturbed(self) -> bool:
-        return self.irqs != 0 or self.rx_bytes != 0
 
     @property
     def mean_ticks(self) -> float:
