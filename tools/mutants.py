@@ -58,7 +58,7 @@ MUTANTS = (
            ("tests/test_search_memory_driven.py",)),
     Mutant("planner-budget-step-disabled", "the budget is not lowered when the arena planner needs more",
            "harness/search/memory_driven.py",
-           "allowed -= arena - (ram_budget - RUNTIME_RAM_BYTES)",
+           "allowed -= arena - (ram_budget - FIXED_RAM_BYTES)",
            "pass",
            ("tests/test_search_memory_driven.py",)),
     Mutant("haq-reward-ignores-latency", "the HAQ reward is the accuracy alone",
