@@ -220,6 +220,22 @@ class Graph:
         return graph
 
 
+def pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    """k or (kh, kw) as (kh, kw): kernels and strides."""
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def padding_tlbr(value: int | tuple[int, int] | tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """p, (rows, columns) or (top, left, bottom, right) as (top, left, bottom, right), the IR's order."""
+    if isinstance(value, int):
+        return (value,) * 4
+    if len(value) == 2:
+        ph, pw = (int(v) for v in value)
+        return (ph, pw, ph, pw)
+    top, left, bottom, right = (int(v) for v in value)
+    return (top, left, bottom, right)
+
+
 def conv_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int) -> int:
     return (size + pad_before + pad_after - kernel) // stride + 1
 

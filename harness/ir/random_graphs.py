@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 
 from harness.ir import reference
-from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
+from harness.ir.graph import Graph, Layer, Tensor, conv_output_size, pair, padding_tlbr
 from harness.ir.packing import BITS, value_range
 from harness.ir.requant import quantize_multiplier
 
@@ -70,8 +70,8 @@ def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int,
     if spatial_fc:
         g.update(h=int(rng.integers(1, 5)), w=int(rng.integers(2, 5)), cin=8 // in_bits * int(rng.integers(1, 6)))
     ir_op = "conv2d" if op == "pointwise" else op
-    (kh, kw), (sh, sw) = _pair(g["k"]), _pair(g["s"])
-    padding = g["p"] if isinstance(g["p"], tuple) else (g["p"],) * 4
+    (kh, kw), (sh, sw) = pair(g["k"]), pair(g["s"])
+    padding = padding_tlbr(g["p"])
     if op in ("global_avg_pool", "fully_connected"):
         ho = wo = 1
     else:
@@ -97,10 +97,6 @@ def random_layer_graph(op: str, in_bits: int, w_bits: int | None, out_bits: int,
     _calibrate(graph, layer, rng)
     graph.validate()
     return graph
-
-
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else value
 
 
 def _calibrate(graph: Graph, layer: Layer, rng: np.random.Generator) -> None:

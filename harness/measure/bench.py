@@ -26,7 +26,7 @@ from harness.build.codegen import generate, model_hash
 from harness.link.device import open_device, pack_tensor, undisturbed, unpack_tensor
 from harness.link.protocol import RunResult
 from harness.errors import HarnessError
-from harness.ir.graph import Graph, Layer, Tensor, conv_output_size
+from harness.ir.graph import Graph, Layer, Tensor, conv_output_size, pair, padding_tlbr
 from harness.measure.run import TickUnit
 from harness.ir.packing import BITS, value_range
 from harness.paths import cache_dir
@@ -35,10 +35,6 @@ from harness.ir.random_graphs import _calibrate_on, random_input
 IMPLS = {"m7": {}, "ref": {"EXTRA_CFLAGS": "-DMPQ_FORCE_REF"}}  # implementation -> make variables
 DEFAULT_PERF_RUNS = 2
 BIT_COMBOS = tuple(itertools.product(BITS, BITS, BITS))  # (input, weight, output)
-
-
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True)
@@ -62,15 +58,15 @@ class BenchShape:
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
-        return _pair(self.k)
+        return pair(self.k)
 
     @property
     def stride_hw(self) -> tuple[int, int]:
-        return _pair(self.stride)
+        return pair(self.stride)
 
     @property
     def padding_tlbr(self) -> tuple[int, int, int, int]:
-        return (self.pad,) * 4 if isinstance(self.pad, int) else tuple(int(v) for v in self.pad)
+        return padding_tlbr(self.pad)
 
     @property
     def out_hw(self) -> tuple[int, int]:

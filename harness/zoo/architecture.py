@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.ir.graph import conv_output_size
+from harness.ir.graph import conv_output_size, pair, padding_tlbr
 
 CONV_OPS = ("conv2d", "depthwise_conv2d")
 POOL_OPS = ("avg_pool", "max_pool")  # sliding windows that keep the channels
@@ -49,32 +49,22 @@ class LayerSpec:
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
-        return _pair(self.kernel)
+        return pair(self.kernel)
 
     @property
     def stride_hw(self) -> tuple[int, int]:
-        return _pair(self.stride)
+        return pair(self.stride)
 
     @property
     def padding_tlbr(self) -> tuple[int, int, int, int]:
         """Padding as (top, left, bottom, right), the IR's order."""
-        if isinstance(self.padding, int):
-            return (self.padding,) * 4
-        if len(self.padding) == 2:
-            ph, pw = (int(v) for v in self.padding)
-            return (ph, pw, ph, pw)
-        top, left, bottom, right = (int(v) for v in self.padding)
-        return (top, left, bottom, right)
+        return padding_tlbr(self.padding)
 
     @property
     def symmetric_padding(self) -> tuple[int, int] | None:
         """(rows, columns) when top = bottom and left = right (what torch's conv takes), else None."""
         top, left, bottom, right = self.padding_tlbr
         return (top, left) if (top, left) == (bottom, right) else None
-
-
-def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 @dataclass(frozen=True)
