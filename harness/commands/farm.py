@@ -37,9 +37,10 @@ def _up(args: argparse.Namespace) -> int:
     boards = parse_boards(args.boards)
     start_head(boards, args.port)
     listed = ", ".join(f"{count} {name}" for name, count in boards.items())
-    Console(highlight=False).print(f"farm up: {listed} on this host; use --farm 127.0.0.1:{args.port} (or this "
-                                   f"host's address), other hosts join with: ray start --address HOST:{args.port} "
-                                   "--resources '{\"board:NAME\": N}'; stop with: harness farm down")
+    Console(highlight=False).print(
+        f"farm up: {listed} on this host; on this host use --farm auto; other hosts join with "
+        f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<`ray get-auth-token`> ray start --address THIS_HOST:{args.port} "
+        "--resources '{\"board:NAME\": N}' (docs/farm.md); stop with: harness farm down")
     return 0
 
 

@@ -63,7 +63,10 @@ def connected(address: str | None, local_boards: dict[str, int]) -> Iterator[Non
         else:
             ray.init(address=address, **settings)
     except (ConnectionError, RuntimeError, ValueError) as error:
-        raise HarnessError(f"--farm {address or ''}: cannot start or join Ray: {str(error).splitlines()[0]}") from None
+        hint = "" if address is None or os.environ.get("RAY_AUTH_MODE") else \
+            " (a cluster with token authentication needs RAY_AUTH_MODE=token and its token: docs/farm.md)"
+        raise HarnessError(f"--farm {address or ''}: cannot start or join Ray: {str(error).splitlines()[0]}{hint}") \
+            from None
     try:
         yield
     finally:
