@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,10 @@ def _records(path: Path, event: str) -> list[dict]:
 
 
 def _images(path: Path) -> list[dict]:
-    """The image records without their run id (which differs between runs)."""
-    return [{key: value for key, value in record.items() if key != "run_id"} for record in _records(path, "image")]
+    """The image records (index, label, classes, bit-exactness, ticks, layer ticks, output hash)
+    without what differs between any two runs: the run id, and how often the link disturbed a RUN."""
+    return [{key: value for key, value in record.items() if key not in ("run_id", "remeasured")}
+            for record in _records(path, "image")]
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +46,7 @@ def one_board(tmp_path_factory, board_name) -> list[dict]:
 @pytest.mark.slow
 def test_two_boards_measure_exactly_like_one(tmp_path, one_board, capsys):
     out = tmp_path / "farm.json"
-    started = time.monotonic()
     assert main(["measure", str(MIXED), "--images", str(IMAGES), "--out", str(out), "--farm", "--farm-boards", "2"]) == 0
-    seconds = time.monotonic() - started
     report, log = json.loads(out.read_text()), out.with_suffix(".jsonl")
     assert _images(log) == one_board, "same outputs and ticks, image by image, in index order"
     [start] = _records(log, "start")
@@ -55,7 +54,6 @@ def test_two_boards_measure_exactly_like_one(tmp_path, one_board, capsys):
     assert len(report["farm"]) == 2 and sum(report["farm"].values()) == IMAGES, report["farm"]
     assert report["bit_exact"] == IMAGES
     assert "measured on qemu-m7#0" in capsys.readouterr().out
-    assert seconds < 90, f"took {seconds:.0f} s"
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +103,12 @@ def _measure_killing(tmp_path: Path, local_farm, images: int, victims: int, at_i
 @pytest.mark.slow
 def test_a_killed_board_s_images_are_measured_on_the_other_without_loss_or_duplicates(tmp_path, one_board,
                                                                                       local_farm):
-    started = time.monotonic()
     log, lost, report = _measure_killing(tmp_path, local_farm, 120, victims=1, at_index=30)
     assert not isinstance(report, Exception), report
     assert len(lost) == 1 and "QEMU" in lost[0] and "another qemu-m7 board" in lost[0], lost
     assert _images(log) == one_board[:120], "every image once, in order, as on one board"
     assert report["bit_exact"] == 120 and sum(report["farm"].values()) == 120
     assert len(_records(log, "end")) == 1 and not _records(log, "error")
-    assert time.monotonic() - started < 90
 
 
 @pytest.mark.device
@@ -152,3 +148,42 @@ def test_farm_options_are_checked_in_one_line_before_any_work(tmp_path, capsys):
         assert main(argv) == 2, argv
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (argv, lines)
+
+
+@pytest.mark.device
+@pytest.mark.tools("ray")
+@pytest.mark.slow
+def test_profile_on_the_farm_uses_both_boards_and_matches_one_board(tmp_path, monkeypatch, board, local_farm):
+    from harness.farm.pool import BoardPool
+    from harness.farm.profile import farm_profile
+    from harness.ir.random_graphs import random_chain_graph
+    from harness.measure.profile import profile, profile_graphs
+
+    graph = random_chain_graph(11, blocks=1)
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path / "farm"))  # empty tables: everything is measured
+    with BoardPool("qemu-m7") as pool:
+        answers = []
+        table, measured = farm_profile(pool, graph, board, lambda done, total: answers.append(done))
+    assert measured == len(profile_graphs(graph)) and not table.missing(graph)
+    assert len(answers) == 3, "one progress call at the start and one per board's image"
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path / "one"))
+    one, _ = profile(graph, board)
+    assert table.entries == one.entries and sorted(table.overheads) == sorted(one.overheads)
+
+
+@pytest.mark.device
+@pytest.mark.tools("ray")
+@pytest.mark.slow
+def test_haq_verifies_its_candidates_on_both_boards(tmp_path, local_farm):
+    from harness.backends import load_board
+    from harness.farm.pool import BoardPool
+    from harness.search.haq import LOG_NAME, HaqSettings, read_log, search
+
+    settings = HaqSettings("digits-cnn", {}, "2MB", "512kB", "qemu-m7", 2, 1.0, None, 0, top_k=2, verify_images=30)
+    with BoardPool("qemu-m7") as pool:
+        summary = search(settings, tmp_path / "run", load_board("qemu-m7"), pool=pool)
+    verified = summary["verified"]
+    assert len(verified) == 2 and all(r["bit_exact"] == r["images"] == 30 for r in verified)
+    assert all(sum(r["measured_on"].values()) == 30 for r in verified)
+    assert len(set().union(*(r["measured_on"] for r in verified))) == 2, "the log shows both workers"
+    assert [r for r in read_log(tmp_path / "run" / LOG_NAME) if r["event"] == "verified"] == verified

@@ -36,6 +36,8 @@ def farm_pool(args: argparse.Namespace, board_name: str, console):
 
     if not 1 <= args.farm_boards <= 8:
         raise HarnessError(f"--farm-boards must be 1 .. 8, got {args.farm_boards}")
+    if args.farm.endswith(".json"):
+        raise HarnessError(f"--farm {args.farm}: that is a file, not a cluster address; give the policy before --farm")
     import_ray()
     from harness.farm.pool import open_pool
 
