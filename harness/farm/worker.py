@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from harness.measure.profile import ProfiledGroup, profile_on_device
 from harness.measure.run import ImageResult, Session, measure_image, start_session
 
 Outcome = tuple[str, object]
+LOSS_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,11 @@ class BoardWorker:
             return "ok", work()
         except HarnessError as error:
             device = self._device  # None: the board did not start
-            reason = device.health_check() if device is not None and device.health_check else None
+            reason = _health_problem(device) if device is not None else None
             self._stop()
-            if device is None or reason is not None:
-                return "lost", f"{self.name}: {error}"
-            return "failed", f"{self.name}: {error}"
+            if reason is not None:
+                return "lost", f"{self.name}: {reason} ({error})"
+            return ("lost" if device is None else "failed"), f"{self.name}: {error}"
 
     def _started(self, firmware: Firmware, link_faults: str | None) -> Device:
         """The board running `firmware` (started now unless it already runs it)."""
@@ -140,3 +142,15 @@ class BoardWorker:
             pass  # the board is being given up on; why was already reported
         self._stack = ExitStack()
         self._firmware, self._device, self._session = None, None, None
+
+
+def _health_problem(device: Device) -> str | None:
+    """Why the board is gone, or None when it stays healthy for LOSS_GRACE_S (a killed emulator's
+    socket may reset a moment before its process is seen to exit)."""
+    deadline = time.monotonic() + LOSS_GRACE_S
+    while device.health_check is not None:
+        reason = device.health_check()
+        if reason is not None or time.monotonic() >= deadline:
+            return reason
+        time.sleep(0.05)
+    return None
