@@ -179,11 +179,12 @@ def test_haq_verifies_its_candidates_on_both_boards(tmp_path, local_farm):
     from harness.farm.pool import BoardPool
     from harness.search.haq import LOG_NAME, HaqSettings, read_log, search
 
-    settings = HaqSettings("digits-cnn", {}, "2MB", "512kB", "qemu-m7", 2, 1.0, None, 0, top_k=2, verify_images=30)
+    # one episode, one candidate of 40 images: two chunks, one per board (each candidate's fine-tune takes minutes)
+    settings = HaqSettings("digits-cnn", {}, "2MB", "512kB", "qemu-m7", 1, 1.0, None, 0, top_k=1, verify_images=40)
     with BoardPool("qemu-m7") as pool:
         summary = search(settings, tmp_path / "run", load_board("qemu-m7"), pool=pool)
-    verified = summary["verified"]
-    assert len(verified) == 2 and all(r["bit_exact"] == r["images"] == 30 for r in verified)
-    assert all(sum(r["measured_on"].values()) == 30 for r in verified)
-    assert len(set().union(*(r["measured_on"] for r in verified))) == 2, "the log shows both workers"
-    assert [r for r in read_log(tmp_path / "run" / LOG_NAME) if r["event"] == "verified"] == verified
+    [verified] = summary["verified"]
+    assert verified["bit_exact"] == verified["images"] == 40 and verified["fits"]
+    assert len(verified["measured_on"]) == 2 and sum(verified["measured_on"].values()) == 40, \
+        "the log shows both workers"
+    assert [r for r in read_log(tmp_path / "run" / LOG_NAME) if r["event"] == "verified"] == [verified]
