@@ -8,8 +8,8 @@ the wall seconds of each training, the epochs, CPU count, date, and each policy'
 memory (the numbers README.md and docs/ quote, through tools/docs.py).
 
     python tools/ship_checkpoints.py                        # the shipped files (minutes)
-    python tools/ship_checkpoints.py --float-epochs 1 --qat-epochs 1 --out-dir /tmp/s \\
-        --results /tmp/s/cost.json                          # a bounded run (tests/test_shipped_checkpoints.py)
+    python tools/ship_checkpoints.py --float-epochs 1 --qat-epochs 1 --policies policies/digits-mixed.json \\
+        --out-dir /tmp/s --results /tmp/s/cost.json         # a bounded run (tests/test_shipped_checkpoints.py)
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--float-epochs", type=int, default=None, help="default: harness train's")
     parser.add_argument("--qat-epochs", type=int, default=None, help="override the policies' qat.epochs")
+    parser.add_argument("--policies", nargs="+", default=None, help="default: harness.frontend.shipped.SHIPPED_POLICIES")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: harness/frontend/shipped")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     return parser.parse_args(argv)
@@ -64,7 +65,7 @@ def train_and_ship(args: argparse.Namespace, out_dir: Path) -> dict:
               "key": shipped.float_key(model, None, epochs), "sha256": shipped.file_sha256(checkpoint)}]
     shutil.copyfile(checkpoint, out_dir / checkpoint.name)
     policies = []
-    for relative in shipped.SHIPPED_POLICIES:
+    for relative in args.policies or shipped.SHIPPED_POLICIES:
         policy = load_policy(REPO / relative)
         policy = policy if args.qat_epochs is None else policy.with_qat_epochs(args.qat_epochs)
         started = time.monotonic()

@@ -25,7 +25,7 @@ from harness.policy import ModelRef, Policy, canonical_json
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 MANIFEST = SHIPPED_DIR / "manifest.json"
 REGENERATE = "python tools/ship_checkpoints.py"
-SHIPPED_POLICIES = ("policies/digits-mixed.json", "policies/digits-int8.json")
+SHIPPED_POLICIES = ("policies/digits-mixed.json",)
 # modules whose source decides the trained float weights (besides the model's zoo module and its dataset module)
 FLOAT_CODE = ("harness.frontend.train", "harness.frontend.float_net", "harness.frontend.float_graph",
               "harness.zoo.architecture", "harness.datasets.registry")

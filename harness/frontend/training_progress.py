@@ -13,13 +13,9 @@ from typing import Callable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from harness.units import format_duration
+
 Log = Callable[[str], None]
-
-
-def duration(seconds: float) -> str:
-    """12 s, 3 min 05 s."""
-    seconds = int(round(seconds))
-    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
 class TrainingProgress:
@@ -57,7 +53,7 @@ class TrainingProgress:
             elapsed = time.monotonic() - self.started
             eta = elapsed / done * (self.epochs - done)
             self.log(f"{self.label}: epoch {done}/{self.epochs}: loss {loss:.4f} "
-                     f"({duration(elapsed)}, ETA {duration(eta)})")
+                     f"({format_duration(elapsed)}, ETA {format_duration(eta)})")
 
     def __exit__(self, *exc) -> None:
         if self.bar:
