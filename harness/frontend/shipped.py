@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Callable
 
 from harness import zoo
-from harness.paths import REPO_ROOT
 from harness.policy import ModelRef, Policy, canonical_json
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -101,7 +100,7 @@ def _find(kind: str, name: str, key: str, log: Log | None) -> Path | None:
     for entry in candidates:
         if entry.key == key and entry.path.is_file() and file_sha256(entry.path) == entry.sha256:
             if log:
-                log(f"using the shipped {kind} file {entry.path.relative_to(REPO_ROOT)} (key {key[:12]}): no training")
+                log(f"using the shipped {kind} file {entry.path} (key {key[:12]}): no training")
             return entry.path
     if candidates and log:
         log(f"the shipped {kind} file for {name} does not match this code (key {key[:12]}), so it is not used: "
