@@ -7,9 +7,11 @@ manifest.json (per file: kind, sha256, the key of the code that made it), and wr
 the wall seconds of each training, the epochs, CPU count, date, and each policy's accuracy and
 memory (the numbers README.md and docs/ quote, through tools/docs.py).
 
-    python tools/ship_checkpoints.py                        # the shipped files (minutes)
+    python tools/ship_checkpoints.py                        # the shipped files (tens of minutes)
     python tools/ship_checkpoints.py --float-epochs 1 --qat-epochs 1 --policies policies/digits-mixed.json \\
-        --out-dir /tmp/s --results /tmp/s/cost.json         # a bounded run (tests/test_shipped_checkpoints.py)
+        --out-dir /tmp/s --results results/training-cost.json
+                                  # one epoch of each: the per-epoch cost README.md quotes (and the bounded
+                                  # run of tests/test_shipped_checkpoints.py, into a temporary folder)
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_RESULTS = REPO / "results" / "training-cost.json"
+DEFAULT_RESULTS = REPO / "results" / "shipped-digits.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--policies", nargs="+", default=None, help="default: harness.frontend.shipped.SHIPPED_POLICIES")
     parser.add_argument("--out-dir", type=Path, default=None, help="default: harness/frontend/shipped")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--from-cache", type=Path, metavar="DIR", help="ship what DIR's cache holds (trained there "
+                        "with the same recipe: `harness train`, then `harness evaluate POLICY`) instead of training; "
+                        "the results then have no training times")
     return parser.parse_args(argv)
 
 
@@ -47,9 +52,12 @@ def provenance(argv: list[str]) -> dict:
 
 
 def train_and_ship(args: argparse.Namespace, out_dir: Path) -> dict:
-    """Everything in the (empty) cache the caller set; the results document."""
+    """Everything in the cache the caller set (empty, or --from-cache); the results document."""
+    import torch
+
+    from harness.errors import HarnessError
     from harness.frontend import shipped
-    from harness.frontend.train import FLOAT_EPOCHS, TORCH_THREADS, checkpoint_path, train_float
+    from harness.frontend.train import FLOAT_EPOCHS, FLOAT_SEED, TORCH_THREADS, checkpoint_path, train_float
     from harness.ir.memory import memory_report
     from harness.policy import ModelRef, load_policy
     from harness.quantize.lower import structural_graph
@@ -57,10 +65,15 @@ def train_and_ship(args: argparse.Namespace, out_dir: Path) -> dict:
 
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     model, epochs = ModelRef("digits-cnn"), args.float_epochs or FLOAT_EPOCHS
-    started = time.monotonic()
-    _, float_accuracy = train_float(model, epochs, progress=log)
-    float_seconds = time.monotonic() - started
+    float_seconds = None
+    if args.from_cache is None:
+        started = time.monotonic()
+        train_float(model, epochs, progress=log)
+        float_seconds = round(time.monotonic() - started, 1)
     checkpoint = checkpoint_path(model)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint.is_file() else {}
+    if (saved.get("epochs"), saved.get("seed")) != (epochs, FLOAT_SEED):
+        raise HarnessError(f"{checkpoint}: not a checkpoint of {epochs} epochs, seed {FLOAT_SEED}")
     files = [{"kind": "float", "name": model.zoo, "file": checkpoint.name,
               "key": shipped.float_key(model, None, epochs), "sha256": shipped.file_sha256(checkpoint)}]
     shutil.copyfile(checkpoint, out_dir / checkpoint.name)
@@ -68,23 +81,28 @@ def train_and_ship(args: argparse.Namespace, out_dir: Path) -> dict:
     for relative in args.policies or shipped.SHIPPED_POLICIES:
         policy = load_policy(REPO / relative)
         policy = policy if args.qat_epochs is None else policy.with_qat_epochs(args.qat_epochs)
-        started = time.monotonic()
-        quantize(policy, log, use_shipped=False)
-        qat_seconds = time.monotonic() - started
-        evaluation, graph = evaluate(policy, log)  # the cache entry quantize just made
-        state = next(Path(os.environ["MPQ_HARNESS_CACHE"], "graphs", policy.quantization_hash).glob(f"*/{QAT_STATE}"))
+        state = Path(os.environ["MPQ_HARNESS_CACHE"], "graphs", policy.quantization_hash, files[0]["sha256"][:16],
+                     QAT_STATE)
+        qat_seconds = None
+        if args.from_cache is None:
+            started = time.monotonic()
+            quantize(policy, log, use_shipped=False)
+            qat_seconds = round(time.monotonic() - started, 1)
+        elif not state.is_file():
+            raise HarnessError(f"{state}: no QAT state of {relative} from this checkpoint in --from-cache")
+        evaluation, _ = evaluate(policy, log)  # the cache entry quantize made
         name = f"{policy.name}.{QAT_STATE}"
         shutil.copyfile(state, out_dir / name)
         files.append({"kind": "qat", "name": policy.quantization_hash, "file": name,
                       "key": shipped.qat_key(policy, files[0]["sha256"]), "sha256": shipped.file_sha256(state)})
         memory = memory_report(structural_graph(policy))
         policies.append({"policy": relative, "name": policy.name, "qat_epochs": policy.qat.epochs,
-                         "qat_seconds": round(qat_seconds, 1), "weight_bytes": memory.weight_bytes,
+                         "qat_seconds": qat_seconds, "weight_bytes": memory.weight_bytes,
                          "arena_bytes": memory.arena_bytes, **evaluation.to_dict()})
     (out_dir / "manifest.json").write_text(json.dumps(
         {"command": shipped.REGENERATE, "note": __doc__.splitlines()[0], "files": files}, indent=1) + "\n")
-    return {"model": model.zoo, "float_epochs": epochs, "float_seconds": round(float_seconds, 1),
-            "float_accuracy": float_accuracy, "torch_threads": TORCH_THREADS, "policies": policies}
+    return {"model": model.zoo, "float_epochs": epochs, "float_seconds": float_seconds,
+            "float_accuracy": float(saved["test_accuracy"]), "torch_threads": TORCH_THREADS, "policies": policies}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out_dir or SHIPPED_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ship-checkpoints-") as cache:
-        os.environ["MPQ_HARNESS_CACHE"] = cache  # an empty cache: everything is trained here
+        # an empty cache: everything is trained here (or the cache that trained them)
+        os.environ["MPQ_HARNESS_CACHE"] = str(args.from_cache or cache)
         results = {"provenance": provenance(argv), **train_and_ship(args, out_dir)}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=1) + "\n")
