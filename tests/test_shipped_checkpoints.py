@@ -15,7 +15,7 @@ from harness.frontend.train import FLOAT_EPOCHS
 from harness.paths import REPO_ROOT
 from harness.policy import ModelRef, load_policy
 
-STALE = f"stale: run `{shipped.REGENERATE}` and commit harness/frontend/shipped/ and results/training-cost.json"
+STALE = f"stale: run `{shipped.REGENERATE}` and commit harness/frontend/shipped/ and results/shipped-digits.json"
 
 
 def _by_kind(entries: list[shipped.Shipped]) -> dict[str, list[shipped.Shipped]]:
