@@ -220,7 +220,7 @@ MEMORY_2MB = "memory-2MB-512kB.json"
 def memory_table(memory: dict) -> str:
     lines = ["| policy | MACs | flash | RAM | arena + kernel scratch + runtime |", "|---|---:|---:|---:|---|"]
     for p in memory["policies"]:
-        lines.append(f"| `{p['policy']}` | {p['macs'] / 1e6:,.0f} M | {format_size(p['flash_bytes'])} of "
+        lines.append(f"| `{p['policy']}` | {p['macs'] / 1e6:,.0f} M | {p['flash_bytes']:,} B of "
                      f"{format_size(p['flash_budget'])} | {format_size(p['ram_bytes'])} of {format_size(p['ram_budget'])} | "
                      f"{p['arena_bytes']:,} + {p['work_buffer_bytes']:,} + {p['runtime_ram_bytes']:,} B |")
     return "\n".join(lines) + "\n"
