@@ -106,3 +106,12 @@ def test_ship_checkpoints_writes_files_the_harness_accepts(tmp_path):
     assert cost["float_epochs"] == 1 and cost["float_seconds"] > 0 and cost["provenance"]["cpu_count"] >= 1
     [row] = cost["policies"]
     assert row["qat_epochs"] == 1 and row["qat_seconds"] > 0 and 0 <= row["integer_accuracy"] <= 1
+
+
+def test_with_qat_epochs_changes_the_epochs_and_the_quantization_hash():
+    policy = load_policy(REPO_ROOT / shipped.SHIPPED_POLICIES[0])
+    shorter = policy.with_qat_epochs(1)
+    assert shorter.qat.epochs == shorter.document["qat"]["epochs"] == 1
+    assert shorter.qat.lr == policy.qat.lr and shorter.layers == policy.layers
+    assert shorter.quantization_hash != policy.quantization_hash
+    assert policy.with_qat_epochs(policy.qat.epochs).quantization_hash == policy.quantization_hash
