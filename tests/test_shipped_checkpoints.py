@@ -63,6 +63,7 @@ def test_a_stale_or_altered_file_is_not_used(tmp_path, monkeypatch):
     assert shipped.shipped_float(model, None, FLOAT_EPOCHS, said.append) is None
 
 
+@pytest.mark.slow  # builds the firmware in an empty cache: tens of seconds, minutes on a loaded machine
 @pytest.mark.tools("arm-none-eabi-gcc", "make", "qemu-system-arm")
 def test_the_demo_measures_with_an_empty_cache_and_no_training(tmp_path, monkeypatch, capsys):
     """tools/demo.sh's command with 3 images: the shipped files stand in for all training."""
@@ -85,7 +86,7 @@ def test_the_demo_measures_with_an_empty_cache_and_no_training(tmp_path, monkeyp
     assert report["bit_exact"] == report["images"] == 3
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # one float and one QAT epoch: about a minute of CPU, minutes on a loaded machine
 def test_ship_checkpoints_writes_files_the_harness_accepts(tmp_path):
     """A bounded run of the regenerating tool (1 float epoch, 1 QAT epoch, one policy): its
     manifest's keys are the current code's for that recipe, and its results file has the costs."""
