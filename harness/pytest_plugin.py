@@ -110,16 +110,18 @@ def board_name(request: pytest.FixtureRequest) -> str:
 
 # -- missing tools: skip, or in strict mode (MPQ_STRICT_TOOLS=1, set by tools/test.sh and so CI)
 # fail naming the tool when tools/setup.sh installs it. Hardware (no probe) and Renode stay skips.
+# "unicorn" and "ray" are Python modules (the test and farm extras).
 STRICT_ENV = "MPQ_STRICT_TOOLS"
-SETUP_TOOLS = {  # what tools/setup.sh installs, and how; "unicorn" is a Python module
+SETUP_TOOLS = {  # what tools/setup.sh installs, and how
     "arm-none-eabi-gcc": "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
     "make": "apt-get install make",
     "qemu-system-arm": "apt-get install qemu-system-arm",
     "cc": "apt-get install gcc",
     "chromium": "apt-get install chromium",
     "unicorn": "pip install -e '.[test]'",
+    "ray": "pip install -e '.[farm]'",
 }
-PYTHON_MODULES = ("unicorn",)
+PYTHON_MODULES = ("unicorn", "ray")
 BACKEND_TOOLS = {"qemu": "qemu-system-arm"}  # backends whose tool tools/setup.sh installs
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.processes import qemu_children
 
 from harness.cli import main
 from harness.paths import POLICIES_DIR
@@ -35,20 +36,6 @@ def test_measure_is_bit_exact_and_deterministic(tmp_path, board_name):
     assert {layer["name"] for layer in first["layers"]} >= {"conv1", "fc"}
 
 
-def _children(pid: int) -> list[int]:
-    """Direct children of a process, from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_killed_emulator_fails_fast_and_keeps_measured_images(tmp_path, board_name):
     if board_name != "qemu-m7":
         pytest.skip("kills the emulator process: only meaningful on qemu-m7")
@@ -62,7 +49,7 @@ def test_killed_emulator_fails_fast_and_keeps_measured_images(tmp_path, board_na
         while time.monotonic() < deadline and (not log.exists() or log.read_text().count('"image"') < 5):
             time.sleep(0.1)
         assert log.exists(), "measure never started writing its log"
-        qemu = [pid for pid in _children(process.pid) if "qemu" in Path(f"/proc/{pid}/cmdline").read_text()]
+        qemu = qemu_children(process.pid)
         assert qemu, "no QEMU child found"
         os.kill(qemu[0], signal.SIGKILL)
         killed_at = time.monotonic()

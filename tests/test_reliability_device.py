@@ -26,7 +26,7 @@ from harness.measure.run import measure_image, start_session
 from harness.paths import POLICIES_DIR
 from harness.policy import load_policy, parse_policy
 
-from test_measure_device import _children
+from support.processes import qemu_children
 
 pytestmark = pytest.mark.device
 MIXED = POLICIES_DIR / "digits-mixed.json"
@@ -80,7 +80,7 @@ def _qemu_after_images(process: subprocess.Popen, log: Path, n: int) -> int:
     while time.monotonic() < deadline and (not log.exists() or log.read_text().count('"image"') < n):
         assert process.poll() is None, process.communicate()
         time.sleep(0.05)
-    qemu = [pid for pid in _children(process.pid) if "qemu" in Path(f"/proc/{pid}/cmdline").read_text()]
+    qemu = qemu_children(process.pid)
     assert qemu, "no QEMU child found"
     return qemu[0]
 

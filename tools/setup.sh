@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the harness needs, idempotently: the ARM toolchain and QEMU (apt),
 # a virtualenv in .venv, CPU-only torch 2.13.0 (before anything that could pull a CUDA
-# build), then the package itself with its test and reference (TFLite interpreter) extras.
+# build), then the package itself with its test, reference (TFLite interpreter) and farm (Ray) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +46,8 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     # torch first and pinned: an unpinned or newer torch pulls several GB of CUDA packages.
     .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -e ".[test,reference]"  # reference: the TFLite interpreter the importer tests check against
+    # reference: the TFLite interpreter the importer tests check against; farm: Ray, for the --farm tests
+    .venv/bin/pip install -q -e ".[test,reference,farm]"
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -13,8 +13,10 @@ from rich.table import Table
 
 from harness.backends import get_backend
 from harness.backends import load_board
-from harness.commands.options import (add_model_source_options, add_protocol_options, check_protocol_options,
-                                     checked_policy_graph, policy_with_data)
+from contextlib import nullcontext
+
+from harness.commands.options import (add_farm_options, add_model_source_options, add_protocol_options,
+                                     check_protocol_options, checked_policy_graph, farm_pool, policy_with_data)
 from harness.errors import HarnessError
 from harness.policy import load_policy, safe_name
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -43,6 +45,7 @@ def register(subparsers) -> None:
                         help="inject seeded UART faults into an emulator's link, e.g. 'rate=0.01&seed=1' "
                              "(harness/link/protocol_fault.py); for testing the protocol's recovery")
     add_model_source_options(parser)
+    add_farm_options(parser, "measure the images")
     add_protocol_options(parser)
     parser.add_argument("--infer", nargs=2, type=int, metavar=("N", "W"), default=(1, 0),
                         help="with --protocol mlperf-tiny: `infer N W` per input, N timed runs after W warmups "
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--images must be 1 .. {MAX_IMAGES}, got {args.images}")
     check_protocol_options(args)
     if args.protocol == "mlperf-tiny":
+        if args.farm is not None:
+            raise HarnessError("--farm measures through the harness protocol, not --protocol mlperf-tiny")
         from harness.commands.mlperf_measure import measure_through_mlperf_tiny
         return measure_through_mlperf_tiny(args, console)
     resume = resume_point(args.resume) if args.resume else None
@@ -78,12 +83,19 @@ def run(args: argparse.Namespace) -> int:
     check_writable_file(log_path, "--log")
     _check_test_split(policy, settings)
     with RunLog(log_path) as log:  # locked before any training: two runs cannot share a log
-        return _measure(args, console, policy, board, settings, log, resume)
+        # the farm too starts before any training: a farm without such a board fails at once
+        with farm_pool(args, board.name, console) if args.farm is not None else nullcontext() as pool:
+            return _measure(args, console, policy, board, settings, log, resume, pool)
 
 
-def _measure(args, console, policy, board, settings, log, resume) -> int:
+def _measure(args, console, policy, board, settings, log, resume, pool) -> int:
     from harness.datasets.measured import measured_inputs
     from harness.measure.run import measure
+    if pool is not None:
+        from functools import partial
+
+        from harness.farm.measure import farm_measure
+        measure = partial(farm_measure, pool)
     args.random_weights = settings["random_weights"]
     graph = checked_policy_graph(policy, board, args, console)
     inputs, labels = measured_inputs(policy, graph, settings["images"])
@@ -194,6 +206,8 @@ def summary_table(report: dict) -> Table:
     if "estimate_ms" in lat:
         table.add_row("latency estimate", f"≈ {lat['estimate_ms']:.3f} ms {lat['estimate_note']}")
     table.add_row("what is counted", lat["meaning"])
+    for worker, images in report.get("farm", {}).items():
+        table.add_row(f"measured on {worker}", f"{images} images")
     if report.get("remeasured"):
         table.add_row("runs measured again", f"{report['remeasured']} (the link disturbed their timing)")
     for layer in sorted(report["layers"], key=lambda row: -row[unit])[:5]:

@@ -17,6 +17,34 @@ def add_policy_and_board(parser: argparse.ArgumentParser, board_help: str = "boa
     add_model_source_options(parser)
 
 
+LOCAL_FARM = "local"
+LOCAL_FARM_BOARDS = 2
+
+
+def add_farm_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """--farm [ADDRESS] and --farm-boards N: run `what` on a Ray farm of boards (docs/farm.md)."""
+    parser.add_argument("--farm", nargs="?", const=LOCAL_FARM, metavar="ADDRESS",
+                        help=f"{what} on the boards of a Ray cluster at ADDRESS (`harness farm up` prints it), or "
+                             f"without ADDRESS on a farm of --farm-boards emulated boards started for this command")
+    parser.add_argument("--farm-boards", type=int, default=LOCAL_FARM_BOARDS, metavar="N",
+                        help=f"boards of the farm started without an --farm ADDRESS, 1 .. 8 (default {LOCAL_FARM_BOARDS})")
+
+
+def farm_pool(args: argparse.Namespace, board_name: str, console):
+    """The context manager of the --farm pool of `board_name` boards (harness.farm.pool.open_pool)."""
+    from harness.farm.cluster import import_ray
+
+    if not 1 <= args.farm_boards <= 8:
+        raise HarnessError(f"--farm-boards must be 1 .. 8, got {args.farm_boards}")
+    if args.farm.endswith(".json"):
+        raise HarnessError(f"--farm {args.farm}: that is a file, not a cluster address; give the policy before --farm")
+    import_ray()
+    from harness.farm.pool import open_pool
+
+    address = None if args.farm == LOCAL_FARM else args.farm
+    return open_pool(address, board_name, args.farm_boards, lambda line: console.print(line, highlight=False))
+
+
 def add_model_source_options(parser: argparse.ArgumentParser) -> None:
     """--random-weights and --calibration: where a policy's weights come from when not trained
     here; and the data options."""

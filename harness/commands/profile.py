@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.backends import load_board
+from harness.commands.options import add_farm_options, farm_pool
 from harness.errors import HarnessError
 from harness.ir.packing import BITS
 from harness.pytest_plugin import DEFAULT_BOARD
@@ -31,6 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model-args", default="{}", help="zoo model arguments as JSON (with a zoo name)")
     parser.add_argument("--heatmap", type=Path, help="PNG of the layer x bits costs "
                                                      "(default runs/profile-<model>-<board>.png)")
+    add_farm_options(parser, "run the profiling images")
     parser.set_defaults(func=run)
 
 
@@ -64,10 +67,16 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     graph = model_graph(args.policy_or_model, args.model_args)
     console = Console(stderr=True)
-    with Progress(TextColumn("[bold]profiling {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console) as bar:
+    with farm_pool(args, board.name, console) if args.farm is not None else nullcontext() as pool, \
+            Progress(TextColumn("[bold]profiling {task.description}"), BarColumn(), MofNCompleteColumn(),
+                     TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task(f"{graph.name} on {board.name}", total=None)
-        table, measured = profile(graph, board, lambda done, total: bar.update(task, completed=done, total=total))
+        progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        if pool is None:
+            table, measured = profile(graph, board, progress)
+        else:
+            from harness.farm.profile import farm_profile
+            table, measured = farm_profile(pool, graph, board, progress)
     costs = profiled_costs(graph, table)
     out = Console(highlight=False)
     out.print(cost_table(graph.name, costs, table.unit))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.commands.options import parse_json_object
+from harness.commands.options import add_farm_options, parse_json_object
 from harness.pytest_plugin import DEFAULT_BOARD
 
 METHODS = ("memory-driven", "haq")
@@ -46,12 +46,16 @@ def register(subparsers) -> None:
                      help="latency (board units) below which the latency term is 0 (default: none, always pays)")
     haq.add_argument("--seed", type=int, default=0, help="seed of the agent (default 0)")
     haq.add_argument("--top-k", type=int, default=3, help="best policies built and measured on the board (default 3)")
+    add_farm_options(haq, "profile and verify the candidates")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model_args = parse_json_object(args.model_args, "--model-args", example='{"width": 16}')
     if args.method == "memory-driven":
+        if args.farm is not None:
+            from harness.errors import HarnessError
+            raise HarnessError("--farm works with --method haq (memory-driven measures nothing)")
         return _memory_driven(args, model_args)
     from harness.search.haq_cli import run_haq  # torch, gymnasium and stable-baselines3 load only here
     return run_haq(args, model_args)

@@ -22,6 +22,7 @@ from harness.ir import reference
 from harness.boards import Board
 from harness.build.codegen import model_hash
 from harness.link.device import open_device, pack_tensor, undisturbed
+from harness.link.protocol import Device
 from harness.errors import HarnessError
 from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph, Layer
@@ -115,8 +116,9 @@ def profile_graphs(graph: Graph, table: LatencyTable | None = None) -> list[Grap
     return list(wanted.values())
 
 
-def batches(graphs: list[Graph], flash_budget: int) -> list[list[Graph]]:
-    """Consecutive groups of at most 255 graphs whose weights and parameters fit the flash headroom."""
+def batches(graphs: list[Graph], flash_budget: int, max_models: int = MAX_MODELS_PER_IMAGE) -> list[list[Graph]]:
+    """Consecutive groups of at most `max_models` (at most 255) graphs whose weights and parameters
+    fit the flash headroom."""
     limit = flash_budget * FLASH_HEADROOM - CODE_FLASH_BYTES
     groups: list[list[Graph]] = [[]]
     used = 0
@@ -126,12 +128,23 @@ def batches(graphs: list[Graph], flash_budget: int) -> list[list[Graph]]:
         if size > limit:
             raise HarnessError(f"a single layer ({layer_key(graph, layer)}) needs {size} B of flash, "
                                f"more than the {int(limit)} B a profiling image may use")
-        if len(groups[-1]) == MAX_MODELS_PER_IMAGE or used + size > limit:
+        if len(groups[-1]) == min(max_models, MAX_MODELS_PER_IMAGE) or used + size > limit:
             groups.append([])
             used = 0
         groups[-1].append(graph)
         used += size
     return [group for group in groups if group]
+
+
+@dataclass(frozen=True)
+class ProfiledGroup:
+    """What one profiling image measured: the tick unit, per layer key its layer's ticks, and the
+    per-network overhead samples."""
+
+    unit: str
+    per_tick: float
+    layer_ticks: dict[str, int]
+    overheads: list[int]
 
 
 def profile(graph: Graph, board: Board,
@@ -141,21 +154,39 @@ def profile(graph: Graph, board: Board,
     todo = profile_graphs(graph, table)
     done = 0
     on_measured(done, len(todo))
+
+    def one_more() -> None:
+        nonlocal done
+        done += 1
+        on_measured(done, len(todo))
+
     for group in batches(todo, board.budget.flash):
         build = build_graphs(group, board, "profile")
         with open_device(board, build.elf_path, expected_hash=model_hash(group)) as device:
-            unit = TickUnit.of(device.info())
-            table.unit, table.per_tick = unit.name, unit.per_tick
-            for index, single in enumerate(group):
-                x = random_input(single, single.meta["input_seed"])
-                device.load(index, pack_tensor(x, single.tensors["x"]))
-                run, _ = undisturbed(lambda: device.run(index), f"profiling model {index}")
-                if not run.ok:
-                    raise HarnessError(f"profiling model {index} ({layer_key(single, single.layers[0])}) "
-                                       f"returned status {run.status}")
-                table.entries[layer_key(single, single.layers[0])] = int(run.layer_ticks[0])
-                table.overheads.append(int(run.total_ticks - run.layer_ticks[0]))
-                done += 1
-                on_measured(done, len(todo))
-        table.save()
+            add_to_table(table, profile_on_device(device, group, one_more))
     return table, len(todo)
+
+
+def profile_on_device(device: Device, group: list[Graph], on_model: Callable[[], None] = lambda: None) -> ProfiledGroup:
+    """RUN each single-layer model of `group` (model index = position) once on the started firmware."""
+    unit = TickUnit.of(device.info())
+    layer_ticks, overheads = {}, []
+    for index, single in enumerate(group):
+        x = random_input(single, single.meta["input_seed"])
+        device.load(index, pack_tensor(x, single.tensors["x"]))
+        run, _ = undisturbed(lambda: device.run(index), f"profiling model {index}")
+        if not run.ok:
+            raise HarnessError(f"profiling model {index} ({layer_key(single, single.layers[0])}) "
+                               f"returned status {run.status}")
+        layer_ticks[layer_key(single, single.layers[0])] = int(run.layer_ticks[0])
+        overheads.append(int(run.total_ticks - run.layer_ticks[0]))
+        on_model()
+    return ProfiledGroup(unit.name, unit.per_tick, layer_ticks, overheads)
+
+
+def add_to_table(table: LatencyTable, measured: ProfiledGroup) -> None:
+    """Record one image's measurements in the table and save it (an interrupted profile keeps them)."""
+    table.unit, table.per_tick = measured.unit, measured.per_tick
+    table.entries.update(measured.layer_ticks)
+    table.overheads.extend(measured.overheads)
+    table.save()

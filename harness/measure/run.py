@@ -163,33 +163,55 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
     record and image records of an interrupted run, harness.measure.log.resume_point) only the
     images after the recorded ones are measured, on a firmware and policy that must match."""
     build = build_policy_firmware(graph, policy, board)
-    firmware = build.key[:16]
-    results = [_recorded(record) for record in resume[1]] if resume else []
-    run_id = resume[0]["run_id"] if resume else uuid.uuid4().hex[:12]
-    if resume:
-        _check_resumable(resume[0], policy, graph, firmware, len(inputs))
+    results, run_id = prior_results(resume, policy, graph, build, len(inputs))
     try:
         with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
             info = board_info(device.info(), board)
             session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
-            log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
-                        "model_hash": graph.hash(), "firmware": firmware, "board": board.name,
-                        "images": len(inputs), "random_weights": bool(graph.meta.get("random_weights")),
-                        "first": len(results)})
+            log.append(start_record(run_id, policy_path, policy, graph, build, board, len(inputs), len(results)))
             for index in range(len(results), len(inputs)):
                 result = measure_image(session, index, inputs[index], labels[index])
-                log.append({"event": "image", "run_id": run_id, **asdict(result)})
+                log.append(image_record(run_id, result))
                 results.append(result)
                 on_image(result)
             stats = dict(device.stats)
     except (HarnessError, KeyboardInterrupt) as error:  # after open_device named a dead target
-        log.append({"event": "error", "run_id": run_id, "next": len(results),
-                    "message": str(error) or type(error).__name__})
+        log_error(log, run_id, len(results), error)
         raise
-    report = summarize(policy, graph, board, build, info, results)
+    return finish(log, run_id, summarize(policy, graph, board, build, info, results), results, stats)
+
+
+def prior_results(resume: tuple[dict, list[dict]] | None, policy: Policy, graph: Graph, build: BuildResult,
+                  n_images: int) -> tuple[list[ImageResult], str]:
+    """The images already measured and the run id: a resumed run's (checked to match), or none and a new id."""
+    if resume is None:
+        return [], uuid.uuid4().hex[:12]
+    _check_resumable(resume[0], policy, graph, build.key[:16], n_images)
+    return [_recorded(record) for record in resume[1]], resume[0]["run_id"]
+
+
+def start_record(run_id: str, policy_path: str, policy: Policy, graph: Graph, build: BuildResult, board: Board,
+                 n_images: int, first: int) -> dict:
+    return {"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
+            "model_hash": graph.hash(), "firmware": build.key[:16], "board": board.name, "images": n_images,
+            "random_weights": bool(graph.meta.get("random_weights")), "first": first}
+
+
+def image_record(run_id: str, result: ImageResult) -> dict:
+    return {"event": "image", "run_id": run_id, **asdict(result)}
+
+
+def log_error(log: RunLog, run_id: str, next_index: int, error: BaseException) -> None:
+    log.append({"event": "error", "run_id": run_id, "next": next_index,
+                "message": str(error) or type(error).__name__})
+
+
+def finish(log: RunLog, run_id: str, report: dict, results: list[ImageResult], link_stats: dict) -> dict:
+    """The summary `report` completed with the run id, the re-measured runs and the link's
+    counters, after the log's end record."""
     report["run_id"] = run_id
     report["remeasured"] = sum(r.remeasured for r in results)
-    report["link"] = stats
+    report["link"] = link_stats
     log.append({"event": "end", "run_id": run_id, "images": len(results), "bit_exact": report["bit_exact"],
                 "remeasured": report["remeasured"]})
     return report

@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Callable
 
 import numpy as np
@@ -219,20 +220,47 @@ def best_candidates(records: list[dict], k: int) -> list[dict]:
 
 def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
     """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
-    from harness.datasets.measured import measured_inputs
     from harness.measure.log import RunLog
     from harness.measure.run import measure
+
+    policy, graph, inputs, labels = prepare_candidate(candidate, scorer)
+    with RunLog(verify_log_path(out_dir, policy)) as log:
+        report = measure(policy, graph, board, inputs, labels, log)
+    return verified_record(candidate, scorer, graph, report)
+
+
+def verify_candidates(candidates: list[dict], scorer: Scorer, board: Board, out_dir: Path,
+                      pool=None) -> Iterator[dict]:
+    """The 'verified' records of `candidates`, in order: measured one by one on `board`, or with a
+    farm `pool` (harness.farm.pool.BoardPool) on all its boards at once (harness.farm.search)."""
+    if pool is not None:
+        from harness.farm.search import verify_on_farm
+        yield from verify_on_farm(pool, candidates, scorer, board, out_dir)
+        return
+    for candidate in candidates:
+        yield verify(candidate, scorer, board, out_dir)
+
+
+def prepare_candidate(candidate: dict, scorer: Scorer) -> tuple[Policy, object, np.ndarray, np.ndarray]:
+    """The candidate's policy fine-tuned and lowered to its graph, and the images that verify it."""
+    from harness.datasets.measured import measured_inputs
     from harness.quantize.lower import lower
 
     policy = scorer.logged_policy(candidate["layers"])
     net = scorer.oracle.fine_tune(policy)
     graph = lower(net, policy, {"search": "haq"})
-    inputs, labels = measured_inputs(policy, graph, scorer.settings.verify_images)
-    with RunLog(out_dir / "verify" / f"{policy.hash}.jsonl") as log:
-        report = measure(policy, graph, board, inputs, labels, log)
+    return (policy, graph, *measured_inputs(policy, graph, scorer.settings.verify_images))
+
+
+def verify_log_path(out_dir: Path, policy: Policy) -> Path:
+    return out_dir / "verify" / f"{policy.hash}.jsonl"
+
+
+def verified_record(candidate: dict, scorer: Scorer, graph, report: dict) -> dict:
+    """The 'verified' record of a candidate from its measured report (with a farm's, which boards measured it)."""
     measured = report["latency"]["median"]
     predicted = scorer.table.predict(graph)
-    return {"event": "verified", "policy_hash": policy.hash, "episode": candidate["episode"],
+    return {"event": "verified", "policy_hash": report["policy_hash"], "episode": candidate["episode"],
             "predicted_latency": predicted, "measured_latency": measured, "latency_unit": report["latency"]["unit"],
             "prediction_error": (predicted - measured) / measured, "accuracy": candidate["accuracy"],
             "device_accuracy": report["device_accuracy"], "bit_exact": report["bit_exact"],
@@ -240,15 +268,17 @@ def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict
             "elf_flash_bytes": report["memory"]["flash_bytes"], "elf_ram_bytes": report["memory"]["ram_bytes"],
             "flash_budget": scorer.budget.flash, "ram_budget": scorer.budget.ram,
             "fits": report["memory"]["flash_bytes"] <= scorer.budget.flash
-            and report["memory"]["ram_bytes"] <= scorer.budget.ram}
+            and report["memory"]["ram_bytes"] <= scorer.budget.ram,
+            **({"measured_on": report["farm"]} if "farm" in report else {})}
 
 
 def search(settings: HaqSettings, out_dir: Path, board: Board,
            on_start: Callable[[int, int], None] = lambda done, total: None,
            on_episode: Callable[[dict], None] = lambda record: None,
            on_verified: Callable[[dict], None] = lambda record: None,
-           on_profiled: Callable[[int, int], None] = lambda done, total: None) -> dict:
-    """Run (or resume) the search in out_dir; returns the summary (also written to out_dir)."""
+           on_profiled: Callable[[int, int], None] = lambda done, total: None, pool=None) -> dict:
+    """Run (or resume) the search in out_dir; returns the summary (also written to out_dir). With a
+    farm `pool` the profiling and the candidates' verification run on its boards."""
     from harness import zoo
     from harness.measure.profile import profile
 
@@ -265,7 +295,11 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
     architecture = zoo.build(settings.model, settings.model_args)
     reference = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
                                {"flash": settings.flash, "ram": settings.ram})
-    table, _ = profile(structural_graph(reference), board, on_profiled)  # measures only what the table lacks
+    if pool is None:  # measures only what the table lacks
+        table, _ = profile(structural_graph(reference), board, on_profiled)
+    else:
+        from harness.farm.profile import farm_profile
+        table, _ = farm_profile(pool, structural_graph(reference), board, on_profiled)
     oracle = AccuracyOracle(reference, ShortQAT(seed=settings.seed))
     done = sum(r["event"] == "episode" for r in records)
     on_start(min(done, settings.episodes), settings.episodes)
@@ -274,9 +308,11 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
 
     records = read_log(log_path)
     verified = {r["policy_hash"]: r for r in records if r["event"] == "verified"}
-    for candidate in best_candidates(records, settings.top_k):
+    best = best_candidates(records, settings.top_k)
+    pending = verify_candidates([c for c in best if c["policy_hash"] not in verified], scorer, board, out_dir, pool)
+    for candidate in best:
         if candidate["policy_hash"] not in verified:
-            record = verify(candidate, scorer, board, out_dir)
+            record = next(pending)  # the records come in the candidates' order
             append(log_path, record)
             verified[record["policy_hash"]] = record
         on_verified(verified[candidate["policy_hash"]])

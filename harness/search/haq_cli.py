@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -10,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from harness.backends import load_board
+from harness.commands.options import farm_pool
 from harness.search.haq import HaqSettings, search
 
 DEFAULT_OUT = Path("runs") / "search-haq"
@@ -23,8 +25,9 @@ def run_haq(args: argparse.Namespace, model_args: dict) -> int:
     out_dir = args.out or DEFAULT_OUT
     console = Console(stderr=True)
     started = time.monotonic()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
+    with farm_pool(args, board.name, console) if args.farm is not None else nullcontext() as pool, \
+            Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                     TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
         profiling = bar.add_task(f"profiling layers on {board.name}", total=None, note="")
         episodes = bar.add_task("episodes", total=settings.episodes, note="")
         verifying = bar.add_task(f"verifying on {board.name}", total=settings.top_k, note="")
@@ -41,7 +44,7 @@ def run_haq(args: argparse.Namespace, model_args: dict) -> int:
             on_episode=on_episode,
             on_verified=lambda record: bar.update(verifying, advance=1,
                                                   note=f"error {record['prediction_error']:+.2%}"),
-            on_profiled=lambda done, total: bar.update(profiling, completed=done, total=total))
+            on_profiled=lambda done, total: bar.update(profiling, completed=done, total=total), pool=pool)
     Console(highlight=False).print(result_table(summary))
     console.print(f"{summary['episodes']} episodes in {time.monotonic() - started:.0f} s this run; best policy: "
                   f"{summary['policy']}; Pareto: {summary['pareto_csv']}, {summary['pareto_png']}; "
