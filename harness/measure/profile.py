@@ -27,7 +27,7 @@ from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph, Layer
 from harness.measure.latency import LatencyTable, layer_key
 from harness.measure.run import TickUnit
-from harness.ir.memory import CODE_FLASH_BYTES
+from harness.ir.memory import CODE_FLASH_BYTES, memory_report
 from harness.ir.packing import BITS, value_range
 from harness.ir.random_graphs import random_input
 from harness.ir.requant import quantize_multipliers
@@ -101,8 +101,9 @@ def single_layer_graph(graph: Graph, layer: Layer, config: BitConfig, seed: int)
     return profiled
 
 
-def profile_graphs(graph: Graph, table: LatencyTable | None = None) -> list[Graph]:
-    """Single-layer graphs of every (layer, configuration) of `graph` the table lacks, each key once."""
+def profile_graphs(graph: Graph, table: LatencyTable | None = None, ram_limit: int | None = None) -> list[Graph]:
+    """Single-layer graphs of every (layer, configuration) of `graph` the table lacks, each key once;
+    with `ram_limit`, not those whose layer alone needs more RAM (no policy within it can use them)."""
     wanted: dict[str, Graph] = {}
     for index, layer in enumerate(graph.layers):
         if layer.input2 is not None:
@@ -110,7 +111,9 @@ def profile_graphs(graph: Graph, table: LatencyTable | None = None) -> list[Grap
         for number, config in enumerate(bit_configs(graph, layer)):
             single = single_layer_graph(graph, layer, config, seed=index * 1000 + number)
             key = layer_key(single, single.layers[0])
-            if key not in wanted and (table is None or key not in table.entries):
+            if key in wanted or (table is not None and key in table.entries):
+                continue
+            if ram_limit is None or memory_report(single).ram_bytes <= ram_limit:
                 wanted[key] = single
     return list(wanted.values())
 
@@ -138,7 +141,7 @@ def profile(graph: Graph, board: Board,
             on_measured: Callable[[int, int], None] = lambda done, total: None) -> tuple[LatencyTable, int]:
     """Measure every configuration of `graph`'s layers the board's table lacks; (table, measured)."""
     table = LatencyTable.for_board(board)
-    todo = profile_graphs(graph, table)
+    todo = profile_graphs(graph, table, board.budget.ram)
     done = 0
     on_measured(done, len(todo))
     for group in batches(todo, board.budget.flash):
