@@ -277,7 +277,9 @@ def measure_on_board(policy: Policy, scorer: Scorer, board: Board, log_path: Pat
 def reference(scorer: Scorer, board: Board, out_dir: Path) -> dict:
     """The all-8-bit policy, whatever the budget: its accuracy, predicted and measured latency (the
     'reference' record; when it cannot be built for the board, why)."""
-    policy = scorer.policy({s.name: 8 for s in scorer.architecture.layers}, {s.name: 8 for s in scorer.architecture.layers})
+    every = {spec.name: 8 for spec in scorer.architecture.layers}
+    policy = scorer.policy(every, every)  # measured within the board's own budget, not the search's
+    policy = parse_policy(policy.document | {"budget": {"flash": board.budget.flash, "ram": board.budget.ram}})
     accuracy, _ = scorer.accuracy(policy)
     record = {"event": "reference", "policy_hash": policy.hash, "accuracy": accuracy,
               "predicted_latency": scorer.reference_latency, "latency_unit": scorer.table.unit}
