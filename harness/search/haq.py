@@ -73,6 +73,11 @@ class HaqSettings:
 
         if self.method not in METHODS:
             raise HarnessError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.data:  # the mismatch first: it is the user's most direct mistake
+            from harness import zoo
+            from harness.datasets.registry import check_fits
+
+            check_fits(self.data, zoo.build(self.model, self.model_args))
         if self.model not in TRAINED_HERE and not self.random_weights:
             raise HarnessError(f"haq scores accuracy by fine-tuning, and {self.model!r} has no training data here "
                                f"(trainable: {', '.join(TRAINED_HERE)}); add --random-weights to search for "
@@ -90,11 +95,6 @@ class HaqSettings:
             raise HarnessError(f"--latency-weight must not be negative, got {self.latency_weight}")
         if self.target_latency is not None and self.target_latency <= 0:
             raise HarnessError(f"--target-latency must be positive, got {self.target_latency}")
-        if self.data:
-            from harness import zoo
-            from harness.datasets.registry import check_fits
-
-            check_fits(self.data, zoo.build(self.model, self.model_args))
 
     @property
     def fine_tune(self) -> ShortQAT:

@@ -77,8 +77,11 @@ class HaqAgent(RandomAgent):
         import torch
         from torch import nn
 
+        from harness.search.accuracy import SEARCH_TORCH_THREADS
+
         super().__init__(n_actions, seed)
         torch.manual_seed(seed)
+        torch.set_num_threads(SEARCH_TORCH_THREADS)  # small batches: one thread is fastest on a shared machine
         self.warmup = warmup
 
         def mlp(inputs: int, outputs: int, last: nn.Module | None) -> nn.Sequential:
