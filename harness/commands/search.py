@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     model_args = parse_json_object(args.model_args, "--model-args", example='{"width": 16}')
     if args.method == "memory-driven":
         return _memory_driven(args, model_args)
-    from harness.search.haq_cli import run_haq  # torch, gymnasium and stable-baselines3 load only here
+    from harness.search.haq_cli import run_haq  # torch, gymnasium and scipy load only here
     return run_haq(args, model_args)
 
 
