@@ -61,3 +61,23 @@ def format_duration(seconds: float) -> str:
     """12 s, 3 min 05 s."""
     minutes, rest = divmod(int(round(seconds)), 60)
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
+_LATENCY = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?(?:e\d+)?)\s*(?P<unit>ms|us|s)?\s*$", re.IGNORECASE)
+_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+
+
+def parse_latency(value: str, clock_hz: int) -> float:
+    """Board units in `value`: a bare number is board units (cycles, or instructions in an
+    emulator), "2.5ms" / "800us" / "0.1s" is time at `clock_hz` (one unit per clock cycle).
+    HarnessError naming the value when it is not one of these or not positive."""
+    match = _LATENCY.match(str(value))
+    if match is None:
+        raise HarnessError(f"--target-latency {value!r}: expected board units (e.g. 900000) or a time at the "
+                           "board clock (e.g. 2.5ms, 800us)")
+    number = float(match["number"])
+    unit = (match["unit"] or "").lower()
+    units = number * _SECONDS[unit] * clock_hz if unit else number
+    if units <= 0:
+        raise HarnessError(f"--target-latency {value!r} must be positive")
+    return units

@@ -39,7 +39,7 @@ class FixedAccuracy:
 
 def _scorer(tmp_path, weight: float = 0.5, target: float | None = None) -> Scorer:
     settings = HaqSettings(MODEL, {}, "2MB", "512kB", "qemu-m7", episodes=2, latency_weight=weight,
-                           target_latency=target, seed=0, top_k=2)
+                           target_latency=target, seed=0, top_k=2, pin_ends=False)
     return Scorer(settings, zoo.build(MODEL), TicksPerWeightBit(), FixedAccuracy(), tmp_path / "search.jsonl", 0,
                   lambda record: None)
 

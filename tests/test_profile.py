@@ -14,7 +14,7 @@ from harness.measure.latency import LatencyTable, layer_key
 from harness.quantize.lower import structural_graph
 from harness.ir.packing import BITS
 from harness.measure.profile import MAX_MODELS_PER_IMAGE, batches, bit_configs, profile, profile_graphs, single_layer_graph
-from harness.ir.random_graphs import random_chain_graph, random_input
+from harness.ir.random_graphs import random_add_graph, random_chain_graph, random_input
 from harness.search.documents import uniform_policy
 
 
@@ -72,6 +72,11 @@ def test_profiled_table_predicts_whole_network_ticks_within_5_percent(board, tmp
     table, measured = profile(graph, board)
     assert measured == len(profile_graphs(graph)) and not table.missing(graph)
     assert profile(graph, board)[1] == 0, "a second profile must measure nothing"
+    _assert_predicts_the_run(graph, table, board)
+
+
+def _assert_predicts_the_run(graph, table, board):
+    """The table's prediction is within 5 % of the whole graph's RUN on the board."""
     build = build_graphs([graph], board)
     with open_device(board, build.elf_path, expected_hash=model_hash([graph])) as device:
         device.load(0, pack_tensor(random_input(graph, 0), graph.tensors[graph.input]))
@@ -79,6 +84,31 @@ def test_profiled_table_predicts_whole_network_ticks_within_5_percent(board, tmp
     assert run.ok
     actual = run.total_ticks * table.per_tick
     assert abs(table.predict(graph) - actual) <= 0.05 * actual
+
+
+def test_a_residual_add_is_profiled_at_both_inputs_bits():
+    """resnet8's adds: 27 configurations each (first input, second input, output), measured in a
+    two-layer graph whose key is the network's."""
+    from harness.commands.profile import model_graph
+    from harness.measure.profile import profiled_key
+
+    graph = model_graph("mlperf_ic_resnet8")
+    add = next(layer for layer in graph.layers if layer.op == "add")
+    configs = bit_configs(graph, add)
+    assert len(configs) == 27 and {c.in2_bits for c in configs} == set(BITS)
+    singles = [single_layer_graph(graph, add, config, seed=n) for n, config in enumerate(configs)]
+    assert all(len(s.layers) == 2 and s.layers[s.meta["profiled"]].op == "add" for s in singles)
+    assert len({profiled_key(s) for s in singles}) == 27
+    assert layer_key(graph, add) in {profiled_key(s) for s in singles}
+
+
+@pytest.mark.device
+def test_profiled_table_predicts_a_residual_network(board, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))
+    graph = random_add_graph(4, 8, 4, seed=3, shape=(8, 8, 16))
+    table, measured = profile(graph, board)
+    assert measured == len(profile_graphs(graph)) and not table.missing(graph)
+    _assert_predicts_the_run(graph, table, board)
 
 
 def test_cli_rejects_unknown_models_missing_policies_and_bad_arguments(capsys):

@@ -226,6 +226,66 @@ def memory_table(memory: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- HAQ under a binding budget (docs/search.md) ----------------------------------------------------
+HAQ_MNIST = "haq-mnist.json"
+
+
+def _share(run: dict, result: dict) -> str:
+    """The memory model's flash and RAM use of a run's chosen policy, as shares of the budget."""
+    sys.path.insert(0, str(ROOT))
+    from harness.units import parse_size
+
+    flash, ram = (parse_size(part.strip()) for part in result["budget"].split("/"))
+    return f"{100 * run['flash_bytes'] / flash:.1f} % / {100 * run['ram_bytes'] / ram:.1f} %"
+
+
+@generator("haq-mnist-runs", HAQ_MNIST)
+def haq_mnist_runs(result: dict) -> str:
+    provenance, runs = result["provenance"], result["runs"]
+    reference = runs[0]["reference"] if runs else None
+    lines = [f"`{provenance['command']}`: {result['model']} on mnist at {result['budget']}, "
+             f"{provenance['episodes']} episodes each ({provenance['warmup']} warm-up), board {provenance['board']}."]
+    if reference:
+        lines.append(f"All-8-bit reference (within the board's own budget): val. acc {reference['accuracy']:.4f}, "
+                     f"predicted {reference['predicted_latency']:,.0f}, measured {reference['measured_latency']:,.0f} "
+                     f"{reference['latency_unit']}, ELF {reference['elf_flash_bytes']:,} / {reference['elf_ram_bytes']:,} B.")
+    lines += ["", "| method | latency weight | seed | best reward | distinct policies | chosen: val. acc | device acc | "
+              "measured latency | flash / RAM use | ELF flash / RAM B | bit-exact | fits |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in runs:
+        lines.append(f"| {r['method']} | {r['latency_weight']:g} | {r['seed']} | {r['best_episode_reward']:.4f} | "
+                     f"{r['distinct_policies']} | {r['accuracy']:.4f} | {r['device_accuracy']:.2f} | "
+                     f"{r['measured_latency']:,.0f} | {_share(r, result)} | {r['elf_flash_bytes']:,} / "
+                     f"{r['elf_ram_bytes']:,} | {r['bit_exact']}/{r['images']} | {'yes' if r['fits'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+@generator("haq-mnist-summary", HAQ_MNIST)
+def haq_mnist_summary(result: dict) -> str:
+    if not result.get("complete"):
+        return f"Not complete: {len(result['runs'])} runs of the set finished; no comparison yet.\n"
+    lines = [f"The all-8-bit policy needs {result['all_8_flash_bytes']:,} B flash and {result['all_8_ram_bytes']:,} B "
+             f"RAM against {result['flash_budget']:,} / {result['ram_budget']:,} B: "
+             + " and ".join(k for k, v in result["binding"].items() if v) + " bind.", "",
+             "| seed | HAQ best reward | random best reward | HAQ ahead | HAQ's chosen policy: flash / RAM use | "
+             "≥ 90 % of every binding budget |", "|---:|---:|---:|---|---:|---|"]
+    for v in result["haq_vs_random"]:
+        shares = v["budget"]["shares"]
+        lines.append(f"| {v['seed']} | {v['haq']:.4f} | {v['random']:.4f} | {'yes' if v['haq_wins'] else '**no**'} | "
+                     f"{100 * shares['flash']:.1f} % / {100 * shares['ram']:.1f} % | "
+                     f"{'yes' if v['budget']['meets'] else '**no**'} |")
+    wins = sum(v["haq_wins"] for v in result["haq_vs_random"])
+    lines += ["", f"HAQ ahead of random search on {wins} of {len(result['haq_vs_random'])} seeds."]
+    w = result["latency_weight"]
+    lines += ["", f"Latency weight 0 → {w['raised']:g} (HAQ, chosen policies measured on the board): "
+              f"at 0 {', '.join(f'{x:,.0f}' for x in w['weight_0'])} (seed spread {w['spread_at_0']:,.0f}); "
+              f"at {w['raised']:g} {', '.join(f'{x:,.0f}' for x in w['raised_latencies'])}; mean drop "
+              f"{w['mean_drop']:,.0f} ({100 * w['mean_drop'] / (sum(w['weight_0']) / len(w['weight_0'])):.1f} %), "
+              + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread; every policy "
+              + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget.")]
+    return "\n".join(lines) + "\n"
+
+
 # -- the checker --------------------------------------------------------------------------------
 def blocks(text: str) -> list[re.Match]:
     return list(BLOCK.finditer(text))

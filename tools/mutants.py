@@ -63,8 +63,8 @@ MUTANTS = (
            ("tests/test_search_memory_driven.py",)),
     Mutant("haq-reward-ignores-latency", "the HAQ reward is the accuracy alone",
            "harness/search/haq.py",
-           "return accuracy - self.settings.latency_weight * self.latency_term(latency)",
-           "return accuracy",
+           "return (accuracy or 0.0) - self.settings.latency_weight * self.latency_term(latency, reference)",
+           "return (accuracy or 0.0)",
            ("tests/test_haq_reward.py",)),
     Mutant("haq-no-target-hinge", "latency below the target is rewarded (no max(0, ...))",
            "harness/search/haq.py",
@@ -78,8 +78,8 @@ MUTANTS = (
            ("tests/test_haq_reward.py",)),
     Mutant("haq-verified-reward-predicted", "a verified candidate is rewarded by its predicted latency",
            "harness/search/haq.py",
-           '"reward_measured": scorer.reward(candidate["accuracy"], measured)',
-           '"reward_measured": scorer.reward(candidate["accuracy"], predicted)',
+           '"reward_measured": scorer.reward(candidate["accuracy"], measured, scorer.reference_measured)',
+           '"reward_measured": scorer.reward(candidate["accuracy"], predicted, scorer.reference_measured)',
            ("tests/test_haq_reward.py",)),
 )
 

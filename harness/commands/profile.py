@@ -104,9 +104,11 @@ def _chosen(row: dict, choice: tuple[int, int, int]):
         return None
     ins, outs = {c.in_bits for c in configs}, {c.out_bits for c in configs}
     weighted = any(c.w_bits is not None for c in configs)
+    seconds = {c.in2_bits for c in configs}
     in_bits, w_bits, out_bits = choice
     return BitConfig(in_bits if len(ins) > 1 else next(iter(ins)), w_bits if weighted else None,
-                     out_bits if len(outs) > 1 else next(iter(outs)))
+                     out_bits if len(outs) > 1 else next(iter(outs)),
+                     in_bits if len(seconds) > 1 else next(iter(seconds)))  # an add: both inputs alike
 
 
 def _file_name(name: str) -> str:

@@ -2,8 +2,9 @@
 
 memory-driven: the rules of Rusci et al. 2020 (harness.search.memory_driven), no training;
 writes a policy.json (--out) and prints the per-layer table.
-haq: a DDPG agent whose reward adds accuracy and the latency measured on the board
-(harness.search.haq); --out is a folder for the log, the best policy, the Pareto CSV and plot.
+haq: HAQ's DDPG agent whose reward adds accuracy and the latency measured on the board
+(harness.search.haq); random: the same loop with uniform random bits (the baseline, same number
+of evaluations); --out is a folder for the log, the best policy, the Pareto CSV and plot.
 """
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from rich.console import Console
 from harness.commands.options import add_farm_options, parse_json_object
 from harness.pytest_plugin import DEFAULT_BOARD
 
-METHODS = ("memory-driven", "haq")
+METHODS = ("memory-driven", "haq", "random")
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "search", help="search the bits of every layer (memory-driven rules or a HAQ agent)",
+        "search", help="search the bits of every layer (memory-driven rules, a HAQ agent or random search)",
         description="Choose 2/4/8 bits for every weight and activation tensor under the flash/RAM budget.")
     parser.add_argument("--method", choices=METHODS, required=True)
     parser.add_argument("--model", default="digits-cnn", help="zoo model (default digits-cnn)")
@@ -32,20 +33,32 @@ def register(subparsers) -> None:
     parser.add_argument("--flash", default="2MB", help="flash budget (default 2MB)")
     parser.add_argument("--ram", default="512kB", help="RAM budget (default 512kB)")
     parser.add_argument("--data", metavar="SPEC",
-                        help="memory-driven: the dataset the written policy names (digits, mnist, imagefolder:DIR, "
-                             "samples:DIR), checked against the model; default: the model's own")
+                        help="the dataset (digits, mnist, imagefolder:DIR, samples:DIR), checked against the model: "
+                             "memory-driven names it in the written policy; haq/random fine-tune, score and "
+                             "measure on it; default: the model's own")
     parser.add_argument("--out", type=Path,
                         help="memory-driven: the policy.json to write; "
-                             "haq: the output folder (default runs/search-haq)")
-    haq = parser.add_argument_group("haq")
+                             "haq/random: the output folder (default runs/search-haq)")
+    haq = parser.add_argument_group("haq and random")
     haq.add_argument("--board", default=DEFAULT_BOARD, help=f"board that measures latency (default {DEFAULT_BOARD})")
-    haq.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    haq.add_argument("--episodes", type=int, default=600, help="episodes = evaluations (default 600, as HAQ)")
+    haq.add_argument("--warmup", type=int, default=20, help="haq: random episodes before the agent learns (default 20)")
     haq.add_argument("--latency-weight", type=float, default=1.0,
                      help="weight of the latency term in the reward (default 1.0)")
-    haq.add_argument("--target-latency", type=float, default=None,
-                     help="latency (board units) below which the latency term is 0 (default: none, always pays)")
+    haq.add_argument("--target-latency", default=None, metavar="LATENCY",
+                     help="latency below which the latency term is 0: board units (900000) or time at the board "
+                          "clock (2.5ms); default: none, latency / all-8-bit latency always pays")
     haq.add_argument("--seed", type=int, default=0, help="seed of the agent (default 0)")
     haq.add_argument("--top-k", type=int, default=3, help="best policies built and measured on the board (default 3)")
+    haq.add_argument("--verify-images", type=int, default=50, help="test images per measured policy (default 50)")
+    haq.add_argument("--finetune-epochs", type=int, default=1,
+                     help="QAT epochs per scored policy (default 1; 0: calibration only, post-training)")
+    haq.add_argument("--finetune-images", type=int, default=400, help="training images of that fine-tune (default 400)")
+    haq.add_argument("--val-images", type=int, default=400, help="held-out training images it is scored on (default 400)")
+    haq.add_argument("--no-pin-ends", action="store_true",
+                     help="let the search choose the first and last layer's bits too (default: 8 bits, as HAQ)")
+    haq.add_argument("--random-weights", action="store_true",
+                     help="no trained model: random weights, reward from latency (and memory) only")
     add_farm_options(haq, "profile and verify the candidates")
     parser.set_defaults(func=run)
 
@@ -57,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             from harness.errors import HarnessError
             raise HarnessError("--farm works with --method haq (memory-driven measures nothing)")
         return _memory_driven(args, model_args)
-    from harness.search.haq_cli import run_haq  # torch, gymnasium and stable-baselines3 load only here
+    from harness.search.haq_cli import run_haq  # torch, gymnasium and scipy load only here
     return run_haq(args, model_args)
 
 

@@ -175,14 +175,17 @@ def random_input(graph: Graph, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 1 << t.bits, size=t.shape).astype(np.int32)
 
 
-def random_add_graph(in1_bits: int, in2_bits: int, out_bits: int, seed: int) -> Graph:
+def random_add_graph(in1_bits: int, in2_bits: int, out_bits: int, seed: int,
+                     shape: tuple[int, int, int] | None = None) -> Graph:
     """A residual add with every offset non-trivial: input x (zero-point) -> avg_pool 1x1 ->
     t (a linear activation with a zero-point), then add(x, t) -> y (output zero-point). The
-    multipliers come from random scales, so the two inputs weigh differently."""
+    multipliers come from random scales, so the two inputs weigh differently. `shape`: the
+    tensors' H x W x C (default random)."""
     from harness.ir.requant import add_multipliers
 
     rng = np.random.default_rng(seed)
-    shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 80)))
+    random_shape = (int(rng.integers(1, 7)), int(rng.integers(1, 7)), int(rng.integers(1, 80)))
+    shape = tuple(shape or random_shape)
     x = Tensor("x", shape, in1_bits, float(rng.uniform(0.01, 0.1)), int(rng.integers(0, 1 << in1_bits)))
     t = Tensor("t", shape, in2_bits, float(rng.uniform(0.01, 0.1)), int(rng.integers(0, 1 << in2_bits)))
     span = (x.scale * ((1 << in1_bits) - 1) + t.scale * ((1 << in2_bits) - 1)) / ((1 << out_bits) - 1)

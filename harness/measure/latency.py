@@ -32,15 +32,20 @@ from harness.ir.planner import kernel_for
 TABLE_FORMAT = 2  # 2: profiled layers requantize like a ReLU network (harness.measure.profile)
 
 
-def layer_key(graph: Graph, layer: Layer, bits: tuple[int, int | None, int] | None = None) -> str:
+def layer_key(graph: Graph, layer: Layer, bits: tuple[int, int | None, int] | None = None,
+              in2_bits: int | None = None) -> str:
     """What decides a layer's latency: kernel, geometry, bits (the graph's, or `bits` as
-    (input, weight, output)), and whether its input has a zero-point."""
+    (input, weight, output) and `in2_bits` for an add's second input), and whether its input
+    has a zero-point."""
     inp, out = graph.tensors[layer.input], graph.tensors[layer.output]
     in_bits, w_bits, out_bits = bits or (inp.bits, layer.w_bits, out.bits)
     shape = lambda t: "x".join(map(str, t.shape))  # noqa: E731
+    second = ""
+    if layer.input2 is not None:
+        second = f" i2:{in2_bits or graph.tensors[layer.input2].bits}"
     return (f"{kernel_for(layer)}|in {shape(inp)}|out {shape(out)}|k {layer.kernel[0]}x{layer.kernel[1]}"
             f"|s {layer.stride[0]}x{layer.stride[1]}|p {','.join(map(str, layer.padding))}"
-            f"|zp {int(inp.zero_point != 0)}|bits i{in_bits} w{w_bits or 0} o{out_bits}")
+            f"|zp {int(inp.zero_point != 0)}|bits i{in_bits}{second} w{w_bits or 0} o{out_bits}")
 
 
 def firmware_digest(board: Board) -> str:

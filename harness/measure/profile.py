@@ -28,14 +28,13 @@ from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph, Layer
 from harness.measure.latency import LatencyTable, layer_key
 from harness.measure.run import TickUnit
-from harness.ir.memory import CODE_FLASH_BYTES
+from harness.ir.memory import CODE_FLASH_BYTES, memory_report
 from harness.ir.packing import BITS, value_range
-from harness.ir.random_graphs import random_input
+from harness.ir.random_graphs import random_add_graph, random_input
 from harness.ir.requant import quantize_multipliers
 
 MAX_MODELS_PER_IMAGE = 255
 FLASH_HEADROOM = 0.8  # share of the flash budget the profiled weights may take (descriptors, code)
-LOGIT_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,25 @@ class BitConfig:
     in_bits: int
     w_bits: int | None
     out_bits: int
+    in2_bits: int | None = None  # an add's second input
 
 
 def bit_configs(graph: Graph, layer: Layer) -> list[BitConfig]:
-    """Every configuration a search may give the layer: the network input's bits are fixed, the
-    logits are int32, a weightless layer has no weight bits; the rest is each of 2/4/8 bits."""
-    in_choices = (graph.tensors[graph.input].bits,) if layer.input == graph.input else BITS
-    out_choices = (LOGIT_BITS,) if layer.output == graph.output else BITS
+    """Every configuration a search may give the layer: the network input's and output's bits are
+    fixed (the logits are int32), a weightless layer has no weight bits, an add has two inputs; the rest is
+    each of 2/4/8 bits."""
+    def choices(tensor: str) -> tuple[int, ...]:
+        return (graph.tensors[graph.input].bits,) if tensor == graph.input else BITS
+
+    out_choices = (graph.tensors[graph.output].bits,) if layer.output == graph.output else BITS
     w_choices = (None,) if layer.weights is None else BITS
-    return [BitConfig(i, w, o) for i, w, o in itertools.product(in_choices, w_choices, out_choices)]
+    in2_choices = (None,) if layer.input2 is None else choices(layer.input2)
+    return [BitConfig(i, w, o, i2) for i, w, o, i2 in
+            itertools.product(choices(layer.input), w_choices, out_choices, in2_choices)]
+
+
+def config_key(graph: Graph, layer: Layer, config: BitConfig) -> str:
+    return layer_key(graph, layer, (config.in_bits, config.w_bits, config.out_bits), config.in2_bits)
 
 
 def profiled_costs(graph: Graph, table: LatencyTable) -> dict[str, dict[BitConfig, float]]:
@@ -60,7 +69,7 @@ def profiled_costs(graph: Graph, table: LatencyTable) -> dict[str, dict[BitConfi
     for layer in graph.layers:
         row = {}
         for config in bit_configs(graph, layer):
-            key = layer_key(graph, layer, (config.in_bits, config.w_bits, config.out_bits))
+            key = config_key(graph, layer, config)
             if key in table.entries:
                 row[config] = table.entries[key] * table.per_tick
         costs[layer.name] = row
@@ -85,7 +94,17 @@ def relu_like_requantization(graph: Graph, layer: Layer, x: np.ndarray) -> None:
 
 def single_layer_graph(graph: Graph, layer: Layer, config: BitConfig, seed: int) -> Graph:
     """The layer alone at `config` with random weights, its requantization set by
-    relu_like_requantization on its profiling input (random, seed graph.meta["input_seed"])."""
+    relu_like_requantization on its profiling input (random, seed graph.meta["input_seed"]).
+    An add gets its second input from a 1x1 average pool of the first (harness.ir.random_graphs),
+    so the graph has two layers; meta["profiled"] is the measured layer's index."""
+    if layer.input2 is not None:
+        single = random_add_graph(config.in_bits, config.in2_bits, config.out_bits, seed,
+                                  graph.tensors[layer.output].shape)
+        x = graph.tensors[layer.input]
+        single.tensors["x"] = replace(single.tensors["x"], zero_point=x.zero_point)  # the key's zp flag
+        single.meta.update(input_seed=seed, profiled=1)
+        single.validate()
+        return single
     rng = np.random.default_rng(seed)
     inp = replace(graph.tensors[layer.input], name="x", bits=config.in_bits, scale=1.0)
     out = replace(graph.tensors[layer.output], name="y", bits=config.out_bits, scale=1.0)
@@ -96,24 +115,31 @@ def single_layer_graph(graph: Graph, layer: Layer, config: BitConfig, seed: int)
     zeros = np.zeros(out.channels, dtype=np.int32)
     single = Layer("layer", layer.op, "x", "y", layer.kernel, layer.stride, layer.padding, config.w_bits,
                    weights, zeros, zeros, zeros.astype(np.int8))
-    profiled = Graph(f"profile {layer.op}", {"x": inp, "y": out}, [single], "x", "y", {"input_seed": seed})
+    profiled = Graph(f"profile {layer.op}", {"x": inp, "y": out}, [single], "x", "y",
+                     {"input_seed": seed, "profiled": 0})
     relu_like_requantization(profiled, single, random_input(profiled, seed))
     profiled.validate()
     return profiled
 
 
-def profile_graphs(graph: Graph, table: LatencyTable | None = None) -> list[Graph]:
-    """Single-layer graphs of every (layer, configuration) of `graph` the table lacks, each key once."""
+def profile_graphs(graph: Graph, table: LatencyTable | None = None, ram_limit: int | None = None) -> list[Graph]:
+    """Single-layer graphs of every (layer, configuration) of `graph` the table lacks, each key once;
+    with `ram_limit`, not those whose layer alone needs more RAM (no policy within it can use them)."""
     wanted: dict[str, Graph] = {}
     for index, layer in enumerate(graph.layers):
-        if layer.input2 is not None:
-            raise HarnessError(f"layer {layer.name}: profiling two-input layers ({layer.op}) is not supported yet")
         for number, config in enumerate(bit_configs(graph, layer)):
             single = single_layer_graph(graph, layer, config, seed=index * 1000 + number)
-            key = layer_key(single, single.layers[0])
-            if key not in wanted and (table is None or key not in table.entries):
+            key = profiled_key(single)
+            if key in wanted or (table is not None and key in table.entries):
+                continue
+            if ram_limit is None or memory_report(single).ram_bytes <= ram_limit:
                 wanted[key] = single
     return list(wanted.values())
+
+
+def profiled_key(single: Graph) -> str:
+    """The table key of the layer a profiling graph measures."""
+    return layer_key(single, single.layers[single.meta["profiled"]])
 
 
 def batches(graphs: list[Graph], flash_budget: int, max_models: int = MAX_MODELS_PER_IMAGE) -> list[list[Graph]]:
@@ -123,10 +149,9 @@ def batches(graphs: list[Graph], flash_budget: int, max_models: int = MAX_MODELS
     groups: list[list[Graph]] = [[]]
     used = 0
     for graph in graphs:
-        layer = graph.layers[0]
-        size = graph.weight_bytes(layer) + graph.param_bytes(layer)
+        size = sum(graph.weight_bytes(layer) + graph.param_bytes(layer) for layer in graph.layers)
         if size > limit:
-            raise HarnessError(f"a single layer ({layer_key(graph, layer)}) needs {size} B of flash, "
+            raise HarnessError(f"a single layer ({profiled_key(graph)}) needs {size} B of flash, "
                                f"more than the {int(limit)} B a profiling image may use")
         if len(groups[-1]) == min(max_models, MAX_MODELS_PER_IMAGE) or used + size > limit:
             groups.append([])
@@ -151,7 +176,7 @@ def profile(graph: Graph, board: Board,
             on_measured: Callable[[int, int], None] = lambda done, total: None) -> tuple[LatencyTable, int]:
     """Measure every configuration of `graph`'s layers the board's table lacks; (table, measured)."""
     table = LatencyTable.for_board(board)
-    todo = profile_graphs(graph, table)
+    todo = profile_graphs(graph, table, board.budget.ram)
     done = 0
     on_measured(done, len(todo))
 
@@ -176,10 +201,11 @@ def profile_on_device(device: Device, group: list[Graph], on_model: Callable[[],
         device.load(index, pack_tensor(x, single.tensors["x"]))
         run, _ = undisturbed(lambda: device.run(index), f"profiling model {index}")
         if not run.ok:
-            raise HarnessError(f"profiling model {index} ({layer_key(single, single.layers[0])}) "
+            raise HarnessError(f"profiling model {index} ({profiled_key(single)}) "
                                f"returned status {run.status}")
-        layer_ticks[layer_key(single, single.layers[0])] = int(run.layer_ticks[0])
-        overheads.append(int(run.total_ticks - run.layer_ticks[0]))
+        layer_ticks[profiled_key(single)] = int(run.layer_ticks[single.meta["profiled"]])
+        if len(single.layers) == 1:  # the per-network overhead of a one-layer model
+            overheads.append(int(run.total_ticks - run.layer_ticks[0]))
         on_model()
     return ProfiledGroup(unit.name, unit.per_tick, layer_ticks, overheads)
 

@@ -1,8 +1,9 @@
 """The accuracy term of the HAQ reward: a short QAT fine-tune on a subset, cached by policy.
 
-The float model's training split is cut in two, once: the first `train_images` fine-tune the
-policy's fake-quant model (BN folded, clips calibrated, `epochs` passes of Adam), the last
-`val_images` score it. The test split is never seen by the search; it is what the verified
+The first `train_images` of the dataset's train part fine-tune the policy's fake-quant model
+(BN folded, clips calibrated, `epochs` passes of Adam; 0 epochs: calibration only, post-training
+quantization), the first `val_images` of its validation part (which the float model never
+trained on) score it. The test part is never seen by the search; it is what the verified
 candidates are measured on. A policy's accuracy is cached on disk (cache_dir("haq")) under its
 hash, the settings and the float checkpoint's digest, so a repeated or resumed search does not
 train it again.
@@ -43,10 +44,9 @@ class AccuracyOracle:
         self.float_graph = float_graph(load_float(model_policy.model, data=data),
                                        f"checkpoint {checkpoint_path(model_policy.model, data)}")
         split = training_split(model_policy.architecture, data, model_policy.preprocess)
-        images = split.real(split.train_images, model_policy.input)
         n_train, n_val = settings.train_images, settings.val_images
-        self.train = (images[:n_train], split.train_labels[:n_train])
-        self.val = (images[-n_val:], split.train_labels[-n_val:])
+        self.train = (split.real(split.train_images[:n_train], model_policy.input), split.train_labels[:n_train])
+        self.val = (split.real(split.val_images[:n_val], model_policy.input), split.val_labels[:n_val])
         tag = policy_hash({"settings": asdict(settings), "checkpoint": checkpoint_digest(model_policy.model, data)})
         self.path: Path = cache_dir("haq") / f"accuracy-{tag}.json"
         self.scores: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}

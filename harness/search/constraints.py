@@ -3,9 +3,12 @@
 The structural graph's bits are halved in place (weights while flash is exceeded, activations
 while RAM is), one layer at a time from the last to the first and round again (Wang et al.
 2019's final_action_wall), skipping what is already at 2 bits (or fixed: the network input
-and the logits), and checking the budget after every layer.
+and the logits, and what the search pins: HAQ's first and last layer at 8 bits), and checking the
+budget after every layer.
 """
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
@@ -15,9 +18,11 @@ from harness.policy import Budget
 LOWEST_BITS = 2
 
 
-def enforce_budget(graph: Graph, budget: Budget) -> tuple[MemoryReport, int]:
-    """Cut `graph`'s bits until it fits; (its memory report, number of halvings).
-    HarnessError when everything is at 2 bits and it still does not fit."""
+def enforce_budget(graph: Graph, budget: Budget, keep_weights: Collection[str] = (),
+                   keep_activations: Collection[str] = ()) -> tuple[MemoryReport, int]:
+    """Cut `graph`'s bits until it fits, never those of the layers in `keep_weights` (by layer name)
+    or the tensors in `keep_activations`; (its memory report, number of halvings).
+    HarnessError when everything else is at 2 bits and it still does not fit."""
     cuts = idle = 0
     position = len(graph.layers) - 1
     while True:
@@ -27,9 +32,12 @@ def enforce_budget(graph: Graph, budget: Budget) -> tuple[MemoryReport, int]:
         if not (flash_over or ram_over):
             return report, cuts
         if idle == len(graph.layers):
-            raise HarnessError(f"{graph.name}: does not fit the budget even at {LOWEST_BITS} bits everywhere: "
+            pinned = " but the pinned first and last layer" if keep_weights or keep_activations else ""
+            raise HarnessError(f"{graph.name}: does not fit the budget even at {LOWEST_BITS} bits everywhere{pinned}: "
                                + "; ".join(report.over_budget(budget)))
-        if _cut_layer(graph, position, flash_over, ram_over):
+        layer = graph.layers[position]
+        if _cut_layer(graph, position, flash_over and layer.name not in keep_weights,
+                      ram_over and layer.output not in keep_activations):
             cuts, idle = cuts + 1, 0
         else:
             idle += 1

@@ -36,16 +36,15 @@ from harness.policy import Budget, Policy, parse_policy
 from harness.search.accuracy import AccuracyOracle, ShortQAT
 from harness.search.constraints import enforce_budget
 from harness.search.documents import policy_document, uniform_policy
+from harness.search.haq_agent import WARMUP_EPISODES, HaqAgent, RandomAgent, load_agent, save_agent
 from harness.search.haq_env import BitWidthEnv
 from harness.units import parse_size
-from harness.zoo.architecture import Architecture
+from harness.zoo.architecture import INPUT, Architecture
 
 LOG_NAME = "search.jsonl"
-AGENT_NAME = "agent.zip"
-REPLAY_NAME = "replay.pkl"
-NOISE_START, NOISE_DECAY, NOISE_FLOOR = 0.5, 0.98, 0.1  # exploration sigma per episode (HAQ: 0.5, 0.99)
-WARMUP_EPISODES = 10  # random policies before the agent learns
+AGENT_NAME = "agent.pkl"
 VERIFY_IMAGES = 50
+METHODS = ("haq", "random")
 
 
 @dataclass(frozen=True)
@@ -57,25 +56,52 @@ class HaqSettings:
     board: str
     episodes: int
     latency_weight: float
-    target_latency: float | None
+    target_latency: float | None  # board units (harness.units.parse_latency reads "2.5ms" too)
     seed: int
     top_k: int
     verify_images: int = VERIFY_IMAGES
+    method: str = "haq"
+    data: str | None = None
+    finetune_epochs: int = ShortQAT.epochs
+    finetune_images: int = ShortQAT.train_images
+    val_images: int = ShortQAT.val_images
+    pin_ends: bool = True
+    random_weights: bool = False
+    warmup: int = WARMUP_EPISODES
 
     def check(self) -> None:
         from harness.quantize.pipeline import TRAINED_HERE
 
-        if self.model not in TRAINED_HERE:
+        if self.method not in METHODS:
+            raise HarnessError(f"--method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.data:  # the mismatch first: it is the user's most direct mistake
+            from harness import zoo
+            from harness.datasets.registry import check_fits
+
+            check_fits(self.data, zoo.build(self.model, self.model_args))
+        if self.model not in TRAINED_HERE and not self.random_weights:
             raise HarnessError(f"haq scores accuracy by fine-tuning, and {self.model!r} has no training data here "
-                               f"(trainable: {', '.join(TRAINED_HERE)}); use --method memory-driven")
-        if self.episodes < 1:
-            raise HarnessError(f"--episodes must be at least 1, got {self.episodes}")
+                               f"(trainable: {', '.join(TRAINED_HERE)}); add --random-weights to search for "
+                               "latency and memory only, or use --method memory-driven")
+        if self.random_weights and self.data:
+            raise HarnessError("--random-weights scores no accuracy: --data has nothing to do")
+        for name, value, least in (("--episodes", self.episodes, 1), ("--top-k", self.top_k, 1),
+                                   ("--verify-images", self.verify_images, 1), ("--warmup", self.warmup, 0),
+                                   ("--finetune-epochs", self.finetune_epochs, 0),
+                                   ("--finetune-images", self.finetune_images, 1),
+                                   ("--val-images", self.val_images, 1)):
+            if value < least:
+                raise HarnessError(f"{name} must be at least {least}, got {value}")
         if self.latency_weight < 0:
             raise HarnessError(f"--latency-weight must not be negative, got {self.latency_weight}")
         if self.target_latency is not None and self.target_latency <= 0:
             raise HarnessError(f"--target-latency must be positive, got {self.target_latency}")
-        if self.top_k < 1:
-            raise HarnessError(f"--top-k must be at least 1, got {self.top_k}")
+
+    @property
+    def fine_tune(self) -> ShortQAT:
+        """The accuracy oracle's settings: its seed is fixed, so a policy scores the same in every
+        search (and its cached score is shared by every seed and method)."""
+        return ShortQAT(self.finetune_images, self.val_images, self.finetune_epochs)
 
 
 def _identity(settings: dict) -> dict:
@@ -104,23 +130,34 @@ def append(path: Path, record: dict) -> None:
         os.fsync(log.fileno())
 
 
+def pinned_ends(architecture: Architecture) -> tuple[set[str], set[str]]:
+    """HAQ keeps the first and the last layer at 8 bits: (layers whose weights stay, activations that
+    stay): the first and the classifier's weights and the classifier's input (the network input is
+    fixed anyway)."""
+    first, last = architecture.layers[0], architecture.layers[-1]
+    weights = {spec.name for spec in (first, last) if spec.has_weights}
+    return weights, set(architecture.sources(last)) - {INPUT}
+
+
 class Scorer:
     """Turns an episode's bits into a fitted policy, its predicted latency, accuracy and reward."""
 
     def __init__(self, settings: HaqSettings, architecture: Architecture, table: LatencyTable,
-                 oracle: AccuracyOracle, log_path: Path, first_episode: int,
+                 oracle: AccuracyOracle | None, log_path: Path, first_episode: int,
                  on_episode: Callable[[dict], None]):
         self.settings = settings
         self.architecture = architecture
         self.table = table
-        self.oracle = oracle
+        self.oracle = oracle  # None: random weights, no accuracy term
         self.log_path = log_path
         self.episode = first_episode
         self.on_episode = on_episode
         self.budget = Budget(parse_size(settings.flash), parse_size(settings.ram))
-        reference = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
-                                   self.budget_document)
-        self.reference_latency = table.predict(structural_graph(reference))
+        self.pinned = pinned_ends(architecture) if settings.pin_ends else (set(), set())
+        self.reference_policy = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
+                                               self.budget_document)
+        self.reference_latency = table.predict(structural_graph(self.reference_policy))
+        self.reference_measured: float | None = None  # the all-8-bit policy on the board, once measured
 
     @property
     def budget_document(self) -> dict:
@@ -128,84 +165,81 @@ class Scorer:
 
     def policy(self, w_bits: dict[str, int], a_bits: dict[str, int]) -> Policy:
         s = self.settings
-        return parse_policy(policy_document(f"{s.model}-haq", s.model, s.model_args, self.architecture,
-                                            w_bits, a_bits, self.budget_document))
+        policy = parse_policy(policy_document(f"{s.model}-{s.method}", s.model, s.model_args, self.architecture,
+                                              w_bits, a_bits, self.budget_document))
+        return policy.with_data(s.data) if s.data else policy
 
     def logged_policy(self, layers: dict) -> Policy:
         """The policy of an episode record's "layers"."""
         return self.policy({name: entry["w_bits"] for name, entry in layers.items() if "w_bits" in entry},
                            {name: entry["a_bits"] for name, entry in layers.items() if "a_bits" in entry})
 
-    def latency_term(self, latency: float) -> float:
+    def latency_term(self, latency: float, reference: float | None = None) -> float:
+        """latency / the all-8-bit policy's (predicted, or the given measured one), or with a
+        target, how far it is over the target."""
         target = self.settings.target_latency
         if target is None:
-            return latency / self.reference_latency
+            return latency / (reference or self.reference_latency)
         return max(0.0, latency / target - 1.0)
 
-    def reward(self, accuracy: float, latency: float) -> float:
-        return accuracy - self.settings.latency_weight * self.latency_term(latency)
+    def reward(self, accuracy: float | None, latency: float, reference: float | None = None) -> float:
+        return (accuracy or 0.0) - self.settings.latency_weight * self.latency_term(latency, reference)
 
-    def __call__(self, w_bits: dict[str, int], a_bits: dict[str, int]) -> tuple[float, dict]:
+    def accuracy(self, policy: Policy) -> tuple[float | None, bool]:
+        return (None, False) if self.oracle is None else self.oracle.accuracy(policy)
+
+    def evaluate(self, w_bits: dict[str, int], a_bits: dict[str, int]) -> dict:
+        """One candidate: pin the ends, cut to the budget, predict latency, score accuracy and reward.
+        Everything an episode record holds but its number; no side effects beyond the accuracy cache."""
         started = time.monotonic()
+        keep_weights, keep_activations = self.pinned
+        w_bits = w_bits | {name: 8 for name in keep_weights}
+        a_bits = a_bits | {name: 8 for name in keep_activations}
         graph = structural_graph(self.policy(w_bits, a_bits))
-        report, cuts = enforce_budget(graph, self.budget)
+        report, cuts = enforce_budget(graph, self.budget, keep_weights, keep_activations)
         fitted_w = {layer.name: layer.w_bits for layer in graph.layers if layer.w_bits is not None}
         fitted_a = {name: tensor.bits for name, tensor in graph.tensors.items()}
         policy = self.policy(fitted_w, fitted_a)
         predicted = self.table.predict(graph)
-        accuracy, cached = self.oracle.accuracy(policy)
-        record = {"event": "episode", "episode": self.episode, "policy_hash": policy.hash,
-                  "layers": policy.document["layers"], "accuracy": accuracy, "predicted_latency": predicted,
-                  "latency_unit": self.table.unit, "reward": self.reward(accuracy, predicted),
-                  "flash_bytes": report.flash_bytes, "ram_bytes": report.ram_bytes, "budget_cuts": cuts,
-                  "accuracy_cached": cached, "seconds": round(time.monotonic() - started, 3)}
+        accuracy, cached = self.accuracy(policy)
+        return {"policy_hash": policy.hash, "layers": policy.document["layers"], "accuracy": accuracy,
+                "predicted_latency": predicted, "latency_unit": self.table.unit,
+                "reward": self.reward(accuracy, predicted), "flash_bytes": report.flash_bytes,
+                "ram_bytes": report.ram_bytes, "budget_cuts": cuts, "accuracy_cached": cached,
+                "seconds": round(time.monotonic() - started, 3)}
+
+    def __call__(self, w_bits: dict[str, int], a_bits: dict[str, int]) -> tuple[float, dict]:
+        record = {"event": "episode", "episode": self.episode} | self.evaluate(w_bits, a_bits)
         append(self.log_path, record)
         self.episode += 1
         self.on_episode(record)
         return record["reward"], record
 
 
+def make_agent(settings: HaqSettings, env: BitWidthEnv) -> RandomAgent:
+    n_actions = env.action_space.shape[0]
+    if settings.method == "random":
+        return RandomAgent(n_actions, settings.seed)
+    return HaqAgent(env.observation_space.shape[0], n_actions, len(env.architecture.layers), settings.seed,
+                    settings.warmup)
+
+
 def run_agent(settings: HaqSettings, env: BitWidthEnv, out_dir: Path, done: int) -> None:
-    """Train DDPG for the episodes still to do, saving the agent after every episode."""
-    from stable_baselines3 import DDPG
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.noise import NormalActionNoise
-
-    steps_per_episode = len(env.architecture.layers)
-    remaining = settings.episodes - done
-    if remaining <= 0:
-        return
-    agent_path, replay_path = out_dir / AGENT_NAME, out_dir / REPLAY_NAME
-
-    def sigma(episode: int) -> float:
-        return max(NOISE_FLOOR, NOISE_START * NOISE_DECAY ** max(0, episode - WARMUP_EPISODES))
-
-    noise = NormalActionNoise(np.zeros(2), np.full(2, sigma(done)))
-    if agent_path.is_file() and replay_path.is_file():
-        agent = DDPG.load(agent_path, env=env, action_noise=noise)
-        agent.load_replay_buffer(replay_path)
-    else:
-        agent = DDPG("MlpPolicy", env, learning_rate=1e-3, buffer_size=100_000, gamma=0.99, tau=0.01,
-                     batch_size=64, learning_starts=WARMUP_EPISODES * steps_per_episode, action_noise=noise,
-                     policy_kwargs={"net_arch": [64, 64]}, seed=settings.seed, device="cpu", verbose=0)
-
-    class EveryEpisode(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.locals["dones"][0]:
-                episode = done + self.n_calls // steps_per_episode
-                noise._sigma = np.full(2, sigma(episode))
-                _save_atomically(agent.save, agent_path)  # a kill mid-save leaves the previous one
-                _save_atomically(agent.save_replay_buffer, replay_path)
-            return True
-
-    agent.learn(remaining * steps_per_episode, callback=EveryEpisode(), reset_num_timesteps=False,
-                progress_bar=False)
-
-
-def _save_atomically(save: Callable[[Path], None], path: Path) -> None:
-    staging = path.with_name(f".staging-{path.name}")  # same suffix: stable-baselines3 keeps it
-    save(staging)
-    os.replace(staging, path)
+    """The episodes still to do: the agent walks the layers, the episode's reward goes to every
+    step; the agent is saved after every episode."""
+    agent = make_agent(settings, env)
+    agent_path = out_dir / AGENT_NAME
+    load_agent(agent, agent_path)
+    for episode in range(done, settings.episodes):
+        state, _ = env.reset()
+        states, actions, finished = [], [], False
+        while not finished:
+            action = agent.act(state, episode)
+            states.append(state)
+            actions.append(action)
+            state, reward, finished, _, _ = env.step(action)
+        agent.learn(states, actions, reward, episode)
+        save_agent(agent, agent_path)
 
 
 def best_candidates(records: list[dict], k: int) -> list[dict]:
@@ -218,14 +252,52 @@ def best_candidates(records: list[dict], k: int) -> list[dict]:
     return best[:k]
 
 
-def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
-    """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
+def deployable_graph(policy: Policy, scorer: Scorer):
+    """The integer graph a candidate deploys: fine-tuned like its score (deterministic) and lowered,
+    or with --random-weights, random weights calibrated post-training."""
+    from harness.quantize.lower import lower
+    from harness.quantize.pipeline import random_weights_graph
+
+    if scorer.oracle is None:
+        return random_weights_graph(policy)
+    return lower(scorer.oracle.fine_tune(policy), policy, {"search": scorer.settings.method})
+
+
+def measure_on_board(policy: Policy, graph, scorer: Scorer, board: Board, log_path: Path) -> dict:
+    """Build and measure `policy`'s `graph` end to end (harness.measure.run) on its verify images: the report."""
+    from harness.datasets.measured import measured_inputs
     from harness.measure.log import RunLog
     from harness.measure.run import measure
 
-    policy, graph, inputs, labels = prepare_candidate(candidate, scorer)
-    with RunLog(verify_log_path(out_dir, policy)) as log:
-        report = measure(policy, graph, board, inputs, labels, log)
+    inputs, labels = measured_inputs(policy, graph, scorer.settings.verify_images)
+    with RunLog(log_path) as log:
+        return measure(policy, graph, board, inputs, labels, log)
+
+
+def reference(scorer: Scorer, board: Board, out_dir: Path) -> dict:
+    """The all-8-bit policy, whatever the budget: its accuracy, predicted and measured latency (the
+    'reference' record; when it cannot be built for the board, why)."""
+    every = {spec.name: 8 for spec in scorer.architecture.layers}
+    policy = scorer.policy(every, every)  # measured within the board's own budget, not the search's
+    policy = parse_policy(policy.document | {"budget": {"flash": board.budget.flash, "ram": board.budget.ram}})
+    accuracy, _ = scorer.accuracy(policy)
+    record = {"event": "reference", "policy_hash": policy.hash, "accuracy": accuracy,
+              "predicted_latency": scorer.reference_latency, "latency_unit": scorer.table.unit}
+    try:
+        report = measure_on_board(policy, deployable_graph(policy, scorer), scorer, board,
+                                  out_dir / "verify" / f"reference-{policy.hash}.jsonl")
+    except HarnessError as error:
+        return record | {"measured_latency": None, "not_measured": str(error)}
+    return record | {"measured_latency": report["latency"]["median"], "device_accuracy": report["device_accuracy"],
+                     "bit_exact": report["bit_exact"], "images": report["images"],
+                     "elf_flash_bytes": report["memory"]["flash_bytes"], "elf_ram_bytes": report["memory"]["ram_bytes"]}
+
+
+def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
+    """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
+    policy = scorer.logged_policy(candidate["layers"])
+    graph = deployable_graph(policy, scorer)
+    report = measure_on_board(policy, graph, scorer, board, verify_log_path(out_dir, policy))
     return verified_record(candidate, scorer, graph, report)
 
 
@@ -242,13 +314,11 @@ def verify_candidates(candidates: list[dict], scorer: Scorer, board: Board, out_
 
 
 def prepare_candidate(candidate: dict, scorer: Scorer) -> tuple[Policy, object, np.ndarray, np.ndarray]:
-    """The candidate's policy fine-tuned and lowered to its graph, and the images that verify it."""
+    """The candidate's deployable graph and the images that verify it (for the farm)."""
     from harness.datasets.measured import measured_inputs
-    from harness.quantize.lower import lower
 
     policy = scorer.logged_policy(candidate["layers"])
-    net = scorer.oracle.fine_tune(policy)
-    graph = lower(net, policy, {"search": "haq"})
+    graph = deployable_graph(policy, scorer)
     return (policy, graph, *measured_inputs(policy, graph, scorer.settings.verify_images))
 
 
@@ -264,7 +334,8 @@ def verified_record(candidate: dict, scorer: Scorer, graph, report: dict) -> dic
             "predicted_latency": predicted, "measured_latency": measured, "latency_unit": report["latency"]["unit"],
             "prediction_error": (predicted - measured) / measured, "accuracy": candidate["accuracy"],
             "device_accuracy": report["device_accuracy"], "bit_exact": report["bit_exact"],
-            "images": report["images"], "reward_measured": scorer.reward(candidate["accuracy"], measured),
+            "images": report["images"],
+            "reward_measured": scorer.reward(candidate["accuracy"], measured, scorer.reference_measured),
             "elf_flash_bytes": report["memory"]["flash_bytes"], "elf_ram_bytes": report["memory"]["ram_bytes"],
             "flash_budget": scorer.budget.flash, "ram_budget": scorer.budget.ram,
             "fits": report["memory"]["flash_bytes"] <= scorer.budget.flash
@@ -293,17 +364,23 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
     if not records:
         append(log_path, header)
     architecture = zoo.build(settings.model, settings.model_args)
-    reference = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
-                               {"flash": settings.flash, "ram": settings.ram})
+    all_8 = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
+                           {"flash": settings.flash, "ram": settings.ram})
     if pool is None:  # measures only what the table lacks
-        table, _ = profile(structural_graph(reference), board, on_profiled)
+        table, _ = profile(structural_graph(all_8), board, on_profiled)
     else:
         from harness.farm.profile import farm_profile
-        table, _ = farm_profile(pool, structural_graph(reference), board, on_profiled)
-    oracle = AccuracyOracle(reference, ShortQAT(seed=settings.seed))
+        table, _ = farm_profile(pool, structural_graph(all_8), board, on_profiled)
+    oracle = None if settings.random_weights else AccuracyOracle(all_8.with_data(settings.data) if settings.data
+                                                                 else all_8, settings.fine_tune)
     done = sum(r["event"] == "episode" for r in records)
     on_start(min(done, settings.episodes), settings.episodes)
     scorer = Scorer(settings, architecture, table, oracle, log_path, done, on_episode)
+    logged_reference = next((r for r in records if r["event"] == "reference"), None)
+    if logged_reference is None:
+        logged_reference = reference(scorer, board, out_dir)
+        append(log_path, logged_reference)
+    scorer.reference_measured = logged_reference["measured_latency"]
     run_agent(settings, BitWidthEnv(architecture, scorer), out_dir, done)
 
     records = read_log(log_path)
@@ -332,9 +409,14 @@ def write_outputs(records: list[dict], scorer: Scorer, out_dir: Path) -> dict:
     (out_dir / "policy.json").write_text(json.dumps(policy.document, indent=1) + "\n")
     csv_path, png_path = write_pareto(records, out_dir, [spec.name for spec in scorer.architecture.layers],
                                       chosen=best["policy_hash"])
-    summary = {"best": best, "policy": str(out_dir / "policy.json"), "pareto_csv": str(csv_path),
-               "pareto_png": str(png_path), "episodes": sum(r["event"] == "episode" for r in records),
+    episodes = [r for r in records if r["event"] == "episode"]
+    summary = {"method": scorer.settings.method, "best": best, "policy": str(out_dir / "policy.json"),
+               "pareto_csv": str(csv_path), "pareto_png": str(png_path), "episodes": len(episodes),
+               "best_episode_reward": max(r["reward"] for r in episodes),
+               "rewards": [r["reward"] for r in episodes],
                "verified": [r for r in records if r["event"] == "verified"],
-               "reference_latency": scorer.reference_latency, "latency_unit": scorer.table.unit}
+               "reference": next((r for r in records if r["event"] == "reference"), None),
+               "reference_latency": scorer.reference_latency, "latency_unit": scorer.table.unit,
+               "flash_budget": scorer.budget.flash, "ram_budget": scorer.budget.ram}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

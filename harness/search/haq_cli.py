@@ -13,15 +13,19 @@ from rich.table import Table
 from harness.backends import load_board
 from harness.commands.options import farm_pool
 from harness.search.haq import HaqSettings, search
+from harness.units import parse_latency
 
 DEFAULT_OUT = Path("runs") / "search-haq"
 
 
 def run_haq(args: argparse.Namespace, model_args: dict) -> int:
-    settings = HaqSettings(args.model, model_args, args.flash, args.ram, args.board, args.episodes,
-                           args.latency_weight, args.target_latency, args.seed, args.top_k)
-    settings.check()
     board = load_board(args.board)
+    target = None if args.target_latency is None else parse_latency(args.target_latency, board.clock_for_estimates)
+    settings = HaqSettings(args.model, model_args, args.flash, args.ram, args.board, args.episodes,
+                           args.latency_weight, target, args.seed, args.top_k, args.verify_images, args.method,
+                           args.data, args.finetune_epochs, args.finetune_images, args.val_images,
+                           not args.no_pin_ends, args.random_weights, args.warmup)
+    settings.check()
     out_dir = args.out or DEFAULT_OUT
     console = Console(stderr=True)
     started = time.monotonic()
@@ -35,7 +39,8 @@ def run_haq(args: argparse.Namespace, model_args: dict) -> int:
 
         def on_episode(record: dict) -> None:
             best[0] = max(best[0], record["reward"])
-            bar.update(episodes, advance=1, note=f"acc {record['accuracy']:.3f} lat {record['predicted_latency']:,.0f} "
+            accuracy = "-" if record["accuracy"] is None else f"{record['accuracy']:.3f}"
+            bar.update(episodes, advance=1, note=f"acc {accuracy} lat {record['predicted_latency']:,.0f} "
                                                  f"best reward {best[0]:.4f}")
 
         summary = search(
@@ -45,11 +50,26 @@ def run_haq(args: argparse.Namespace, model_args: dict) -> int:
             on_verified=lambda record: bar.update(verifying, advance=1,
                                                   note=f"error {record['prediction_error']:+.2%}"),
             on_profiled=lambda done, total: bar.update(profiling, completed=done, total=total), pool=pool)
-    Console(highlight=False).print(result_table(summary))
+    out = Console(highlight=False)
+    out.print(reference_line(summary["reference"]))
+    out.print(result_table(summary))
     console.print(f"{summary['episodes']} episodes in {time.monotonic() - started:.0f} s this run; best policy: "
                   f"{summary['policy']}; Pareto: {summary['pareto_csv']}, {summary['pareto_png']}; "
                   f"log: {out_dir / 'search.jsonl'}")
     return 0
+
+
+def reference_line(reference: dict) -> str:
+    """The all-8-bit policy every search is measured against."""
+    accuracy = "no accuracy (random weights)" if reference["accuracy"] is None else f"val. acc {reference['accuracy']:.3f}"
+    measured = (f"measured {reference['measured_latency']:,.0f}" if reference["measured_latency"] is not None
+                else f"not measured: {reference['not_measured']}")
+    return (f"all-8-bit reference: {accuracy}, predicted {reference['predicted_latency']:,.0f} "
+            f"{reference['latency_unit']}, {measured}")
+
+
+def _fraction(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def result_table(summary: dict) -> Table:
@@ -61,7 +81,7 @@ def result_table(summary: dict) -> Table:
     best = summary["best"]["policy_hash"]
     for r in summary["verified"]:
         table.add_row(r["policy_hash"] + (" *" if r["policy_hash"] == best else ""), str(r["episode"]),
-                      f"{r['accuracy']:.3f}", f"{r['device_accuracy']:.3f}", f"{r['bit_exact']}/{r['images']}",
+                      _fraction(r["accuracy"]), _fraction(r["device_accuracy"]), f"{r['bit_exact']}/{r['images']}",
                       f"{r['predicted_latency']:,.0f}", f"{r['measured_latency']:,.0f}",
                       f"{r['prediction_error']:+.2%}", str(r["elf_flash_bytes"]), str(r["elf_ram_bytes"]),
                       "yes" if r["fits"] else "NO", f"{r['reward_measured']:.4f}")

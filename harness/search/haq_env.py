@@ -1,13 +1,14 @@
 """The HAQ environment (Wang et al. 2019): one step per layer, the agent picks that layer's bits.
 
-State of step i (every feature divided by its largest value over the layers, so all lie in
-[0, 1]): layer index, op (one-hot over the zoo's ops), input channels, output channels, kernel
-size (kh * kw), stride, input feature size (H), params, and the previous action (two values).
-The action is two numbers in [0, 1]: the layer's weight bits and the bits of its output
-activation, each mapped to {2, 4, 8} by thirds (a weightless layer ignores the first, the
-classifier, whose output is int32 logits, the second). Every step but the last pays 0; the last
-step scores the whole policy through `score(w_bits, a_bits) -> (reward, info)`, which also
-enforces the memory budget (harness.search.constraints).
+State of step i, HAQ's layer embedding (each feature min-max scaled over the layers to [0, 1],
+as HAQ does): layer index, op (one-hot over the zoo's ops; HAQ's depthwise flag), input
+channels, output channels, kernel size, stride, input feature map size (H * W), params, and the
+previous action (two values). The action is two numbers in [0, 1]: the layer's weight bits and
+the bits of its output activation, each mapped to {2, 4, 8} by thirds (a weightless layer ignores
+the first, the classifier, whose output is int32 logits, the second). The last step scores the
+whole policy through `score(w_bits, a_bits) -> (reward, info)`, which also enforces the memory
+budget (harness.search.constraints); the search gives that reward to every step of the episode
+(harness.search.haq.run_agent), so the steps before return 0 here.
 """
 from __future__ import annotations
 
@@ -30,21 +31,21 @@ def action_to_bits(value: float) -> int:
 
 
 def layer_features(architecture: Architecture) -> np.ndarray:
-    """[layers, N_FEATURES - 2] static features, each column scaled to [0, 1]."""
+    """[layers, N_FEATURES - 2] static features, each column min-max scaled to [0, 1] (a constant one is 0)."""
     shapes = architecture.shapes()
     in_channels = architecture.input_channels()
     rows = []
     for index, spec in enumerate(architecture.layers):
-        h_in = shapes[architecture.sources(spec)[0]][0]
         cin, cout = in_channels[spec.name], shapes[spec.name][2]
         kh, kw = spec.kernel_hw
         params = {"conv2d": cout * cin * kh * kw, "depthwise_conv2d": cout * kh * kw,
                   "fully_connected": cout * cin}.get(spec.op, 0)
         one_hot = [float(spec.op == op) for op in SPEC_OPS]
-        rows.append([index, *one_hot, cin, cout, kh * kw, spec.stride_hw[0], h_in, params])
+        h, w = shapes[architecture.sources(spec)[0]][:2]
+        rows.append([index, *one_hot, cin, cout, kh, spec.stride_hw[0], h * w, params])
     features = np.array(rows, dtype=np.float64)
-    largest = features.max(axis=0)
-    return (features / np.where(largest > 0, largest, 1.0)).astype(np.float32)
+    low, span = features.min(axis=0), np.ptp(features, axis=0)
+    return ((features - low) / np.where(span > 0, span, 1.0)).astype(np.float32)
 
 
 class BitWidthEnv(gym.Env):

@@ -25,8 +25,8 @@ def write_pareto(records: list[dict], out_dir: Path, layer_order: list[str],
                  chosen: str | None = None) -> tuple[Path, Path]:
     """pareto.csv (every distinct policy, flagged when on the front; bits as layer:w/a in
     `layer_order`) and pareto.png (with the `chosen` policy hash marked)."""
-    rows = unique_episodes(records)
-    verified = {r["policy_hash"]: r for r in records if r["event"] == "verified"}
+    rows = [_scored(r) for r in unique_episodes(records)]
+    verified = {r["policy_hash"]: _scored(r) for r in records if r["event"] == "verified"}
     front = pareto_front([(r["predicted_latency"], r["accuracy"]) for r in rows])
     csv_path = out_dir / "pareto.csv"
     columns = ["episode", "policy_hash", "accuracy", "predicted_latency", "measured_latency", "device_accuracy",
@@ -45,6 +45,11 @@ def write_pareto(records: list[dict], out_dir: Path, layer_order: list[str],
     png_path = out_dir / "pareto.png"
     _plot(rows, front, verified, png_path, chosen)
     return csv_path, png_path
+
+
+def _scored(record: dict) -> dict:
+    """The record with accuracy NaN where the search scored none (--random-weights): off the plot, no front."""
+    return record if record.get("accuracy") is not None else record | {"accuracy": float("nan")}
 
 
 def _number(value, spec: str = ".0f") -> str:

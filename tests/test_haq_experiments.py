@@ -1,0 +1,33 @@
+"""tools/haq_experiments.py on a tiny budget: the documented must-show runs' script works end to end
+(searches, board measurements of the chosen policies, results file, reward-curve PNG)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+
+@pytest.mark.device
+@pytest.mark.slow
+def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
+    import haq_experiments
+
+    assert haq_experiments.main(["--experiments", "mnist", "--episodes", "2", "--warmup", "1", "--seeds", "0",
+                                 "--mnist-images", "2", "--out-dir", str(tmp_path / "results"),
+                                 "--runs-dir", str(tmp_path / "runs")]) == 0
+    result = json.loads((tmp_path / "results" / "haq-mnist.json").read_text())
+    assert result["complete"] and result["binding"] == {"flash": True, "ram": True}
+    assert [(r["method"], r["latency_weight"]) for r in result["runs"]] == [("haq", 0.0), ("random", 0.0),
+                                                                           ("haq", 2.0)]
+    for run in result["runs"]:
+        assert run["episodes"] == 2 and len(run["best_so_far"]) == 2 and run["fits"]
+        assert run["bit_exact"] == run["images"] == 2 and run["measured_latency"] > 0
+        assert run["flash_bytes"] <= result["flash_budget"] and run["ram_bytes"] <= result["ram_budget"]
+        assert run["reference"]["measured_latency"] > 0 and run["reference"]["accuracy"] > 0.5
+    (versus,) = result["haq_vs_random"]
+    assert versus["haq_wins"] == (versus["haq"] > versus["random"])
+    weight = result["latency_weight"]
+    assert weight["drops_more_than_spread"] == (weight["mean_drop"] > weight["spread_at_0"])
+    assert (tmp_path / "results" / "haq-reward-curves.png").stat().st_size > 10_000

@@ -1,0 +1,205 @@
+"""The HAQ must-shows under budgets that bind: HAQ against random search, and the latency weight.
+
+Two experiments, each a set of searches (harness.search.haq.search) with the same number of
+evaluations per run:
+
+- mnist: lenet5-mnist on the mnist data at --mnist-flash / --mnist-ram (the all-8-bit policy
+  fits neither), per seed: HAQ at latency weight 0, random search at weight 0, HAQ at
+  --raised-weight. Accuracy: post-training calibration (--finetune-epochs 0) or a short QAT, on
+  the 5k MNIST images' split (the oracle's score is cached per policy, shared by every run).
+- mobilenet: MobileNetV1 0.75/224 with random weights at 2 MB / 512 kB, latency and memory only
+  (reward = -latency / all-8-bit latency), per seed: HAQ and random search.
+
+Latency during the search comes from the board's measured per-layer table (profiled once);
+only each run's chosen policies and the all-8-bit reference are built and measured on the board.
+Writes results/haq-mnist.json, results/haq-mobilenet.json (every run, the comparisons) and
+results/haq-reward-curves.png (best reward so far per episode); docs/search.md's blocks come from
+them (tools/docs.py).
+
+    nice -n 10 python tools/haq_experiments.py --episodes 100 --seeds 0 1 2       # the documented runs
+    python tools/haq_experiments.py --experiments mnist --episodes 3 --warmup 1 --seeds 0 \\
+        --out-dir /tmp/r --runs-dir /tmp/runs                                       # a bounded run (tests)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+EXPERIMENTS = ("mnist", "mobilenet")
+MNIST = {"model": "lenet5-mnist", "model_args": {}, "data": "mnist"}
+MOBILENET = {"model": "mobilenet_v1", "model_args": {"width": 0.75, "resolution": 224}, "random_weights": True}
+BUDGET_SHARE = 0.9  # the chosen policy must use at least this share of every budget that binds
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS)
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--raised-weight", type=float, default=2.0)
+    parser.add_argument("--mnist-flash", default="100kB")
+    parser.add_argument("--mnist-ram", default="34kB")
+    parser.add_argument("--finetune-epochs", type=int, default=0)
+    parser.add_argument("--mnist-images", type=int, default=50, help="test images per measured MNIST policy")
+    parser.add_argument("--board", default="qemu-m7")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "results")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "haq-experiments")
+    return parser.parse_args(argv)
+
+
+def runs_of(experiment: str, args: argparse.Namespace) -> list[dict]:
+    """(settings fields) of every search of `experiment`."""
+    if experiment == "mnist":
+        base = MNIST | {"flash": args.mnist_flash, "ram": args.mnist_ram, "finetune_epochs": args.finetune_epochs,
+                        "verify_images": args.mnist_images}
+        plan = [("haq", 0.0), ("random", 0.0), ("haq", args.raised_weight)]
+    else:
+        base = MOBILENET | {"flash": "2MB", "ram": "512kB", "verify_images": 1}
+        plan = [("haq", 1.0), ("random", 1.0)]
+    return [base | {"method": method, "latency_weight": weight, "seed": seed}
+            for seed in args.seeds for method, weight in plan]
+
+
+def run_one(fields: dict, args: argparse.Namespace, board) -> dict:
+    """One search; the figures the results file keeps of it."""
+    from harness.search.haq import HaqSettings, search
+
+    settings = HaqSettings(fields["model"], fields["model_args"], fields["flash"], fields["ram"], args.board,
+                           args.episodes, fields["latency_weight"], None, fields["seed"], top_k=1,
+                           verify_images=fields["verify_images"], method=fields["method"], data=fields.get("data"),
+                           finetune_epochs=fields.get("finetune_epochs", 0),
+                           random_weights=fields.get("random_weights", False), warmup=args.warmup)
+    name = f"{settings.model}-{settings.method}-w{settings.latency_weight:g}-s{settings.seed}"
+    started = time.monotonic()
+    summary = search(settings, args.runs_dir / name, board)
+    best = summary["best"]
+    records = [json.loads(line) for line in (args.runs_dir / name / "search.jsonl").read_text().splitlines()]
+    chosen = next(r for r in records if r["event"] == "episode" and r["policy_hash"] == best["policy_hash"])
+    return {"name": name, "method": settings.method, "seed": settings.seed,
+            "latency_weight": settings.latency_weight, "episodes": summary["episodes"],
+            "best_episode_reward": summary["best_episode_reward"],
+            "best_so_far": _best_so_far(summary["rewards"]), "policy_hash": best["policy_hash"],
+            "accuracy": best["accuracy"], "device_accuracy": best["device_accuracy"],
+            "bit_exact": best["bit_exact"], "images": best["images"],
+            "predicted_latency": best["predicted_latency"], "measured_latency": best["measured_latency"],
+            "reward_measured": best["reward_measured"], "flash_bytes": chosen["flash_bytes"],
+            "ram_bytes": chosen["ram_bytes"], "elf_flash_bytes": best["elf_flash_bytes"],
+            "elf_ram_bytes": best["elf_ram_bytes"], "fits": best["fits"], "layers": chosen["layers"],
+            "distinct_policies": len({r["policy_hash"] for r in records if r["event"] == "episode"}),
+            "reference": summary["reference"], "seconds": round(time.monotonic() - started, 1)}
+
+
+def _best_so_far(rewards: list[float]) -> list[float]:
+    best, curve = float("-inf"), []
+    for reward in rewards:
+        best = max(best, reward)
+        curve.append(best)
+    return curve
+
+
+def budget_use(run: dict, flash: int, ram: int, binding: dict[str, bool]) -> dict:
+    """Share of each budget the chosen policy uses (memory model), and whether every binding one is >= 90 %."""
+    shares = {"flash": run["flash_bytes"] / flash, "ram": run["ram_bytes"] / ram}
+    return {"shares": shares, "binding": binding,
+            "meets": all(shares[kind] >= BUDGET_SHARE for kind, binds in binding.items() if binds)}
+
+
+def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Namespace) -> dict:
+    """HAQ vs random per seed; for mnist, the latency weight's effect against the seed spread."""
+    from harness import zoo
+    from harness.ir.memory import memory_report
+    from harness.quantize.lower import structural_graph
+    from harness.search.documents import uniform_policy
+    from harness.units import parse_size
+
+    flash, ram = parse_size(fields["flash"]), parse_size(fields["ram"])
+    arch = zoo.build(fields["model"], fields["model_args"])
+    all_8 = memory_report(structural_graph(uniform_policy("all-8", fields["model"], fields["model_args"], arch, 8,
+                                                          {"flash": flash, "ram": ram})))
+    binding = {"flash": all_8.flash_bytes > flash, "ram": all_8.ram_bytes > ram}
+    base_weight = 0.0 if experiment == "mnist" else 1.0
+    by = {(r["method"], r["latency_weight"], r["seed"]): r for r in runs}
+    versus = []
+    for seed in args.seeds:
+        haq, rand = by[("haq", base_weight, seed)], by[("random", base_weight, seed)]
+        versus.append({"seed": seed, "haq": haq["best_episode_reward"], "random": rand["best_episode_reward"],
+                       "haq_measured": haq["reward_measured"], "random_measured": rand["reward_measured"],
+                       "haq_wins": haq["best_episode_reward"] > rand["best_episode_reward"],
+                       "budget": budget_use(haq, flash, ram, binding)})
+    result = {"flash_budget": flash, "ram_budget": ram, "all_8_flash_bytes": all_8.flash_bytes,
+              "all_8_ram_bytes": all_8.ram_bytes, "binding": binding, "haq_vs_random": versus,
+              "haq_wins_every_seed": all(v["haq_wins"] for v in versus),
+              "budget_met_every_seed": all(v["budget"]["meets"] for v in versus)}
+    if experiment == "mnist":
+        low = [by[("haq", 0.0, s)]["measured_latency"] for s in args.seeds]
+        high = [by[("haq", args.raised_weight, s)]["measured_latency"] for s in args.seeds]
+        spread = max(low) - min(low)
+        drop = statistics.mean(low) - statistics.mean(high)
+        result["latency_weight"] = {"raised": args.raised_weight, "weight_0": low, "raised_latencies": high,
+                                    "spread_at_0": spread, "mean_drop": drop, "drops_more_than_spread": drop > spread,
+                                    "all_fit": all(r["fits"] for r in runs)}
+    return result
+
+
+def reward_curves(results: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
+    for axis, (experiment, result) in zip(axes[0], results.items()):
+        weight = 0.0 if experiment == "mnist" else 1.0
+        for run in (r for r in result["runs"] if r["latency_weight"] == weight):
+            axis.plot(range(1, len(run["best_so_far"]) + 1), run["best_so_far"],
+                      color="C0" if run["method"] == "haq" else "C1", alpha=0.8,
+                      linestyle="-" if run["method"] == "haq" else "--",
+                      label=f"{run['method']} seed {run['seed']}")
+        axis.set_title(f"{result['model']} at {result['budget']} (latency weight {weight:g})", fontsize=9)
+        axis.set_xlabel("episode (= evaluations)")
+        axis.set_ylabel("best reward so far (predicted latency)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.backends import load_board
+
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    board = load_board(args.board)
+    results = {}
+    for experiment in args.experiments:
+        plan = runs_of(experiment, args)
+        fields = plan[0]
+        result = {"provenance": {"command": "python tools/haq_experiments.py " + " ".join(argv or sys.argv[1:]),
+                                 "board": args.board, "episodes": args.episodes, "warmup": args.warmup,
+                                 "seeds": args.seeds},
+                  "model": fields["model"], "model_args": fields["model_args"],
+                  "budget": f"{fields['flash']} / {fields['ram']}", "runs": [], "complete": False}
+        results[experiment] = result
+        for run in plan:  # the file is rewritten after every run: an interrupted set keeps what it ran
+            result["runs"].append(run_one(run, args, board))
+            done = result["runs"][-1]
+            print(f"{done['name']}: best reward {done['best_episode_reward']:.4f}, measured latency "
+                  f"{done['measured_latency']:,.0f} ({done['seconds']} s)", flush=True)
+            if len(result["runs"]) == len(plan):
+                result |= compare(experiment, result["runs"], fields, args) | {"complete": True}
+            (args.out_dir / f"haq-{experiment}.json").write_text(json.dumps(result, indent=1) + "\n")
+            reward_curves(results, args.out_dir / "haq-reward-curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
