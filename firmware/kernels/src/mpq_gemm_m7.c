@@ -49,22 +49,26 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
 }
 
 /* Output channels o0 .. o0 + n - 1 of the column pair: 2 x 2 blocks, requantized and stored with
- * out_bits a constant after inlining. */
+ * out_bits a constant after inlining. Each channel's multiplier and shift are read before the
+ * stores (a byte store may alias them) and serve both pixels. */
 MPQ_M7_INLINE void chunk_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
                                  int pair, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y0, uint8_t *y1) {
+    const int raw = out_bits == 32u;
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
         const int second = i + 1u < n;
         int32_t acc[4] = {rq->bias[o], rq->bias[o], second ? rq->bias[o + 1u] : 0, second ? rq->bias[o + 1u] : 0};
+        const int32_t m0 = raw ? 0 : rq->mult[o], s0 = raw ? 1 : rq->shift[o];
+        const int32_t m1 = raw || !second ? 0 : rq->mult[o + 1u], s1 = raw || !second ? 1 : rq->shift[o + 1u];
         dot_2x2(cols, rows + i / 2u * kp, kp, acc);
-        mpq_m7_write_output(y0, o, out_bits, acc[0], rq);
+        mpq_m7_store(y0, o, out_bits, acc[0], m0, s0);
         if (pair) {
-            mpq_m7_write_output(y1, o, out_bits, acc[1], rq);
+            mpq_m7_store(y1, o, out_bits, acc[1], m0, s0);
         }
         if (second) {
-            mpq_m7_write_output(y0, o + 1u, out_bits, acc[2], rq);
+            mpq_m7_store(y0, o + 1u, out_bits, acc[2], m1, s1);
             if (pair) {
-                mpq_m7_write_output(y1, o + 1u, out_bits, acc[3], rq);
+                mpq_m7_store(y1, o + 1u, out_bits, acc[3], m1, s1);
             }
         }
     }
@@ -109,9 +113,9 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             }
             interleave(tmp0, tmp1, kp, cols);
             if (o0 == 0u) {
-                mpq_clear_row(y0, cout, out->bits);
+                mpq_m7_clear_row(y0, cout, out->bits);
                 if (pair) {
-                    mpq_clear_row(y1, cout, out->bits);
+                    mpq_m7_clear_row(y1, cout, out->bits);
                 }
             }
             switch (out->bits) {
