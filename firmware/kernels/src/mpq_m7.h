@@ -253,8 +253,11 @@ typedef struct {
 } mpq_m7_matvec_t;
 
 /* A pointwise layer whose matrix-engine chunks would hold fewer output channels than this runs the
- * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights). */
+ * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights),
+ * and so does one with fewer pixels than MPQ_M7_STREAM_PIXELS (too few to amortize unpacking
+ * every weight). */
 #define MPQ_M7_STREAM_BELOW 32u
+#define MPQ_M7_STREAM_PIXELS 16u
 
 /* cin rounded up to whole weight words (4, 8 or 16 values). */
 static inline uint32_t mpq_m7_matvec_padded(uint32_t cin, uint32_t w_bits) {
