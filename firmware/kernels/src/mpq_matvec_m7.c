@@ -220,9 +220,9 @@ void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_
         const uint32_t pixels = m->pixels - p < 2u ? 1u : 2u;
         uint8_t *yp = y + p * y_row;
         fill_columns(m, p, pixels, padded, tmp, cols);
-        mpq_m7_clear_row(yp, out->c, out->bits);
+        mpq_clear_row(yp, out->c, out->bits);
         if (pixels == 2u) {
-            mpq_m7_clear_row(yp + y_row, out->c, out->bits);
+            mpq_clear_row(yp + y_row, out->c, out->bits);
         }
         switch (m->w_bits) {
         case 8u:
