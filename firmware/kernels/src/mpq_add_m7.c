@@ -25,35 +25,30 @@ MPQ_M7_INLINE int32_t as_s32(uint32_t v) {
     return v < 0x80000000u ? (int32_t)v : (int32_t)(v - 0x80000000u) - 0x7FFFFFFF - 1;
 }
 
-/* floor(v / 2^n), 0 <= n < 32, without shifting a negative number (an ASR on the core). */
-MPQ_M7_INLINE int32_t floor_shift(int32_t v, uint32_t n) {
-    return v >= 0 ? (int32_t)((uint32_t)v >> n) : ~(int32_t)((uint32_t)~v >> n);
-}
-
 /* floor(acc / 2^shift) for the acc of one element; `high` (shift >= 32) a constant after inlining. */
 MPQ_M7_INLINE int32_t quotient(int64_t acc, uint32_t shift, int high) {
     const uint64_t u = (uint64_t)acc;
     const uint32_t lo = (uint32_t)u, hi = (uint32_t)(u >> 32);
     if (high) {
-        return floor_shift(as_s32(hi), shift - 32u);
+        return mpq_asr(as_s32(hi), shift - 32u);
     }
     return as_s32((lo >> shift) | (hi << (32u - shift)));
 }
 
 /* n elements of a and b (unpacked, no offset) into the cleared packed row y from value `first` on;
- * out_bits and `high` constants after inlining. */
+ * out_bits and `high` constants after inlining. The parameters are read once, before the stores
+ * (a byte store may alias them). */
 MPQ_M7_INLINE void add_values(const int16_t *a, const int16_t *b, uint32_t n, const mpq_add_params_t *p,
                               int64_t k, uint32_t out_bits, int high, uint8_t *y) {
-    const int32_t top = (int32_t)((1u << out_bits) - 1u);
     const uint32_t shift = (uint32_t)p->shift;
+    const int32_t mult1 = p->mult1, mult2 = p->mult2, out_offset = p->out_offset;
     for (uint32_t i = 0; i < n; ++i) {
-        const int64_t acc = k + (int64_t)a[i] * p->mult1 + (int64_t)b[i] * p->mult2;
-        int32_t v = quotient(acc, shift, high) + p->out_offset;
-        v = v < 0 ? 0 : (v > top ? top : v);
+        const int64_t acc = k + (int64_t)a[i] * mult1 + (int64_t)b[i] * mult2;
+        const uint32_t v = mpq_usat(quotient(acc, shift, high) + out_offset, out_bits);
         if (out_bits == 8u) {
             y[i] = (uint8_t)v;
         } else {
-            y[(i * out_bits) >> 3] |= (uint8_t)((uint32_t)v << ((i * out_bits) & 7u));
+            y[(i * out_bits) >> 3] |= (uint8_t)(v << ((i * out_bits) & 7u));
         }
     }
 }

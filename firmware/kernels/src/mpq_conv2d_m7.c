@@ -16,28 +16,45 @@ typedef struct {
     uint32_t out_w;
 } conv_layer_t;
 
+/* Tap (iy, ix) of the window: its cin values, zeros when it is padding. */
+static void im2col_tap(const conv_layer_t *l, int32_t iy, int32_t ix, int16_t *col) {
+    const mpq_dims_t *in = l->in;
+    const uint32_t cin = in->c;
+    if (iy < 0 || iy >= (int32_t)in->h || ix < 0 || ix >= (int32_t)in->w) {
+        memset(col, 0, cin * sizeof(int16_t));
+    } else if (in->bits == 8u && cin < 8u) { /* a stem's few channels: no word to unpack */
+        const uint8_t *px = l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * cin;
+        for (uint32_t i = 0; i < cin; ++i) {
+            col[i] = (int16_t)(px[i] + l->win->in_offset);
+        }
+    } else {
+        mpq_m7_unpack_activations(l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * mpq_row_bytes(cin, in->bits), cin,
+                                  in->bits, l->win->in_offset, col);
+    }
+}
+
+/* The column of one output pixel, a window row at a time. When pixels are whole bytes, a window
+ * row inside the map is kw * cin consecutive packed values, unpacked in one go (a row above or
+ * below the map is all zeros); a row that crosses the left or right edge goes tap by tap. */
 static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
     const conv_layer_t *l = layer;
     const mpq_dims_t *in = l->in;
     const mpq_window_t *win = l->win;
-    const uint32_t cin = in->c;
-    const uint32_t x_row = mpq_row_bytes(cin, in->bits);
+    const uint32_t cin = in->c, run = (uint32_t)win->kw * cin;
+    const int whole_bytes = (cin * in->bits) % 8u == 0u;
     const int32_t iy0 = (int32_t)((pixel / l->out_w) * win->sh) - win->pad_top;
     const int32_t ix0 = (int32_t)((pixel % l->out_w) * win->sw) - win->pad_left;
-    for (uint32_t ky = 0; ky < win->kh; ++ky) {
+    const int inside_x = ix0 >= 0 && ix0 + (int32_t)win->kw <= (int32_t)in->w;
+    for (uint32_t ky = 0; ky < win->kh; ++ky, col += run) {
         const int32_t iy = iy0 + (int32_t)ky;
-        for (uint32_t kx = 0; kx < win->kw; ++kx, col += cin) {
-            const int32_t ix = ix0 + (int32_t)kx;
-            if (iy < 0 || iy >= (int32_t)in->h || ix < 0 || ix >= (int32_t)in->w) {
-                memset(col, 0, cin * sizeof(int16_t));
-            } else if (in->bits == 8u && cin < 8u) { /* a stem's few channels: no word to unpack */
-                const uint8_t *px = l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * x_row;
-                for (uint32_t i = 0; i < cin; ++i) {
-                    col[i] = (int16_t)(px[i] + win->in_offset);
-                }
-            } else {
-                mpq_m7_unpack_activations(l->x + ((uint32_t)iy * in->w + (uint32_t)ix) * x_row, cin, in->bits,
-                                       win->in_offset, col);
+        if (iy < 0 || iy >= (int32_t)in->h) {
+            memset(col, 0, run * sizeof(int16_t));
+        } else if (inside_x && whole_bytes) {
+            const uint32_t first = ((uint32_t)iy * in->w + (uint32_t)ix0) * cin;
+            mpq_m7_unpack_activations(l->x + first * in->bits / 8u, run, in->bits, win->in_offset, col);
+        } else {
+            for (uint32_t kx = 0; kx < win->kw; ++kx) {
+                im2col_tap(l, iy, ix0 + (int32_t)kx, col + kx * cin);
             }
         }
     }

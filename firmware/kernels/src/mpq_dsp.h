@@ -78,6 +78,33 @@ static inline int32_t mpq_smmul(int32_t a, int32_t b) {
 #endif
 }
 
+/* ASR: floor(v / 2^n), 0 <= n < 32 (an arithmetic shift; emulated without shifting a negative number). */
+static inline int32_t mpq_asr(int32_t v, uint32_t n) {
+#if MPQ_HAVE_DSP
+    return v >> n;
+#else
+    return v >= 0 ? (int32_t)((uint32_t)v >> n) : ~(int32_t)((uint32_t)~v >> n);
+#endif
+}
+
+/* USAT: v clamped to [0, 2^bits - 1] (one instruction when bits is a constant 2, 4 or 8). */
+static inline uint32_t mpq_usat(int32_t v, uint32_t bits) {
+#if MPQ_HAVE_DSP
+    switch (bits) {
+    case 8u:
+        return (uint32_t)__usat(v, 8);
+    case 4u:
+        return (uint32_t)__usat(v, 4);
+    case 2u:
+        return (uint32_t)__usat(v, 2);
+    default:
+        break;
+    }
+#endif
+    const int32_t top = (int32_t)((1u << bits) - 1u);
+    return (uint32_t)(v < 0 ? 0 : (v > top ? top : v));
+}
+
 /* SXTB16: bytes 0 and 2 of v, sign-extended into the two halfwords. */
 static inline uint32_t mpq_sxtb16(uint32_t v) {
 #if MPQ_HAVE_DSP

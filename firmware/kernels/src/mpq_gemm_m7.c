@@ -2,9 +2,10 @@
  * The matrix engine of the _m7 conv2d, pointwise and fully connected kernels (mpq_m7.h).
  *
  * Weights of a chunk of output channels are unpacked to int16 once, two rows at a time, and
- * stored interleaved: word j of channel o, then word j of channel o + 1. Then, two output pixels
- * at a time, the im2col columns of both pixels are unpacked (in_offset added) and interleaved
- * the same way, and every pair of output channels takes a 2 x 2 register block of dot products:
+ * stored interleaved: word j of channel o, then word j of channel o + 1. Then, for a batch of
+ * output pixels (as many as the rest of the work buffer holds), the im2col columns are unpacked
+ * (in_offset added) and interleaved two pixels by two the same way, and every pair of output
+ * channels takes, along the batch, 2 x 2 register blocks of dot products:
  * one column word pair and one weight word pair feed four SMLAD (8 MACs), the loads being
  * sequential so they merge into LDRD/LDM. Rows are zero-padded to a multiple of 4; an odd pixel
  * or channel count is padded with a zero column or row whose results are not written.
@@ -48,23 +49,36 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
     acc[3] = a11;
 }
 
-/* Output channels o0 .. o0 + n - 1 of the column pair: 2 x 2 blocks, requantized and stored with
- * out_bits a constant after inlining. */
-MPQ_M7_INLINE void chunk_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
-                                 int pair, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y0, uint8_t *y1) {
+/* Output channels o0 .. o0 + n - 1 of the `pixels` pixels whose interleaved column pairs are
+ * in cols (kp words a pair), their rows y, y + y_row, ...: for each channel pair, 2 x 2 blocks
+ * along the pixels, requantized and stored with out_bits a constant after inlining. A channel
+ * pair's bias, multipliers and shifts are read once for all the pixels (before the stores: a
+ * byte store may alias them). */
+MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
+                                 uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
+                                 uint32_t y_row) {
+    const int raw = out_bits == 32u;
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
         const int second = i + 1u < n;
-        int32_t acc[4] = {rq->bias[o], rq->bias[o], second ? rq->bias[o + 1u] : 0, second ? rq->bias[o + 1u] : 0};
-        dot_2x2(cols, rows + i / 2u * kp, kp, acc);
-        mpq_m7_write_output(y0, o, out_bits, acc[0], rq);
-        if (pair) {
-            mpq_m7_write_output(y1, o, out_bits, acc[1], rq);
-        }
-        if (second) {
-            mpq_m7_write_output(y0, o + 1u, out_bits, acc[2], rq);
+        const int32_t b0 = rq->bias[o], b1 = second ? rq->bias[o + 1u] : 0;
+        const int32_t m0 = raw ? 0 : rq->mult[o], s0 = raw ? 1 : rq->shift[o];
+        const int32_t m1 = raw || !second ? 0 : rq->mult[o + 1u], s1 = raw || !second ? 1 : rq->shift[o + 1u];
+        const mpq_word_t *w = rows + i / 2u * kp;
+        uint8_t *y0 = y;
+        for (uint32_t p = 0; p < pixels; p += 2u, y0 += 2u * y_row) {
+            const int pair = p + 1u < pixels;
+            int32_t acc[4] = {b0, b0, b1, b1};
+            dot_2x2(cols + p / 2u * kp, w, kp, acc);
+            mpq_m7_store(y0, o, out_bits, acc[0], m0, s0);
             if (pair) {
-                mpq_m7_write_output(y1, o + 1u, out_bits, acc[3], rq);
+                mpq_m7_store(y0 + y_row, o, out_bits, acc[1], m0, s0);
+            }
+            if (second) {
+                mpq_m7_store(y0, o + 1u, out_bits, acc[2], m1, s1);
+                if (pair) {
+                    mpq_m7_store(y0 + y_row, o + 1u, out_bits, acc[3], m1, s1);
+                }
             }
         }
     }
@@ -88,8 +102,10 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
     const uint32_t y_row = mpq_row_bytes(cout, out->bits);
     int16_t *tmp0 = (int16_t *)(void *)mpq_m7_work;
     int16_t *tmp1 = tmp0 + kp;
-    mpq_word_t *cols = (mpq_word_t *)(tmp1 + kp);
-    mpq_word_t *rows = cols + kp;
+    mpq_word_t *rows = (mpq_word_t *)(tmp1 + kp);
+    mpq_word_t *cols = rows + chunk / 2u * kp;
+    /* pixels whose column pairs fit beside the chunk's weights (at least one pair: mpq_m7_chunk_channels) */
+    const uint32_t batch = kp == 0u ? g->pixels : 2u * ((MPQ_M7_WORK_BYTES / 2u - (2u + chunk) * kp) / (2u * kp));
 
     for (uint32_t o0 = 0; o0 < cout; o0 += chunk) {
         const uint32_t n = cout - o0 < chunk ? cout - o0 : chunk;
@@ -99,33 +115,33 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             interleave(tmp0, tmp1, kp, rows + i / 2u * kp);
         }
         memset(tmp0, 0, 2u * kp * sizeof(int16_t)); /* padding tails, and the column after a lone last pixel */
-        for (uint32_t p = 0; p < g->pixels; p += 2u) {
-            const int pair = p + 1u < g->pixels;
-            uint8_t *y0 = y + p * y_row;
-            uint8_t *y1 = y0 + y_row;
-            g->im2col(g->layer, p, tmp0);
-            if (pair) {
-                g->im2col(g->layer, p + 1u, tmp1);
+        for (uint32_t p0 = 0; p0 < g->pixels; p0 += batch) {
+            const uint32_t m = g->pixels - p0 < batch ? g->pixels - p0 : batch;
+            uint8_t *yb = y + p0 * y_row;
+            for (uint32_t p = 0; p < m; p += 2u) {
+                g->im2col(g->layer, p0 + p, tmp0);
+                if (p + 1u < m) {
+                    g->im2col(g->layer, p0 + p + 1u, tmp1);
+                }
+                interleave(tmp0, tmp1, kp, cols + p / 2u * kp);
             }
-            interleave(tmp0, tmp1, kp, cols);
             if (o0 == 0u) {
-                mpq_clear_row(y0, cout, out->bits);
-                if (pair) {
-                    mpq_clear_row(y1, cout, out->bits);
+                for (uint32_t p = 0; p < m; ++p) {
+                    mpq_m7_clear_row(yb + p * y_row, cout, out->bits);
                 }
             }
             switch (out->bits) {
             case 8u:
-                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 8u, y0, y1);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yb, y_row);
                 break;
             case 4u:
-                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 4u, y0, y1);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yb, y_row);
                 break;
             case 2u:
-                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 2u, y0, y1);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yb, y_row);
                 break;
             default:
-                chunk_outputs(cols, rows, kp, o0, n, pair, rq, 32u, y0, y1);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yb, y_row);
                 break;
             }
         }

@@ -49,17 +49,13 @@ __attribute__((noinline, unused)) static uint32_t mpq_m7_requantize_wide(int32_t
     return y < top ? y : top;
 }
 
-/* mpq_requantize() when shift > 32 (a multiplier below 2^-2, the usual case): acc <= 0 gives 0
- * (mult >= 0); otherwise (acc*mult + 2^(shift-1)) >> shift = ceil(q / 2) with q = the top word of
- * the product (SMMUL) >> (shift - 33). */
+/* mpq_requantize() when shift > 32 (a multiplier below 2^-2, the usual case), without a branch:
+ * q = floor(acc*mult / 2^(shift-1)) is the top word of the product (SMMUL) shifted arithmetically
+ * by shift - 33 (|q| < 2^30), and (acc*mult + 2^(shift-1)) >> shift = floor((q + 1) / 2), which
+ * USAT clamps (a negative acc gives at most 0: mult >= 0). */
 MPQ_M7_INLINE int32_t mpq_m7_requantize_narrow(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
-    const uint32_t top = (1u << bits) - 1u;
-    if (acc <= 0) {
-        return 0;
-    }
-    const uint32_t q = (uint32_t)mpq_smmul(acc, mult) >> (shift - 33);
-    const uint32_t y = (q >> 1) + (q & 1u);
-    return (int32_t)(y < top ? y : top);
+    const int32_t q = mpq_asr(mpq_smmul(acc, mult), (uint32_t)(shift - 33));
+    return (int32_t)mpq_usat(mpq_asr(q + 1, 1u), bits);
 }
 
 /* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
@@ -113,9 +109,12 @@ MPQ_M7_INLINE void mpq_m7_store(uint8_t *row, uint32_t i, uint32_t bits, int32_t
     mpq_m7_store_as(row, i, bits, acc, mult, shift, MPQ_M7_RQ_ANY);
 }
 
-/* mpq_write_output() with mpq_m7_requantize(). */
-MPQ_M7_INLINE void mpq_m7_write_output(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, const mpq_requant_t *rq) {
-    mpq_m7_store(row, i, bits, acc, bits == 32u ? 0 : rq->mult[i], bits == 32u ? 1 : rq->shift[i]);
+/* mpq_clear_row() where values are OR-ed in: 8-bit and 32-bit values are stored whole
+ * (mpq_m7_store_as), so their rows need no clearing. */
+static inline void mpq_m7_clear_row(uint8_t *row, uint32_t n, uint32_t bits) {
+    if (bits < 8u) {
+        mpq_clear_row(row, n, bits);
+    }
 }
 
 /* ---- unpacking with the DSP extension ---- */
@@ -254,8 +253,11 @@ typedef struct {
 } mpq_m7_matvec_t;
 
 /* A pointwise layer whose matrix-engine chunks would hold fewer output channels than this runs the
- * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights). */
+ * streaming engine (re-unpacking each pixel per chunk would cost more than widening the weights),
+ * and so does one with fewer pixels than MPQ_M7_STREAM_PIXELS (too few to amortize unpacking
+ * every weight). */
 #define MPQ_M7_STREAM_BELOW 32u
+#define MPQ_M7_STREAM_PIXELS 16u
 
 /* cin rounded up to whole weight words (4, 8 or 16 values). */
 static inline uint32_t mpq_m7_matvec_padded(uint32_t cin, uint32_t w_bits) {
