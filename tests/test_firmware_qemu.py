@@ -37,7 +37,7 @@ pytestmark = pytest.mark.tools(GCC, QEMU, "make")
 MODEL_HASH = "feedc0de12345678"
 FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two fully connected models
 SCRATCH_BYTES = 4096
-LAYERS_BYTES = 3000  # > 2 LOAD chunks
+LAYERS_BYTES = 5000  # > 2 LOAD chunks
 MAX_LAYERS = 128  # the runtime's default MPQ_MAX_LAYERS
 RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming")
 
@@ -230,7 +230,8 @@ def test_info_describes_the_image(device):
     assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (PROTOCOL_VERSION, MODEL_HASH, "", "qemu-m7")
     assert info.n_models == len(FC_BITS) + len(RUNNER_MODELS)
     assert (info.counter_kind, info.counter_hz, info.core_hz) == (CounterKind.VIRTUAL_TIME, 25_000_000, 25_000_000)
-    assert info.instructions_per_tick == 40 and info.max_payload == 1024 and info.arena_bytes > LAYERS_BYTES
+    assert info.instructions_per_tick == 40 and info.max_payload == 2048 and info.arena_bytes > LAYERS_BYTES
+    assert info.rx_buffer == 8192  # the UART ring: three LOAD frames in flight
     device.require_model_hash(MODEL_HASH)
 
 
@@ -277,6 +278,24 @@ def test_chunked_load_per_layer_ticks_and_determinism(device):
     assert perf.ok and perf.max_ticks == perf.min_ticks == first.total_ticks
     assert perf.min_ticks * 4 <= perf.total_ticks <= perf.max_ticks * 4
     assert device.layer_ticks(index) == first.layer_ticks
+
+
+def test_load_answers_are_cumulative_and_a_frame_beyond_the_prefix_is_dropped(device):
+    """docs/protocol.md, "LOAD window": a LOAD at offset 0 starts an input, one inside the prefix
+    received extends it, one beyond it (an earlier frame was lost) is dropped; every answer is the
+    prefix, and a fresh input of the whole size still runs right."""
+    index = _index(device, "layers")
+
+    def load(offset: int, data: bytes) -> int:
+        return struct.unpack("<I", device.request(Command.LOAD, struct.pack("<BI", index, offset) + data))[0]
+
+    assert load(0, b"\x01" * 100) == 100
+    assert load(200, b"\x02" * 100) == 100  # beyond the prefix: dropped
+    assert load(50, b"\x03" * 100) == 150  # inside it: extends it
+    assert load(0, b"\x04" * 10) == 10  # a new input
+    data = bytes((3 * i) & 0xFF for i in range(LAYERS_BYTES))
+    device.load(index, data)
+    assert device.run(index).ok and device.read_output(index) == bytes((b + 3) & 0xFF for b in data)
 
 
 def test_a_model_that_consumes_its_input_runs_once_per_load(device):

@@ -13,7 +13,7 @@
 #include "mpq_runner.h"
 
 #define HASH_CHARS 16u
-#define INFO_FIXED_BYTES (12u + 4u + 2u + 2u * HASH_CHARS)
+#define INFO_FIXED_BYTES (12u + 4u + 2u + 4u + 2u * HASH_CHARS)
 #define MODEL_FIXED_BYTES 25u
 #define MODEL_FLAG_INPUT_REUSED 0x01u /* a run consumes the loaded input: LOAD before every RUN, PERF n = 1 */
 #define MAX_MODELS 255u /* the protocol's model index is one byte */
@@ -60,6 +60,7 @@ static void handle_info(const mpq_frame_t *request) {
     mpq_tx_u32(&tx, bsp_core_hz);
     mpq_tx_u32(&tx, mpq_arena_bytes);
     mpq_tx_u16(&tx, MPQ_MAX_PAYLOAD);
+    mpq_tx_u32(&tx, bsp_uart_rx_buffer_bytes);
     tx_text_field(&tx, mpq_model_hash, HASH_CHARS);
     tx_text_field(&tx, mpq_policy_hash, HASH_CHARS);
     mpq_tx_put(&tx, bsp_board_name, board_len);
@@ -97,15 +98,16 @@ static void handle_load(const mpq_frame_t *request) {
     const uint8_t *p = request->payload;
     uint32_t offset = mpq_get_u32(p + 1);
     uint32_t n = request->len - 5u;
+    uint32_t acked = 0;
     const char *why = "";
-    mpq_runner_result_t result = mpq_runner_load(p[0], offset, p + 5, n, &why);
+    mpq_runner_result_t result = mpq_runner_load(p[0], offset, p + 5, n, &acked, &why);
     if (result != MPQ_RUNNER_OK) {
         answer_runner_error(request, result, why);
         return;
     }
     mpq_tx_t tx;
     mpq_tx_begin(&tx, MPQ_LOAD | MPQ_ANSWER, request->seq, 4);
-    mpq_tx_u32(&tx, offset + n);
+    mpq_tx_u32(&tx, acked);
     mpq_tx_end(&tx);
 }
 

@@ -13,13 +13,14 @@
 #ifndef STM32H7_UART_BAUD
 #define STM32H7_UART_BAUD 115200u
 #endif
-#define RX_RING_BYTES 2048u /* two maximal frames */
+#define RX_RING_BYTES 8192u /* the LOAD window: three maximal frames (2057 bytes) and change */
 
 #if (RX_RING_BYTES & (RX_RING_BYTES - 1u)) != 0
 #error "RX_RING_BYTES must be a power of two"
 #endif
 
 static volatile uint8_t rx_ring[RX_RING_BYTES];
+const uint32_t bsp_uart_rx_buffer_bytes = RX_RING_BYTES;
 static volatile uint32_t rx_head; /* written by drain() only, with interrupts masked */
 static volatile uint32_t rx_tail; /* written by bsp_uart_read only */
 static volatile uint32_t rx_irqs;  /* USART3 interrupts taken (the only one besides SysTick) */
