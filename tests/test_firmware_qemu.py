@@ -37,7 +37,7 @@ pytestmark = pytest.mark.tools(GCC, QEMU, "make")
 MODEL_HASH = "feedc0de12345678"
 FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two fully connected models
 SCRATCH_BYTES = 4096
-LAYERS_BYTES = 5000  # > 2 LOAD chunks
+LAYERS_BYTES = 3000  # > 2 LOAD chunks
 MAX_LAYERS = 128  # the runtime's default MPQ_MAX_LAYERS
 RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming")
 
@@ -230,8 +230,8 @@ def test_info_describes_the_image(device):
     assert (info.protocol, info.model_hash, info.policy_hash, info.board) == (PROTOCOL_VERSION, MODEL_HASH, "", "qemu-m7")
     assert info.n_models == len(FC_BITS) + len(RUNNER_MODELS)
     assert (info.counter_kind, info.counter_hz, info.core_hz) == (CounterKind.VIRTUAL_TIME, 25_000_000, 25_000_000)
-    assert info.instructions_per_tick == 40 and info.max_payload == 2048 and info.arena_bytes > LAYERS_BYTES
-    assert info.rx_buffer == 8192  # the UART ring: three LOAD frames in flight
+    assert info.instructions_per_tick == 40 and info.max_payload == 1024 and info.arena_bytes > LAYERS_BYTES
+    assert info.rx_buffer == 4096  # the UART ring: three LOAD frames in flight
     device.require_model_hash(MODEL_HASH)
 
 

@@ -11,11 +11,11 @@
 #include <stdint.h>
 
 /* 2: RUN/PERF answers carry the link's disturbance counts; the MODEL answer carries flags.
- * 3: INFO carries the receive buffer (the LOAD window), LOAD answers are cumulative, frames up to 2 kB. */
+ * 3: INFO carries the receive buffer (the LOAD window), LOAD answers are cumulative. */
 #define MPQ_PROTOCOL_VERSION 3u
 #define MPQ_SYNC 0xA5u
 #ifndef MPQ_MAX_PAYLOAD
-#define MPQ_MAX_PAYLOAD 2048u /* the receiver holds one maximal frame (RAM: harness.ir.memory RUNTIME_RAM_BYTES) */
+#define MPQ_MAX_PAYLOAD 1024u /* the receiver holds one maximal frame (RAM: harness.ir.memory RUNTIME_RAM_BYTES) */
 #endif
 #define MPQ_HEADER_BYTES 5u /* sync, type, seq, len */
 #define MPQ_FRAME_OVERHEAD (MPQ_HEADER_BYTES + 4u)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 PROTOCOL_VERSION = 3  # 3: INFO carries the receive buffer, LOAD frames go in a window with cumulative answers
 MODEL_FLAG_INPUT_REUSED = 0x01  # MODEL answer flags: a run consumes the loaded input
 SYNC = 0xA5
-MAX_PAYLOAD = 2048  # the spec's bound; INFO reports the device's own
+MAX_PAYLOAD = 1024  # the spec's bound; INFO reports the device's own
 ANSWER = 0x80
 HELLO = 0xC0
 ERROR = 0xFF
@@ -403,6 +403,7 @@ class Device:
         self.stats = {"requests": 0, "tries": 0, "frames_in": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0, "gaps": 0}
         # the link's time per byte: from the baud rate on a serial port, then from LOAD answers seen
         self.seconds_per_byte = seconds_per_byte
+        self.seconds: dict[str, float] = {}  # host wall time spent in each command (LOAD: whole windows)
         self._random = random.Random(seed)
         self._decoder = FrameDecoder()
         self._frames: deque[Frame] = deque()
@@ -470,7 +471,11 @@ class Device:
         expected = self.model(index).in_bytes
         if len(data) != expected:
             raise HarnessError(f"input for model {index} has {len(data)} bytes, the firmware expects {expected}")
-        _LoadWindow(self, _model_byte(index), data).send()
+        started = time.monotonic()
+        try:
+            _LoadWindow(self, _model_byte(index), data).send()
+        finally:
+            self._spent(Command.LOAD, started)
 
     def run(self, index: int, timeout: float | None = None) -> RunResult:
         """RUN once on the loaded input, then READ the per-layer ticks. `disturbed` on the
@@ -519,7 +524,16 @@ class Device:
         missing or corrupt answer with backoff; HarnessError when the retry budget is spent or
         on an error answer. With `max_failures`, _Failures after that many failed tries."""
         command = Command(command)
-        first = timeout or self.timeout
+        started = time.monotonic()
+        try:
+            return self._request(command, payload, timeout or self.timeout, max_failures)
+        finally:
+            self._spent(command, started)
+
+    def _spent(self, command: Command, started: float) -> None:
+        self.seconds[command.name] = self.seconds.get(command.name, 0.0) + time.monotonic() - started
+
+    def _request(self, command: Command, payload: bytes, first: float, max_failures: int | None) -> bytes:
         seq = self._next_seq()
         frame = encode_frame(command, seq, payload)
         started = time.monotonic()

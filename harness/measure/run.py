@@ -28,7 +28,8 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.link.protocol import Device, DeviceInfo, RunResult
+from harness.link.protocol import Device, DeviceInfo, PerfResult, RunResult
+from harness.measure.link_time import link_time, spent_since
 from harness.measure.log import RunLog
 from harness.measure.provenance import provenance
 
@@ -111,6 +112,8 @@ class Session:
     run_timeout: float
     remeasured: int = 0
     quickest_run_s: float = float("inf")
+    bytes_loaded: int = 0
+    loaded: bytes | None = None  # the packed input the device holds (None: consumed by a run)
 
     def ran(self, wall_s: float) -> None:
         self.quickest_run_s = min(self.quickest_run_s, wall_s)
@@ -122,10 +125,12 @@ def start_session(device: Device, graph: Graph, board: Board, first_image: np.nd
     after boot can take a tick more under QEMU (its code is being translated), so without it the
     first image measured in a session (a resumed one too) would differ from a warm run's."""
     session = Session(device, graph, first_run_timeout(graph, board_info(device.info(), board)))
-    device.load(0, pack_tensor(first_image, graph.tensors[graph.input]))
+    packed = pack_tensor(first_image, graph.tensors[graph.input])
+    device.load(0, packed)
     started = time.monotonic()
     device.run(0, timeout=session.run_timeout)
     session.ran(time.monotonic() - started)
+    session.loaded = None if device.model(0).input_reused else packed
     return session
 
 
@@ -137,7 +142,8 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     packed = pack_tensor(image, in_tensor)
 
     def timed_run() -> RunResult:
-        device.load(0, packed)  # before every run: an input_reused model's run consumes its input
+        load(session, packed)  # before every run: an input_reused model's run consumes its input
+        session.loaded = None
         started = time.monotonic()
         result = device.run(0, timeout=session.run_timeout)
         session.ran(time.monotonic() - started)
@@ -155,13 +161,50 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
                        output_hash(raw), again)
 
 
+def load(session: Session, packed: bytes) -> None:
+    session.device.load(0, packed)
+    session.bytes_loaded += len(packed)
+    session.loaded = packed
+
+
+def measure_latency(session: Session, index: int, image: np.ndarray, expected: np.ndarray) -> ImageResult:
+    """A latency-only run (random weights): PERF of one run on the input the device holds, loaded
+    only when it holds none (the first run, or a model whose run consumes its input: MODEL flag
+    input_reused); READ, and compare with the host reference `expected` of that input."""
+    graph, device = session.graph, session.device
+    packed = pack_tensor(image, graph.tensors[graph.input])
+    consumes = device.model(0).input_reused
+
+    def timed_run() -> PerfResult:
+        if session.loaded != packed:
+            load(session, packed)
+        if consumes:
+            session.loaded = None
+        started = time.monotonic()
+        result = device.perf(0, 1, timeout=session.run_timeout)
+        session.ran(time.monotonic() - started)
+        return result
+
+    run, again = undisturbed(timed_run, f"run {index}")
+    session.remeasured += again
+    if not run.ok:
+        raise HarnessError(f"firmware reported status {run.status} in run {index}")
+    raw = device.read_output(0)
+    device_out = unpack_tensor(raw, graph.tensors[graph.output])
+    return ImageResult(index, -1, int(device_out.argmax()), int(expected.argmax()),
+                       bool(np.array_equal(device_out, expected)), run.total_ticks, list(device.layer_ticks(0)),
+                       output_hash(raw), again)
+
+
 def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labels: np.ndarray, log: RunLog,
             on_image: Callable[[ImageResult], None] = lambda result: None, *, policy_path: str = "",
             resume: tuple[dict, list[dict]] | None = None, link_faults: str | None = None) -> dict:
     """Build, start, stream the integer `inputs` [N, H, W, C] (labels -1 when there are none)
     into the open `log`, and return the report (a JSON-able dict). With `resume` (the start
     record and image records of an interrupted run, harness.measure.log.resume_point) only the
-    images after the recorded ones are measured, on a firmware and policy that must match."""
+    images after the recorded ones are measured, on a firmware and policy that must match. With
+    random weights the run is latency-only: every timed run is a PERF of the first input, which is
+    sent once (again before every run only when the model's run consumes it)."""
     build = build_policy_firmware(graph, policy, board)
     firmware = build.key[:16]
     results = [_recorded(record) for record in resume[1]] if resume else []
@@ -172,16 +215,22 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
         with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
             info = board_info(device.info(), board)
             session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
+            spent_before, loaded_before = dict(device.seconds), session.bytes_loaded
+            latency_only = bool(graph.meta.get("random_weights"))
+            expected = reference.predict(graph, inputs[0]) if latency_only else None
             log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
                         "model_hash": graph.hash(), "firmware": firmware, "board": board.name,
                         "images": len(inputs), "random_weights": bool(graph.meta.get("random_weights")),
                         "first": len(results)})
             for index in range(len(results), len(inputs)):
-                result = measure_image(session, index, inputs[index], labels[index])
+                result = (measure_latency(session, index, inputs[0], expected) if latency_only
+                          else measure_image(session, index, inputs[index], labels[index]))
                 log.append({"event": "image", "run_id": run_id, **asdict(result)})
                 results.append(result)
                 on_image(result)
             stats = dict(device.stats)
+            spent = spent_since(spent_before, device.seconds)
+            measured = results[len(resume[1]) if resume else 0:]
     except (HarnessError, KeyboardInterrupt) as error:  # after open_device named a dead target
         log.append({"event": "error", "run_id": run_id, "next": len(results),
                     "message": str(error) or type(error).__name__})
@@ -190,6 +239,8 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
     report["run_id"] = run_id
     report["remeasured"] = sum(r.remeasured for r in results)
     report["link"] = stats
+    report["link_time"] = link_time(spent, sum(r.ticks for r in measured), info, max(1, len(measured)),
+                                    session.bytes_loaded - loaded_before)
     log.append({"event": "end", "run_id": run_id, "images": len(results), "bit_exact": report["bit_exact"],
                 "remeasured": report["remeasured"]})
     return report

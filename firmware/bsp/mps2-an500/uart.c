@@ -7,7 +7,7 @@
 #include "mps2_an500.h"
 
 #define BAUD 115200u
-#define RX_RING_BYTES 8192u /* the LOAD window: three maximal frames (2057 bytes) and change */
+#define RX_RING_BYTES 4096u /* the LOAD window: three maximal frames (1033 bytes) in flight */
 
 #if (RX_RING_BYTES & (RX_RING_BYTES - 1u)) != 0
 #error "RX_RING_BYTES must be a power of two"

@@ -1,6 +1,7 @@
 /*
  * USART3 on PD8 (TX) / PD9 (RX), AF7: the ST-LINK virtual COM port of the Nucleo-H743ZI(2).
- * 8N1 at STM32H7_UART_BAUD (default 115200; 2 Mbaud and more work: BRR = 120 MHz / baud).
+ * 8N1 at STM32H7_UART_BAUD (the board file's baud via the Makefile's UART_BAUD; BRR = 120 MHz / baud,
+ * at least 16: up to 7.5 Mbaud).
  *
  * Transmit is polled. Received bytes go into a ring buffer, drained from the data register by
  * the RX interrupt (the VCP has no flow control, so bytes that arrive while the core computes
@@ -13,7 +14,7 @@
 #ifndef STM32H7_UART_BAUD
 #define STM32H7_UART_BAUD 115200u
 #endif
-#define RX_RING_BYTES 8192u /* the LOAD window: three maximal frames (2057 bytes) and change */
+#define RX_RING_BYTES 4096u /* the LOAD window: three maximal frames (1033 bytes) in flight */
 
 #if (RX_RING_BYTES & (RX_RING_BYTES - 1u)) != 0
 #error "RX_RING_BYTES must be a power of two"
