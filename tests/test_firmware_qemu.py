@@ -26,7 +26,7 @@ from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
 from harness.link.protocol import (
     ANSWER, ERROR, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder,
-    encode_frame,
+    encode_frame, fill_bytes,
 )
 from harness.ir.random_graphs import random_input, random_layer_graph
 
@@ -296,6 +296,22 @@ def test_load_answers_are_cumulative_and_a_frame_beyond_the_prefix_is_dropped(de
     data = bytes((3 * i) & 0xFF for i in range(LAYERS_BYTES))
     device.load(index, data)
     assert device.run(index).ok and device.read_output(index) == bytes((b + 3) & 0xFF for b in data)
+
+
+def test_fill_writes_the_seeded_bytes_the_host_computes_and_counts_as_a_load(device):
+    """FILL: the device writes the xorshift32 bytes harness.link.protocol.fill_bytes computes, as a
+    complete input: a run reads them, and a model whose run consumed its input may run again."""
+    index = _index(device, "layers")
+    data = device.fill(index, 7)
+    assert data == fill_bytes(7, LAYERS_BYTES) and len(set(data)) > 200
+    assert device.run(index).ok and device.read_output(index) == bytes((b + 3) & 0xFF for b in data)
+    consuming = _index(device, "consuming")
+    device.fill(consuming, 1)
+    assert device.run(consuming).ok
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(consuming)
+    device.fill(consuming, 1)
+    assert device.perf(consuming, 1).ok
 
 
 def test_a_model_that_consumes_its_input_runs_once_per_load(device):

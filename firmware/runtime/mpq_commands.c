@@ -111,6 +111,20 @@ static void handle_load(const mpq_frame_t *request) {
     mpq_tx_end(&tx);
 }
 
+static void handle_fill(const mpq_frame_t *request) {
+    uint32_t acked = 0;
+    const char *why = "";
+    mpq_runner_result_t result = mpq_runner_fill(request->payload[0], mpq_get_u32(request->payload + 1), &acked, &why);
+    if (result != MPQ_RUNNER_OK) {
+        answer_runner_error(request, result, why);
+        return;
+    }
+    mpq_tx_t tx;
+    mpq_tx_begin(&tx, MPQ_FILL | MPQ_ANSWER, request->seq, 4);
+    mpq_tx_u32(&tx, acked);
+    mpq_tx_end(&tx);
+}
+
 static void handle_read(const mpq_frame_t *request) {
     const uint8_t *p = request->payload;
     uint32_t offset = mpq_get_u32(p + 2);
@@ -200,6 +214,7 @@ static const command_t commands[MPQ_LAST_REQUEST + 1] = {
     [MPQ_RUN] = {handle_timed, 1, 1},
     [MPQ_READ] = {handle_read, 8, 8},
     [MPQ_PERF] = {handle_timed, 5, 5},
+    [MPQ_FILL] = {handle_fill, 5, 5},
 };
 
 void mpq_handle_request(const mpq_frame_t *request) {

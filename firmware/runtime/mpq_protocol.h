@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 /* 2: RUN/PERF answers carry the link's disturbance counts; the MODEL answer carries flags.
- * 3: INFO carries the receive buffer (the LOAD window), LOAD answers are cumulative. */
+ * 3: INFO carries the receive buffer (the LOAD window), LOAD answers are cumulative, FILL. */
 #define MPQ_PROTOCOL_VERSION 3u
 #define MPQ_SYNC 0xA5u
 #ifndef MPQ_MAX_PAYLOAD
@@ -28,7 +28,8 @@ enum {
     MPQ_RUN = 0x04,
     MPQ_READ = 0x05,
     MPQ_PERF = 0x06,
-    MPQ_LAST_REQUEST = MPQ_PERF,
+    MPQ_FILL = 0x07,
+    MPQ_LAST_REQUEST = MPQ_FILL,
     MPQ_ANSWER = 0x80,
     MPQ_HELLO = 0xC0,
     MPQ_ERROR = 0xFF,

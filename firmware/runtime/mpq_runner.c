@@ -84,6 +84,28 @@ mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8
     return MPQ_RUNNER_OK;
 }
 
+mpq_runner_result_t mpq_runner_fill(uint32_t index, uint32_t seed, uint32_t *acked, const char **why) {
+    const mpq_model_t *model = mpq_runner_model(index);
+    if (model == NULL) {
+        *why = "no model with this index";
+        return MPQ_RUNNER_BAD_ARG;
+    }
+    uint32_t x = seed != 0u ? seed : 1u; /* xorshift32 never leaves 0 */
+    for (uint32_t i = 0; i < model->in_bytes; ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        model->input[i] = (uint8_t)x;
+    }
+    loading.model = model;
+    loading.upto = model->in_bytes;
+    if (consumed == model) {
+        consumed = NULL;
+    }
+    *acked = model->in_bytes;
+    return MPQ_RUNNER_OK;
+}
+
 /* One timed run() call; adds the interrupts and received bytes inside it to *timing. */
 static uint64_t timed_run(const mpq_model_t *model, mpq_timing_t *timing) {
     uint32_t irqs = bsp_irq_count();

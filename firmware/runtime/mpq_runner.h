@@ -44,6 +44,10 @@ const mpq_model_t *mpq_runner_model(uint32_t index);
 mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8_t *data, uint32_t n,
                                     uint32_t *acked, const char **why);
 
+/* Fill the model's whole input with the protocol's seeded bytes (docs/protocol.md, FILL: xorshift32
+ * from `seed`, the low byte of each step) as if it had been LOADed; *acked = in_bytes. */
+mpq_runner_result_t mpq_runner_fill(uint32_t index, uint32_t seed, uint32_t *acked, const char **why);
+
 /* Run the model `repeats` times on its loaded input, timing each run() call (no I/O inside). */
 mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_t *timing, const char **why);
 

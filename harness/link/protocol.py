@@ -64,6 +64,7 @@ class Command(IntEnum):
     RUN = 0x04
     READ = 0x05
     PERF = 0x06
+    FILL = 0x07
 
 
 class ErrorCode(IntEnum):
@@ -477,6 +478,17 @@ class Device:
         finally:
             self._spent(Command.LOAD, started)
 
+    def fill(self, index: int, seed: int) -> bytes:
+        """FILL: the device writes fill_bytes(seed) as the model's input (no input bytes on the
+        link); returns those bytes, as the host computes them."""
+        if not 0 <= seed <= 0xFFFFFFFF:
+            raise HarnessError(f"FILL seed must be 0 .. 2^32-1, got {seed}")
+        size = self.model(index).in_bytes
+        (acked,) = _unpack(_LOAD_ACK, self.request(Command.FILL, struct.pack("<BI", _model_byte(index), seed)), "FILL")
+        if acked != size:
+            raise HarnessError(f"device on {self.name} answered FILL with {acked} bytes, the input has {size}")
+        return fill_bytes(seed, size)
+
     def run(self, index: int, timeout: float | None = None) -> RunResult:
         """RUN once on the loaded input, then READ the per-layer ticks. `disturbed` on the
         result says whether the link interrupted the timed region (then measure it again)."""
@@ -799,6 +811,18 @@ class _LoadWindow:
         self.sent = self.acked
         self.flight.clear()
         self.single = True
+
+
+def fill_bytes(seed: int, size: int) -> bytes:
+    """The bytes FILL writes (docs/protocol.md): the low byte of each xorshift32 step from `seed`
+    (0 counts as 1)."""
+    x, out = seed or 1, bytearray(size)
+    for i in range(size):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out[i] = x & 0xFF
+    return bytes(out)
 
 
 def _tally(outcomes: list[str]) -> str:

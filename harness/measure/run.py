@@ -14,7 +14,7 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.link.protocol import Device, DeviceInfo, PerfResult, RunResult
+from harness.link.protocol import Device, DeviceInfo, PerfResult, RunResult, fill_bytes
 from harness.measure.link_time import link_time, spent_since
 from harness.measure.log import RunLog
 from harness.measure.provenance import provenance
@@ -138,61 +138,64 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     """LOAD and RUN (both again while the link disturbed the timed region, at most MAX_REMEASURE
     times), READ, and compare with the host reference."""
     graph, device = session.graph, session.device
-    in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
-    packed = pack_tensor(image, in_tensor)
+    packed = pack_tensor(image, graph.tensors[graph.input])
+    run, again = undisturbed(lambda: _timed(session, packed, lambda: device.run(0, timeout=session.run_timeout)),
+                             f"image {index}")
+    return _result(session, index, label, run, again, run.layer_ticks, reference.predict(graph, image))
 
-    def timed_run() -> RunResult:
-        load(session, packed)  # before every run: an input_reused model's run consumes its input
-        session.loaded = None
-        started = time.monotonic()
-        result = device.run(0, timeout=session.run_timeout)
-        session.ran(time.monotonic() - started)
-        return result
 
-    run, again = undisturbed(timed_run, f"image {index}")
+FILL_SEED = 1  # the seed of the input a latency-only run has the device FILL
+
+
+def latency_input(device: Device, graph: Graph, first: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The input of a latency-only run and its FILL seed: `first`, LOADed once, when the input
+    survives a run; the device's own FILL (no input bytes on the link) before every run when a
+    run consumes it (MODEL flag input_reused) and it packs into bytes (at most 8 bits)."""
+    tensor = graph.tensors[graph.input]
+    if not device.model(0).input_reused or tensor.bits > 8:
+        return first, None
+    return unpack_tensor(fill_bytes(FILL_SEED, device.model(0).in_bytes), tensor), FILL_SEED
+
+
+def measure_latency(session: Session, index: int, image: np.ndarray, expected: np.ndarray,
+                    fill_seed: int | None) -> ImageResult:
+    """A latency-only run (random weights): PERF of one run of `image` (see latency_input), sent
+    only when the device does not hold it; READ, and compare with `expected`, its host reference."""
+    packed = pack_tensor(image, session.graph.tensors[session.graph.input])
+    device = session.device
+    run, again = undisturbed(lambda: _timed(session, packed, lambda: device.perf(0, 1, timeout=session.run_timeout),
+                                            fill_seed), f"run {index}")
+    return _result(session, index, -1, run, again, device.layer_ticks(0), expected)
+
+
+T = TypeVar("T", RunResult, PerfResult)
+
+
+def _timed(session: Session, packed: bytes, request: Callable[[], T], fill_seed: int | None = None) -> T:
+    """`request()` (a RUN or PERF) on `packed`, LOADed (or FILLed from `fill_seed`) first unless
+    the device holds it."""
+    if session.loaded != packed and fill_seed is not None:
+        session.device.fill(0, fill_seed)
+    elif session.loaded != packed:
+        session.device.load(0, packed)
+        session.bytes_loaded += len(packed)
+    session.loaded = None if session.device.model(0).input_reused else packed  # a run consumes such an input
+    started = time.monotonic()
+    result = request()
+    session.ran(time.monotonic() - started)
+    return result
+
+
+def _result(session: Session, index: int, label: int, run: RunResult | PerfResult, again: int,
+            layer_ticks: tuple[int, ...], expected: np.ndarray) -> ImageResult:
+    """The ImageResult of a timed run: its output READ and compared with the host's `expected`."""
     session.remeasured += again
     if not run.ok:
         raise HarnessError(f"firmware reported status {run.status} running image {index}")
-    raw = device.read_output(0)
-    device_out = unpack_tensor(raw, out_tensor)
-    host_out = reference.predict(graph, image)
-    return ImageResult(index, int(label), int(device_out.argmax()), int(host_out.argmax()),
-                       bool(np.array_equal(device_out, host_out)), run.total_ticks, list(run.layer_ticks),
-                       output_hash(raw), again)
-
-
-def load(session: Session, packed: bytes) -> None:
-    session.device.load(0, packed)
-    session.bytes_loaded += len(packed)
-    session.loaded = packed
-
-
-def measure_latency(session: Session, index: int, image: np.ndarray, expected: np.ndarray) -> ImageResult:
-    """A latency-only run (random weights): PERF of one run on the input the device holds, loaded
-    only when it holds none (the first run, or a model whose run consumes its input: MODEL flag
-    input_reused); READ, and compare with the host reference `expected` of that input."""
-    graph, device = session.graph, session.device
-    packed = pack_tensor(image, graph.tensors[graph.input])
-    consumes = device.model(0).input_reused
-
-    def timed_run() -> PerfResult:
-        if session.loaded != packed:
-            load(session, packed)
-        if consumes:
-            session.loaded = None
-        started = time.monotonic()
-        result = device.perf(0, 1, timeout=session.run_timeout)
-        session.ran(time.monotonic() - started)
-        return result
-
-    run, again = undisturbed(timed_run, f"run {index}")
-    session.remeasured += again
-    if not run.ok:
-        raise HarnessError(f"firmware reported status {run.status} in run {index}")
-    raw = device.read_output(0)
-    device_out = unpack_tensor(raw, graph.tensors[graph.output])
-    return ImageResult(index, -1, int(device_out.argmax()), int(expected.argmax()),
-                       bool(np.array_equal(device_out, expected)), run.total_ticks, list(device.layer_ticks(0)),
+    raw = session.device.read_output(0)
+    device_out = unpack_tensor(raw, session.graph.tensors[session.graph.output])
+    return ImageResult(index, int(label), int(device_out.argmax()), int(expected.argmax()),
+                       bool(np.array_equal(device_out, expected)), run.total_ticks, list(layer_ticks),
                        output_hash(raw), again)
 
 
@@ -217,13 +220,15 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
             session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
             spent_before, loaded_before = dict(device.seconds), session.bytes_loaded
             latency_only = bool(graph.meta.get("random_weights"))
-            expected = reference.predict(graph, inputs[0]) if latency_only else None
+            if latency_only:
+                image, fill_seed = latency_input(device, graph, inputs[0])
+                expected = reference.predict(graph, image)
             log.append({"event": "start", "run_id": run_id, "policy": policy_path, "policy_hash": policy.hash,
                         "model_hash": graph.hash(), "firmware": firmware, "board": board.name,
                         "images": len(inputs), "random_weights": bool(graph.meta.get("random_weights")),
                         "first": len(results)})
             for index in range(len(results), len(inputs)):
-                result = (measure_latency(session, index, inputs[0], expected) if latency_only
+                result = (measure_latency(session, index, image, expected, fill_seed) if latency_only
                           else measure_image(session, index, inputs[index], labels[index]))
                 log.append({"event": "image", "run_id": run_id, **asdict(result)})
                 results.append(result)
