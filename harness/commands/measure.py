@@ -213,8 +213,9 @@ def format_link_time(link: dict | None) -> list[tuple[str, str]]:
         return []
     rate = f", LOAD {link['load_bytes_per_s'] / 1e3:.1f} kB/s" if link["load_bytes_per_s"] else ""
     ratio = f" = {link['link_over_compute']:.2f}x the compute" if link["link_over_compute"] is not None else ""
+    fill = f"FILL {link['fill_s']:.2f} s, " if link.get("fill_s") else ""
     return [("link per run (host wall)", f"{link['link_per_run_s'] * 1e3:.1f} ms (LOAD {link['load_s']:.2f} s, "
-                                         f"READ {link['read_s']:.2f} s in all{rate}){ratio}"),
+                                         f"{fill}READ {link['read_s']:.2f} s in all{rate}){ratio}"),
             ("compute per run (device counter)", f"{link['device_compute_per_run_s'] * 1e3:.2f} ms; RUN/PERF round "
                                                  f"trips {link['run_round_trips_s']:.2f} s host wall in all")]
 
