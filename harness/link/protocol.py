@@ -548,6 +548,9 @@ class Device:
     def _request(self, command: Command, payload: bytes, first: float, max_failures: int | None) -> bytes:
         seq = self._next_seq()
         frame = encode_frame(command, seq, payload)
+        # a slow link gets the time its bytes take: the request and, for READ, the answer it asks for
+        answer_bytes = struct.unpack_from("<H", payload, 6)[0] if command == Command.READ and len(payload) == 8 else 0
+        first += RATE_MARGIN * self.seconds_per_byte * (len(frame) + FRAME_OVERHEAD + answer_bytes)
         started = time.monotonic()
         give_up = started + first + self.retry_budget
         try_timeout = first
