@@ -124,6 +124,11 @@ class Policy:
             return self
         return replace(self, document=json.loads(canonical_json(self.document | changes)))
 
+    def with_qat_epochs(self, epochs: int) -> "Policy":
+        """The policy with qat.epochs replaced (bounded runs of tools/ and tests)."""
+        document = json.loads(canonical_json(self.document | {"qat": self.document.get("qat", {}) | {"epochs": epochs}}))
+        return replace(self, document=document, qat=replace(self.qat, epochs=epochs))
+
     @property
     def quantization_hash(self) -> str:
         """Hash of what the quantized model depends on: model, input, bits, QAT settings.

@@ -55,3 +55,9 @@ def format_size(n_bytes: int) -> str:
             value = n_bytes / factor
             return f"{n_bytes // factor} {unit}" if n_bytes % factor == 0 else f"{value:.1f} {unit}"
     return f"{n_bytes} B"
+
+
+def format_duration(seconds: float) -> str:
+    """12 s, 3 min 05 s."""
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"

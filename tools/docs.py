@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from harness.units import format_duration, format_size  # noqa: E402 - after the repository is importable
 RESULTS = ROOT / "results"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)", re.S)
@@ -173,6 +175,54 @@ def network_digits(report: dict) -> str:
         lines.append(f"| {names.get(impl, impl)} | {stats['median']:,.0f} | {stats['min']:,.0f} | {stats['max']:,.0f} |")
     if {"ref", "m7"} <= impls.keys():
         lines.append(f"| | **{impls['ref']['median'] / impls['m7']['median']:.2f}x fewer** | | |")
+    return "\n".join(lines) + "\n"
+
+
+# -- training from scratch and the shipped digits files (README.md, docs/policy.md) ----------------
+TRAINING_COST = "training-cost.json"  # one epoch of each training, from scratch
+SHIPPED_DIGITS = "shipped-digits.json"  # the shipped files' recipe, accuracy and memory
+
+
+@generator("training-cost", TRAINING_COST, SHIPPED_DIGITS)
+def training_cost(cost: dict, shipped: dict) -> str:
+    qat = {p["name"]: p for p in cost["policies"]}
+    rows = [(f"float training of {cost['model']}", cost["float_epochs"], cost["float_seconds"], shipped["float_epochs"])]
+    rows += [(f"QAT of {p['name']}", qat[p["name"]]["qat_epochs"], qat[p["name"]]["qat_seconds"], p["qat_epochs"])
+             for p in shipped["policies"]]
+    lines = ["| training from scratch | measured: epochs | wall time | default epochs | estimate at the default |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {name} | {epochs} | {format_duration(seconds)} | {default} | ≈ {format_duration(seconds * default / epochs)} |"
+              for name, epochs, seconds, default in rows]
+    total = sum(seconds * default / epochs for _, epochs, seconds, default in rows)
+    prov = cost["provenance"]
+    lines += [f"| **total** | | | | **≈ {format_duration(total)}** |", "",
+              f"(`{prov['command']}`, {prov['date'][:10]}: {prov['cpu_count']} CPUs shared with other jobs, "
+              f"{cost['torch_threads']} torch threads; the estimate scales the measured epochs, which include "
+              "loading the data and, for QAT, its calibration.)"]
+    return "\n".join(lines) + "\n"
+
+
+@generator("digits-policies", SHIPPED_DIGITS)
+def digits_policies(shipped: dict) -> str:
+    lines = ["| policy | weight bytes | arena | float | fake-quant | integer reference | test images |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for p in shipped["policies"]:
+        lines.append(f"| `{p['name']}` | {p['weight_bytes']:,} | {p['arena_bytes']:,} B | {p['float_accuracy']:.2%} | "
+                     f"{p['fake_quant_accuracy']:.2%} | {p['integer_accuracy']:.2%} | {p['n_test']} |")
+    return "\n".join(lines) + "\n"
+
+
+# -- the memory model on the 2 MB / 512 kB ImageNet policies (docs/models.md) ----------------------
+MEMORY_2MB = "memory-2MB-512kB.json"
+
+
+@generator("memory-2mb-512kb", MEMORY_2MB)
+def memory_table(memory: dict) -> str:
+    lines = ["| policy | MACs | flash | RAM | arena + kernel scratch + runtime |", "|---|---:|---:|---:|---|"]
+    for p in memory["policies"]:
+        lines.append(f"| `{p['policy']}` | {p['macs'] / 1e6:,.0f} M | {p['flash_bytes']:,} B of "
+                     f"{format_size(p['flash_budget'])} | {format_size(p['ram_bytes'])} of {format_size(p['ram_budget'])} | "
+                     f"{p['arena_bytes']:,} + {p['work_buffer_bytes']:,} + {p['runtime_ram_bytes']:,} B |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,13 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def policy_for(model: str, kind: str, qat_epochs: int | None):
-    from harness.policy import QATSettings, load_policy
+    from harness.policy import load_policy
 
     policy = load_policy(REPO / "policies" / f"{model}-{kind}.json")
-    if qat_epochs is None:
-        return policy
-    document = policy.document | {"qat": policy.document.get("qat", {}) | {"epochs": qat_epochs}}
-    return replace(policy, document=document, qat=replace(policy.qat, epochs=qat_epochs))
+    return policy if qat_epochs is None else policy.with_qat_epochs(qat_epochs)
 
 
 def float_model(model: str, epochs: int) -> float:

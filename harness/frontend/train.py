@@ -1,4 +1,4 @@
-"""Float training of zoo models on the CPU: deterministic, seconds for digits-cnn.
+"""Float training of zoo models on the CPU: deterministic, minutes for digits-cnn (results/training-cost.json).
 
 The trained FloatNet (harness.frontend.float_net) is saved as cache_dir("models")/<zoo>.pt
 (with a suffix for model arguments or a dataset other than the model's own); its float graph is
@@ -7,7 +7,8 @@ test part, with the images mapped onto FLOAT_TRAINING_RANGE (harness.datasets.re
 """
 from __future__ import annotations
 
-import hashlib
+import os
+import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -19,6 +20,8 @@ from harness import zoo
 from harness.datasets import registry
 from harness.errors import HarnessError
 from harness.frontend.float_net import FloatNet, load_checkpoint
+from harness.frontend.shipped import file_sha256, shipped_float
+from harness.frontend.training_progress import TrainingProgress
 from harness.paths import cache_dir
 from harness.policy import ModelRef, policy_hash
 from harness.zoo.architecture import Architecture
@@ -45,28 +48,30 @@ def nchw(images: np.ndarray) -> torch.Tensor:
 
 
 def fit(model: nn.Module, parameters: Iterable[nn.Parameter], images: np.ndarray, labels: np.ndarray,
-        epochs: int, lr: float, seed: int, progress: Progress | None = None) -> None:
-    """Adam with a cosine learning-rate decay over `epochs`, mini-batches shuffled by `seed`."""
+        epochs: int, lr: float, seed: int, progress: Progress | None = None, label: str = "training") -> None:
+    """Adam with a cosine learning-rate decay over `epochs`, mini-batches shuffled by `seed`;
+    progress shown as harness.frontend.training_progress does, named `label`."""
     x, y = nchw(images), torch.tensor(np.asarray(labels), dtype=torch.int64)
     optimizer = torch.optim.Adam(parameters, lr=lr)
     steps_per_epoch = -(-len(x) // BATCH_SIZE)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, epochs * steps_per_epoch))
     generator = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), BATCH_SIZE):
-            batch = order[start:start + BATCH_SIZE]
-            optimizer.zero_grad()
-            loss = loss_fn(model(x[batch]), y[batch])
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-        if progress:
-            progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(x):.4f}")
+    with TrainingProgress(label, epochs, steps_per_epoch, progress) as shown:
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=generator)
+            total = 0.0
+            for start in range(0, len(x), BATCH_SIZE):
+                batch = order[start:start + BATCH_SIZE]
+                optimizer.zero_grad()
+                loss = loss_fn(model(x[batch]), y[batch])
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(batch)
+                shown.step()
+            shown.epoch(epoch + 1, total / len(x))
     model.eval()
 
 
@@ -109,7 +114,8 @@ def train_float(model: ModelRef, epochs: int = FLOAT_EPOCHS, seed: int = FLOAT_S
     split = training_split(arch, data)
     configure_torch(seed)
     net = FloatNet(arch)
-    fit(net, net.parameters(), split.real(split.train_images), split.train_labels, epochs, FLOAT_LR, seed, progress)
+    fit(net, net.parameters(), split.real(split.train_images), split.train_labels, epochs, FLOAT_LR, seed, progress,
+        f"float training of {model.zoo}")
     test_accuracy = accuracy(net, split.real(split.test_images), split.test_labels)
     path = checkpoint_path(ModelRef(model.zoo, model.args), data)
     torch.save({"zoo": model.zoo, "args": model.args, "data": split.spec, "state_dict": net.state_dict(),
@@ -117,9 +123,16 @@ def train_float(model: ModelRef, epochs: int = FLOAT_EPOCHS, seed: int = FLOAT_S
     return net, test_accuracy
 
 
-def load_float(model: ModelRef, progress: Progress | None = None, data: str | None = None) -> FloatNet:
-    """The float model of a policy: from its checkpoint, training it on `data` first if it is missing."""
+def load_float(model: ModelRef, progress: Progress | None = None, data: str | None = None,
+               use_shipped: bool = True) -> FloatNet:
+    """The float model of a policy: from its checkpoint; if it is missing, a copy of the shipped
+    one made by this code (harness.frontend.shipped), else trained on `data` first."""
     path = checkpoint_path(model, data)
+    shipped = None if path.is_file() or not use_shipped else shipped_float(model, data, FLOAT_EPOCHS, progress)
+    if shipped is not None:
+        staging = path.with_name(f".{path.name}.{os.getpid()}")
+        shutil.copyfile(shipped, staging)
+        os.replace(staging, path)  # readers never see half a file
     if not path.is_file():
         if progress:
             progress(f"no float checkpoint at {path}: training {model.zoo}")
@@ -130,4 +143,4 @@ def load_float(model: ModelRef, progress: Progress | None = None, data: str | No
 
 def checkpoint_digest(model: ModelRef, data: str | None = None) -> str:
     """sha256 (16 hex) of the float checkpoint's bytes: what a cached quantized model came from."""
-    return hashlib.sha256(checkpoint_path(model, data).read_bytes()).hexdigest()[:16]
+    return file_sha256(checkpoint_path(model, data))[:16]

@@ -5,7 +5,9 @@
 - a model trained here (digits-cnn): QAT (harness.quantize.qat) from the float checkpoint, then
   lowering; `quantize` caches it under cache_dir("graphs", quantization_hash, checkpoint
   digest): the lowered graph (graph.json, graph.npz) and the QAT state (qat.pt). A second call is
-  a load; a new float checkpoint (e.g. after `harness train`) gives a new entry;
+  a load; a new float checkpoint (e.g. after `harness train`) gives a new entry. The float
+  checkpoint and QAT state shipped in the repository (harness.frontend.shipped) stand in for
+  training when they were made by the current code;
 - any other zoo model with `model.checkpoint`: the checkpoint's float graph calibrated
   post-training on the images of a calibration folder, else on seeded random inputs;
 - a model file (`model.file`, ONNX / TFLite): its imported float graph calibrated the same way
@@ -123,27 +125,34 @@ class Quantized:
     graph: Graph
 
 
-def quantize(policy: Policy, progress: Progress | None = None) -> Quantized:
-    """The policy's QAT model and integer graph, from the cache or made (training the float
-    model first if its checkpoint is missing). Deterministic on one machine."""
+def quantize(policy: Policy, progress: Progress | None = None, use_shipped: bool = True) -> Quantized:
+    """The policy's QAT model and integer graph, from the cache, from the shipped QAT state made
+    by this code (harness.frontend.shipped), or made (training the float model first if its
+    checkpoint is missing and none is shipped). Deterministic on one machine."""
     import torch
 
     from harness.frontend.float_net import float_graph
-    from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float, training_split
+    from harness.frontend.shipped import file_sha256, shipped_qat
+    from harness.frontend.train import checkpoint_path, load_float, training_split
     from harness.quantize.lower import lower
     from harness.quantize.qat import run_qat
 
     if progress:
         progress(f"policy {policy.name} ({policy.hash})")
-    float_net = load_float(policy.model, progress, policy.data)  # trains it first if the checkpoint is missing
-    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_digest(policy.model, policy.data)
+    float_net = load_float(policy.model, progress, policy.data, use_shipped)  # trains it if missing and not shipped
+    checkpoint_sha = file_sha256(checkpoint_path(policy.model, policy.data))
+    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_sha[:16]
     if (directory / QAT_STATE).is_file():
         return _load(directory, policy)
-    if progress:
-        progress(f"quantization-aware training: {policy.qat.epochs} epochs")
-    split = training_split(policy.architecture, policy.data, policy.preprocess)
-    net = run_qat(policy, float_graph(float_net, f"checkpoint {checkpoint_path(policy.model, policy.data)}"),
-                  split.real(split.train_images, policy.input), split.train_labels, progress)
+    shipped = shipped_qat(policy, checkpoint_sha, progress) if use_shipped else None
+    if shipped is not None:
+        net = _qat_net(policy, shipped)
+    else:
+        if progress:
+            progress(f"quantization-aware training: {policy.qat.epochs} epochs")
+        split = training_split(policy.architecture, policy.data, policy.preprocess)
+        net = run_qat(policy, float_graph(float_net, f"checkpoint {checkpoint_path(policy.model, policy.data)}"),
+                      split.real(split.train_images, policy.input), split.train_labels, progress)
     meta = {"model": policy.model.zoo, "model_args": policy.model.args,
             "checkpoint_sha": directory.name, "harness": __version__, "torch": torch.__version__}
     quantized = Quantized(net, lower(net, policy, meta))
@@ -199,13 +208,18 @@ def integer_logits(graph: Graph, inputs: np.ndarray) -> np.ndarray:
 
 
 def _load(directory: Path, policy: Policy) -> Quantized:
+    return Quantized(_qat_net(policy, directory / QAT_STATE), Graph.load(directory))
+
+
+def _qat_net(policy: Policy, state: Path) -> QATNet:
+    """The policy's QATNet with the state saved at `state`, in eval mode."""
     import torch
 
     from harness.quantize.qat import QATNet
 
     net = QATNet(policy.architecture, policy)
-    net.load_state_dict(torch.load(directory / QAT_STATE, map_location="cpu", weights_only=True))
-    return Quantized(net.eval(), Graph.load(directory))
+    net.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
+    return net.eval()
 
 
 def _save(staging: Path, quantized: Quantized) -> None:

@@ -300,5 +300,6 @@ def run_qat(policy: Policy, float_graph: FloatGraph, train_images: np.ndarray, t
     real domain) and their labels; deterministic given the policy's QAT seed."""
     configure_torch(policy.qat.seed)
     net = from_float_graph(float_graph, policy, nchw(train_images))
-    fit(net, net.parameters(), train_images, train_labels, policy.qat.epochs, policy.qat.lr, policy.qat.seed, progress)
+    fit(net, net.parameters(), train_images, train_labels, policy.qat.epochs, policy.qat.lr, policy.qat.seed, progress,
+        f"QAT of {policy.name}")
     return net

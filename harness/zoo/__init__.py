@@ -29,6 +29,14 @@ def names() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def builder_module(name: str) -> str:
+    """The module that defines zoo model `name` (its source is part of what trained weights depend on)."""
+    _load_modules()
+    if name not in _BUILDERS:
+        raise HarnessError(f"unknown model {name!r} (known: {', '.join(names())})")
+    return _BUILDERS[name].__module__
+
+
 def build(name: str, args: dict | None = None) -> Architecture:
     """The architecture of zoo model `name` with keyword `args`; HarnessError if either is bad."""
     _load_modules()
