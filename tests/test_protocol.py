@@ -253,6 +253,19 @@ def test_a_lost_load_frame_sends_the_window_again_from_the_acknowledged_byte(fau
     assert device.stats["gaps" if fault == "lose" else "bad_crc"] == 1
 
 
+def test_a_lost_first_frame_cannot_pass_for_the_previous_inputs_prefix():
+    """The device still holds the last input's whole prefix (no run ended it) and the first
+    frame of the next input is lost: the second frame extends the old prefix and its answer says
+    150 bytes. The host, which had sent 118 bytes by then, starts again at offset 0."""
+    fake = FakeDevice()
+    device = make_device(fake)
+    device.load(0, bytes(150))
+    fake.script.extend(["lose"])
+    data = bytes(range(150))
+    device.load(0, data)
+    assert fake.input == data
+
+
 def test_a_repeated_first_frame_restarts_the_input_and_the_host_follows():
     """A device that restarted the input (a repeat of the first frame) answers below what the
     host believed acknowledged: the host takes the device's word and sends the rest again."""

@@ -23,7 +23,8 @@ static const mpq_model_t *ticks_owner; /* the model whose ticks layer_ticks hold
 static const mpq_model_t *consumed;     /* an input_reused model whose last run consumed its input */
 
 /* The input being loaded: LOAD at offset 0 starts it, a LOAD that starts inside the prefix
- * received so far extends it, one beyond it (an earlier frame was lost) is dropped. `upto` is
+ * received so far extends it, one beyond it (an earlier frame was lost) is dropped, and a run
+ * ends it (so a lost first frame of the next input cannot extend this one's prefix). `upto` is
  * the cumulative acknowledgement every LOAD answer carries (docs/protocol.md, "LOAD window"). */
 static struct {
     const mpq_model_t *model;
@@ -142,6 +143,7 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
         *why = "the last run consumed this model's input: LOAD it again";
         return MPQ_RUNNER_BAD_ARG;
     }
+    loading.model = NULL; /* a run ends the input's loading: the next input starts at offset 0 */
     uint32_t input_crc = mpq_crc32(0, model->input, model->in_bytes);
     memset(layer_ticks, 0, model->n_layers * sizeof layer_ticks[0]);
     ticks_owner = model;

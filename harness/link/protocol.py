@@ -722,7 +722,8 @@ class _LoadWindow:
         self.chunk = min(device._chunk.get(Command.LOAD, largest), largest)
         self.acked = 0  # the device's cumulative acknowledgement
         self.sent = 0  # end of the last frame sent in this round
-        self.flight: dict[int, int] = {}  # seq -> frame end, for the frames of this round, oldest first
+        self.flight: dict[int, tuple[int, int]] = {}  # seq -> (frame end, furthest end sent by then), this round
+        self.reach = 0  # the furthest end of any frame of this input sent
         self.outcomes: list[str] = []  # failed tries since the last progress
         self.single = False  # after a failure: one frame in flight until the next progress
         self._progress()
@@ -754,7 +755,8 @@ class _LoadWindow:
             device.stats["tries"] += 1
             device._write(encode_frame(Command.LOAD, seq, payload), Command.LOAD)
             self.sent += n
-            self.flight[seq] = self.sent
+            self.reach = max(self.reach, self.sent)
+            self.flight[seq] = (self.sent, self.reach)
 
     def _answered(self, seq: int, payload: bytes) -> None:
         device = self.device
@@ -762,7 +764,9 @@ class _LoadWindow:
         if acked > len(self.data):
             raise HarnessError(f"device on {device.name} acknowledged LOAD up to byte {acked}, "
                                f"beyond the input's {len(self.data)}")
-        end = self.flight[seq]
+        end, reach = self.flight[seq]
+        if acked > reach:  # a prefix longer than this input's bytes sent by then: another input's
+            acked = 0  # (this one's first frame was lost): start again at offset 0, which restarts it
         while next(iter(self.flight)) != seq:  # the device answers in order: earlier frames are done
             del self.flight[next(iter(self.flight))]
         del self.flight[seq]
@@ -778,6 +782,7 @@ class _LoadWindow:
                 device.stats["gaps"] += 1
                 self._go_back()
             else:
+                self.flight.clear()  # the frames after it were dropped too: their answers say nothing new
                 self._failed("gaps")
 
     def _failed(self, outcome: str) -> None:
