@@ -53,6 +53,7 @@ BACKOFF_S = 0.01  # pause before the second try, doubling up to MAX_BACKOFF_S, t
 MAX_BACKOFF_S = 0.5
 SHRINK_AFTER = 2  # failed tries of one LOAD/READ chunk before the chunk size is halved
 RATE_MARGIN = 2.0  # a LOAD window's deadline allows its bytes this many times the link's observed time per byte
+MAX_SECONDS_PER_BYTE = 1e-3  # the slowest link time per byte deadlines allow for (8 kbaud)
 MIN_CHUNK = 16
 TEXT_LIMIT = 200  # characters of device-supplied text kept
 
@@ -771,9 +772,10 @@ class _LoadWindow:
             del self.flight[next(iter(self.flight))]
         del self.flight[seq]
         progressed = acked > self.acked
-        if progressed:
+        if progressed and not self.outcomes and not self.single:  # only clean progress measures the link
             observed = (time.monotonic() - self.progress_at) / (acked - self.acked)
-            device.seconds_per_byte = max(observed, device.seconds_per_byte / 2)  # slowdowns count at once
+            device.seconds_per_byte = min(MAX_SECONDS_PER_BYTE, max(observed, device.seconds_per_byte / 2))
+        if progressed:
             self.acked = acked
             self._progress()
         if acked < end:  # the device dropped this frame: one before it was lost
