@@ -94,35 +94,31 @@ static void handle_model(const mpq_frame_t *request) {
     mpq_tx_end(&tx);
 }
 
-static void handle_load(const mpq_frame_t *request) {
-    const uint8_t *p = request->payload;
-    uint32_t offset = mpq_get_u32(p + 1);
-    uint32_t n = request->len - 5u;
-    uint32_t acked = 0;
-    const char *why = "";
-    mpq_runner_result_t result = mpq_runner_load(p[0], offset, p + 5, n, &acked, &why);
+/* The answer of LOAD and FILL: the input prefix the device holds, or the runner's error. */
+static void answer_acked(const mpq_frame_t *request, mpq_runner_result_t result, uint32_t acked, const char *why) {
     if (result != MPQ_RUNNER_OK) {
         answer_runner_error(request, result, why);
         return;
     }
     mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_LOAD | MPQ_ANSWER, request->seq, 4);
+    mpq_tx_begin(&tx, request->type | MPQ_ANSWER, request->seq, 4);
     mpq_tx_u32(&tx, acked);
     mpq_tx_end(&tx);
+}
+
+static void handle_load(const mpq_frame_t *request) {
+    const uint8_t *p = request->payload;
+    uint32_t acked = 0;
+    const char *why = "";
+    mpq_runner_result_t result = mpq_runner_load(p[0], mpq_get_u32(p + 1), p + 5, request->len - 5u, &acked, &why);
+    answer_acked(request, result, acked, why);
 }
 
 static void handle_fill(const mpq_frame_t *request) {
     uint32_t acked = 0;
     const char *why = "";
     mpq_runner_result_t result = mpq_runner_fill(request->payload[0], mpq_get_u32(request->payload + 1), &acked, &why);
-    if (result != MPQ_RUNNER_OK) {
-        answer_runner_error(request, result, why);
-        return;
-    }
-    mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_FILL | MPQ_ANSWER, request->seq, 4);
-    mpq_tx_u32(&tx, acked);
-    mpq_tx_end(&tx);
+    answer_acked(request, result, acked, why);
 }
 
 static void handle_read(const mpq_frame_t *request) {
