@@ -107,6 +107,17 @@ class Board:
             raise HarnessError(f"--port: board {self.name} ({self.backend} backend) has no serial port to choose")
         return dataclasses.replace(self, backend_settings=dataclasses.replace(self.backend_settings, port=port))
 
+    def with_baud(self, baud: int | None) -> Board:
+        """This board's link at `baud` (the --baud option; the firmware is built for it too);
+        itself when baud is None."""
+        if baud is None:
+            return self
+        if "baud" not in {field.name for field in dataclasses.fields(self.backend_settings)}:
+            raise HarnessError(f"--baud: board {self.name} ({self.backend} backend) has no UART baud rate to choose")
+        if not 1200 <= baud <= 15_000_000:
+            raise HarnessError(f"--baud must be 1200 .. 15000000, got {baud}")
+        return dataclasses.replace(self, backend_settings=dataclasses.replace(self.backend_settings, baud=baud))
+
     def region_at(self, address: int) -> MemoryRegion | None:
         return next((region for region in self.memory if region.contains(address)), None)
 

@@ -183,6 +183,16 @@ def test_two_runs_cannot_share_a_log(tmp_path, capsys):
         _one_line_error(capsys, ["measure", MIXED, "--images", "3", "--log", str(log)], "another run is writing it")
 
 
+
+@pytest.mark.parametrize("board, baud, expected", [
+    ("qemu-m7", "115200", "board qemu-m7 (qemu backend) has no UART baud rate to choose"),
+    ("nucleo-h743", "50", "--baud must be 1200 .. 15000000, got 50"),
+])
+def test_measure_refuses_a_baud_rate_it_cannot_use(capsys, tmp_path, board, baud, expected):
+    _one_line_error(capsys, ["measure", MIXED, "--board", board, "--baud", baud, "--out", str(tmp_path / "r.json")],
+                    expected)
+
+
 def test_a_bad_fault_option_is_refused_first(tmp_path, capsys):
     _one_line_error(capsys, ["measure", MIXED, "--link-faults", "rate=2", "--out", str(tmp_path / "r.json")],
                     "--link-faults", "rate must be 0 .. 0.5")

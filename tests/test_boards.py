@@ -112,3 +112,19 @@ def test_harness_boards_lists_boards_with_their_tool_status(capsys):
     output = capsys.readouterr().out
     assert "qemu-m7" in output and "512 kB" in output and "2 MB" in output
     assert "firmware toolchain:" in output
+
+
+def test_the_nucleo_links_at_its_baud_and_the_firmware_is_built_for_it():
+    """boards/nucleo-h743.toml's baud reaches the firmware build (UART_BAUD) and the host's port;
+    --baud replaces it on both, the Renode board builds the Nucleo's ELF at the Nucleo's rate."""
+    from harness.build.firmware import uart_baud
+
+    nucleo = load_board("nucleo-h743")
+    assert nucleo.backend_settings.baud == 7_500_000 and uart_baud(nucleo) == 7_500_000
+    assert uart_baud(nucleo.with_baud(921_600)) == 921_600
+    assert uart_baud(load_board("renode-h743").firmware_board()) == 7_500_000
+    assert uart_baud(load_board("qemu-m7")) is None
+    with pytest.raises(HarnessError, match="board qemu-m7 .qemu backend. has no UART baud rate to choose"):
+        load_board("qemu-m7").with_baud(115_200)
+    with pytest.raises(HarnessError, match="--baud must be 1200 .. 15000000, got 50"):
+        nucleo.with_baud(50)

@@ -26,7 +26,7 @@ from harness.paths import FIRMWARE_DIR
 from harness.processes import free_loopback_port
 from harness.link.protocol import (
     ANSWER, ERROR, PROTOCOL_VERSION, Command, CounterKind, Device, DeviceError, ErrorCode, Frame, FrameDecoder,
-    encode_frame,
+    encode_frame, fill_bytes,
 )
 from harness.ir.random_graphs import random_input, random_layer_graph
 
@@ -231,6 +231,7 @@ def test_info_describes_the_image(device):
     assert info.n_models == len(FC_BITS) + len(RUNNER_MODELS)
     assert (info.counter_kind, info.counter_hz, info.core_hz) == (CounterKind.VIRTUAL_TIME, 25_000_000, 25_000_000)
     assert info.instructions_per_tick == 40 and info.max_payload == 1024 and info.arena_bytes > LAYERS_BYTES
+    assert info.rx_buffer == 4096  # the UART ring: three LOAD frames in flight
     device.require_model_hash(MODEL_HASH)
 
 
@@ -277,6 +278,40 @@ def test_chunked_load_per_layer_ticks_and_determinism(device):
     assert perf.ok and perf.max_ticks == perf.min_ticks == first.total_ticks
     assert perf.min_ticks * 4 <= perf.total_ticks <= perf.max_ticks * 4
     assert device.layer_ticks(index) == first.layer_ticks
+
+
+def test_load_answers_are_cumulative_and_a_frame_beyond_the_prefix_is_dropped(device):
+    """docs/protocol.md, "LOAD window": a LOAD at offset 0 starts an input, one inside the prefix
+    received extends it, one beyond it (an earlier frame was lost) is dropped; every answer is the
+    prefix, and a fresh input of the whole size still runs right."""
+    index = _index(device, "layers")
+
+    def load(offset: int, data: bytes) -> int:
+        return struct.unpack("<I", device.request(Command.LOAD, struct.pack("<BI", index, offset) + data))[0]
+
+    assert load(0, b"\x01" * 100) == 100
+    assert load(200, b"\x02" * 100) == 100  # beyond the prefix: dropped
+    assert load(50, b"\x03" * 100) == 150  # inside it: extends it
+    assert load(0, b"\x04" * 10) == 10  # a new input
+    data = bytes((3 * i) & 0xFF for i in range(LAYERS_BYTES))
+    device.load(index, data)
+    assert device.run(index).ok and device.read_output(index) == bytes((b + 3) & 0xFF for b in data)
+
+
+def test_fill_writes_the_seeded_bytes_the_host_computes_and_counts_as_a_load(device):
+    """FILL: the device writes the xorshift32 bytes harness.link.protocol.fill_bytes computes, as a
+    complete input: a run reads them, and a model whose run consumed its input may run again."""
+    index = _index(device, "layers")
+    data = device.fill(index, 7)
+    assert data == fill_bytes(7, LAYERS_BYTES) and len(set(data)) > 200
+    assert device.run(index).ok and device.read_output(index) == bytes((b + 3) & 0xFF for b in data)
+    consuming = _index(device, "consuming")
+    device.fill(consuming, 1)
+    assert device.run(consuming).ok
+    with pytest.raises(DeviceError, match="BAD_ARG: the last run consumed this model's input"):
+        device.run(consuming)
+    device.fill(consuming, 1)
+    assert device.perf(consuming, 1).ok
 
 
 def test_a_model_that_consumes_its_input_runs_once_per_load(device):

@@ -65,3 +65,18 @@ def test_killed_emulator_fails_fast_and_keeps_measured_images(tmp_path, board_na
     images = [json.loads(line) for line in log.read_text().splitlines() if '"image"' in line]
     assert len(images) >= 5 and all(r["bit_exact"] for r in images)
     assert [r["index"] for r in images] == list(range(len(images)))
+
+
+def test_a_latency_only_run_sends_no_input_per_run(tmp_path, board_name):
+    """--random-weights: the digits model's run consumes its input, so every run gets a FILL (the
+    device writes the seeded input itself) instead of a LOAD; the report splits the link's host
+    wall time from the device's compute."""
+    out = tmp_path / "latency.json"
+    policy = POLICIES_DIR / "digits-int8.json"
+    assert main(["measure", str(policy), "--board", board_name, "--random-weights", "--images", "4",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    link = report["link_time"]
+    assert report["bit_exact"] == 4 and link["bytes_loaded"] == 0 and link["load_s"] == 0.0
+    assert link["fill_s"] > 0 and link["link_s"] == pytest.approx(link["fill_s"] + link["read_s"])
+    assert link["device_compute_s"] == pytest.approx(sum(report["per_image"]) * 1e-9)  # 1 ns per instruction

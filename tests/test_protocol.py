@@ -23,17 +23,22 @@ TIMEOUT = 0.2
 
 class FakeDevice:
     """A pyserial-like port with a tiny firmware behind it: one model whose output is its input
-    plus one (bytewise), 3 layers. `script` lists what to do to the next answers:
-    "drop", "corrupt", "garbage", "stray", "bad_crc", "silent" (drop all from now on)."""
+    plus one (bytewise), 3 layers; LOAD keeps the firmware's rule (offset 0 starts an input, a
+    frame beyond the prefix received is dropped, answers carry the prefix). `script` lists what
+    to do to the next requests: "drop" (the answer), "lose" (the request), "corrupt", "garbage",
+    "stray", "bad_crc", "silent" (drop all from now on)."""
 
     IN_BYTES = 150
+    RX_BUFFER = 256  # three LOAD frames of FAKE_MAX_PAYLOAD in flight
 
     def __init__(self, script: list[str] | None = None, max_payload: int = FAKE_MAX_PAYLOAD) -> None:
         self.script = deque(script or [])
         self.max_payload = max_payload
         self.requests: list[Frame] = []
         self.input = bytearray(self.IN_BYTES)
+        self.loaded = 0  # the prefix of the input received (the cumulative LOAD acknowledgement)
         self.output = bytearray(self.IN_BYTES)
+        self.requests_at_reads: list[int] = []  # requests received when each answer was read
         self.out = bytearray()
         self.silent = False
         self.closed = False
@@ -50,6 +55,7 @@ class FakeDevice:
         if not self.out:
             time.sleep(0.005)
             return b""
+        self.requests_at_reads.append(len(self.requests))
         chunk, self.out[:] = bytes(self.out[:size]), self.out[size:]
         return chunk
 
@@ -65,7 +71,9 @@ class FakeDevice:
         action = self.script.popleft() if self.script else "ok"
         if action == "silent":
             self.silent = True
-        if action == "drop" or self.silent:
+        if action in ("drop", "lose") or self.silent:
+            if action == "drop":
+                self._handle(request)
             return
         if action == "bad_crc":
             self.out += encode_frame(ERROR, request.seq, bytes([ErrorCode.BAD_CRC]) + b"CRC mismatch")
@@ -85,8 +93,8 @@ class FakeDevice:
     def _handle(self, request: Frame) -> bytes:
         p = request.payload
         if request.type == Command.INFO:
-            payload = struct.pack("<BBBxIIIH16s16s", PROTOCOL_VERSION, 1, 1, 25_000_000, 25_000_000, 4096, self.max_payload,
-                                  MODEL_HASH.encode(), b"") + b"fake-board"
+            payload = struct.pack("<BBBxIIIHI16s16s", PROTOCOL_VERSION, 1, 1, 25_000_000, 25_000_000, 4096,
+                                  self.max_payload, self.RX_BUFFER, MODEL_HASH.encode(), b"") + b"fake-board"
         elif request.type == Command.MODEL:
             if p[0] != 0:
                 return encode_frame(ERROR, request.seq, bytes([ErrorCode.BAD_ARG]) + b"no model with this index")
@@ -96,8 +104,12 @@ class FakeDevice:
             (offset,) = struct.unpack_from("<I", p, 1)
             data = p[5:]
             assert len(p) <= self.max_payload
-            self.input[offset:offset + len(data)] = data
-            payload = struct.pack("<I", offset + len(data))
+            if offset == 0:
+                self.loaded = 0
+            if offset <= self.loaded:
+                self.input[offset:offset + len(data)] = data
+                self.loaded = max(self.loaded, offset + len(data))
+            payload = struct.pack("<I", self.loaded)
         elif request.type == Command.RUN:
             self.output[:] = bytes((b + 1) & 0xFF for b in self.input)
             payload = struct.pack("<iQHII", 0, 600, 3, 0, 0)
@@ -204,6 +216,66 @@ def test_full_session_with_chunked_load_and_read():
         perf = device.perf(0, 5)
         assert (perf.runs, perf.total_ticks, perf.mean_ticks) == (5, 3000, 600)
     assert fake.closed
+
+
+def test_load_frames_go_in_a_window_the_device_buffer_holds():
+    fake = FakeDevice()
+    device = make_device(fake)
+    device.info()
+    device.load(0, bytes(150))
+    loads = [r for r in fake.requests if r.type == Command.LOAD]
+    assert len(loads) == 3 and len({r.seq for r in loads}) == 3
+    assert fake.requests_at_reads[-1] == len(fake.requests)  # all three sent before the first answer was read
+    assert 3 * (FAKE_MAX_PAYLOAD + 9) <= FakeDevice.RX_BUFFER
+
+
+def test_a_lost_load_answer_is_covered_by_the_next_cumulative_one():
+    fake = FakeDevice(["ok", "ok", "drop"])  # INFO, MODEL, then the first LOAD's answer is lost
+    device = make_device(fake)
+    data = bytes(range(150))
+    device.load(0, data)
+    assert len([r for r in fake.requests if r.type == Command.LOAD]) == 3  # nothing sent again
+    assert fake.input == data and device.stats["timeouts"] == 0
+
+
+@pytest.mark.parametrize("fault", ["lose", "bad_crc"])
+def test_a_lost_load_frame_sends_the_window_again_from_the_acknowledged_byte(fault):
+    """The second frame never arrives (or arrives corrupt): the device drops the third (beyond its
+    prefix) and answers it with the prefix; the host goes back to it with new seqs."""
+    fake = FakeDevice(["ok", "ok", "ok", fault])
+    device = make_device(fake)
+    data = bytes(range(150))
+    device.load(0, data)
+    loads = [r for r in fake.requests if r.type == Command.LOAD]
+    offsets = [struct.unpack_from("<I", r.payload, 1)[0] for r in loads]
+    assert offsets == [0, 59, 118, 59, 118]
+    assert len({r.seq for r in loads}) == 5 and fake.input == data
+    assert device.stats["gaps" if fault == "lose" else "bad_crc"] == 1
+
+
+def test_a_lost_first_frame_cannot_pass_for_the_previous_inputs_prefix():
+    """The device still holds the last input's whole prefix (no run ended it) and the first
+    frame of the next input is lost: the second frame extends the old prefix and its answer says
+    150 bytes. The host, which had sent 118 bytes by then, starts again at offset 0."""
+    fake = FakeDevice()
+    device = make_device(fake)
+    device.load(0, bytes(150))
+    fake.script.extend(["lose"])
+    data = bytes(range(150))
+    device.load(0, data)
+    assert fake.input == data
+
+
+def test_a_repeated_first_frame_restarts_the_input_and_the_host_follows():
+    """A device that restarted the input (a repeat of the first frame) answers below what the
+    host believed acknowledged: the host takes the device's word and sends the rest again."""
+    fake = FakeDevice()
+    device = make_device(fake)
+    data = bytes(range(150))
+    device.load(0, data)
+    fake.loaded = 10
+    device.load(0, bytes(150))
+    assert fake.input == bytes(150) and fake.loaded == 150
 
 
 @pytest.mark.parametrize("fault", ["drop", "corrupt", "bad_crc"])

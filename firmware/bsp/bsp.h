@@ -30,6 +30,9 @@ void bsp_init(void);
  * The runtime appends it to the hello frame so the host refuses to measure (docs/protocol.md). */
 const char *bsp_boot_problem(void);
 
+/* Bytes the UART receive ring holds: what the host may have in flight unacknowledged (INFO). */
+extern const uint32_t bsp_uart_rx_buffer_bytes;
+
 /* Send one byte; blocks until the UART accepts it. */
 void bsp_uart_write(uint8_t byte);
 

@@ -23,6 +23,7 @@ const char bsp_board_name[] = "fuzz";
 const uint8_t bsp_counter_kind = BSP_COUNTER_INSTRUCTIONS;
 const uint32_t bsp_counter_hz = 1000000u;
 const uint32_t bsp_core_hz = 1000000u;
+const uint32_t bsp_uart_rx_buffer_bytes = 4096u;
 static uint64_t now;
 static uint32_t tx_bytes;
 

@@ -63,13 +63,14 @@ bool mlperf_prepare(const uint8_t *bytes, uint32_t n, const char **why) {
         return false;
     }
     uint8_t packed[MLPERF_MAX_ROW_BYTES];
+    uint32_t acked; /* rows go in order from offset 0, so each one extends the loaded prefix */
     for (uint32_t p = 0; p < pixels; ++p) { /* one packed row per pixel (docs/integer-arithmetic.md) */
         memset(packed, 0, row);
         for (uint32_t c = 0; c < channels; ++c) {
             uint32_t value = input_value(bytes, p * channels + c);
             packed[c / per_byte] |= (uint8_t)(value << (c % per_byte * bits));
         }
-        if (mpq_runner_load(MODEL, p * row, packed, row, why) != MPQ_RUNNER_OK) {
+        if (mpq_runner_load(MODEL, p * row, packed, row, &acked, why) != MPQ_RUNNER_OK) {
             return false;
         }
     }

@@ -13,7 +13,7 @@
 #include "mpq_runner.h"
 
 #define HASH_CHARS 16u
-#define INFO_FIXED_BYTES (12u + 4u + 2u + 2u * HASH_CHARS)
+#define INFO_FIXED_BYTES (12u + 4u + 2u + 4u + 2u * HASH_CHARS)
 #define MODEL_FIXED_BYTES 25u
 #define MODEL_FLAG_INPUT_REUSED 0x01u /* a run consumes the loaded input: LOAD before every RUN, PERF n = 1 */
 #define MAX_MODELS 255u /* the protocol's model index is one byte */
@@ -60,6 +60,7 @@ static void handle_info(const mpq_frame_t *request) {
     mpq_tx_u32(&tx, bsp_core_hz);
     mpq_tx_u32(&tx, mpq_arena_bytes);
     mpq_tx_u16(&tx, MPQ_MAX_PAYLOAD);
+    mpq_tx_u32(&tx, bsp_uart_rx_buffer_bytes);
     tx_text_field(&tx, mpq_model_hash, HASH_CHARS);
     tx_text_field(&tx, mpq_policy_hash, HASH_CHARS);
     mpq_tx_put(&tx, bsp_board_name, board_len);
@@ -93,20 +94,31 @@ static void handle_model(const mpq_frame_t *request) {
     mpq_tx_end(&tx);
 }
 
-static void handle_load(const mpq_frame_t *request) {
-    const uint8_t *p = request->payload;
-    uint32_t offset = mpq_get_u32(p + 1);
-    uint32_t n = request->len - 5u;
-    const char *why = "";
-    mpq_runner_result_t result = mpq_runner_load(p[0], offset, p + 5, n, &why);
+/* The answer of LOAD and FILL: the input prefix the device holds, or the runner's error. */
+static void answer_acked(const mpq_frame_t *request, mpq_runner_result_t result, uint32_t acked, const char *why) {
     if (result != MPQ_RUNNER_OK) {
         answer_runner_error(request, result, why);
         return;
     }
     mpq_tx_t tx;
-    mpq_tx_begin(&tx, MPQ_LOAD | MPQ_ANSWER, request->seq, 4);
-    mpq_tx_u32(&tx, offset + n);
+    mpq_tx_begin(&tx, request->type | MPQ_ANSWER, request->seq, 4);
+    mpq_tx_u32(&tx, acked);
     mpq_tx_end(&tx);
+}
+
+static void handle_load(const mpq_frame_t *request) {
+    const uint8_t *p = request->payload;
+    uint32_t acked = 0;
+    const char *why = "";
+    mpq_runner_result_t result = mpq_runner_load(p[0], mpq_get_u32(p + 1), p + 5, request->len - 5u, &acked, &why);
+    answer_acked(request, result, acked, why);
+}
+
+static void handle_fill(const mpq_frame_t *request) {
+    uint32_t acked = 0;
+    const char *why = "";
+    mpq_runner_result_t result = mpq_runner_fill(request->payload[0], mpq_get_u32(request->payload + 1), &acked, &why);
+    answer_acked(request, result, acked, why);
 }
 
 static void handle_read(const mpq_frame_t *request) {
@@ -198,6 +210,7 @@ static const command_t commands[MPQ_LAST_REQUEST + 1] = {
     [MPQ_RUN] = {handle_timed, 1, 1},
     [MPQ_READ] = {handle_read, 8, 8},
     [MPQ_PERF] = {handle_timed, 5, 5},
+    [MPQ_FILL] = {handle_fill, 5, 5},
 };
 
 void mpq_handle_request(const mpq_frame_t *request) {

@@ -10,9 +10,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MPQ_PROTOCOL_VERSION 2u /* 2: RUN/PERF answers carry the link's disturbance counts; the MODEL answer carries flags */
+/* 2: RUN/PERF answers carry the link's disturbance counts; the MODEL answer carries flags.
+ * 3: INFO carries the receive buffer (the LOAD window), LOAD answers are cumulative, FILL. */
+#define MPQ_PROTOCOL_VERSION 3u
 #define MPQ_SYNC 0xA5u
-#define MPQ_MAX_PAYLOAD 1024u
+#ifndef MPQ_MAX_PAYLOAD
+#define MPQ_MAX_PAYLOAD 1024u /* the receiver holds one maximal frame (RAM: harness.ir.memory RUNTIME_RAM_BYTES) */
+#endif
 #define MPQ_HEADER_BYTES 5u /* sync, type, seq, len */
 #define MPQ_FRAME_OVERHEAD (MPQ_HEADER_BYTES + 4u)
 
@@ -24,7 +28,8 @@ enum {
     MPQ_RUN = 0x04,
     MPQ_READ = 0x05,
     MPQ_PERF = 0x06,
-    MPQ_LAST_REQUEST = MPQ_PERF,
+    MPQ_FILL = 0x07,
+    MPQ_LAST_REQUEST = MPQ_FILL,
     MPQ_ANSWER = 0x80,
     MPQ_HELLO = 0xC0,
     MPQ_ERROR = 0xFF,

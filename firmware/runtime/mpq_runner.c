@@ -22,6 +22,15 @@ static struct {
 static const mpq_model_t *ticks_owner; /* the model whose ticks layer_ticks holds */
 static const mpq_model_t *consumed;     /* an input_reused model whose last run consumed its input */
 
+/* The input being loaded: LOAD at offset 0 starts it, a LOAD that starts inside the prefix
+ * received so far extends it, one beyond it (an earlier frame was lost) is dropped, and a run
+ * ends it (so a lost first frame of the next input cannot extend this one's prefix). `upto` is
+ * the cumulative acknowledgement every LOAD answer carries (docs/protocol.md, "LOAD window"). */
+static struct {
+    const mpq_model_t *model;
+    uint32_t upto;
+} loading;
+
 void mpq_layer_begin(uint32_t layer_index) {
     if (running.model != NULL && layer_index >= running.model->n_layers) {
         running.bad_layer_index = true;
@@ -51,7 +60,7 @@ static bool in_range(uint32_t offset, uint32_t len, uint32_t size) {
 }
 
 mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8_t *data, uint32_t n,
-                                    const char **why) {
+                                    uint32_t *acked, const char **why) {
     const mpq_model_t *model = mpq_runner_model(index);
     if (model == NULL) {
         *why = "no model with this index";
@@ -61,10 +70,40 @@ mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8
         *why = "LOAD beyond the end of the model's input (offset + length > in_bytes)";
         return MPQ_RUNNER_BAD_ARG;
     }
-    memcpy(model->input + offset, data, n);
+    if (offset == 0) {
+        loading.model = model;
+        loading.upto = 0;
+    }
+    if (loading.model == model && offset <= loading.upto) {
+        memcpy(model->input + offset, data, n);
+        loading.upto = offset + n > loading.upto ? offset + n : loading.upto;
+        if (consumed == model) {
+            consumed = NULL;
+        }
+    }
+    *acked = loading.model == model ? loading.upto : 0u;
+    return MPQ_RUNNER_OK;
+}
+
+mpq_runner_result_t mpq_runner_fill(uint32_t index, uint32_t seed, uint32_t *acked, const char **why) {
+    const mpq_model_t *model = mpq_runner_model(index);
+    if (model == NULL) {
+        *why = "no model with this index";
+        return MPQ_RUNNER_BAD_ARG;
+    }
+    uint32_t x = seed != 0u ? seed : 1u; /* xorshift32 never leaves 0 */
+    for (uint32_t i = 0; i < model->in_bytes; ++i) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        model->input[i] = (uint8_t)x;
+    }
+    loading.model = model;
+    loading.upto = model->in_bytes;
     if (consumed == model) {
         consumed = NULL;
     }
+    *acked = model->in_bytes;
     return MPQ_RUNNER_OK;
 }
 
@@ -104,6 +143,7 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
         *why = "the last run consumed this model's input: LOAD it again";
         return MPQ_RUNNER_BAD_ARG;
     }
+    loading.model = NULL; /* a run ends the input's loading: the next input starts at offset 0 */
     uint32_t input_crc = mpq_crc32(0, model->input, model->in_bytes);
     memset(layer_ticks, 0, model->n_layers * sizeof layer_ticks[0]);
     ticks_owner = model;

@@ -39,9 +39,14 @@ typedef struct {
 /* The model at `index`, or NULL when there is none. */
 const mpq_model_t *mpq_runner_model(uint32_t index);
 
-/* Copy n bytes into the model's input at offset. */
+/* Copy n bytes into the model's input at offset if offset is 0 (a new input) or inside the
+ * prefix received since; *acked = the length of that prefix (the cumulative acknowledgement). */
 mpq_runner_result_t mpq_runner_load(uint32_t index, uint32_t offset, const uint8_t *data, uint32_t n,
-                                    const char **why);
+                                    uint32_t *acked, const char **why);
+
+/* Fill the model's whole input with the protocol's seeded bytes (docs/protocol.md, FILL: xorshift32
+ * from `seed`, the low byte of each step) as if it had been LOADed; *acked = in_bytes. */
+mpq_runner_result_t mpq_runner_fill(uint32_t index, uint32_t seed, uint32_t *acked, const char **why);
 
 /* Run the model `repeats` times on its loaded input, timing each run() call (no I/O inside). */
 mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_t *timing, const char **why);

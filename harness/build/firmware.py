@@ -56,7 +56,7 @@ _CACHE_FORMAT = "make -C firmware BOARD GEN OUT / 1"
 _NOT_SOURCES = {".o", ".d", ".elf", ".map", ".bin", ".hex", ".lst", ".pyc"}
 _SKIPPED_DIRS = {"build", "out", "__pycache__"}
 # environment variables firmware/Makefile (or make itself) would pick up; pass them as make_vars
-_MAKE_ENV_KNOBS = {"OPT", "PROTOCOL", "EXTRA_CFLAGS", "EXTRA_SRC", "CROSS", "V", "CFLAGS", "LDFLAGS",
+_MAKE_ENV_KNOBS = {"OPT", "PROTOCOL", "UART_BAUD", "EXTRA_CFLAGS", "EXTRA_SRC", "CROSS", "V", "CFLAGS", "LDFLAGS",
                    "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES", "GNUMAKEFLAGS"}
 _console = Console(stderr=True)
 
@@ -112,10 +112,11 @@ def build_firmware(board: Board, gen_dir: str | Path, *, make_vars: Mapping[str,
     compiler's or linker's essential line), or, with `check_budget`, the image exceeds a budget.
     """
     board = board.firmware_board()  # renode-h743 runs the nucleo-h743 ELF
+    baud = uart_baud(board)
     gen_dir = Path(gen_dir).resolve()
     if not gen_dir.is_dir():
         raise HarnessError(f"no generated sources at {gen_dir}")
-    make_vars = dict(make_vars or {})
+    make_vars = {**({"UART_BAUD": str(baud)} if baud is not None else {}), **(make_vars or {})}
     key = build_key(board, gen_dir, firmware_dir, make_vars)
     out_dir = cache_dir("builds") / key
     cached = (out_dir / ELF_NAME).is_file()
@@ -132,6 +133,13 @@ def build_firmware(board: Board, gen_dir: str | Path, *, make_vars: Mapping[str,
     if check_budget:
         check_budgets(memory, board)
     return BuildResult(elf_path=elf_path, memory=memory, key=key, cached=cached)
+
+
+def uart_baud(board: Board) -> int | None:
+    """The baud rate the firmware's UART is built for: the board's link (its file's [backend] baud,
+    or --baud), None for boards without one (QEMU)."""
+    baud = getattr(board.backend_settings, "baud", None)
+    return baud if baud is not None else board.backend_options.get("baud")
 
 
 def build_key(board: Board, gen_dir: Path, firmware_dir: Path = FIRMWARE_DIR,

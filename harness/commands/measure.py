@@ -41,6 +41,8 @@ def register(subparsers) -> None:
                         help="continue the interrupted run of this log after its last recorded image (same policy "
                              "and firmware); the report covers the whole run")
     parser.add_argument("--port", help="serial port of a board on a debug probe, e.g. /dev/ttyACM0 (default: found by USB id)")
+    parser.add_argument("--baud", type=int, help="the link's baud rate on a board with a real UART (default: the board "
+                                                 "file's [backend] baud); the firmware is built for it")
     parser.add_argument("--link-faults", metavar="OPTIONS",
                         help="inject seeded UART faults into an emulator's link, e.g. 'rate=0.01&seed=1' "
                              "(harness/link/protocol_fault.py); for testing the protocol's recovery")
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if resume and resume[0].get("policy_hash") != policy.hash:
         raise HarnessError(f"--resume {args.resume}: the run measured policy_hash {resume[0].get('policy_hash')!r}, "
                            f"{settings['policy']} has {policy.hash!r}: it can only be continued with its own policy")
-    board = load_board(settings["board"]).with_serial_port(args.port)
+    board = load_board(settings["board"]).with_serial_port(args.port).with_baud(args.baud)
     if args.link_faults is not None:
         _check_link_faults(args.link_faults)
     tools = get_backend(board.backend).tool_status()
@@ -210,11 +212,26 @@ def summary_table(report: dict) -> Table:
         table.add_row(f"measured on {worker}", f"{images} images")
     if report.get("remeasured"):
         table.add_row("runs measured again", f"{report['remeasured']} (the link disturbed their timing)")
+    for what, text in format_link_time(report.get("link_time")):
+        table.add_row(what, text)
     for layer in sorted(report["layers"], key=lambda row: -row[unit])[:5]:
         table.add_row(f"  {layer['name']} ({layer['op']})", f"{layer[unit]:,.0f} {unit} ({layer['share']:.1%})")
     for what, text in format_memory(report):
         table.add_row(f"{what} used / budget", text)
     return table
+
+
+def format_link_time(link: dict | None) -> list[tuple[str, str]]:
+    """(what, text) rows: the link's host wall time against the device's compute."""
+    if not link:
+        return []
+    rate = f", LOAD {link['load_bytes_per_s'] / 1e3:.1f} kB/s" if link["load_bytes_per_s"] else ""
+    ratio = f" = {link['link_over_compute']:.2f}x the compute" if link["link_over_compute"] is not None else ""
+    fill = f"FILL {link['fill_s']:.2f} s, " if link.get("fill_s") else ""
+    return [("link per run (host wall)", f"{link['link_per_run_s'] * 1e3:.1f} ms (LOAD {link['load_s']:.2f} s, "
+                                         f"{fill}READ {link['read_s']:.2f} s in all{rate}){ratio}"),
+            ("compute per run (device counter)", f"{link['device_compute_per_run_s'] * 1e3:.2f} ms; RUN/PERF round "
+                                                 f"trips {link['run_round_trips_s']:.2f} s host wall in all")]
 
 
 def format_memory(report: dict) -> list[tuple[str, str]]:

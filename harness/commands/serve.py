@@ -23,6 +23,8 @@ def register(subparsers) -> None:
                                                "pseudo-terminal), and keep it running until Ctrl-C.")
     add_policy_and_board(parser)
     parser.add_argument("--port", help="serial port of a board on a debug probe, e.g. /dev/ttyACM0 (default: found by USB id)")
+    parser.add_argument("--baud", type=int, help="the link's baud rate on a board with a real UART (default: the board "
+                                                 "file's [backend] baud); the firmware is built for it")
     add_protocol_options(parser)
     parser.set_defaults(func=run)
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.backends.qemu import QemuBackend, open_pty_link
     console = Console(stderr=True, log_path=False)
     policy = load_policy(args.policy)
-    board = load_board(args.board).with_serial_port(args.port)
+    board = load_board(args.board).with_serial_port(args.port).with_baud(args.baud)
     _, build = build_with_front_end(args, policy, board, console)
     opener = open_pty_link if board.backend == QemuBackend.name else open_link
     with opener(board, build.elf_path) as link:

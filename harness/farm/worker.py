@@ -27,7 +27,7 @@ from harness.ir.graph import Graph
 from harness.link.device import board_info, open_device
 from harness.link.protocol import Device, DeviceInfo
 from harness.measure.profile import ProfiledGroup, profile_on_device
-from harness.measure.run import ImageResult, Session, measure_image, start_session
+from harness.measure.run import ImageResult, Session, image_measurer, start_session
 
 Outcome = tuple[str, object]
 LOSS_GRACE_S = 2.0
@@ -97,8 +97,8 @@ class BoardWorker:
             if self._session is None or self._session.graph.hash() != job.graph.hash():
                 self._session = start_session(device, job.graph, self.board, job.inputs[0])
             before = dict(device.stats)
-            results = [measure_image(self._session, index, image, label)
-                       for index, image, label in zip(job.indices, job.inputs, job.labels)]
+            measure_one = image_measurer(self._session, job.inputs[0])
+            results = [measure_one(index, image, label) for index, image, label in zip(job.indices, job.inputs, job.labels)]
             link = {key: value - before.get(key, 0) for key, value in device.stats.items()}
             return Measured(self.name, board_info(device.info(), self.board), results, link)
         return self._attempt(work)

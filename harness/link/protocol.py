@@ -31,7 +31,7 @@ from harness.errors import HarnessError
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 2  # 2: RUN/PERF answers carry the interrupts and bytes received while timed; MODEL carries flags
+PROTOCOL_VERSION = 3  # 3: INFO carries the receive buffer, LOAD frames go in a window with cumulative answers
 MODEL_FLAG_INPUT_REUSED = 0x01  # MODEL answer flags: a run consumes the loaded input
 SYNC = 0xA5
 MAX_PAYLOAD = 1024  # the spec's bound; INFO reports the device's own
@@ -52,6 +52,8 @@ MAX_TIMEOUT_S = 4.0  # a per-try deadline doubles after each silent try, up to t
 BACKOFF_S = 0.01  # pause before the second try, doubling up to MAX_BACKOFF_S, times a jitter
 MAX_BACKOFF_S = 0.5
 SHRINK_AFTER = 2  # failed tries of one LOAD/READ chunk before the chunk size is halved
+RATE_MARGIN = 2.0  # a LOAD window's deadline allows its bytes this many times the link's observed time per byte
+MAX_SECONDS_PER_BYTE = 1e-3  # the slowest link time per byte deadlines allow for (8 kbaud)
 MIN_CHUNK = 16
 TEXT_LIMIT = 200  # characters of device-supplied text kept
 
@@ -63,6 +65,7 @@ class Command(IntEnum):
     RUN = 0x04
     READ = 0x05
     PERF = 0x06
+    FILL = 0x07
 
 
 class ErrorCode(IntEnum):
@@ -181,23 +184,24 @@ class DeviceInfo:
     core_hz: int
     arena_bytes: int
     max_payload: int
+    rx_buffer: int  # bytes of LOAD frames the device holds unanswered: the host's window
     model_hash: str
     policy_hash: str
     board: str
 
-    _FIXED = struct.Struct("<BBBxIIIH16s16s")
+    _FIXED = struct.Struct("<BBBxIIIHI16s16s")
 
     @classmethod
     def parse(cls, payload: bytes) -> DeviceInfo:
         fixed = _unpack(cls._FIXED, payload, "INFO", at_least=True)
-        protocol, n_models, kind, counter_hz, core_hz, arena, max_payload, model_hash, policy_hash = fixed
+        protocol, n_models, kind, counter_hz, core_hz, arena, max_payload, rx_buffer, model_hash, policy_hash = fixed
         if protocol != PROTOCOL_VERSION:
             raise HarnessError(f"device speaks protocol version {protocol}, this host speaks {PROTOCOL_VERSION}")
         if kind not in CounterKind.__members__.values():
             raise HarnessError(f"device reports unknown counter kind {kind}")
         if max_payload <= LOAD_HEADER_BYTES:
             raise HarnessError(f"device reports max_payload {max_payload}, too small to LOAD anything")
-        return cls(protocol, n_models, CounterKind(kind), counter_hz, core_hz, arena, max_payload,
+        return cls(protocol, n_models, CounterKind(kind), counter_hz, core_hz, arena, max_payload, rx_buffer,
                    _text(model_hash), _text(policy_hash), _text(payload[cls._FIXED.size:]))
 
     @property
@@ -387,7 +391,7 @@ class Device:
 
     def __init__(self, port: Port, name: str, *, timeout: float = 0.25, retries: int | None = None,
                  run_timeout: float = 30.0, retry_budget: float = 30.0, health_check: HealthCheck | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, seconds_per_byte: float = 0.0) -> None:
         _check_settings(timeout, retries, run_timeout, retry_budget)
         self.name = name
         self.timeout = timeout
@@ -398,7 +402,10 @@ class Device:
         self.hello: str | None = None  # model hash of the last hello frame seen
         self.port = port
         # requests, frames sent (tries) and good frames received, and why tries failed
-        self.stats = {"requests": 0, "tries": 0, "frames_in": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0}
+        self.stats = {"requests": 0, "tries": 0, "frames_in": 0, "timeouts": 0, "corrupt": 0, "bad_crc": 0, "gaps": 0}
+        # the link's time per byte: from the baud rate on a serial port, then from LOAD answers seen
+        self.seconds_per_byte = seconds_per_byte
+        self.seconds: dict[str, float] = {}  # host wall time spent in each command (LOAD: whole windows)
         self._random = random.Random(seed)
         self._decoder = FrameDecoder()
         self._frames: deque[Frame] = deque()
@@ -424,6 +431,8 @@ class Device:
                 if time.monotonic() >= deadline:
                     raise HarnessError(f"cannot open {url}: {device_text(str(error))}") from None
                 time.sleep(0.1)
+        if "://" not in url:  # a serial device: 10 bits per byte (8N1) at the baud rate
+            settings.setdefault("seconds_per_byte", 10.0 / baudrate)
         return cls(port, url, **settings)
 
     def __enter__(self) -> Device:
@@ -460,21 +469,26 @@ class Device:
         return self._models[index]
 
     def load(self, index: int, data: bytes) -> None:
-        """Write the packed input in chunks the device acknowledges one by one."""
+        """Write the packed input as a window of LOAD frames (docs/protocol.md, "LOAD window")."""
         expected = self.model(index).in_bytes
         if len(data) != expected:
             raise HarnessError(f"input for model {index} has {len(data)} bytes, the firmware expects {expected}")
+        started = time.monotonic()
+        try:
+            _LoadWindow(self, _model_byte(index), data).send()
+        finally:
+            self._spent(Command.LOAD, started)
 
-        def send(offset: int, n: int) -> int:
-            answer = self._chunk_request(Command.LOAD, struct.pack("<BI", _model_byte(index), offset)
-                                         + data[offset:offset + n])
-            (acked,) = _unpack(_LOAD_ACK, answer, "LOAD")
-            if acked != offset + n:
-                raise HarnessError(f"device on {self.name} acknowledged LOAD up to byte {acked}, "
-                                   f"expected {offset + n}")
-            return n
-
-        self._chunked(Command.LOAD, len(data), self.info().max_payload - LOAD_HEADER_BYTES, send)
+    def fill(self, index: int, seed: int) -> bytes:
+        """FILL: the device writes fill_bytes(seed) as the model's input (no input bytes on the
+        link); returns those bytes, as the host computes them."""
+        if not 0 <= seed <= 0xFFFFFFFF:
+            raise HarnessError(f"FILL seed must be 0 .. 2^32-1, got {seed}")
+        size = self.model(index).in_bytes
+        (acked,) = _unpack(_LOAD_ACK, self.request(Command.FILL, struct.pack("<BI", _model_byte(index), seed)), "FILL")
+        if acked != size:
+            raise HarnessError(f"device on {self.name} answered FILL with {acked} bytes, the input has {size}")
+        return fill_bytes(seed, size)
 
     def run(self, index: int, timeout: float | None = None) -> RunResult:
         """RUN once on the loaded input, then READ the per-layer ticks. `disturbed` on the
@@ -523,10 +537,21 @@ class Device:
         missing or corrupt answer with backoff; HarnessError when the retry budget is spent or
         on an error answer. With `max_failures`, _Failures after that many failed tries."""
         command = Command(command)
-        first = timeout or self.timeout
-        self._seq = self._seq % 255 + 1  # 1..255; 0 is the device's own (hello, fault)
-        seq = self._seq
+        started = time.monotonic()
+        try:
+            return self._request(command, payload, timeout or self.timeout, max_failures)
+        finally:
+            self._spent(command, started)
+
+    def _spent(self, command: Command, started: float) -> None:
+        self.seconds[command.name] = self.seconds.get(command.name, 0.0) + time.monotonic() - started
+
+    def _request(self, command: Command, payload: bytes, first: float, max_failures: int | None) -> bytes:
+        seq = self._next_seq()
         frame = encode_frame(command, seq, payload)
+        # a slow link gets the time its bytes take: the request and, for READ, the answer it asks for
+        answer_bytes = struct.unpack_from("<H", payload, 6)[0] if command == Command.READ and len(payload) == 8 else 0
+        first += RATE_MARGIN * self.seconds_per_byte * (len(frame) + FRAME_OVERHEAD + answer_bytes)
         started = time.monotonic()
         give_up = started + first + self.retry_budget
         try_timeout = first
@@ -535,9 +560,9 @@ class Device:
         while True:
             self.stats["tries"] += 1
             self._write(frame, command)
-            answer = self._await_answer(command, seq, time.monotonic() + try_timeout)
-            if isinstance(answer, bytes):
-                return answer
+            answer = self._await_answer(command, [seq], time.monotonic() + try_timeout)
+            if isinstance(answer, tuple):
+                return answer[1]
             outcomes.append(answer)
             self.stats[answer] += 1
             tries = len(outcomes)
@@ -551,10 +576,17 @@ class Device:
             if answer == "timeouts":  # a slow device gets longer; the budget still bounds the whole
                 try_timeout = min(2 * try_timeout, max(MAX_TIMEOUT_S, first), remaining)
             log.debug("%s: repeating %s after %s (try %d)", self.name, command.name, answer, tries + 1)
-            pause = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (tries - 1)) * (0.5 + 0.5 * self._random.random())
-            late = self._await_answer(command, seq, time.monotonic() + pause, listen_only=True)
-            if isinstance(late, bytes):  # the answer to an earlier try arrived during the pause
-                return late
+            late = self._await_answer(command, [seq], time.monotonic() + self._backoff(tries), listen_only=True)
+            if isinstance(late, tuple):  # the answer to an earlier try arrived during the pause
+                return late[1]
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 255 + 1  # 1..255; 0 is the device's own (hello, fault)
+        return self._seq
+
+    def _backoff(self, tries: int) -> float:
+        """The pause before try `tries + 1`: doubling from BACKOFF_S up to MAX_BACKOFF_S, jittered."""
+        return min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (tries - 1)) * (0.5 + 0.5 * self._random.random())
 
     # -- internals ------------------------------------------------------------------------
     def _chunked(self, command: Command, size: int, largest: int, send: Callable[[int, int], int]) -> None:
@@ -572,11 +604,10 @@ class Device:
                 self._chunk[command] = chunk
                 log.debug("%s: %s chunks shrunk to %d bytes", self.name, command.name, chunk)
 
-    def _chunk_request(self, command: Command, payload: bytes) -> bytes:
-        """A LOAD/READ request that hands back _Failures while its chunk can still shrink."""
-        shrinkable = len(payload) > MIN_CHUNK + LOAD_HEADER_BYTES or (
-            command == Command.READ and struct.unpack_from("<H", payload, 6)[0] > MIN_CHUNK)
-        return self.request(command, payload, max_failures=SHRINK_AFTER if shrinkable else None)
+    def _read_request(self, payload: bytes) -> bytes:
+        """A READ request that hands back _Failures while its chunk can still shrink."""
+        shrinkable = struct.unpack_from("<H", payload, 6)[0] > MIN_CHUNK
+        return self.request(Command.READ, payload, max_failures=SHRINK_AFTER if shrinkable else None)
 
     def _read_layer_ticks(self, index: int, n_layers: int) -> tuple[int, ...]:
         return struct.unpack(f"<{n_layers}Q", self._read(ReadWhat.LAYER_TICKS, index, 8 * n_layers))
@@ -585,7 +616,7 @@ class Device:
         data = bytearray()
 
         def receive(offset: int, n: int) -> int:
-            answer = self._chunk_request(Command.READ, struct.pack("<BBIH", what, _model_byte(index), offset, n))
+            answer = self._read_request(struct.pack("<BBIH", what, _model_byte(index), offset, n))
             if len(answer) != n:
                 raise HarnessError(f"device on {self.name} answered READ with {len(answer)} bytes, expected {n}")
             data.extend(answer)
@@ -594,30 +625,32 @@ class Device:
         self._chunked(Command.READ, size, self.info().max_payload, receive)
         return bytes(data)
 
-    def _await_answer(self, command: Command, seq: int, deadline: float, listen_only: bool = False) -> bytes | str:
-        """The answer's payload, or why this try failed: "timeouts" (nothing in time),
-        "corrupt" (our answer failed its CRC) or "bad_crc" (the device saw our request
-        corrupted). Other frames are skipped. `listen_only` (a backoff pause) waits the whole
-        time for a late answer."""
-        ours = (command | ANSWER, seq)
+    def _await_answer(self, command: Command, seqs: list[int], deadline: float,
+                      listen_only: bool = False) -> tuple[int, bytes] | str:
+        """(seq, payload) of the first answer to one of `seqs` (the requests in flight, oldest
+        first), or why this try failed: "timeouts" (nothing in time), "corrupt" (the answer to
+        the newest request failed its CRC) or "bad_crc" (the device saw one of ours corrupted).
+        Other frames are skipped. `listen_only` (a backoff pause) waits the whole time for a
+        late answer."""
+        newest = (command | ANSWER, seqs[-1]) if seqs else None
         while True:
             while self._frames:
                 frame = self._frames.popleft()
                 self._check_fault(frame, command.name)
-                if frame.type == ERROR and frame.seq == seq:
+                if frame.type == ERROR and frame.seq in seqs:
                     code, text = _error_text(frame.payload)
                     if code == ErrorCode.BAD_CRC:
                         if not listen_only:
                             return "bad_crc"
                         continue
                     raise DeviceError(f"device on {self.name} refused {command.name}: {text}", code)
-                if (frame.type, frame.seq) == ours:
-                    return frame.payload
+                if frame.type == command | ANSWER and frame.seq in seqs:
+                    return frame.seq, frame.payload
                 if frame.type == HELLO:
                     self.hello = _hello_hash(frame.payload, self.name)
                 else:
                     log.debug("%s: skipping stray frame type 0x%02x seq %d", self.name, frame.type, frame.seq)
-            corrupt = ours in self._decoder.rejected
+            corrupt = newest in self._decoder.rejected
             self._decoder.rejected.clear()
             if corrupt and not listen_only:
                 return "corrupt"
@@ -674,7 +707,136 @@ class Device:
             raise HarnessError(f"link {self.name} failed while sending {command.name}: {device_text(str(error))}") from None
 
 
+class _LoadWindow:
+    """One input sent as LOAD frames, several in flight (docs/protocol.md, "LOAD window"): at most
+    the device's receive buffer of frame bytes is unanswered at a time; every answer carries the
+    device's cumulative acknowledgement (the prefix of the input it holds). An answer below its
+    frame's end, a BAD_CRC or a deadline without progress sends the frames again from the
+    acknowledged byte (go-back-N, new seqs; answers to abandoned frames are ignored), after the
+    backoff pause and health check, one frame at a time until the next progress; frames that fail
+    SHRINK_AFTER times running are halved (down to MIN_CHUNK); the retry budget counts from the
+    last progress."""
+
+    def __init__(self, device: Device, model: int, data: bytes) -> None:
+        self.device, self.model, self.data = device, model, data
+        largest = device.info().max_payload - LOAD_HEADER_BYTES
+        self.chunk = min(device._chunk.get(Command.LOAD, largest), largest)
+        self.acked = 0  # the device's cumulative acknowledgement
+        self.sent = 0  # end of the last frame sent in this round
+        self.flight: dict[int, tuple[int, int]] = {}  # seq -> (frame end, furthest end sent by then), this round
+        self.reach = 0  # the furthest end of any frame of this input sent
+        self.outcomes: list[str] = []  # failed tries since the last progress
+        self.single = False  # after a failure: one frame in flight until the next progress
+        self._progress()
+
+    def send(self) -> None:
+        device = self.device
+        while self.acked < len(self.data):
+            self._fill()
+            frame_bytes = self.chunk + LOAD_HEADER_BYTES + FRAME_OVERHEAD  # the oldest frame in flight, at most
+            deadline = time.monotonic() + self.try_timeout + RATE_MARGIN * device.seconds_per_byte * frame_bytes
+            answer = device._await_answer(Command.LOAD, list(self.flight), deadline)
+            if isinstance(answer, tuple):
+                self._answered(*answer)
+            else:
+                self._failed(answer)
+
+    def _fill(self) -> None:
+        """Send frames while the window has room (always at least one frame in flight)."""
+        device, size = self.device, len(self.data)
+        room = max(device.info().rx_buffer, self.chunk + LOAD_HEADER_BYTES + FRAME_OVERHEAD)
+        while self.sent < size and not (self.flight and self.single):
+            n = min(self.chunk, size - self.sent)
+            if self.flight and self.sent - self.acked + n + (LOAD_HEADER_BYTES + FRAME_OVERHEAD) * (
+                    len(self.flight) + 1) > room:
+                return
+            seq = device._next_seq()
+            payload = struct.pack("<BI", self.model, self.sent) + self.data[self.sent:self.sent + n]
+            device.stats["requests"] += 1
+            device.stats["tries"] += 1
+            device._write(encode_frame(Command.LOAD, seq, payload), Command.LOAD)
+            self.sent += n
+            self.reach = max(self.reach, self.sent)
+            self.flight[seq] = (self.sent, self.reach)
+
+    def _answered(self, seq: int, payload: bytes) -> None:
+        device = self.device
+        (acked,) = _unpack(_LOAD_ACK, payload, "LOAD")
+        if acked > len(self.data):
+            raise HarnessError(f"device on {device.name} acknowledged LOAD up to byte {acked}, "
+                               f"beyond the input's {len(self.data)}")
+        end, reach = self.flight[seq]
+        if acked > reach:  # a prefix longer than this input's bytes sent by then: another input's
+            acked = 0  # (this one's first frame was lost): start again at offset 0, which restarts it
+        while next(iter(self.flight)) != seq:  # the device answers in order: earlier frames are done
+            del self.flight[next(iter(self.flight))]
+        del self.flight[seq]
+        progressed = acked > self.acked
+        if progressed and not self.outcomes and not self.single:  # only clean progress measures the link
+            observed = (time.monotonic() - self.progress_at) / (acked - self.acked)
+            device.seconds_per_byte = min(MAX_SECONDS_PER_BYTE, max(observed, device.seconds_per_byte / 2))
+        if progressed:
+            self.acked = acked
+            self._progress()
+        if acked < end:  # the device dropped this frame: one before it was lost
+            self.acked = acked  # the device's word, also when a repeated first frame restarted it
+            if progressed:
+                device.stats["gaps"] += 1
+                self._go_back()
+            else:
+                self.flight.clear()  # the frames after it were dropped too: their answers say nothing new
+                self._failed("gaps")
+
+    def _failed(self, outcome: str) -> None:
+        device = self.device
+        self.outcomes.append(outcome)
+        device.stats[outcome] += 1
+        tries = len(self.outcomes)
+        remaining = self.give_up - time.monotonic()
+        if remaining <= 0 or (device.retries is not None and tries >= device.retries):
+            raise HarnessError(f"device did not answer LOAD on {device.name} after {tries} tries in "
+                               f"{time.monotonic() - self.progress_at:.1f} s without progress "
+                               f"(byte {self.acked} of {len(self.data)} acknowledged; {_tally(self.outcomes)})")
+        if tries % SHRINK_AFTER == 0 and self.chunk > MIN_CHUNK:
+            self.chunk = max(MIN_CHUNK, self.chunk // 2)
+            device._chunk[Command.LOAD] = self.chunk
+            log.debug("%s: LOAD chunks shrunk to %d bytes", device.name, self.chunk)
+        device._require_healthy()
+        if outcome == "timeouts":
+            self.try_timeout = min(2 * self.try_timeout, max(MAX_TIMEOUT_S, device.timeout), remaining)
+        late = device._await_answer(Command.LOAD, list(self.flight), time.monotonic() + device._backoff(tries),
+                                    listen_only=True)
+        if isinstance(late, tuple) and _unpack(_LOAD_ACK, late[1], "LOAD")[0] > self.acked:
+            self._answered(*late)  # progress after all; an answer without it says what we know
+        self._go_back()
+
+    def _progress(self) -> None:
+        self.progress_at = time.monotonic()
+        self.give_up = self.progress_at + self.device.timeout + self.device.retry_budget
+        self.try_timeout = self.device.timeout
+        self.outcomes = []
+        self.single = False
+
+    def _go_back(self) -> None:
+        self.sent = self.acked
+        self.flight.clear()
+        self.single = True
+
+
+def fill_bytes(seed: int, size: int) -> bytes:
+    """The bytes FILL writes (docs/protocol.md): the low byte of each xorshift32 step from `seed`
+    (0 counts as 1)."""
+    x, out = seed or 1, bytearray(size)
+    for i in range(size):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out[i] = x & 0xFF
+    return bytes(out)
+
+
 def _tally(outcomes: list[str]) -> str:
     """"2 timeouts, 1 corrupt" from the outcomes of failed tries."""
-    words = {"timeouts": "no answer in time", "corrupt": "answer corrupt", "bad_crc": "request corrupt"}
+    words = {"timeouts": "no answer in time", "corrupt": "answer corrupt", "bad_crc": "request corrupt",
+             "gaps": "frame lost"}
     return ", ".join(f"{outcomes.count(key)}x {word}" for key, word in words.items() if key in outcomes)

@@ -14,7 +14,7 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -28,7 +28,8 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.link.protocol import Device, DeviceInfo, RunResult
+from harness.link.protocol import Device, DeviceInfo, PerfResult, RunResult, fill_bytes
+from harness.measure.link_time import link_time, spent_since
 from harness.measure.log import RunLog
 from harness.measure.provenance import provenance
 
@@ -111,6 +112,8 @@ class Session:
     run_timeout: float
     remeasured: int = 0
     quickest_run_s: float = float("inf")
+    bytes_loaded: int = 0
+    loaded: bytes | None = None  # the packed input the device holds (None: consumed by a run)
 
     def ran(self, wall_s: float) -> None:
         self.quickest_run_s = min(self.quickest_run_s, wall_s)
@@ -122,10 +125,12 @@ def start_session(device: Device, graph: Graph, board: Board, first_image: np.nd
     after boot can take a tick more under QEMU (its code is being translated), so without it the
     first image measured in a session (a resumed one too) would differ from a warm run's."""
     session = Session(device, graph, first_run_timeout(graph, board_info(device.info(), board)))
-    device.load(0, pack_tensor(first_image, graph.tensors[graph.input]))
+    packed = pack_tensor(first_image, graph.tensors[graph.input])
+    device.load(0, packed)
     started = time.monotonic()
     device.run(0, timeout=session.run_timeout)
     session.ran(time.monotonic() - started)
+    session.loaded = None if device.model(0).input_reused else packed
     return session
 
 
@@ -133,25 +138,75 @@ def measure_image(session: Session, index: int, image: np.ndarray, label: int) -
     """LOAD and RUN (both again while the link disturbed the timed region, at most MAX_REMEASURE
     times), READ, and compare with the host reference."""
     graph, device = session.graph, session.device
-    in_tensor, out_tensor = graph.tensors[graph.input], graph.tensors[graph.output]
-    packed = pack_tensor(image, in_tensor)
+    packed = pack_tensor(image, graph.tensors[graph.input])
+    run, again = undisturbed(lambda: _timed(session, packed, lambda: device.run(0, timeout=session.run_timeout)),
+                             f"image {index}")
+    return _result(session, index, label, run, again, run.layer_ticks, reference.predict(graph, image))
 
-    def timed_run() -> RunResult:
-        device.load(0, packed)  # before every run: an input_reused model's run consumes its input
-        started = time.monotonic()
-        result = device.run(0, timeout=session.run_timeout)
-        session.ran(time.monotonic() - started)
-        return result
 
-    run, again = undisturbed(timed_run, f"image {index}")
+FILL_SEED = 1  # the seed of the input a latency-only run has the device FILL
+
+
+def image_measurer(session: Session, first: np.ndarray) -> Callable[[int, np.ndarray, int], ImageResult]:
+    """How each image of a run is measured: measure_image, or with random weights a latency-only
+    PERF of `first` (or of the device's FILL; see latency_input) whatever the image."""
+    graph = session.graph
+    if not graph.meta.get("random_weights"):
+        return lambda index, image, label: measure_image(session, index, image, label)
+    image, fill_seed = latency_input(session.device, graph, first)
+    expected = reference.predict(graph, image)
+    return lambda index, _image, _label: measure_latency(session, index, image, expected, fill_seed)
+
+
+def latency_input(device: Device, graph: Graph, first: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """The input of a latency-only run and its FILL seed: `first`, LOADed once, when the input
+    survives a run; the device's own FILL (no input bytes on the link) before every run when a
+    run consumes it (MODEL flag input_reused) and it packs into bytes (at most 8 bits)."""
+    tensor = graph.tensors[graph.input]
+    if not device.model(0).input_reused or tensor.bits > 8:
+        return first, None
+    return unpack_tensor(fill_bytes(FILL_SEED, device.model(0).in_bytes), tensor), FILL_SEED
+
+
+def measure_latency(session: Session, index: int, image: np.ndarray, expected: np.ndarray,
+                    fill_seed: int | None) -> ImageResult:
+    """A latency-only run (random weights): PERF of one run of `image` (see latency_input), sent
+    only when the device does not hold it; READ, and compare with `expected`, its host reference."""
+    packed = pack_tensor(image, session.graph.tensors[session.graph.input])
+    device = session.device
+    run, again = undisturbed(lambda: _timed(session, packed, lambda: device.perf(0, 1, timeout=session.run_timeout),
+                                            fill_seed), f"run {index}")
+    return _result(session, index, -1, run, again, device.layer_ticks(0), expected)
+
+
+T = TypeVar("T", RunResult, PerfResult)
+
+
+def _timed(session: Session, packed: bytes, request: Callable[[], T], fill_seed: int | None = None) -> T:
+    """`request()` (a RUN or PERF) on `packed`, LOADed (or FILLed from `fill_seed`) first unless
+    the device holds it."""
+    if session.loaded != packed and fill_seed is not None:
+        session.device.fill(0, fill_seed)
+    elif session.loaded != packed:
+        session.device.load(0, packed)
+        session.bytes_loaded += len(packed)
+    session.loaded = None if session.device.model(0).input_reused else packed  # a run consumes such an input
+    started = time.monotonic()
+    result = request()
+    session.ran(time.monotonic() - started)
+    return result
+
+
+def _result(session: Session, index: int, label: int, run: RunResult | PerfResult, again: int,
+            layer_ticks: tuple[int, ...], expected: np.ndarray) -> ImageResult:
+    """The ImageResult of a timed run: its output READ and compared with the host's `expected`."""
     session.remeasured += again
     if not run.ok:
         raise HarnessError(f"firmware reported status {run.status} running image {index}")
-    raw = device.read_output(0)
-    device_out = unpack_tensor(raw, out_tensor)
-    host_out = reference.predict(graph, image)
-    return ImageResult(index, int(label), int(device_out.argmax()), int(host_out.argmax()),
-                       bool(np.array_equal(device_out, host_out)), run.total_ticks, list(run.layer_ticks),
+    raw = session.device.read_output(0)
+    device_out = unpack_tensor(raw, session.graph.tensors[session.graph.output])
+    return ImageResult(index, int(label), int(device_out.argmax()), int(expected.argmax()),
+                       bool(np.array_equal(device_out, expected)), run.total_ticks, list(layer_ticks),
                        output_hash(raw), again)
 
 
@@ -161,24 +216,33 @@ def measure(policy: Policy, graph: Graph, board: Board, inputs: np.ndarray, labe
     """Build, start, stream the integer `inputs` [N, H, W, C] (labels -1 when there are none)
     into the open `log`, and return the report (a JSON-able dict). With `resume` (the start
     record and image records of an interrupted run, harness.measure.log.resume_point) only the
-    images after the recorded ones are measured, on a firmware and policy that must match."""
+    images after the recorded ones are measured, on a firmware and policy that must match. With
+    random weights the run is latency-only: every timed run is a PERF of the first input, which is
+    sent once (again before every run only when the model's run consumes it)."""
     build = build_policy_firmware(graph, policy, board)
     results, run_id = prior_results(resume, policy, graph, build, len(inputs))
     try:
         with open_device(board, build.elf_path, expected_hash=graph.hash(), link_faults=link_faults) as device:
             info = board_info(device.info(), board)
             session = start_session(device, graph, board, inputs[len(results) % len(inputs)])
+            spent_before, loaded_before = dict(device.seconds), session.bytes_loaded
+            measure_one = image_measurer(session, inputs[0])
             log.append(start_record(run_id, policy_path, policy, graph, build, board, len(inputs), len(results)))
             for index in range(len(results), len(inputs)):
-                result = measure_image(session, index, inputs[index], labels[index])
+                result = measure_one(index, inputs[index], labels[index])
                 log.append(image_record(run_id, result))
                 results.append(result)
                 on_image(result)
             stats = dict(device.stats)
+            spent = spent_since(spent_before, device.seconds)
+            measured = results[len(resume[1]) if resume else 0:]
     except (HarnessError, KeyboardInterrupt) as error:  # after open_device named a dead target
         log_error(log, run_id, len(results), error)
         raise
-    return finish(log, run_id, summarize(policy, graph, board, build, info, results), results, stats)
+    report = summarize(policy, graph, board, build, info, results)
+    report["link_time"] = link_time(spent, sum(r.ticks for r in measured), info, max(1, len(measured)),
+                                    session.bytes_loaded - loaded_before)
+    return finish(log, run_id, report, results, stats)
 
 
 def prior_results(resume: tuple[dict, list[dict]] | None, policy: Policy, graph: Graph, build: BuildResult,

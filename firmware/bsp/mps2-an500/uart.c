@@ -7,13 +7,14 @@
 #include "mps2_an500.h"
 
 #define BAUD 115200u
-#define RX_RING_BYTES 2048u /* two maximal frames */
+#define RX_RING_BYTES 4096u /* the LOAD window: three maximal frames (1033 bytes) in flight */
 
 #if (RX_RING_BYTES & (RX_RING_BYTES - 1u)) != 0
 #error "RX_RING_BYTES must be a power of two"
 #endif
 
 static volatile uint8_t rx_ring[RX_RING_BYTES];
+const uint32_t bsp_uart_rx_buffer_bytes = RX_RING_BYTES;
 static volatile uint32_t rx_head; /* written by the interrupt only */
 static volatile uint32_t rx_tail; /* written by bsp_uart_read only */
 static volatile uint32_t rx_irqs;  /* RX interrupts taken (the only interrupt besides SysTick) */

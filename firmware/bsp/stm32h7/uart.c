@@ -1,6 +1,7 @@
 /*
  * USART3 on PD8 (TX) / PD9 (RX), AF7: the ST-LINK virtual COM port of the Nucleo-H743ZI(2).
- * 8N1 at STM32H7_UART_BAUD (default 115200; 2 Mbaud and more work: BRR = 120 MHz / baud).
+ * 8N1 at STM32H7_UART_BAUD (the board file's baud via the Makefile's UART_BAUD; BRR = 120 MHz / baud,
+ * at least 16: up to 7.5 Mbaud).
  *
  * Transmit is polled. Received bytes go into a ring buffer, drained from the data register by
  * the RX interrupt (the VCP has no flow control, so bytes that arrive while the core computes
@@ -13,13 +14,14 @@
 #ifndef STM32H7_UART_BAUD
 #define STM32H7_UART_BAUD 115200u
 #endif
-#define RX_RING_BYTES 2048u /* two maximal frames */
+#define RX_RING_BYTES 4096u /* the LOAD window: three maximal frames (1033 bytes) in flight */
 
 #if (RX_RING_BYTES & (RX_RING_BYTES - 1u)) != 0
 #error "RX_RING_BYTES must be a power of two"
 #endif
 
 static volatile uint8_t rx_ring[RX_RING_BYTES];
+const uint32_t bsp_uart_rx_buffer_bytes = RX_RING_BYTES;
 static volatile uint32_t rx_head; /* written by drain() only, with interrupts masked */
 static volatile uint32_t rx_tail; /* written by bsp_uart_read only */
 static volatile uint32_t rx_irqs;  /* USART3 interrupts taken (the only one besides SysTick) */
