@@ -226,6 +226,20 @@ def memory_table(memory: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@generator("memory-driven-mobilenet", MEMORY_2MB)
+def memory_driven_table(memory: dict) -> str:
+    lines = ["| budget | cuts | flash: weights + params + code | RAM: arena + kernel scratch + runtime |",
+             "|---|---:|---|---|"]
+    for p in memory["memory_driven"]:
+        lines.append(f"| {p['flash']} / {p['ram']} | {p['cuts']} | {p['flash_bytes']:,} B of {p['flash_budget']:,} "
+                     f"({p['flash_bytes'] / p['flash_budget']:.1%}) = {p['weight_bytes']:,} + {p['param_bytes']:,} + "
+                     f"{p['code_bytes']:,} | {p['ram_bytes']:,} B of {p['ram_budget']:,} ({p['ram_bytes'] / p['ram_budget']:.1%}) "
+                     f"= {p['arena_bytes']:,} + {p['work_buffer_bytes']:,} + {p['runtime_ram_bytes']:,} |")
+    lines += ["", f"(`{memory['provenance']['command']}`; the {memory['memory_driven'][0]['input_bytes']:,} B network "
+              "input is reused after its last consumer.)"]
+    return "\n".join(lines) + "\n"
+
+
 # -- HAQ under a binding budget (docs/search.md) ----------------------------------------------------
 HAQ_MNIST = "haq-mnist.json"
 
