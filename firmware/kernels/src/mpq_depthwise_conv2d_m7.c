@@ -16,6 +16,32 @@
  */
 #include "mpq_m7.h"
 
+/* Columns 0 .. n - 1 of one input row (x_row bytes a pixel, cb channels from src, cb a multiple of
+ * 32 / bits, bits a constant) unpacked straight into ring columns col, col + 1, ..: each packed word
+ * decodes in registers and its channel pairs go to col[q * wp], without an intermediate pixel. */
+MPQ_M7_INLINE void unpack_columns(const uint8_t *src, uint32_t x_row, uint32_t n, uint32_t cb, uint32_t bits,
+                                  int32_t in_offset, uint32_t wp, mpq_word_t *col) {
+    const uint32_t per_word = 32u / bits, words = cb / per_word;
+    const uint32_t k = mpq_pair(in_offset, in_offset);
+    for (uint32_t ix = 0; ix < n; ++ix, src += x_row, ++col) {
+        const uint8_t *p = src;
+        mpq_word_t *dst = col;
+        for (uint32_t i = 0; i < words; ++i, p += 4) {
+            uint32_t v;
+            memcpy(&v, p, sizeof v);
+            union {
+                int16_t h[16];
+                uint32_t w[8];
+            } u;
+            mpq_m7_unpack_word(v, bits, 0u, k, u.h);
+#pragma GCC unroll 8
+            for (uint32_t q = 0; q < per_word / 2u; ++q, dst += wp) {
+                *dst = u.w[q];
+            }
+        }
+    }
+}
+
 /* The ring offset (words) of the slot holding input row iy (channels ch0 .. ch0 + cb - 1, in
  * `pairs` pairs), unpacked into it first if it holds another row; xs has room for 2 * pairs int16. */
 static uint32_t ring_row(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win, uint32_t wp,
@@ -29,7 +55,16 @@ static uint32_t ring_row(const mpq_dims_t *in, const uint8_t *x, const mpq_windo
         const mpq_word_t *pixel = (const mpq_word_t *)xs;
         memset(row, 0, pairs * wp * sizeof(mpq_word_t));
         xs[2u * pairs - 1u] = 0; /* the padding channel of an odd channel count */
-        for (uint32_t ix = 0; ix < ix_end; ++ix) {
+        const uint8_t *src = x + iy * in->w * x_row + ch0 * in->bits / 8u;
+        mpq_word_t *first = row + win->pad_left;
+        if (in->bits == 8u && cb % 4u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 8u, win->in_offset, wp, first);
+        } else if (in->bits == 4u && cb % 8u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 4u, win->in_offset, wp, first);
+        } else if (in->bits == 2u && cb % 16u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 2u, win->in_offset, wp, first);
+        }
+        for (uint32_t ix = 0; ix < ix_end && cb % (32u / in->bits) != 0u; ++ix) {
             mpq_m7_unpack_activations(x + (iy * in->w + ix) * x_row + ch0 * in->bits / 8u, cb, in->bits,
                                       win->in_offset, xs);
             mpq_word_t *col = row + ix + win->pad_left;
@@ -52,8 +87,11 @@ MPQ_M7_INLINE void mac_pixel(uint32_t x, uint32_t w, int32_t *lo, int32_t *hi) {
     *hi = mpq_smlatt(x, w, *hi);
 }
 
-/* 3x3 window, stride 1, two pixels: rows[ky] points at the first tap of pixel 0, w at the 9 weights. */
-MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+/* 3x3 window, stride 1, two pixels: window row ky of pixel 0 starts at r0, r1, r2, w points at the 9
+ * weights. The rows are scalars (not an array) so that they stay in registers along the row. */
+MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                 const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -70,7 +108,9 @@ MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word
 
 /* 3x3 window, stride 2, two pixels: as window_3x3_s1, the second pixel two columns on, so the
  * pixels share the middle column's loads. */
-MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                 const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -85,8 +125,10 @@ MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word
     }
 }
 
-/* 3x3 window, one pixel (the last of an odd row): window row ky starts at rows[ky]. */
-MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+/* 3x3 window, one pixel (the last of an odd row): window row ky starts at r0, r1, r2. */
+MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                  const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -135,42 +177,41 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
     const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
     const mpq_word_t *wj = r->wts + j * kh * kw;
+    const uint32_t out_w = r->out_w, y_row = r->y_row, wp = r->wp;
+    const mpq_word_t *const ring = r->ring, *const first = ring + j * wp;
     uint8_t *yp = y_oy;
     uint32_t ox = 0;
-    const mpq_word_t *window[3] = {r->ring + j * r->wp, r->ring + j * r->wp, r->ring + j * r->wp};
-    if (fast) {
-        for (uint32_t ky = 0; ky < 3u; ++ky) {
-            window[ky] += r->row_at[ky];
-        }
-    }
-    for (; ox + 1u < r->out_w; ox += 2u, yp += 2u * r->y_row) {
-        const uint32_t at = j * r->wp + ox * sw;
+    /* the fast windows' rows, advanced along the output row */
+    const mpq_word_t *r0 = first + (fast ? r->row_at[0] : 0u);
+    const mpq_word_t *r1 = first + (fast ? r->row_at[1] : 0u);
+    const mpq_word_t *r2 = first + (fast ? r->row_at[2] : 0u);
+    for (; ox + 1u < out_w; ox += 2u, yp += 2u * y_row) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
             if (fast == 1u) {
-                window_3x3_s1(window, wj, &acc);
+                window_3x3_s1(r0, r1, r2, wj, &acc);
             } else {
-                window_3x3_s2(window, wj, &acc);
+                window_3x3_s2(r0, r1, r2, wj, &acc);
             }
-            window[0] += 2u * fast;
-            window[1] += 2u * fast;
-            window[2] += 2u * fast;
+            r0 += 2u * fast;
+            r1 += 2u * fast;
+            r2 += 2u * fast;
         } else {
-            window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
+            window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
-        mpq_m7_store_as(yp + r->y_row, ch, out_bits, acc.a[2], m0, s0, mode);
+        mpq_m7_store_as(yp + y_row, ch, out_bits, acc.a[2], m0, s0, mode);
         if (second) {
             mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
-            mpq_m7_store_as(yp + r->y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
+            mpq_m7_store_as(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
         }
     }
-    if (ox < r->out_w) {
+    if (ox < out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
-            window_3x3_one(window, wj, &acc);
+            window_3x3_one(r0, r1, r2, wj, &acc);
         } else {
-            window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+            window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
         if (second) {
