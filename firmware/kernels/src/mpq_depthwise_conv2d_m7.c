@@ -284,7 +284,9 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
     mpq_word_t *wts = (mpq_word_t *)(xs + 2u * block); /* [block][kh][kw] */
     mpq_word_t *ring = wts + block * taps;             /* [kh + 1][block][wp], the last slot zero */
 
-    memset(y, 0, (uint32_t)out->h * out->w * y_row);
+    if (out->bits < 8u) { /* 8- and 32-bit values are stored whole (mpq_m7_store_as) */
+        memset(y, 0, (uint32_t)out->h * out->w * y_row);
+    }
     for (uint32_t pair0 = 0; pair0 < pairs; pair0 += block) {
         const uint32_t nb = pairs - pair0 < block ? pairs - pair0 : block; /* pairs in this block */
         const uint32_t ch0 = 2u * pair0;                                   /* 0 or a multiple of 4 */
