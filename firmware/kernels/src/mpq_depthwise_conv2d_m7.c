@@ -171,7 +171,7 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
                                     uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
     const uint32_t ch = 2u * (r->pair0 + j);
-    const int second = ch + 1u < r->c;
+    const int second = fast != 0u || ch + 1u < r->c; /* block_row() gives the fast windows full pairs */
     const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
     const int32_t m0 = out_bits == 32u ? 0 : r->rq->mult[ch], s0 = out_bits == 32u ? 1 : r->rq->shift[ch];
     const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
@@ -220,11 +220,17 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     }
 }
 
-/* Every channel pair of the block (nb pairs from channel ch0) along one output row; `fast` (a
- * constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. */
-MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint32_t fast,
-                             uint8_t *y_oy) {
-    for (uint32_t j = 0; j < nb; ++j) {
+static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                          uint8_t *y_oy);
+
+/* Channel pairs j0 .. nb - 1 of the block (nb pairs from channel ch0) along one output row; `fast`
+ * (a constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. The
+ * fast windows take only pairs of two channels (their loops then hold no test for the second
+ * channel): the last pair of an odd channel count goes to block_row_any(). */
+MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                             uint32_t fast, uint8_t *y_oy) {
+    const uint32_t full = fast != 0u && ch0 + 2u * nb > r->c ? nb - 1u : nb;
+    for (uint32_t j = j0; j < full; ++j) {
         const uint32_t ch = ch0 + 2u * j;
         /* the short requantization when both shifts exceed 32; one copy only (SMALL) for other windows */
         const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
@@ -247,18 +253,22 @@ MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint3
             break;
         }
     }
+    if (full < nb) {
+        block_row_any(r, full, nb, ch0, out_bits, y_oy);
+    }
 }
 
 static void block_row_3x3_s1(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 1u, y_oy);
+    block_row(r, 0u, nb, ch0, out_bits, 1u, y_oy);
 }
 
 static void block_row_3x3_s2(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 2u, y_oy);
+    block_row(r, 0u, nb, ch0, out_bits, 2u, y_oy);
 }
 
-static void block_row_any(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 0u, y_oy);
+static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                          uint8_t *y_oy) {
+    block_row(r, j0, nb, ch0, out_bits, 0u, y_oy);
 }
 
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -318,7 +328,7 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
             } else if (kh == 3u && kw == 3u && win->sw == 2u) {
                 block_row_3x3_s2(&rows, nb, ch0, out->bits, y_oy);
             } else {
-                block_row_any(&rows, nb, ch0, out->bits, y_oy);
+                block_row_any(&rows, 0u, nb, ch0, out->bits, y_oy);
             }
         }
     }
