@@ -8,13 +8,40 @@
  * [slot][cp/2][wp] words (word = the two channels of a pair at one column) with zero columns for
  * the left/right padding; a further all-zero row stands for the rows of the top/bottom padding
  * (padding is the real value zero). Each input row is unpacked once however many output rows
- * read it. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
+ * read it, a packed word at a time straight into the ring when the block's channels fill whole words. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
  * window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
- * SMLATT; the 3x3 windows of stride 1 and 2 are fully unrolled and their two pixels share input loads.
+ * SMLATT; the 3x3 windows of stride 1 and 2 are fully unrolled and their two pixels share input loads
+ * (full channel pairs only: the last pair of an odd channel count runs the generic window).
  * Scratch: as mpq_depthwise_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer whose
  * rows are too long for the work buffer runs mpq_depthwise_conv2d_ref.
  */
 #include "mpq_m7.h"
+
+/* Columns 0 .. n - 1 of one input row (x_row bytes a pixel, cb channels from src, cb a multiple of
+ * 32 / bits, bits a constant) unpacked straight into ring columns col, col + 1, ..: each packed word
+ * decodes in registers and its channel pairs go to col[q * wp], without an intermediate pixel. */
+MPQ_M7_INLINE void unpack_columns(const uint8_t *src, uint32_t x_row, uint32_t n, uint32_t cb, uint32_t bits,
+                                  int32_t in_offset, uint32_t wp, mpq_word_t *col) {
+    const uint32_t per_word = 32u / bits, words = cb / per_word;
+    const uint32_t k = mpq_pair(in_offset, in_offset);
+    for (uint32_t ix = 0; ix < n; ++ix, src += x_row, ++col) {
+        const uint8_t *p = src;
+        mpq_word_t *dst = col;
+        for (uint32_t i = 0; i < words; ++i, p += 4) {
+            uint32_t v;
+            memcpy(&v, p, sizeof v);
+            union {
+                int16_t h[16];
+                uint32_t w[8];
+            } u;
+            mpq_m7_unpack_word(v, bits, 0u, k, u.h);
+#pragma GCC unroll 8
+            for (uint32_t q = 0; q < per_word / 2u; ++q, dst += wp) {
+                *dst = u.w[q];
+            }
+        }
+    }
+}
 
 /* The ring offset (words) of the slot holding input row iy (channels ch0 .. ch0 + cb - 1, in
  * `pairs` pairs), unpacked into it first if it holds another row; xs has room for 2 * pairs int16. */
@@ -29,7 +56,16 @@ static uint32_t ring_row(const mpq_dims_t *in, const uint8_t *x, const mpq_windo
         const mpq_word_t *pixel = (const mpq_word_t *)xs;
         memset(row, 0, pairs * wp * sizeof(mpq_word_t));
         xs[2u * pairs - 1u] = 0; /* the padding channel of an odd channel count */
-        for (uint32_t ix = 0; ix < ix_end; ++ix) {
+        const uint8_t *src = x + iy * in->w * x_row + ch0 * in->bits / 8u;
+        mpq_word_t *first = row + win->pad_left;
+        if (in->bits == 8u && cb % 4u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 8u, win->in_offset, wp, first);
+        } else if (in->bits == 4u && cb % 8u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 4u, win->in_offset, wp, first);
+        } else if (in->bits == 2u && cb % 16u == 0u) {
+            unpack_columns(src, x_row, ix_end, cb, 2u, win->in_offset, wp, first);
+        }
+        for (uint32_t ix = 0; ix < ix_end && cb % (32u / in->bits) != 0u; ++ix) {
             mpq_m7_unpack_activations(x + (iy * in->w + ix) * x_row + ch0 * in->bits / 8u, cb, in->bits,
                                       win->in_offset, xs);
             mpq_word_t *col = row + ix + win->pad_left;
@@ -52,8 +88,11 @@ MPQ_M7_INLINE void mac_pixel(uint32_t x, uint32_t w, int32_t *lo, int32_t *hi) {
     *hi = mpq_smlatt(x, w, *hi);
 }
 
-/* 3x3 window, stride 1, two pixels: rows[ky] points at the first tap of pixel 0, w at the 9 weights. */
-MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+/* 3x3 window, stride 1, two pixels: window row ky of pixel 0 starts at r0, r1, r2, w points at the 9
+ * weights. The rows are scalars (not an array) so that they stay in registers along the row. */
+MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                 const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -70,7 +109,9 @@ MPQ_M7_INLINE void window_3x3_s1(const mpq_word_t *const rows[3], const mpq_word
 
 /* 3x3 window, stride 2, two pixels: as window_3x3_s1, the second pixel two columns on, so the
  * pixels share the middle column's loads. */
-MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                 const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -85,8 +126,10 @@ MPQ_M7_INLINE void window_3x3_s2(const mpq_word_t *const rows[3], const mpq_word
     }
 }
 
-/* 3x3 window, one pixel (the last of an odd row): window row ky starts at rows[ky]. */
-MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *const rows[3], const mpq_word_t *w, acc_2x2_t *acc) {
+/* 3x3 window, one pixel (the last of an odd row): window row ky starts at r0, r1, r2. */
+MPQ_M7_INLINE void window_3x3_one(const mpq_word_t *r0, const mpq_word_t *r1, const mpq_word_t *r2,
+                                  const mpq_word_t *w, acc_2x2_t *acc) {
+    const mpq_word_t *const rows[3] = {r0, r1, r2};
 #pragma GCC unroll 3
     for (uint32_t ky = 0; ky < 3u; ++ky) {
         const mpq_word_t *r = rows[ky];
@@ -129,48 +172,47 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
                                     uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
     const uint32_t ch = 2u * (r->pair0 + j);
-    const int second = ch + 1u < r->c;
+    const int second = fast != 0u || ch + 1u < r->c; /* block_row() gives the fast windows full pairs */
     const int32_t b0 = r->rq->bias[ch], b1 = second ? r->rq->bias[ch + 1u] : 0;
     const int32_t m0 = out_bits == 32u ? 0 : r->rq->mult[ch], s0 = out_bits == 32u ? 1 : r->rq->shift[ch];
     const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
     const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
     const mpq_word_t *wj = r->wts + j * kh * kw;
+    const uint32_t out_w = r->out_w, y_row = r->y_row, wp = r->wp;
+    const mpq_word_t *const ring = r->ring, *const first = ring + j * wp;
     uint8_t *yp = y_oy;
     uint32_t ox = 0;
-    const mpq_word_t *window[3] = {r->ring + j * r->wp, r->ring + j * r->wp, r->ring + j * r->wp};
-    if (fast) {
-        for (uint32_t ky = 0; ky < 3u; ++ky) {
-            window[ky] += r->row_at[ky];
-        }
-    }
-    for (; ox + 1u < r->out_w; ox += 2u, yp += 2u * r->y_row) {
-        const uint32_t at = j * r->wp + ox * sw;
+    /* the fast windows' rows, advanced along the output row */
+    const mpq_word_t *r0 = first + (fast ? r->row_at[0] : 0u);
+    const mpq_word_t *r1 = first + (fast ? r->row_at[1] : 0u);
+    const mpq_word_t *r2 = first + (fast ? r->row_at[2] : 0u);
+    for (; ox + 1u < out_w; ox += 2u, yp += 2u * y_row) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
             if (fast == 1u) {
-                window_3x3_s1(window, wj, &acc);
+                window_3x3_s1(r0, r1, r2, wj, &acc);
             } else {
-                window_3x3_s2(window, wj, &acc);
+                window_3x3_s2(r0, r1, r2, wj, &acc);
             }
-            window[0] += 2u * fast;
-            window[1] += 2u * fast;
-            window[2] += 2u * fast;
+            r0 += 2u * fast;
+            r1 += 2u * fast;
+            r2 += 2u * fast;
         } else {
-            window_any(r->ring, r->row_at, at, wj, kh, kw, sw, 2u, &acc);
+            window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
-        mpq_m7_store_as(yp + r->y_row, ch, out_bits, acc.a[2], m0, s0, mode);
+        mpq_m7_store_as(yp + y_row, ch, out_bits, acc.a[2], m0, s0, mode);
         if (second) {
             mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
-            mpq_m7_store_as(yp + r->y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
+            mpq_m7_store_as(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
         }
     }
-    if (ox < r->out_w) {
+    if (ox < out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
         if (fast) {
-            window_3x3_one(window, wj, &acc);
+            window_3x3_one(r0, r1, r2, wj, &acc);
         } else {
-            window_any(r->ring, r->row_at, j * r->wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
+            window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
         mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
         if (second) {
@@ -179,11 +221,17 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     }
 }
 
-/* Every channel pair of the block (nb pairs from channel ch0) along one output row; `fast` (a
- * constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. */
-MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint32_t fast,
-                             uint8_t *y_oy) {
-    for (uint32_t j = 0; j < nb; ++j) {
+static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                          uint8_t *y_oy);
+
+/* Channel pairs j0 .. nb - 1 of the block (nb pairs from channel ch0) along one output row; `fast`
+ * (a constant) is the stride of an unrolled 3x3 window (1 or 2), or 0 for any other window. The
+ * fast windows take only pairs of two channels (their loops then hold no test for the second
+ * channel): the last pair of an odd channel count goes to block_row_any(). */
+MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                             uint32_t fast, uint8_t *y_oy) {
+    const uint32_t full = fast != 0u && ch0 + 2u * nb > r->c ? nb - 1u : nb;
+    for (uint32_t j = j0; j < full; ++j) {
         const uint32_t ch = ch0 + 2u * j;
         /* the short requantization when both shifts exceed 32; one copy only (SMALL) for other windows */
         const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
@@ -206,18 +254,22 @@ MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint3
             break;
         }
     }
+    if (full < nb) {
+        block_row_any(r, full, nb, ch0, out_bits, y_oy);
+    }
 }
 
 static void block_row_3x3_s1(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 1u, y_oy);
+    block_row(r, 0u, nb, ch0, out_bits, 1u, y_oy);
 }
 
 static void block_row_3x3_s2(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 2u, y_oy);
+    block_row(r, 0u, nb, ch0, out_bits, 2u, y_oy);
 }
 
-static void block_row_any(const dw_row_t *r, uint32_t nb, uint32_t ch0, uint32_t out_bits, uint8_t *y_oy) {
-    block_row(r, nb, ch0, out_bits, 0u, y_oy);
+static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
+                          uint8_t *y_oy) {
+    block_row(r, j0, nb, ch0, out_bits, 0u, y_oy);
 }
 
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
@@ -243,7 +295,9 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
     mpq_word_t *wts = (mpq_word_t *)(xs + 2u * block); /* [block][kh][kw] */
     mpq_word_t *ring = wts + block * taps;             /* [kh + 1][block][wp], the last slot zero */
 
-    memset(y, 0, (uint32_t)out->h * out->w * y_row);
+    if (out->bits < 8u) { /* 8- and 32-bit values are stored whole (mpq_m7_store_as) */
+        memset(y, 0, (uint32_t)out->h * out->w * y_row);
+    }
     for (uint32_t pair0 = 0; pair0 < pairs; pair0 += block) {
         const uint32_t nb = pairs - pair0 < block ? pairs - pair0 : block; /* pairs in this block */
         const uint32_t ch0 = 2u * pair0;                                   /* 0 or a multiple of 4 */
@@ -275,7 +329,7 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
             } else if (kh == 3u && kw == 3u && win->sw == 2u) {
                 block_row_3x3_s2(&rows, nb, ch0, out->bits, y_oy);
             } else {
-                block_row_any(&rows, nb, ch0, out->bits, y_oy);
+                block_row_any(&rows, 0u, nb, ch0, out->bits, y_oy);
             }
         }
     }
