@@ -57,6 +57,9 @@ def _h743(*args, **kwargs):
     return H743(*args, **kwargs)
 
 
+NUCLEO_BAUD = load_board("nucleo-h743").backend_settings.baud  # the firmware is built for it
+
+
 def _frames(data: bytes) -> list:
     return FrameDecoder().feed(data)
 
@@ -67,11 +70,11 @@ def test_boots_and_says_hello(mixed, booted):
     booted.tx.clear()
     assert hello.type == HELLO
     assert hello.payload.rstrip(b"\0").decode() == graph.hash()
-    # the BSP brought the clock up: PLL1 on and selected, flash latency for 480 MHz, USART3 at 115200
+    # the BSP brought the clock up: PLL1 on and selected, flash latency for 480 MHz, USART3 at the board file's baud
     assert booted.registers[0x58024400] & (1 << 24), "PLL1ON"
     assert booted.registers[0x58024410] & 7 == 3, "sys_ck = pll1_p_ck"
     assert booted.registers[0x52002000] & 0xF == 4, "4 flash wait states"
-    assert booted.registers[0x4000480C] == round(120e6 / 115200), "USART3 BRR"
+    assert booted.registers[0x4000480C] == round(120e6 / NUCLEO_BAUD), "USART3 BRR"
     assert booted.registers[0xE0001FB0] == 0xC5ACCE55, "DWT unlocked"
 
 
@@ -83,7 +86,7 @@ def test_a_pll_that_does_not_lock_says_so_at_the_hsi_baud_rate(mixed):
     _, graph, _ = mixed
     machine = _h743(mixed[2].elf_path, pll_locks=False)
     machine.run_until_idle()
-    assert machine.registers[0x4000480C] == round(64e6 / 115200), "USART3 BRR from the HSI"
+    assert machine.registers[0x4000480C] == round(64e6 / NUCLEO_BAUD), "USART3 BRR from the HSI"
     assert machine.registers.get(0x58024410, 0) & 7 == 0, "sys_ck stays on the HSI"
     (hello,) = _frames(bytes(machine.tx))
     assert hello.type == HELLO and hello.payload.decode().startswith(graph.hash() + " PLL1 did not lock")

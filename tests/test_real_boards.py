@@ -46,7 +46,7 @@ def test_firmware_of_another_bsp_is_refused(tmp_path):
 
 
 def _info(kind: CounterKind) -> DeviceInfo:
-    return DeviceInfo(1, 1, kind, 480_000_000, 480_000_000, 1024, 256, "m", "p", "nucleo-h743")
+    return DeviceInfo(1, 1, kind, 480_000_000, 480_000_000, 1024, 256, 4096, "m", "p", "nucleo-h743")
 
 
 def test_the_board_file_says_what_ticks_mean():

@@ -330,7 +330,7 @@ def verified_record(candidate: dict, scorer: Scorer, graph, report: dict) -> dic
     """The 'verified' record of a candidate from its measured report (with a farm's, which boards measured it)."""
     measured = report["latency"]["median"]
     predicted = scorer.table.predict(graph)
-    return {"event": "verified", "policy_hash": report["policy_hash"], "episode": candidate["episode"],
+    return {"event": "verified", "policy_hash": candidate["policy_hash"], "episode": candidate["episode"],
             "predicted_latency": predicted, "measured_latency": measured, "latency_unit": report["latency"]["unit"],
             "prediction_error": (predicted - measured) / measured, "accuracy": candidate["accuracy"],
             "device_accuracy": report["device_accuracy"], "bit_exact": report["bit_exact"],
