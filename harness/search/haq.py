@@ -252,24 +252,29 @@ def best_candidates(records: list[dict], k: int) -> list[dict]:
     return best[:k]
 
 
-def deployable_graph(policy: Policy, scorer: Scorer):
-    """The integer graph a candidate deploys: fine-tuned like its score (deterministic) and lowered,
-    or with --random-weights, random weights calibrated post-training."""
+Prepared = tuple[Policy, object, np.ndarray, np.ndarray]  # policy, integer graph, verify images, labels
+
+
+def deployable(policy: Policy, scorer: Scorer) -> Prepared:
+    """The integer graph `policy` deploys (fine-tuned like its score, deterministic, and lowered; or
+    with --random-weights, random weights calibrated post-training) and the images that verify it."""
+    from harness.datasets.measured import measured_inputs
     from harness.quantize.lower import lower
     from harness.quantize.pipeline import random_weights_graph
 
     if scorer.oracle is None:
-        return random_weights_graph(policy)
-    return lower(scorer.oracle.fine_tune(policy), policy, {"search": scorer.settings.method})
+        graph = random_weights_graph(policy)
+    else:
+        graph = lower(scorer.oracle.fine_tune(policy), policy, {"search": scorer.settings.method})
+    return (policy, graph, *measured_inputs(policy, graph, scorer.settings.verify_images))
 
 
-def measure_on_board(policy: Policy, graph, scorer: Scorer, board: Board, log_path: Path) -> dict:
-    """Build and measure `policy`'s `graph` end to end (harness.measure.run) on its verify images: the report."""
-    from harness.datasets.measured import measured_inputs
+def measure_on_board(prepared: Prepared, board: Board, log_path: Path) -> dict:
+    """Build and measure a prepared policy end to end (harness.measure.run): the report."""
     from harness.measure.log import RunLog
     from harness.measure.run import measure
 
-    inputs, labels = measured_inputs(policy, graph, scorer.settings.verify_images)
+    policy, graph, inputs, labels = prepared
     with RunLog(log_path) as log:
         return measure(policy, graph, board, inputs, labels, log)
 
@@ -284,7 +289,7 @@ def reference(scorer: Scorer, board: Board, out_dir: Path) -> dict:
     record = {"event": "reference", "policy_hash": policy.hash, "accuracy": accuracy,
               "predicted_latency": scorer.reference_latency, "latency_unit": scorer.table.unit}
     try:
-        report = measure_on_board(policy, deployable_graph(policy, scorer), scorer, board,
+        report = measure_on_board(deployable(policy, scorer), board,
                                   out_dir / "verify" / f"reference-{policy.hash}.jsonl")
     except HarnessError as error:
         return record | {"measured_latency": None, "not_measured": str(error)}
@@ -295,10 +300,9 @@ def reference(scorer: Scorer, board: Board, out_dir: Path) -> dict:
 
 def verify(candidate: dict, scorer: Scorer, board: Board, out_dir: Path) -> dict:
     """Fine-tune, lower, build and measure one candidate on the board; the 'verified' record."""
-    policy = scorer.logged_policy(candidate["layers"])
-    graph = deployable_graph(policy, scorer)
-    report = measure_on_board(policy, graph, scorer, board, verify_log_path(out_dir, policy))
-    return verified_record(candidate, scorer, graph, report)
+    prepared = prepare_candidate(candidate, scorer)
+    report = measure_on_board(prepared, board, verify_log_path(out_dir, prepared[0]))
+    return verified_record(candidate, scorer, prepared[1], report)
 
 
 def verify_candidates(candidates: list[dict], scorer: Scorer, board: Board, out_dir: Path,
@@ -313,13 +317,9 @@ def verify_candidates(candidates: list[dict], scorer: Scorer, board: Board, out_
         yield verify(candidate, scorer, board, out_dir)
 
 
-def prepare_candidate(candidate: dict, scorer: Scorer) -> tuple[Policy, object, np.ndarray, np.ndarray]:
-    """The candidate's deployable graph and the images that verify it (for the farm)."""
-    from harness.datasets.measured import measured_inputs
-
-    policy = scorer.logged_policy(candidate["layers"])
-    graph = deployable_graph(policy, scorer)
-    return (policy, graph, *measured_inputs(policy, graph, scorer.settings.verify_images))
+def prepare_candidate(candidate: dict, scorer: Scorer) -> Prepared:
+    """The candidate's policy, deployable graph and verify images (the farm measures them too)."""
+    return deployable(scorer.logged_policy(candidate["layers"]), scorer)
 
 
 def verify_log_path(out_dir: Path, policy: Policy) -> Path:
