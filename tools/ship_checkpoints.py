@@ -7,11 +7,9 @@ manifest.json (per file: kind, sha256, the key of the code that made it), and wr
 the wall seconds of each training, the epochs, CPU count, date, and each policy's accuracy and
 memory (the numbers README.md and docs/ quote, through tools/docs.py).
 
-    python tools/ship_checkpoints.py                        # the shipped files (tens of minutes)
+    python tools/ship_checkpoints.py       # the shipped files and their training times (README.md quotes them)
     python tools/ship_checkpoints.py --float-epochs 1 --qat-epochs 1 --policies policies/digits-mixed.json \\
-        --out-dir /tmp/s --results results/training-cost.json
-                                  # one epoch of each: the per-epoch cost README.md quotes (and the bounded
-                                  # run of tests/test_shipped_checkpoints.py, into a temporary folder)
+        --out-dir /tmp/s --results /tmp/s.json      # one epoch of each (the bounded run of the tests)
 """
 from __future__ import annotations
 
@@ -48,6 +46,7 @@ def provenance(argv: list[str]) -> dict:
     block = run_provenance()
     block["command"] = shlex.join(["python", "tools/ship_checkpoints.py", *argv])
     block["cpu_count"] = os.cpu_count()
+    block["load_average"] = round(os.getloadavg()[0], 2)  # other jobs on the CPUs when it started
     return block
 
 

@@ -1,4 +1,4 @@
-"""Float training of zoo models on the CPU: deterministic, minutes for digits-cnn (results/training-cost.json).
+"""Float training of zoo models on the CPU: deterministic, seconds for digits-cnn (results/shipped-digits.json).
 
 The trained FloatNet (harness.frontend.float_net) is saved as cache_dir("models")/<zoo>.pt
 (with a suffix for model arguments or a dataset other than the model's own); its float graph is
