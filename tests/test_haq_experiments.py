@@ -28,6 +28,9 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
         assert run["reference"]["measured_latency"] > 0 and run["reference"]["accuracy"] > 0.5
     (versus,) = result["haq_vs_random"]
     assert versus["haq_wins"] == (versus["haq"] > versus["random"])
+    random_run = result["runs"][1]
+    assert 1 <= versus["evaluations"] <= 2 and versus["random_at_evaluations"] in random_run["best_per_evaluation"]
+    assert versus["haq_wins_at_evaluations"] == (versus["haq"] > versus["random_at_evaluations"])
     weight = result["latency_weight"]
     assert weight["drops_more_than_spread"] == (weight["mean_drop"] > weight["spread_at_0"])
     assert (tmp_path / "results" / "haq-reward-curves.png").stat().st_size > 10_000

@@ -48,6 +48,24 @@ def test_reference_latency_is_the_all_8_bit_prediction(tmp_path):
     assert _scorer(tmp_path).reference_latency == REFERENCE_TICKS
 
 
+def test_the_reference_of_a_model_whose_all_8_bits_exceed_the_board_is_cut_to_fit_it(tmp_path):
+    from harness.backends import load_board
+    from harness.ir.memory import memory_report
+    from harness.quantize.lower import structural_graph
+
+    args = {"width": 0.75, "resolution": 224}  # all 8 bits: 2.6 MB of weights, 600 kB of activations
+    settings = HaqSettings("mobilenet_v1", args, "2MB", "512kB", "qemu-m7", episodes=2, latency_weight=1.0,
+                           target_latency=None, seed=0, top_k=1, random_weights=True)
+    scorer = Scorer(settings, zoo.build("mobilenet_v1", args), TicksPerWeightBit(), None, tmp_path / "s.jsonl", 0,
+                    lambda record: None)
+    graph = structural_graph(scorer.reference_policy)
+    report, board = memory_report(graph), load_board("qemu-m7").budget
+    assert report.flash_bytes <= board.flash and report.ram_bytes <= board.ram
+    bits = [layer.w_bits for layer in graph.layers if layer.w_bits is not None]
+    assert 8 in bits and min(bits) < 8  # cut only where it has to be
+    assert scorer.reference_latency == TicksPerWeightBit().predict(graph)
+
+
 def test_latency_term_without_a_target_is_relative_to_all_8_bits(tmp_path):
     scorer = _scorer(tmp_path, weight=0.5)
     assert scorer.latency_term(250.0) == 0.5

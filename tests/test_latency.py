@@ -43,6 +43,21 @@ def test_table_round_trips_and_predicts_layers_plus_overhead(cache):
     assert loaded.predict(graph) == (100 * n * (n + 1) / 2 + 2.5) * 40.0  # median overhead 2.5 ticks
 
 
+def test_two_processes_profiling_at_once_keep_each_others_entries(cache):
+    board = load_board("qemu-m7")
+    LatencyTable(board.name, firmware_digest(board), "instructions", 40.0, {"old": 1}, [5]).save()
+    first, second = LatencyTable.for_board(board), LatencyTable.for_board(board)  # both read the same file
+    first.entries["a"], second.entries["b"] = 2, 3
+    first.overheads.append(6)
+    first.save()
+    second.overheads.append(7)
+    second.save()
+    first.save()  # saving again adds nothing twice
+    merged = LatencyTable.for_board(board)
+    assert merged.entries == {"old": 1, "a": 2, "b": 3}
+    assert sorted(merged.overheads) == [5, 6, 7] and merged.unit == "instructions"
+
+
 def test_missing_configurations_are_named(cache):
     graph = random_chain_graph(1)
     table = LatencyTable("qemu-m7", "abc", entries={layer_key(graph, graph.layers[0]): 5}, overheads=[1])

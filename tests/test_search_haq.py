@@ -27,6 +27,21 @@ def test_actions_map_to_2_4_8_by_thirds():
     assert [action_to_bits(v) for v in (0.0, 0.2, 0.34, 0.6, 0.7, 1.0, 1.5, -1)] == [2, 2, 4, 4, 8, 8, 8, 2]
 
 
+def test_the_agent_learns_the_actions_the_fitted_policy_took():
+    arch = zoo.build("digits-cnn")
+    env = BitWidthEnv(arch, lambda w, a: (0.0, {}))
+    asked = [np.array([0.9, 0.9], dtype=np.float32) for _ in arch.layers]  # 8 bits everywhere
+    first, last = arch.layers[0].name, arch.layers[-1].name
+    layers = {spec.name: {"a_bits": 8} | ({"w_bits": 8} if spec.op != "global_avg_pool" else {})
+              for spec in arch.layers}
+    layers[first] = {"w_bits": 2, "a_bits": 4}  # the budget cut both
+    del layers[last]["a_bits"]  # int32 logits: no activation bits, the agent's value stays
+    taken = env.taken_actions(asked, layers)
+    assert taken[0].tolist() == pytest.approx([1 / 6, 1 / 2])  # the middle of 2's and 4's thirds
+    assert [action_to_bits(v) for v in taken[0]] == [2, 4]
+    assert all(t.tolist() == pytest.approx([0.9, 0.9]) for t in taken[1:])  # kept as asked
+
+
 def test_state_features_are_normalized_per_layer():
     features = layer_features(zoo.build("digits-cnn"))
     assert features.shape == (7, N_FEATURES - 2)

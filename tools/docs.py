@@ -236,6 +236,7 @@ def memory_driven_table(memory: dict) -> str:
 
 # -- HAQ under a binding budget (docs/search.md) ----------------------------------------------------
 HAQ_MNIST = "haq-mnist.json"
+HAQ_MOBILENET = "haq-mobilenet.json"
 
 
 def _share(run: dict, result: dict) -> str:
@@ -268,22 +269,39 @@ def haq_mnist_runs(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-@generator("haq-mnist-summary", HAQ_MNIST)
-def haq_mnist_summary(result: dict) -> str:
-    if not result.get("complete"):
-        return f"Not complete: {len(result['runs'])} runs of the set finished; no comparison yet.\n"
+def _versus_random(result: dict) -> list[str]:
+    """Lines: what binds, and per seed HAQ's best reward against random search's."""
     lines = [f"The all-8-bit policy needs {result['all_8_flash_bytes']:,} B flash and {result['all_8_ram_bytes']:,} B "
              f"RAM against {result['flash_budget']:,} / {result['ram_budget']:,} B: "
              + " and ".join(k for k, v in result["binding"].items() if v) + " bind.", "",
-             "| seed | HAQ best reward | random best reward | HAQ ahead | HAQ's chosen policy: flash / RAM use | "
-             "≥ 90 % of every binding budget |", "|---:|---:|---:|---|---:|---|"]
+             "| seed | HAQ best reward | random, same episodes | HAQ ahead | HAQ's evaluations | random, same "
+             "evaluations | HAQ ahead | HAQ's chosen policy: flash / RAM use | ≥ 90 % of every binding budget |",
+             "|---:|---:|---:|---|---:|---:|---|---:|---|"]
+    yes = lambda ahead: "yes" if ahead else "**no**"  # noqa: E731
     for v in result["haq_vs_random"]:
         shares = v["budget"]["shares"]
-        lines.append(f"| {v['seed']} | {v['haq']:.4f} | {v['random']:.4f} | {'yes' if v['haq_wins'] else '**no**'} | "
-                     f"{100 * shares['flash']:.1f} % / {100 * shares['ram']:.1f} % | "
-                     f"{'yes' if v['budget']['meets'] else '**no**'} |")
+        lines.append(f"| {v['seed']} | {v['haq']:.4f} | {v['random']:.4f} | {yes(v['haq_wins'])} | "
+                     f"{v['evaluations']} | {v['random_at_evaluations']:.4f} | {yes(v['haq_wins_at_evaluations'])} | "
+                     f"{100 * shares['flash']:.1f} % / {100 * shares['ram']:.1f} % | {yes(v['budget']['meets'])} |")
+    seeds = len(result["haq_vs_random"])
     wins = sum(v["haq_wins"] for v in result["haq_vs_random"])
-    lines += ["", f"HAQ ahead of random search on {wins} of {len(result['haq_vs_random'])} seeds."]
+    wins_at = sum(v["haq_wins_at_evaluations"] for v in result["haq_vs_random"])
+    return lines + ["", f"HAQ ahead of random search on {wins} of {seeds} seeds at the same episodes, on {wins_at} "
+                    f"of {seeds} at the same evaluations (distinct policies scored; a repeated policy's accuracy "
+                    "comes from the cache)."]
+
+
+def _incomplete(result: dict) -> str | None:
+    if result.get("complete"):
+        return None
+    return f"Not complete: {len(result['runs'])} runs of the set finished; no comparison yet.\n"
+
+
+@generator("haq-mnist-summary", HAQ_MNIST)
+def haq_mnist_summary(result: dict) -> str:
+    if (note := _incomplete(result)) is not None:
+        return note
+    lines = _versus_random(result)
     w = result["latency_weight"]
     lines += ["", f"Latency weight 0 → {w['raised']:g} (HAQ, chosen policies measured on the board): "
               f"at 0 {', '.join(f'{x:,.0f}' for x in w['weight_0'])} (seed spread {w['spread_at_0']:,.0f}); "
@@ -292,6 +310,24 @@ def haq_mnist_summary(result: dict) -> str:
               + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread; every policy "
               + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget.")]
     return "\n".join(lines) + "\n"
+
+
+@generator("haq-mobilenet-summary", HAQ_MOBILENET)
+def haq_mobilenet_summary(result: dict) -> str:
+    if (note := _incomplete(result)) is not None:
+        return note
+    provenance = result["provenance"]
+    lines = [f"`{provenance['command']}`: {result['model']} {result['model_args']} with random weights at "
+             f"{result['budget']}, reward = -(predicted latency / all-8-bit's), {provenance['episodes']} episodes "
+             f"each ({provenance['warmup']} warm-up), board {provenance['board']}.", "",
+             "| method | seed | best reward | distinct policies | chosen: predicted | measured latency | "
+             "flash / RAM use | ELF flash / RAM B | bit-exact | fits |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in result["runs"]:
+        lines.append(f"| {r['method']} | {r['seed']} | {r['best_episode_reward']:.4f} | {r['distinct_policies']} | "
+                     f"{r['predicted_latency']:,.0f} | {r['measured_latency']:,.0f} | {_share(r, result)} | "
+                     f"{r['elf_flash_bytes']:,} / {r['elf_ram_bytes']:,} | {r['bit_exact']}/{r['images']} | "
+                     f"{'yes' if r['fits'] else 'NO'} |")
+    return "\n".join(lines + [""] + _versus_random(result)) + "\n"
 
 
 # -- the checker --------------------------------------------------------------------------------

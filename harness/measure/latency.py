@@ -15,11 +15,12 @@ to the board's unit (cycles on hardware, instructions in emulators).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boards import Board
@@ -65,6 +66,7 @@ class LatencyTable:
     per_tick: float = 1.0
     entries: dict[str, int] = None
     overheads: list[int] = None
+    saved_overheads: int = field(default=0, init=False, repr=False)  # how many the file already holds
 
     def __post_init__(self) -> None:
         self.entries = dict(self.entries or {})
@@ -78,20 +80,33 @@ class LatencyTable:
     def for_board(cls, board: Board) -> "LatencyTable":
         """The cached table of this board and firmware (empty if never profiled)."""
         table = cls(board.name, firmware_digest(board))
-        if table.path.is_file():
-            document = json.loads(table.path.read_text())
-            if document.get("format") == TABLE_FORMAT:
-                table.unit, table.per_tick = document["unit"], document["per_tick"]
-                table.entries, table.overheads = document["entries"], document["overheads"]
+        table.merge_saved()
         return table
 
+    def merge_saved(self) -> None:
+        """Add what the file holds (another process may have profiled since this one read it)."""
+        document = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        if document.get("format") != TABLE_FORMAT:
+            return
+        self.unit, self.per_tick = document["unit"], document["per_tick"]
+        self.entries = document["entries"] | self.entries
+        self.overheads = document["overheads"] + self.overheads[self.saved_overheads:]
+        self.saved_overheads = len(self.overheads)
+
     def save(self) -> None:
-        """Write atomically (a temporary file renamed over the table)."""
-        document = {"format": TABLE_FORMAT, "board": self.board, "firmware": self.firmware, "unit": self.unit,
-                    "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
-        staging = self.path.with_suffix(f".tmp{os.getpid()}")
-        staging.write_text(json.dumps(document, indent=0, sort_keys=True))
-        os.replace(staging, self.path)
+        """Merge with the file under a lock, then write atomically (a temporary file renamed over it):
+        processes profiling the same board at once keep each other's entries."""
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            unit, per_tick = self.unit, self.per_tick
+            self.merge_saved()
+            self.unit, self.per_tick = unit, per_tick
+            document = {"format": TABLE_FORMAT, "board": self.board, "firmware": self.firmware, "unit": self.unit,
+                        "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
+            staging = self.path.with_suffix(f".tmp{os.getpid()}")
+            staging.write_text(json.dumps(document, indent=0, sort_keys=True))
+            os.replace(staging, self.path)
+            self.saved_overheads = len(self.overheads)
 
     def missing(self, graph: Graph) -> list[str]:
         return [key for key in (layer_key(graph, layer) for layer in graph.layers) if key not in self.entries]
