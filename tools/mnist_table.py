@@ -50,7 +50,8 @@ def float_model(model: str, epochs: int) -> float:
     """Train the float checkpoint unless one of `epochs` epochs is cached; its test accuracy."""
     import torch
 
-    from harness.frontend.train import checkpoint_path, train_float
+    from harness.frontend.checkpoints import checkpoint_path
+    from harness.frontend.train import train_float
     from harness.policy import ModelRef
 
     path = checkpoint_path(ModelRef(model))

@@ -56,7 +56,8 @@ def train_and_ship(args: argparse.Namespace, out_dir: Path) -> dict:
 
     from harness.errors import HarnessError
     from harness.frontend import shipped
-    from harness.frontend.train import FLOAT_EPOCHS, FLOAT_SEED, TORCH_THREADS, checkpoint_path, train_float
+    from harness.frontend.checkpoints import checkpoint_path
+    from harness.frontend.train import FLOAT_EPOCHS, FLOAT_SEED, TORCH_THREADS, train_float
     from harness.ir.memory import memory_report
     from harness.policy import ModelRef, load_policy
     from harness.quantize.lower import structural_graph

@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.frontend.train import checkpoint_path, train_float  # torch: imported only when training
+    from harness.frontend.checkpoints import checkpoint_path
+    from harness.frontend.train import train_float  # torch: imported only when training
 
     if args.epochs < 1:
         raise HarnessError(f"--epochs must be at least 1, got {args.epochs}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -19,11 +18,11 @@ from torch import nn
 from harness import zoo
 from harness.datasets import registry
 from harness.errors import HarnessError
+from harness.frontend.checkpoints import checkpoint_path
 from harness.frontend.float_net import FloatNet, load_checkpoint
-from harness.frontend.shipped import file_sha256, shipped_float
+from harness.frontend.shipped import shipped_float
 from harness.frontend.training_progress import TrainingProgress
-from harness.paths import cache_dir
-from harness.policy import ModelRef, policy_hash
+from harness.policy import ModelRef
 from harness.zoo.architecture import Architecture
 
 TORCH_THREADS = 2
@@ -86,18 +85,6 @@ def accuracy(model: nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predict(model, images).argmax(axis=1) == labels))
 
 
-def checkpoint_path(model: ModelRef, data: str | None = None) -> Path:
-    """The policy's own checkpoint, or the cached one `harness train` writes for this zoo model
-    trained on `data` (default: the model's own dataset)."""
-    if model.checkpoint is not None:
-        return model.checkpoint
-    suffix = f"-{policy_hash(model.args)[:8]}" if model.args else ""
-    own = zoo.build(model.zoo, model.args).dataset
-    if data is not None and data != own:
-        suffix += f"-data-{policy_hash({'data': data})[:8]}"
-    return cache_dir("models") / f"{model.zoo}{suffix}.pt"
-
-
 def training_split(arch: Architecture, data: str | None, preprocess: dict | None = None) -> registry.Split:
     """The split training uses; HarnessError when there is none, it cannot feed the model or it
     has no train part."""
@@ -139,8 +126,3 @@ def load_float(model: ModelRef, progress: Progress | None = None, data: str | No
         net, _ = train_float(model, progress=progress, data=data)
         return net
     return load_checkpoint(zoo.build(model.zoo, model.args), path)
-
-
-def checkpoint_digest(model: ModelRef, data: str | None = None) -> str:
-    """sha256 (16 hex) of the float checkpoint's bytes: what a cached quantized model came from."""
-    return file_sha256(checkpoint_path(model, data))[:16]

@@ -59,7 +59,7 @@ def policy_graph(policy: Policy, random_weights: bool, progress: Progress | None
 
         return model_file_graph(policy, calibration_dir, progress)
     if policy.model.zoo in TRAINED_HERE:
-        return quantize(policy, progress).graph
+        return cached_graph(policy) or quantize(policy, progress).graph
     if policy.model.checkpoint is None:
         raise HarnessError(f"model {policy.model.zoo!r} has no training data in this harness (trainable: "
                            f"{', '.join(TRAINED_HERE)}): give the policy a model.checkpoint, or use --random-weights "
@@ -125,6 +125,23 @@ class Quantized:
     graph: Graph
 
 
+def qat_directory(policy: Policy, checkpoint_sha: str) -> Path:
+    """Where the policy's QAT state and integer graph from this float checkpoint are cached."""
+    return cache_dir("graphs", policy.quantization_hash) / checkpoint_sha[:16]
+
+
+def cached_graph(policy: Policy) -> Graph | None:
+    """The integer graph a previous `quantize` of the policy cached, read without torch; None if none."""
+    from harness.frontend.checkpoints import checkpoint_path
+    from harness.frontend.shipped import file_sha256
+
+    checkpoint = checkpoint_path(policy.model, policy.data)
+    if not checkpoint.is_file():
+        return None
+    directory = qat_directory(policy, file_sha256(checkpoint))
+    return Graph.load(directory) if (directory / QAT_STATE).is_file() else None
+
+
 def quantize(policy: Policy, progress: Progress | None = None, use_shipped: bool = True) -> Quantized:
     """The policy's QAT model and integer graph, from the cache, from the shipped QAT state made
     by this code (harness.frontend.shipped), or made (training the float model first if its
@@ -133,7 +150,8 @@ def quantize(policy: Policy, progress: Progress | None = None, use_shipped: bool
 
     from harness.frontend.float_net import float_graph
     from harness.frontend.shipped import file_sha256, shipped_qat
-    from harness.frontend.train import checkpoint_path, load_float, training_split
+    from harness.frontend.checkpoints import checkpoint_path
+    from harness.frontend.train import load_float, training_split
     from harness.quantize.lower import lower
     from harness.quantize.qat import run_qat
 
@@ -141,7 +159,7 @@ def quantize(policy: Policy, progress: Progress | None = None, use_shipped: bool
         progress(f"policy {policy.name} ({policy.hash})")
     float_net = load_float(policy.model, progress, policy.data, use_shipped)  # trains it if missing and not shipped
     checkpoint_sha = file_sha256(checkpoint_path(policy.model, policy.data))
-    directory = cache_dir("graphs", policy.quantization_hash) / checkpoint_sha[:16]
+    directory = qat_directory(policy, checkpoint_sha)
     if (directory / QAT_STATE).is_file():
         return _load(directory, policy)
     shipped = shipped_qat(policy, checkpoint_sha, progress) if use_shipped else None

@@ -37,7 +37,8 @@ class AccuracyOracle:
 
     def __init__(self, model_policy: Policy, settings: ShortQAT = ShortQAT()):
         from harness.frontend.float_net import float_graph
-        from harness.frontend.train import checkpoint_digest, checkpoint_path, load_float, training_split
+        from harness.frontend.checkpoints import checkpoint_digest, checkpoint_path
+        from harness.frontend.train import load_float, training_split
 
         self.settings = settings
         data = model_policy.data
