@@ -33,4 +33,6 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
     assert versus["haq_wins_at_evaluations"] == (versus["haq"] > versus["random_at_evaluations"])
     weight = result["latency_weight"]
     assert weight["drops_more_than_spread"] == (weight["mean_drop"] > weight["spread_at_0"])
+    assert weight["fastest_predicted"] == min(run["fastest_predicted"] for run in result["runs"])
+    assert all(run["fastest_predicted"] <= run["predicted_latency"] for run in result["runs"])
     assert (tmp_path / "results" / "haq-reward-curves.png").stat().st_size > 10_000

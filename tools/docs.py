@@ -307,7 +307,8 @@ def haq_mnist_summary(result: dict) -> str:
               f"at 0 {', '.join(f'{x:,.0f}' for x in w['weight_0'])} (seed spread {w['spread_at_0']:,.0f}); "
               f"at {w['raised']:g} {', '.join(f'{x:,.0f}' for x in w['raised_latencies'])}; mean drop "
               f"{w['mean_drop']:,.0f} ({100 * w['mean_drop'] / (sum(w['weight_0']) / len(w['weight_0'])):.1f} %), "
-              + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread; every policy "
+              + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread (the fastest policy "
+              f"any run scored: {w['fastest_predicted']:,.0f} predicted); every policy "
               + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget.")]
     return "\n".join(lines) + "\n"
 

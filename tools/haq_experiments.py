@@ -104,6 +104,7 @@ def run_one(fields: dict, args: argparse.Namespace, board) -> dict:
             "elf_ram_bytes": best["elf_ram_bytes"], "fits": best["fits"], "layers": chosen["layers"],
             "distinct_policies": len({r["policy_hash"] for r in records if r["event"] == "episode"}),
             "best_per_evaluation": _best_per_evaluation([r for r in records if r["event"] == "episode"]),
+            "fastest_predicted": min(r["predicted_latency"] for r in records if r["event"] == "episode"),
             "reference": summary["reference"], "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -167,6 +168,8 @@ def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Name
         spread = max(low) - min(low)
         drop = statistics.mean(low) - statistics.mean(high)
         result["latency_weight"] = {"raised": args.raised_weight, "weight_0": low, "raised_latencies": high,
+                                    # the room the weight has: the fastest policy any run of the set scored
+                                    "fastest_predicted": min(r["fastest_predicted"] for r in runs),
                                     "spread_at_0": spread, "mean_drop": drop, "drops_more_than_spread": drop > spread,
                                     "all_fit": all(r["fits"] for r in runs)}
     return result
