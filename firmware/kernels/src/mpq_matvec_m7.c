@@ -99,21 +99,47 @@ static uint32_t load_tail(const uint8_t *p, uint32_t bytes, uint32_t values, uin
     return values * bits == 32u ? v : v & ((1u << (values * bits)) - 1u);
 }
 
+/* Puts the unpacked values of one row (t: int16 pairs in value order, `padded` values) into
+ * lane order for `bits`-wide weights, a weight word's values every `stride` words of dst (bits a
+ * constant after inlining). Each lane word holds values a and a + per_word / 2 of the same parity
+ * (the ORDERs), i.e. the same halves of two words of t: one PKHBT or PKHTB per lane word. */
+MPQ_M7_INLINE void order_lanes(const mpq_word_t *t, uint32_t padded, uint32_t bits, uint32_t stride,
+                               mpq_word_t *dst) {
+    const uint32_t per_word = 32u / bits;
+    const uint8_t *order = bits == 8u ? ORDER8 : bits == 4u ? ORDER4 : ORDER2;
+    for (uint32_t j = 0; j < padded; j += per_word, t += per_word / 2u, dst += stride) {
+#pragma GCC unroll 8
+        for (uint32_t q = 0; q < per_word / 2u; ++q) {
+            const uint32_t a = order[2u * q];
+            const uint32_t lo = t[a >> 1], hi = t[(a >> 1) + per_word / 4u];
+            dst[q] = (a & 1u) != 0u ? mpq_pack_hi(lo, hi) : mpq_pack_lo(lo, hi);
+        }
+    }
+}
+
 /* Unpacks the pixels p0 .. p0 + pixels - 1 of x into cols: for each weight word, pixel 0's
  * values in lane order, then pixel 1's; values past cin are zero. tmp: room for `padded` int16. */
+__attribute__((noinline)) /* inlined, it costs the streaming loops registers */
 static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels, uint32_t padded, int16_t *tmp,
                          int16_t *cols) {
     const uint32_t per_word = 32u / m->w_bits;
-    const uint8_t *order = m->w_bits == 8u ? ORDER8 : m->w_bits == 4u ? ORDER4 : ORDER2;
     const uint32_t x_row = mpq_row_bytes(m->cin, m->in_bits);
+    const uint32_t stride = pixels * per_word / 2u;
     memset(tmp + m->cin, 0, (padded - m->cin) * sizeof(int16_t));
     for (uint32_t p = 0; p < pixels; ++p) {
         mpq_m7_unpack_activations(m->x + (p0 + p) * x_row, m->cin, m->in_bits, m->in_offset, tmp);
-        int16_t *dst = cols + p * per_word;
-        for (uint32_t j = 0; j < padded; j += per_word, dst += pixels * per_word) {
-            for (uint32_t i = 0; i < per_word; ++i) {
-                dst[i] = tmp[j + order[i]];
-            }
+        const mpq_word_t *t = (const mpq_word_t *)(const void *)tmp;
+        mpq_word_t *dst = (mpq_word_t *)(void *)(cols + p * per_word);
+        switch (m->w_bits) {
+        case 8u:
+            order_lanes(t, padded, 8u, stride, dst);
+            break;
+        case 4u:
+            order_lanes(t, padded, 4u, stride, dst);
+            break;
+        default:
+            order_lanes(t, padded, 2u, stride, dst);
+            break;
         }
     }
 }
