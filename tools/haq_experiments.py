@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def runs_of(experiment: str, args: argparse.Namespace) -> list[dict]:
     """(settings fields) of every search of `experiment`."""
     if experiment == "mnist":
-        base = {"model": args.mnist_model, "model_args": {}, "data": "mnist", "flash": args.mnist_flash, "ram": args.mnist_ram, "finetune_epochs": args.finetune_epochs,
-                        "verify_images": args.mnist_images, "val_images": args.mnist_val_images}
+        base = {"model": args.mnist_model, "model_args": {}, "data": "mnist", "flash": args.mnist_flash,
+                "ram": args.mnist_ram, "finetune_epochs": args.finetune_epochs, "verify_images": args.mnist_images,
+                "val_images": args.mnist_val_images}
         plan = [("haq", 0.0), ("random", 0.0), ("haq", args.raised_weight)]
     else:
         base = MOBILENET | {"flash": "2MB", "ram": "512kB", "verify_images": 1}
@@ -111,9 +112,10 @@ def run_one(fields: dict, args: argparse.Namespace, board) -> dict:
 def _best_per_evaluation(episodes: list[dict]) -> list[float]:
     """Best reward after each distinct policy scored: a repeated policy costs no evaluation (its
     accuracy comes from the oracle's cache), so this is the curve against the search's real cost."""
-    seen: set[str] = set()
-    return _best_so_far([r["reward"] for r in episodes
-                         if r["policy_hash"] not in seen and not seen.add(r["policy_hash"])])
+    first_scores: dict[str, float] = {}
+    for record in episodes:
+        first_scores.setdefault(record["policy_hash"], record["reward"])
+    return _best_so_far(list(first_scores.values()))  # dicts keep the order policies were first scored
 
 
 def _best_so_far(rewards: list[float]) -> list[float]:

@@ -80,17 +80,22 @@ class LatencyTable:
     def for_board(cls, board: Board) -> "LatencyTable":
         """The cached table of this board and firmware (empty if never profiled)."""
         table = cls(board.name, firmware_digest(board))
-        table.merge_saved()
+        saved = table.saved()
+        if saved:
+            table.unit, table.per_tick = saved["unit"], saved["per_tick"]
+            table.merge(saved)
         return table
 
-    def merge_saved(self) -> None:
-        """Add what the file holds (another process may have profiled since this one read it)."""
+    def saved(self) -> dict:
+        """The table file's document ({} when there is none, or of another format)."""
         document = json.loads(self.path.read_text()) if self.path.is_file() else {}
-        if document.get("format") != TABLE_FORMAT:
-            return
-        self.unit, self.per_tick = document["unit"], document["per_tick"]
-        self.entries = document["entries"] | self.entries
-        self.overheads = document["overheads"] + self.overheads[self.saved_overheads:]
+        return document if document.get("format") == TABLE_FORMAT else {}
+
+    def merge(self, saved: dict) -> None:
+        """Add a saved document's entries and overheads (another process may have profiled since)."""
+        if saved:
+            self.entries = saved["entries"] | self.entries
+            self.overheads = saved["overheads"] + self.overheads[self.saved_overheads:]
         self.saved_overheads = len(self.overheads)
 
     def save(self) -> None:
@@ -98,15 +103,12 @@ class LatencyTable:
         processes profiling the same board at once keep each other's entries."""
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            unit, per_tick = self.unit, self.per_tick
-            self.merge_saved()
-            self.unit, self.per_tick = unit, per_tick
+            self.merge(self.saved())
             document = {"format": TABLE_FORMAT, "board": self.board, "firmware": self.firmware, "unit": self.unit,
                         "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
             staging = self.path.with_suffix(f".tmp{os.getpid()}")
             staging.write_text(json.dumps(document, indent=0, sort_keys=True))
             os.replace(staging, self.path)
-            self.saved_overheads = len(self.overheads)
 
     def missing(self, graph: Graph) -> list[str]:
         return [key for key in (layer_key(graph, layer) for layer in graph.layers) if key not in self.entries]

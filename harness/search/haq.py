@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Callable
 
 import numpy as np
@@ -165,11 +165,18 @@ class Scorer:
 
         board = load_board(self.settings.board).budget
         every = {spec.name: 8 for spec in self.architecture.layers}
-        graph = structural_graph(self.policy(every, every))
-        enforce_budget(graph, board)
+        policy, *_ = self.fitted(every, every, board)
+        return parse_policy(policy.document | {"budget": {"flash": board.flash, "ram": board.ram}})
+
+    def fitted(self, w_bits: dict[str, int], a_bits: dict[str, int], budget: Budget,
+               keep_weights: Collection[str] = (), keep_activations: Collection[str] = ()):
+        """The policy of these bits cut to `budget` (harness.search.constraints), never cutting the
+        kept layers and tensors: (policy, its structural graph, memory report, number of cuts)."""
+        graph = structural_graph(self.policy(w_bits, a_bits))
+        report, cuts = enforce_budget(graph, budget, keep_weights, keep_activations)
         policy = self.policy({layer.name: layer.w_bits for layer in graph.layers if layer.w_bits is not None},
                              {name: tensor.bits for name, tensor in graph.tensors.items()})
-        return parse_policy(policy.document | {"budget": {"flash": board.flash, "ram": board.ram}})
+        return policy, graph, report, cuts
 
     @property
     def budget_document(self) -> dict:
@@ -207,11 +214,7 @@ class Scorer:
         keep_weights, keep_activations = self.pinned
         w_bits = w_bits | {name: 8 for name in keep_weights}
         a_bits = a_bits | {name: 8 for name in keep_activations}
-        graph = structural_graph(self.policy(w_bits, a_bits))
-        report, cuts = enforce_budget(graph, self.budget, keep_weights, keep_activations)
-        fitted_w = {layer.name: layer.w_bits for layer in graph.layers if layer.w_bits is not None}
-        fitted_a = {name: tensor.bits for name, tensor in graph.tensors.items()}
-        policy = self.policy(fitted_w, fitted_a)
+        policy, graph, report, cuts = self.fitted(w_bits, a_bits, self.budget, keep_weights, keep_activations)
         predicted = self.table.predict(graph)
         accuracy, cached = self.accuracy(policy)
         return {"policy_hash": policy.hash, "layers": policy.document["layers"], "accuracy": accuracy,
