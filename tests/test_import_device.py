@@ -76,7 +76,6 @@ def test_pytorch_module_qat_trained_and_bit_exact(board_name, tmp_path):
     images whose label is the quadrant of channel 0 made brighter), lowered and measured on 32
     more: bit-exact on the board, and it learned (97 % here; chance is 25 %)."""
     pytest.importorskip("torch")
-    import numpy as np
     from support.torch_module import INPUT_SHAPE, UserNet, export
 
     from harness.backends import load_board

@@ -134,7 +134,6 @@ def test_db_before_db_load_is_refused_at_boot(resnet8, board_name):
 
 
 def test_harness_serve_keeps_the_firmware_on_a_pty_until_ctrl_c(resnet8, board_name, tmp_path):
-    import json
     import os
     import signal
     import subprocess

@@ -92,8 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _measure(args, console, policy, board, settings, log, resume, pool) -> int:
     from harness.datasets.measured import measured_inputs
-    from harness.measure.run import measure
-    if pool is not None:
+    from harness.measure.run import measure as on_board
+    if pool is None:
+        measure = on_board
+    else:
         from functools import partial
 
         from harness.farm.measure import farm_measure
