@@ -98,6 +98,9 @@ def test_first_and_last_layer_are_pinned_to_8_bits_and_never_cut():
         def predict(self, graph):
             return 1.0
 
+        def layer_entry(self, graph, layer, w_bits=None):
+            return None  # never profiled: no flash is given back
+
     settings = HaqSettings("lenet5-mnist", {}, "90kB", "512kB", "qemu-m7", 1, 0.0, None, 0, 1)
     scorer = Scorer(settings, arch, Table(), None, None, 0, lambda r: None)
     record = scorer.evaluate({s.name: 2 for s in arch.layers}, {s.name: 2 for s in arch.layers})

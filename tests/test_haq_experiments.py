@@ -36,3 +36,12 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
     assert weight["fastest_predicted"] == min(run["fastest_predicted"] for run in result["runs"])
     assert all(run["fastest_predicted"] <= run["predicted_latency"] for run in result["runs"])
     assert (tmp_path / "results" / "haq-reward-curves.png").stat().st_size > 10_000
+    assert weight["every_raised_faster"] == (max(weight["raised_latencies"]) < min(weight["weight_0"]))
+    from harness.backends import load_board
+
+    fields = haq_experiments.runs_of("mnist", haq_experiments.parse_args([]))[0]
+    for run in result["runs"]:  # the free flash was given back: what is left costs latency to use
+        cheapest = haq_experiments.cheapest_raise(run, fields, result["flash_budget"], result["ram_budget"],
+                                                  load_board("qemu-m7"))
+        assert cheapest is None or (cheapest["latency_change"] > 0
+                                    and cheapest["flash_bytes"] <= result["flash_budget"])

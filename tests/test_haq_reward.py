@@ -25,6 +25,9 @@ class TicksPerWeightBit:
     def predict(self, graph) -> float:
         return 20.0 + sum(10.0 * layer.w_bits for layer in graph.layers if layer.w_bits is not None)
 
+    def layer_entry(self, graph, layer, w_bits=None) -> float:
+        return 10.0 * (w_bits or layer.w_bits)  # more bits, slower: no flash is given back
+
 
 class FixedAccuracy:
     def __init__(self, score: float = 0.9):

@@ -10,8 +10,11 @@ from harness.errors import HarnessError
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Budget
-from harness.search.constraints import enforce_budget
+from harness.measure.latency import LatencyTable, layer_key
+from harness.search.constraints import enforce_budget, give_back_flash
 from harness.search.documents import uniform_policy
+from harness.search.haq import AGENT_NAME, HaqSettings, run_agent
+from harness.search.haq_agent import HaqAgent, load_agent
 from harness.search.haq_env import N_FEATURES, BitWidthEnv, action_to_bits, layer_features
 from harness.search.pareto import pareto_front
 
@@ -27,19 +30,24 @@ def test_actions_map_to_2_4_8_by_thirds():
     assert [action_to_bits(v) for v in (0.0, 0.2, 0.34, 0.6, 0.7, 1.0, 1.5, -1)] == [2, 2, 4, 4, 8, 8, 8, 2]
 
 
-def test_the_agent_learns_the_actions_the_fitted_policy_took():
+def test_the_agent_learns_the_actions_it_asked_for_not_the_cut_ones(tmp_path):
+    """As HAQ: a layer the budget cut is stored with the agent's request, so asking for more than
+    fits is what earns the cut policy's reward (storing the cut bits taught the agent to ask 8
+    everywhere: the cuts' damage landed on the low-bit actions)."""
     arch = zoo.build("digits-cnn")
-    env = BitWidthEnv(arch, lambda w, a: (0.0, {}))
-    asked = [np.array([0.9, 0.9], dtype=np.float32) for _ in arch.layers]  # 8 bits everywhere
-    first, last = arch.layers[0].name, arch.layers[-1].name
-    layers = {spec.name: {"a_bits": 8} | ({"w_bits": 8} if spec.op != "global_avg_pool" else {})
-              for spec in arch.layers}
-    layers[first] = {"w_bits": 2, "a_bits": 4}  # the budget cut both
-    del layers[last]["a_bits"]  # int32 logits: no activation bits, the agent's value stays
-    taken = env.taken_actions(asked, layers)
-    assert taken[0].tolist() == pytest.approx([1 / 6, 1 / 2])  # the middle of 2's and 4's thirds
-    assert [action_to_bits(v) for v in taken[0]] == [2, 4]
-    assert all(t.tolist() == pytest.approx([0.9, 0.9]) for t in taken[1:])  # kept as asked
+    cut = {spec.name: {"w_bits": 2, "a_bits": 2} for spec in arch.layers}
+    env = BitWidthEnv(arch, lambda w, a: (0.25, {"layers": cut}))
+    asked = []
+    step = env.step
+    env.step = lambda action: (asked.append(np.array(action)), step(action))[1]
+    settings = HaqSettings("digits-cnn", {}, "2MB", "512kB", "qemu-m7", 1, 0.0, None, 0, 1, warmup=5)
+    run_agent(settings, env, tmp_path, 0)
+    agent = HaqAgent(N_FEATURES, 2, len(arch.layers), 0)
+    load_agent(agent, tmp_path / AGENT_NAME)
+    assert len(agent.memory) == len(arch.layers)
+    assert [m[1].tolist() for m in agent.memory] == [a.tolist() for a in asked]
+    assert any(action_to_bits(a[0]) != 2 for a in asked), "the seed asks for more than 2 bits somewhere"
+    assert {m[2] for m in agent.memory} == {0.25}
 
 
 def test_state_features_are_normalized_per_layer():
@@ -82,6 +90,33 @@ def test_budget_is_enforced_by_cutting_last_layers_first():
     report, cuts = enforce_budget(graph, budget)
     assert report.ram_bytes <= budget.ram
     assert graph.tensors["pool"].bits < 8 or graph.tensors["pw2"].bits < 8  # the last activations went first
+
+
+def _table(graph, faster: set[str]) -> LatencyTable:
+    """Every layer at every weight bits: 100 ticks per bit step up, or 100 fewer for `faster`."""
+    entries = {}
+    for layer in graph.layers:
+        bits = (graph.tensors[layer.input].bits, layer.w_bits, graph.tensors[layer.output].bits)
+        for step, w in enumerate((2, 4, 8)):
+            key = layer_key(graph, layer, (bits[0], w if layer.w_bits else None, bits[2]))
+            entries[key] = 1000 + (-100 if layer.name in faster else 100) * step
+    return LatencyTable("qemu-m7", "test", entries=entries, overheads=[0])
+
+
+def test_free_flash_is_given_back_only_where_it_costs_no_latency():
+    graph = _graph(2)
+    names = [layer.name for layer in graph.layers if layer.w_bits]
+    table = _table(graph, faster=set(names[:2]))
+    raises = give_back_flash(graph, Budget(10**9, 10**9), table, keep_weights={names[1]})
+    bits = {layer.name: layer.w_bits for layer in graph.layers if layer.w_bits}
+    assert raises == 1 and bits[names[0]] == 8, "the faster layer goes straight to 8, the larger saving"
+    assert bits[names[1]] == 2, "a kept layer is not raised"
+    assert all(bits[name] == 2 for name in names[2:]), "raising these would be slower"
+    graph = _graph(2)
+    tight = Budget(memory_report(graph).flash_bytes, 10**9)
+    raises = give_back_flash(graph, tight, _table(graph, set(names)), ())
+    assert memory_report(graph).flash_bytes == tight.flash, "only raises that fit the padding of packed rows"
+    assert raises < 2 * len(names)
 
 
 def test_impossible_budget_fails_clearly():

@@ -308,7 +308,8 @@ def haq_mnist_summary(result: dict) -> str:
               f"at {w['raised']:g} {', '.join(f'{x:,.0f}' for x in w['raised_latencies'])}; mean drop "
               f"{w['mean_drop']:,.0f} ({100 * w['mean_drop'] / (sum(w['weight_0']) / len(w['weight_0'])):.1f} %), "
               + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread (the fastest policy "
-              f"any run scored: {w['fastest_predicted']:,.0f} predicted); every policy "
+              f"any run scored: {w['fastest_predicted']:,.0f} predicted); the slowest policy at {w['raised']:g} is "
+              + ("faster" if w["every_raised_faster"] else "**not faster**") + " than the fastest at 0; every policy "
               + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget.")]
     return "\n".join(lines) + "\n"
 
@@ -328,7 +329,23 @@ def haq_mobilenet_summary(result: dict) -> str:
                      f"{r['predicted_latency']:,.0f} | {r['measured_latency']:,.0f} | {_share(r, result)} | "
                      f"{r['elf_flash_bytes']:,} / {r['elf_ram_bytes']:,} | {r['bit_exact']}/{r['images']} | "
                      f"{'yes' if r['fits'] else 'NO'} |")
-    return "\n".join(lines + [""] + _versus_random(result)) + "\n"
+    return "\n".join(lines + [""] + _versus_random(result) + ["", _free_flash(result)]) + "\n"
+
+
+def _free_flash(result: dict) -> str:
+    """Why HAQ's chosen policies leave flash free: the cheapest raise of one layer's weights that fits."""
+    parts = []
+    for v in result["haq_vs_random"]:
+        cheapest = v["cheapest_raise"]
+        parts.append(f"seed {v['seed']}: no weight raise fits" if cheapest is None else
+                     f"seed {v['seed']}: {cheapest['layer']} {cheapest['from']} → {cheapest['to']} bits, "
+                     f"{cheapest['latency_change']:+,.0f}")
+    slower = all(v["cheapest_raise"] is None or v["cheapest_raise"]["latency_change"] > 0
+                 for v in result["haq_vs_random"])
+    return ("The flash HAQ's chosen policies leave free, and what using it costs (the cheapest raise of one "
+            "layer's weight bits that still fits, predicted on the latency table): " + "; ".join(parts) + ". "
+            + ("Every raise that fits is slower: with a latency-only reward the free flash has no use."
+               if slower else "**A raise that fits is not slower**: the search left a faster policy unfound."))
 
 
 # -- the checker --------------------------------------------------------------------------------

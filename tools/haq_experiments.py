@@ -133,7 +133,41 @@ def budget_use(run: dict, flash: int, ram: int, binding: dict[str, bool]) -> dic
             "meets": all(shares[kind] >= BUDGET_SHARE for kind, binds in binding.items() if binds)}
 
 
-def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Namespace) -> dict:
+def cheapest_raise(run: dict, fields: dict, flash: int, ram: int, board) -> dict | None:
+    """Why a chosen policy leaves flash free: every raise of one layer's weight bits that still
+    fits the budget, predicted on the board's latency table; the one that costs least (None: no
+    raise fits). A positive cost means every use of the free flash makes the policy slower."""
+    from harness import zoo
+    from harness.ir.memory import memory_report
+    from harness.measure.profile import profile
+    from harness.policy import parse_policy
+    from harness.quantize.lower import structural_graph
+    from harness.search.documents import policy_document, uniform_policy
+
+    arch = zoo.build(fields["model"], fields["model_args"])
+    budget = {"flash": flash, "ram": ram}
+    table, _ = profile(structural_graph(uniform_policy("all-8", fields["model"], fields["model_args"], arch, 8,
+                                                       budget)), board)  # profiled by the searches: reads only
+    w_bits = {name: entry["w_bits"] for name, entry in run["layers"].items() if "w_bits" in entry}
+    a_bits = {name: entry["a_bits"] for name, entry in run["layers"].items() if "a_bits" in entry}
+
+    def graph(weights: dict[str, int]):
+        return structural_graph(parse_policy(policy_document("raise", fields["model"], fields["model_args"], arch,
+                                                             weights, a_bits, budget)))
+
+    chosen = table.predict(graph(w_bits))
+    raises = []
+    for name, bits in w_bits.items():
+        for higher in (b for b in (4, 8) if b > bits):
+            raised = graph(w_bits | {name: higher})
+            report = memory_report(raised)
+            if report.flash_bytes <= flash and report.ram_bytes <= ram:
+                raises.append({"layer": name, "from": bits, "to": higher, "flash_bytes": report.flash_bytes,
+                               "latency_change": table.predict(raised) - chosen})
+    return min(raises, key=lambda r: r["latency_change"]) if raises else None
+
+
+def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Namespace, board) -> dict:
     """HAQ vs random per seed; for mnist, the latency weight's effect against the seed spread."""
     from harness import zoo
     from harness.ir.memory import memory_report
@@ -159,6 +193,8 @@ def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Name
                        "evaluations": evaluations, "random_at_evaluations": random_at,
                        "haq_wins_at_evaluations": haq["best_episode_reward"] > random_at,
                        "budget": budget_use(haq, flash, ram, binding)})
+        if fields.get("random_weights"):  # latency only: does the free flash buy anything?
+            versus[-1]["cheapest_raise"] = cheapest_raise(haq, fields, flash, ram, board)
     result = {"flash_budget": flash, "ram_budget": ram, "all_8_flash_bytes": all_8.flash_bytes,
               "all_8_ram_bytes": all_8.ram_bytes, "binding": binding, "haq_vs_random": versus,
               "haq_wins_every_seed": all(v["haq_wins"] for v in versus),
@@ -173,6 +209,7 @@ def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Name
                                     # the room the weight has: the fastest policy any run of the set scored
                                     "fastest_predicted": min(r["fastest_predicted"] for r in runs),
                                     "spread_at_0": spread, "mean_drop": drop, "drops_more_than_spread": drop > spread,
+                                    "every_raised_faster": max(high) < min(low),
                                     "all_fit": all(r["fits"] for r in runs)}
     return result
 
@@ -232,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{done['name']}: best reward {done['best_episode_reward']:.4f}, measured latency "
                   f"{done['measured_latency']:,.0f} ({done['seconds']} s)", flush=True)
             if len(result["runs"]) == len(plan):
-                result |= compare(experiment, result["runs"], fields, args) | {"complete": True}
+                result |= compare(experiment, result["runs"], fields, args, board) | {"complete": True}
             (args.out_dir / f"haq-{experiment}.json").write_text(json.dumps(result, indent=1) + "\n")
             reward_curves(results, args.out_dir / "haq-reward-curves.png")
     return 0

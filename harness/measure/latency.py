@@ -128,6 +128,12 @@ class LatencyTable:
                                f"(first: {missing[0]}); run `harness profile --board {self.board}` on this model")
         return [self.entries[layer_key(graph, layer)] for layer in graph.layers]
 
+    def layer_entry(self, graph: Graph, layer: Layer, w_bits: int | None = None) -> int | None:
+        """Measured ticks of `layer` as in `graph` (or with `w_bits` weights); None: never profiled."""
+        inp, out = graph.tensors[layer.input].bits, graph.tensors[layer.output].bits
+        bits = None if w_bits is None else (inp, w_bits, out)
+        return self.entries.get(layer_key(graph, layer, bits))
+
     def predict(self, graph: Graph) -> float:
         """Predicted whole-network latency in the table's unit (layers + overhead)."""
         return (sum(self.layer_ticks(graph)) + self.overhead) * self.per_tick

@@ -5,6 +5,11 @@ while RAM is), one layer at a time from the last to the first and round again (W
 2019's final_action_wall), skipping what is already at 2 bits (or fixed: the network input
 and the logits, and what the search pins: HAQ's first and last layer at 8 bits), and checking the
 budget after every layer.
+
+Then `give_back_flash` spends the flash the cuts and the agent left free where the board's latency
+table says it costs no time: one layer's weight bits raised at a time, the raise that saves most
+first, while the budget holds (weight bits barely change a kernel's speed, and where they do
+it is measured, so free flash is otherwise wasted precision).
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from collections.abc import Collection
 from harness.errors import HarnessError
 from harness.ir.graph import Graph
 from harness.ir.memory import MemoryReport, memory_report
+from harness.measure.latency import LatencyTable
 from harness.policy import Budget
 
 LOWEST_BITS = 2
@@ -56,3 +62,29 @@ def _cut_layer(graph: Graph, index: int, weights: bool, activations: bool) -> bo
         out.bits //= 2
         cut = True
     return cut
+
+
+def give_back_flash(graph: Graph, budget: Budget, table: LatencyTable, keep_weights: Collection[str] = ()) -> int:
+    """Raise weight bits in place (to 4 or 8) where the table predicts no slower layer and the
+    budget still holds, the largest saving first; the number of raises. A configuration the table
+    lacks is not raised."""
+    raises = 0
+    while True:
+        candidates = []
+        for layer in graph.layers:
+            if layer.w_bits is None or layer.w_bits == 8 or layer.name in keep_weights:
+                continue
+            now = table.layer_entry(graph, layer)
+            for higher in (bits for bits in (4, 8) if bits > layer.w_bits):
+                raised = table.layer_entry(graph, layer, higher)
+                if now is not None and raised is not None and raised <= now:
+                    candidates.append((raised - now, len(candidates), layer, higher))
+        for _, _, layer, higher in sorted(candidates, key=lambda c: c[:2]):
+            lower, layer.w_bits = layer.w_bits, higher
+            report = memory_report(graph)
+            if report.flash_bytes <= budget.flash and report.ram_bytes <= budget.ram:
+                raises += 1
+                break
+            layer.w_bits = lower
+        else:
+            return raises

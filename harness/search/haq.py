@@ -30,11 +30,12 @@ import numpy as np
 
 from harness.boards import Board
 from harness.errors import HarnessError
+from harness.ir.memory import memory_report
 from harness.measure.latency import LatencyTable
 from harness.quantize.lower import structural_graph
 from harness.policy import Budget, Policy, parse_policy
 from harness.search.accuracy import AccuracyOracle, ShortQAT
-from harness.search.constraints import enforce_budget
+from harness.search.constraints import enforce_budget, give_back_flash
 from harness.search.documents import policy_document, uniform_policy
 from harness.search.haq_agent import WARMUP_EPISODES, HaqAgent, RandomAgent, load_agent, save_agent
 from harness.search.haq_env import BitWidthEnv
@@ -170,13 +171,16 @@ class Scorer:
 
     def fitted(self, w_bits: dict[str, int], a_bits: dict[str, int], budget: Budget,
                keep_weights: Collection[str] = (), keep_activations: Collection[str] = ()):
-        """The policy of these bits cut to `budget` (harness.search.constraints), never cutting the
-        kept layers and tensors: (policy, its structural graph, memory report, number of cuts)."""
+        """The policy of these bits cut to `budget`, then the flash left free given back where it
+        costs no latency (harness.search.constraints), never changing the kept layers and tensors:
+        (policy, its structural graph, memory report, number of cuts, number of raises)."""
         graph = structural_graph(self.policy(w_bits, a_bits))
-        report, cuts = enforce_budget(graph, budget, keep_weights, keep_activations)
+        _, cuts = enforce_budget(graph, budget, keep_weights, keep_activations)
+        raises = give_back_flash(graph, budget, self.table, keep_weights)
+        report = memory_report(graph)
         policy = self.policy({layer.name: layer.w_bits for layer in graph.layers if layer.w_bits is not None},
                              {name: tensor.bits for name, tensor in graph.tensors.items()})
-        return policy, graph, report, cuts
+        return policy, graph, report, cuts, raises
 
     @property
     def budget_document(self) -> dict:
@@ -214,13 +218,14 @@ class Scorer:
         keep_weights, keep_activations = self.pinned
         w_bits = w_bits | {name: 8 for name in keep_weights}
         a_bits = a_bits | {name: 8 for name in keep_activations}
-        policy, graph, report, cuts = self.fitted(w_bits, a_bits, self.budget, keep_weights, keep_activations)
+        policy, graph, report, cuts, raises = self.fitted(w_bits, a_bits, self.budget, keep_weights,
+                                                          keep_activations)
         predicted = self.table.predict(graph)
         accuracy, cached = self.accuracy(policy)
         return {"policy_hash": policy.hash, "layers": policy.document["layers"], "accuracy": accuracy,
                 "predicted_latency": predicted, "latency_unit": self.table.unit,
                 "reward": self.reward(accuracy, predicted), "flash_bytes": report.flash_bytes,
-                "ram_bytes": report.ram_bytes, "budget_cuts": cuts, "accuracy_cached": cached,
+                "ram_bytes": report.ram_bytes, "budget_cuts": cuts, "weight_raises": raises, "accuracy_cached": cached,
                 "seconds": round(time.monotonic() - started, 3)}
 
     def __call__(self, w_bits: dict[str, int], a_bits: dict[str, int]) -> tuple[float, dict]:
@@ -241,7 +246,8 @@ def make_agent(settings: HaqSettings, env: BitWidthEnv) -> RandomAgent:
 
 def run_agent(settings: HaqSettings, env: BitWidthEnv, out_dir: Path, done: int) -> None:
     """The episodes still to do: the agent walks the layers, the episode's reward goes to every
-    step (with the actions the fitted policy took); the agent is saved after every episode."""
+    step with the action the agent asked for there (as HAQ: asking for more than the budget holds
+    is what earns the cut policy's reward); the agent is saved after every episode."""
     agent = make_agent(settings, env)
     agent_path = out_dir / AGENT_NAME
     load_agent(agent, agent_path)
@@ -252,8 +258,8 @@ def run_agent(settings: HaqSettings, env: BitWidthEnv, out_dir: Path, done: int)
             action = agent.act(state, episode)
             states.append(state)
             actions.append(action)
-            state, reward, finished, _, record = env.step(action)
-        agent.learn(states, env.taken_actions(actions, record["layers"]), reward, episode)
+            state, reward, finished, _, _ = env.step(action)
+        agent.learn(states, actions, reward, episode)
         save_agent(agent, agent_path)
 
 

@@ -8,9 +8,7 @@ the bits of its output activation, each mapped to {2, 4, 8} by thirds (a weightl
 the first, the classifier, whose output is int32 logits, the second). The last step scores the
 whole policy through `score(w_bits, a_bits) -> (reward, info)`, which also enforces the memory
 budget (harness.search.constraints); the search gives that reward to every step of the episode
-(harness.search.haq.run_agent), so the steps before return 0 here. The agent learns from the
-actions the scored policy took (`taken_actions`): a layer the budget cut is stored as asking for
-the bits it got, so the critic sees the policy its reward belongs to.
+(harness.search.haq.run_agent), so the steps before return 0 here.
 """
 from __future__ import annotations
 
@@ -30,13 +28,6 @@ Score = Callable[[dict[str, int], dict[str, int]], tuple[float, dict]]
 def action_to_bits(value: float) -> int:
     """[0, 1/3) -> 2, [1/3, 2/3) -> 4, [2/3, 1] -> 8."""
     return BIT_CHOICES[min(len(BIT_CHOICES) - 1, max(0, int(float(value) * len(BIT_CHOICES))))]
-
-
-def taken_action(asked: float, bits: int | None) -> float:
-    """`asked` if it maps to `bits` (or the layer has no such bits), else the middle of `bits`' third."""
-    if bits is None or action_to_bits(asked) == bits:
-        return float(asked)
-    return (BIT_CHOICES.index(bits) + 0.5) / len(BIT_CHOICES)
 
 
 def layer_features(architecture: Architecture) -> np.ndarray:
@@ -96,10 +87,3 @@ class BitWidthEnv(gym.Env):
         reward, info = self.score(dict(self._w_bits), dict(self._a_bits))
         self._index -= 1  # the terminal observation repeats the last layer's features
         return self._observation(), float(reward), True, False, info
-
-    def taken_actions(self, actions: list[np.ndarray], layers: dict[str, dict]) -> list[np.ndarray]:
-        """The episode's actions as the scored policy took them: where pinning or the budget
-        changed a layer's bits (`layers`, the policy's), the action that asks for those bits."""
-        return [np.array([taken_action(action[0], layers[spec.name].get("w_bits")),
-                          taken_action(action[1], layers[spec.name].get("a_bits"))], dtype=np.float32)
-                for spec, action in zip(self.architecture.layers, actions)]
