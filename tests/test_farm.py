@@ -117,7 +117,7 @@ def test_a_killed_board_s_images_are_measured_on_the_other_without_loss_or_dupli
 def test_no_board_of_the_kind_left_fails_in_one_line_keeping_what_was_logged(tmp_path, one_board, local_farm):
     from harness.farm.pool import BoardPool
 
-    log, lost, error = _measure_killing(tmp_path, local_farm, 100, victims=2, at_index=0)
+    log, lost, error = _measure_killing(tmp_path, local_farm, IMAGES, victims=2, at_index=0)
     assert isinstance(error, HarnessError) and "no qemu-m7 board of the farm is left" in str(error), error
     assert "\n" not in str(error) and len(lost) == 2
     images = _images(log)
