@@ -249,6 +249,15 @@ def test_m7_weight_chunks_match_reference(kernels, bits):
     assert_bit_exact(kernels, "conv2d", shape_graph(shape, bits))
 
 
+@pytest.mark.parametrize("bits", [(8, 8, 8), (4, 2, 4), (2, 4, 8)], ids=str)
+def test_m7_wide_pointwise_on_either_engine_matches_reference(kernels, bits):
+    """A pointwise layer at the engines' border: 768 input channels give matrix-engine chunks of
+    12 channels (12 + 12 + 5 of 29), which the matrix engine takes at 4- and 8-bit inputs, two
+    pixels a batch with a lone last one of 25, and the streaming engine at 2-bit inputs."""
+    shape = BenchShape("border", "pointwise 5x5x768 -> 29", "conv2d", 5, 5, 768, 29, 1, 1, 0, 0.0)
+    assert_bit_exact(kernels, "pointwise", shape_graph(shape, bits))
+
+
 @pytest.mark.parametrize("shape", [
     BenchShape("wide_pointwise", "pointwise 1x3x3100 -> 3", "conv2d", 1, 3, 3100, 3, 1, 1, 0, 0.0),
     BenchShape("long_depthwise", "depthwise 3x3 2x800x17", "depthwise_conv2d", 2, 800, 17, 17, 3, 1, 1, 0.0),
