@@ -31,6 +31,7 @@ import numpy as np
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.files import write_atomic
 from harness.ir.graph import Graph, Layer, Tensor
 from harness.ir.packing import pack
 from harness.ir.planner import ArenaPlan, kernel_for, plan_arena
@@ -95,10 +96,8 @@ def generate(graphs: list[Graph], out_dir: str | Path, policy_hash: str = "") ->
         "const uint32_t mpq_arena_bytes = MPQ_ARENA_BYTES;",
         "",
     ])
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_c = out_dir / "model.c"
-    model_c.write_text(source)
+    model_c = Path(out_dir) / "model.c"
+    write_atomic(model_c, source)  # a concurrent build of the same model reads a whole file
     return GeneratedSources(model_c, digest, arena_bytes, sum(const_bytes), plans)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.files import write_atomic
 from harness.ir.graph import Graph
 from harness.ir.packing import row_bytes
 from harness.policy import InputQuantization
@@ -142,5 +143,5 @@ def write_config(gen_dir: Path, graph: Graph, config: MlperfConfig) -> None:
         f"const int32_t mlperf_input_levels = {config.input.levels};",
         f"const double mlperf_output_scale = {float(out.scale).hex()}; /* {float(out.scale)!r} */",
         f"const int32_t mlperf_output_zero_point = {int(out.zero_point)};", ""])
-    (gen_dir / "mlperf_config.h").write_text(header)
-    (gen_dir / "mlperf_config.c").write_text(source)
+    write_atomic(gen_dir / "mlperf_config.h", header)
+    write_atomic(gen_dir / "mlperf_config.c", source)

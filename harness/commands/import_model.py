@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +18,7 @@ from rich.console import Console
 from harness.backends import load_board
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
+from harness.files import write_atomic
 from harness.pytest_plugin import DEFAULT_BOARD
 
 DEFAULT_RANGE = (0.0, 1.0)
@@ -106,8 +106,4 @@ def _input_range(args: argparse.Namespace) -> tuple[float, float, str]:
 
 def _write(path: Path, document: dict) -> None:
     """Write to a temporary sibling, then rename: no half-written policy."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
-        stream.write(json.dumps(document, indent=2) + "\n")
-    os.replace(staging, path)
+    write_atomic(path, json.dumps(document, indent=2) + "\n")

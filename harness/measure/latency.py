@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 from harness.boards import Board
 from harness.build.firmware import build_key
 from harness.errors import HarnessError
+from harness.files import write_atomic
 from harness.ir.graph import Graph, Layer
 from harness.paths import cache_dir
 from harness.ir.planner import kernel_for
@@ -106,9 +106,7 @@ class LatencyTable:
             self.merge(self.saved())
             document = {"format": TABLE_FORMAT, "board": self.board, "firmware": self.firmware, "unit": self.unit,
                         "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
-            staging = self.path.with_suffix(f".tmp{os.getpid()}")
-            staging.write_text(json.dumps(document, indent=0, sort_keys=True))
-            os.replace(staging, self.path)
+            write_atomic(self.path, json.dumps(document, indent=0, sort_keys=True))
 
     def missing(self, graph: Graph) -> list[str]:
         return [key for key in (layer_key(graph, layer) for layer in graph.layers) if key not in self.entries]

@@ -11,10 +11,10 @@ train it again.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.files import write_atomic
 from harness.paths import cache_dir
 from harness.policy import Policy, policy_hash
 
@@ -73,7 +73,5 @@ class AccuracyOracle:
 
         score = accuracy(self.fine_tune(policy), *self.val)
         self.scores[policy.hash] = score
-        staging = self.path.with_suffix(f".tmp{os.getpid()}")
-        staging.write_text(json.dumps(self.scores))
-        os.replace(staging, self.path)
+        write_atomic(self.path, json.dumps(self.scores))
         return score, False
