@@ -1,5 +1,5 @@
 """tools/mnist_table.py, bounded: one model, one policy, short training, host only. The full
-table (both models, int8/int4/mixed, 100 images each on qemu-m7) is docs/results/mnist-table.json."""
+table (both models, int8/int4/mixed, 100 images each on qemu-m7) is results/mnist-table.json."""
 import json
 import sys
 from pathlib import Path

@@ -1,11 +1,11 @@
-"""docs/reliability.md quotes docs/results/fault-run.json (written by tools/fault_run.py) exactly."""
+"""docs/reliability.md quotes results/fault-run.json (written by tools/fault_run.py) exactly."""
 from __future__ import annotations
 
 import json
 
 from harness.paths import REPO_ROOT
 
-RESULTS = REPO_ROOT / "docs" / "results" / "fault-run.json"
+RESULTS = REPO_ROOT / "results" / "fault-run.json"
 PAGE = REPO_ROOT / "docs" / "reliability.md"
 
 

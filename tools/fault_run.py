@@ -2,7 +2,7 @@
 write the results file docs/reliability.md quotes (harness/measure/faults.py says what is counted).
 
     PYTHONPATH=. .venv/bin/python tools/fault_run.py --images 900 --rates 0.001,0.01 --seed 1 \
-        --out docs/results/fault-run.json
+        --out results/fault-run.json
 
 Images beyond the test split's 450 repeat it. Runs on qemu-m7 (the fault link wraps an emulator's
 socket). tests/test_reliability_device.py runs a small campaign the same way.

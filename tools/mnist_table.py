@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 MODELS = ("lenet5-mnist", "dsnet-mnist")
 KINDS = ("int8", "int4", "mixed")
-DEFAULT_OUT = REPO / "docs" / "results" / "mnist-table.json"
+DEFAULT_OUT = REPO / "results" / "mnist-table.json"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
