@@ -254,11 +254,11 @@ typedef struct {
 
 /* A pointwise layer whose matrix-engine chunks would hold fewer output channels than this runs the
  * streaming engine: the matrix engine re-unpacks each pixel per chunk, which costs more than
- * widening the weights in registers when chunks are small (measured in docs/benchmarks.md: at
- * 7x7x768 -> 768, chunks of 12, the matrix engine is the faster at 4- and 8-bit inputs; at
- * 7x7x1024 -> 1024, chunks of 8, the streaming one). 2-bit input pixels cost about twice as much
- * to unpack, so they stream below twice the chunk. A layer of fewer than MPQ_M7_STREAM_PIXELS
- * pixels streams too (too few to amortize unpacking every weight). */
+ * widening the weights in registers when chunks are small (measured at 8-bit inputs: at
+ * 7x7x512 -> 512, chunks of 20, the matrix engine is the faster at every weight width; at
+ * 7x7x1024 -> 1024, chunks of 8, the streaming one at 2- and 8-bit weights). 2-bit input pixels
+ * cost about twice as much to unpack, so they stream below twice the chunk. A layer of fewer
+ * than MPQ_M7_STREAM_PIXELS pixels streams too (too few to amortize unpacking every weight). */
 #define MPQ_M7_STREAM_BELOW 12u
 #define MPQ_M7_STREAM_BELOW_2BIT_INPUT 24u
 #define MPQ_M7_STREAM_PIXELS 16u
