@@ -38,3 +38,9 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_staging_file(tmp_path):
         write_atomic(path, "\udcff")  # a lone surrogate cannot be encoded
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["scores.json"]
+
+
+def test_bytes_are_written_as_they_are(tmp_path):
+    path = tmp_path / "agent.pkl"
+    write_atomic(path, bytes(range(256)) * 4)
+    assert path.read_bytes() == bytes(range(256)) * 4

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.files import write_atomic
+
 HIDDEN = 300
 ACTOR_LR, CRITIC_LR = 1e-4, 1e-3
 TAU = 0.01
@@ -159,9 +161,7 @@ class HaqAgent(RandomAgent):
 
 def save_agent(agent: RandomAgent, path: Path) -> None:
     """Write atomically: a kill mid-save leaves the previous state."""
-    staging = path.with_name(f".staging-{path.name}")
-    staging.write_bytes(pickle.dumps(agent.state()))
-    staging.replace(path)
+    write_atomic(path, pickle.dumps(agent.state()))
 
 
 def load_agent(agent: RandomAgent, path: Path) -> None:
