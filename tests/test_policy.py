@@ -60,7 +60,14 @@ def _mutate(path: list, value) -> dict:
     return document
 
 
-DELETE = object()
+class _Delete:
+    """The value that removes a field (its repr names the test case the same in every process)."""
+
+    def __repr__(self) -> str:
+        return "deleted"
+
+
+DELETE = _Delete()
 MALFORMED = [
     (["budget"], DELETE, ["budget", "missing"]),
     (["layers", "conv1", "w_bits"], 3, ["layers.conv1.w_bits", "3 is not one of [2, 4, 8]"]),
