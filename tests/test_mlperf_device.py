@@ -142,7 +142,8 @@ def test_harness_serve_keeps_the_firmware_on_a_pty_until_ctrl_c(resnet8, board_n
     if board_name != "qemu-m7":
         pytest.skip("serve's pty is QEMU's")
     _, _, policy_file = resnet8
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    # faulthandler: a serve that does not stop is made to print where each of its threads is
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONFAULTHANDLER": "1"}
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", str(policy_file), "--board", board_name,
                                 "--protocol", "mlperf-tiny", "--calibration", str(IMAGENET32)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -153,7 +154,12 @@ def test_harness_serve_keeps_the_firmware_on_a_pty_until_ctrl_c(resnet8, board_n
             dut.sync()
             assert dut.profile()[1] == "ic01"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            pytest.fail(f"serve did not stop within 30 s of SIGINT; its stderr:\n{process.communicate(timeout=30)[1][-4000:]}")
+        assert code == 0
     finally:
         if process.poll() is None:
             process.kill()
