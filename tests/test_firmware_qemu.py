@@ -69,8 +69,8 @@ static const int32_t fc{k}_bias[] = {{{_c_array(layer.bias)}}};
 static const int32_t fc{k}_mult[] = {{{_c_array(layer.mult)}}};
 static const int8_t fc{k}_shift[] = {{{_c_array(layer.shift)}}};
 static const mpq_requant_t fc{k}_rq = {{fc{k}_bias, fc{k}_mult, fc{k}_shift}};
-static const mpq_dims_t fc{k}_in = {{1, 1, {cin}, {x.bits}}};
-static const mpq_dims_t fc{k}_out = {{1, 1, {cout}, {y.bits}}};
+static const mpq_dims_t fc{k}_in = {{1, 1, {cin}, {x.bits}, 0, 0}};
+static const mpq_dims_t fc{k}_out = {{1, 1, {cout}, {y.bits}, 0, 0}};
 static int fc{k}_run(void) {{
     if (mpq_fully_connected_get_buffer_size(&fc{k}_in, {layer.w_bits}, &fc{k}_out) > {SCRATCH_BYTES}u) return -100;
     mpq_layer_begin(0);
@@ -79,7 +79,7 @@ static int fc{k}_run(void) {{
     mpq_layer_end(0);
     return status;
 }}
-static const mpq_model_t fc{k} = {{"{graph.name}", {{1, 1, {cin}, {x.bits}}}, {{1, 1, {cout}, {y.bits}}},
+static const mpq_model_t fc{k} = {{"{graph.name}", {{1, 1, {cin}, {x.bits}, 0, 0}}, {{1, 1, {cout}, {y.bits}, 0, 0}},
     {x.nbytes}, {y.nbytes}, arena + {in_at}, arena + {out_at}, 1, fc{k}_run, 0}};
 """
 
@@ -120,7 +120,7 @@ static int consuming_run(void) {{
 }}
 
 #define RUNNER_MODEL(id, n_layers) \\
-    static const mpq_model_t id = {{#id, {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}}, {LAYERS_BYTES}, \\
+    static const mpq_model_t id = {{#id, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {LAYERS_BYTES}, \\
                                    {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, n_layers, id##_run, 0}}
 RUNNER_MODEL(layers, 3);
 RUNNER_MODEL(failing, 1);
@@ -129,7 +129,7 @@ RUNNER_MODEL(bad_hooks, 1);
 RUNNER_MODEL(many_layers, {MAX_LAYERS + 1});
 RUNNER_MODEL(faulty, 0);
 RUNNER_MODEL(overflow, 0);
-static const mpq_model_t consuming = {{"consuming", {{1, 1, {LAYERS_BYTES}, 8}}, {{1, 1, {LAYERS_BYTES}, 8}},
+static const mpq_model_t consuming = {{"consuming", {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}},
     {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, 1}};
 """
 
@@ -497,7 +497,7 @@ def test_an_over_budget_model_fails_at_link_time(tmp_path, region, declaration):
     (gen / "model.c").write_text(
         '#include "mpq_model.h"\n' + declaration + "\n"
         "static int run(void) { return big[7]; }\n"
-        'static const mpq_model_t m = {"big", {1, 1, 1, 8}, {1, 1, 1, 8}, 1, 1, (uint8_t *)big, big, 0, run, 0};\n'
+        'static const mpq_model_t m = {"big", {1, 1, 1, 8, 0, 0}, {1, 1, 1, 8, 0, 0}, 1, 1, (uint8_t *)big, big, 0, run, 0};\n'
         "const mpq_model_t *const mpq_models[] = {&m};\nconst uint32_t mpq_model_count = 1;\n"
         'const char mpq_model_hash[] = "0";\nconst char mpq_policy_hash[] = "";\n'
         "const uint32_t mpq_arena_bytes = 0;\n")

@@ -7,7 +7,9 @@ Layout of the generated model.c (for graphs 0..N-1, identifiers prefixed m<graph
   size is the largest plan of all graphs: the protocol runs one model at a time, so they share it;
 - per graph: its packed weights, bias, mult and shift as `static const` arrays (flash), one
   `mpq_dims_t` per tensor, one `mpq_window_t` per sliding-window layer, a requantization
-  descriptor per layer, a `run()` making one explicit kernel call per layer between
+  descriptor per layer; a channel-wise layer (docs/channelwise.md) gets one weights array,
+  requantization descriptor and output-channel window per run of equal bits, and a `_runs()`
+  function making one kernel call per run; a `run()` making one explicit kernel call per layer between
   mpq_layer_begin(i)/mpq_layer_end(i) and returning the first non-zero kernel status, and its
   `mpq_model_t` (input and output point into the arena at the planner's offsets);
 - kernel scratch sits in the arena where the planner put it (sized by
@@ -32,7 +34,7 @@ import numpy as np
 from harness import __version__
 from harness.errors import HarnessError
 from harness.files import write_atomic
-from harness.ir.graph import Graph, Layer, Tensor
+from harness.ir.graph import Graph, Layer, Tensor, weight_runs
 from harness.ir.packing import pack
 from harness.ir.planner import ArenaPlan, kernel_for, plan_arena
 
@@ -117,7 +119,7 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
     lines = [f"/* ==== model {index}: {_comment(graph.name)} (hash {graph.hash()}), "
              f"arena {plan.size} bytes ==== */"]
     codes = [_layer_source(f"{prefix}_l{k}", graph, layer, plan, dims) for k, layer in enumerate(graph.layers)]
-    used = " ".join(code.call for code in codes)
+    used = " ".join(code.call + " ".join(code.declarations) for code in codes)
     # a tensor only a flattening fully connected layer reads has its dims unreferenced
     lines += [f"static const mpq_dims_t {dims[name]}{'' if f'&{dims[name]},' in used else ' __attribute__((unused))'} = "
               f"{_dims(graph.tensors[name])};  /* {_comment(name)} @ arena + {offset} */"
@@ -199,21 +201,43 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
         size_args.append(f"&{name}_win")
     else:
         args.append(str(in_offset))
-    if layer.weights is not None:
-        weights = pack(layer.weights, layer.w_bits, signed=True).reshape(-1)
-        declarations.insert(0, _c_array("uint8_t", f"{name}_weights", weights, aligned=True))
-        const_bytes += weights.size
-        args += [f"{name}_weights", f"{layer.w_bits}u"]
-        size_args.append(f"{layer.w_bits}u")
-    args += [f"&{name}_rq", out_dims, f"mpq_arena + {plan.offsets[layer.output]}"]
-    size_args.append(out_dims)
-    scratch_check = None
+    scratch = ""
     if kernel in SCRATCH_KERNELS:
         offset = plan.scratch_offsets.get(layer.name)
-        args.append("NULL" if offset is None else f"mpq_arena + {offset}")
-        planned = plan.scratch_sizes.get(layer.name, 0)
-        scratch_check = f"mpq_{kernel}_get_buffer_size({', '.join(size_args)}) <= {planned}u"
-    return _LayerCode(declarations, const_bytes, f"mpq_{kernel}({', '.join(args)})", scratch_check)
+        scratch = ", NULL" if offset is None else f", mpq_arena + {offset}"
+    output = f"mpq_arena + {plan.offsets[layer.output]}"
+    if layer.weights is None:
+        call = f"mpq_{kernel}({', '.join(args)}, &{name}_rq, {out_dims}, {output}{scratch})"
+        return _LayerCode(declarations, const_bytes, call, None)
+    if any(run.bits == 0 for run in weight_runs(layer, bias.size)):
+        raise HarnessError(f"layer {layer.name}: pruned (0-bit) channels must be dropped before codegen "
+                           "(harness.ir.channel_order.reorder)")
+    calls, checks = [], []
+    out = graph.tensors[layer.output]
+    runs = weight_runs(layer, out.channels)
+    for k, run in enumerate(runs):
+        run_name = name if len(runs) == 1 else f"{name}_r{k}"
+        rows = layer.weights if len(runs) == 1 else layer.weights[run.start:run.start + run.count]
+        weights = pack(rows, run.bits, signed=True).reshape(-1)
+        declarations.insert(k, _c_array("uint8_t", f"{run_name}_weights", weights, aligned=True))
+        const_bytes += weights.size
+        rq, dims = f"&{name}_rq", out_dims
+        if len(runs) > 1:  # an output-channel window: channels start .. start + count - 1 of the row
+            declarations.append(f"static const mpq_requant_t {run_name}_rq = {{{name}_bias + {run.start}, "
+                                f"{name}_mult + {run.start}, {name}_shift + {run.start}}};")
+            window = Tensor(out.name, (*out.shape[:2], run.count), out.bits, out.scale)
+            declarations.append(f"static const mpq_dims_t {run_name}_out = {_dims(window, run.start, out.channels)};")
+            rq, dims = f"&{run_name}_rq", f"&{run_name}_out"
+        calls.append(f"mpq_{kernel}({', '.join(args)}, {run_name}_weights, {run.bits}u, {rq}, {dims}, {output}{scratch})")
+        if kernel in SCRATCH_KERNELS:
+            checks.append(f"mpq_{kernel}_get_buffer_size({', '.join(size_args)}, {run.bits}u, {dims}) <= "
+                          f"{plan.scratch_sizes.get(layer.name, 0)}u")
+    if len(calls) > 1:  # one call per run of equal bits, in a function returning the first failure
+        declarations = [d for d in declarations if not d.startswith(f"static const mpq_requant_t {name}_rq ")]
+        body = "".join(f"    if ((status = {call}) != MPQ_OK) return status;\n" for call in calls)
+        declarations.append(f"static int {name}_runs(void) {{\n    int status;\n{body}    return MPQ_OK;\n}}")
+        calls = [f"{name}_runs()"]
+    return _LayerCode(declarations, const_bytes, calls[0], " && ".join(checks) or None)
 
 
 def _add_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: dict[str, str]) -> _LayerCode:
@@ -237,7 +261,8 @@ def _layer_comment(index: int, graph: Graph, layer: Layer) -> str:
     if kernel_for(layer) in WINDOW_KERNELS:
         (kh, kw), (sh, sw) = layer.kernel, layer.stride
         geometry = f" {kh}x{kw} stride {sh}x{sw} pad {layer.padding}"
-    weights = f", weights {layer.w_bits} bits" if layer.w_bits else ""
+    runs = weight_runs(layer, graph.tensors[layer.output].channels) if layer.w_bits else []
+    weights = f", weights {' '.join(f'{r.count}x{r.bits}' for r in runs) if len(runs) > 1 else layer.w_bits} bits" if runs else ""
     return _comment_block(
         f"layer {index} {layer.name}: {layer.op}{geometry}{weights} -> mpq_{kernel_for(layer)}; "
         f"{_describe(inp)}{second} -> {_describe(out)}"
@@ -291,9 +316,10 @@ def _c_array(ctype: str, name: str, values: np.ndarray, aligned: bool = False) -
     return f"static const {ctype} {name}[{len(items)}]{attribute} = {{\n{body}}};"
 
 
-def _dims(tensor: Tensor) -> str:
+def _dims(tensor: Tensor, c0: int = 0, row_c: int = 0) -> str:
+    """mpq_dims_t of a whole tensor, or of the output-channel window c0 .. c0 + c - 1 of rows of row_c."""
     h, w, c = tensor.shape
-    return f"{{{h}, {w}, {c}, {tensor.bits}}}"
+    return f"{{{h}, {w}, {c}, {tensor.bits}, {c0}, {row_c}}}"
 
 
 def _window(layer: Layer, in_offset: int) -> str:

@@ -21,6 +21,7 @@ OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "global_avg_pool", "avg_
 WEIGHTED_OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
 WINDOW_OPS = ("conv2d", "depthwise_conv2d", "avg_pool", "max_pool")  # sliding windows
 POOL_OPS = ("avg_pool", "max_pool")
+CHANNEL_BITS = (0,) + BITS  # per-channel weight bits; 0 = pruned (the dense graph before lowering reorders)
 
 
 @dataclass
@@ -63,7 +64,7 @@ class Layer:
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int, int, int] = (0, 0, 0, 0)  # top, left, bottom, right
-    w_bits: int | None = None
+    w_bits: int | list[int] | None = None  # per layer, or per output channel (channel-wise, 2/4/8)
     weights: np.ndarray | None = field(default=None, repr=False)
     bias: np.ndarray = field(default=None, repr=False)
     mult: np.ndarray = field(default=None, repr=False)
@@ -83,6 +84,29 @@ class Layer:
             "padding": list(self.padding),
             "w_bits": self.w_bits,
         }
+
+
+@dataclass(frozen=True)
+class Run:
+    """Output channels start .. start + count - 1 of a layer, whose weights all have `bits` bits:
+    one kernel call (an output-channel window) of a channel-wise layer."""
+
+    start: int
+    count: int
+    bits: int
+
+
+def weight_runs(layer: Layer, channels: int) -> list[Run]:
+    """The maximal runs of equal weight bits over the layer's `channels` output channels."""
+    if not isinstance(layer.w_bits, list):
+        return [Run(0, channels, layer.w_bits)]
+    runs: list[Run] = []
+    for channel, bits in enumerate(layer.w_bits):
+        if runs and runs[-1].bits == bits:
+            runs[-1] = Run(runs[-1].start, runs[-1].count + 1, bits)
+        else:
+            runs.append(Run(channel, 1, bits))
+    return runs
 
 
 @dataclass
@@ -105,11 +129,15 @@ class Graph:
         return -self.tensors[layer.input].zero_point
 
     def weight_bytes(self, layer: Layer) -> int:
-        """Packed weight bytes of a layer (0 for weightless ops)."""
+        """Packed weight bytes of a layer (0 for weightless ops): each output channel's rows at
+        its bits for a channel-wise layer."""
         if layer.weights is None:
             return 0
         rows = int(np.prod(layer.weights.shape[:-1]))
-        return rows * row_bytes(layer.weights.shape[-1], layer.w_bits)
+        if not isinstance(layer.w_bits, list):
+            return rows * row_bytes(layer.weights.shape[-1], layer.w_bits)
+        per_channel = rows // layer.weights.shape[0]
+        return sum(per_channel * row_bytes(layer.weights.shape[-1], bits) for bits in layer.w_bits)
 
     def param_bytes(self, layer: Layer) -> int:
         """Bias, mult (int32 each) and shift (int8) per output channel."""
@@ -275,7 +303,14 @@ def _validate_layer(graph: Graph, layer: Layer) -> None:
         "fully_connected": (co, inp.size),
     }.get(layer.op)
     if expected_w is not None:
-        if layer.w_bits not in BITS:
+        if isinstance(layer.w_bits, list):
+            if layer.op == "depthwise_conv2d":
+                raise HarnessError(f"{where}: depthwise weight bits are layer-wise, got a list")
+            if len(layer.w_bits) != co or any(bits not in CHANNEL_BITS for bits in layer.w_bits):
+                raise HarnessError(f"{where}: channel-wise weight bits must be {co} values in {CHANNEL_BITS}")
+            if not any(layer.w_bits):
+                raise HarnessError(f"{where}: every output channel is pruned (0 bits)")
+        elif layer.w_bits not in BITS:
             raise HarnessError(f"{where}: weight bits {layer.w_bits} not in {BITS}")
         if layer.weights is None or tuple(layer.weights.shape) != expected_w:
             got = None if layer.weights is None else tuple(layer.weights.shape)

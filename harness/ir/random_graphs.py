@@ -202,3 +202,106 @@ def random_add_graph(in1_bits: int, in2_bits: int, out_bits: int, seed: int,
     _calibrate(graph, pre, rng)
     graph.validate()
     return graph
+
+
+def random_channelwise_graph(seed: int) -> Graph:
+    """A dense graph with channel-wise weight bits for the reordering tests: conv stem ->
+    depthwise -> two pointwise branches joined by an add -> max_pool -> conv -> global_avg_pool
+    -> fully connected (int32 logits). conv2d layers get random bits per output channel from
+    {0, 2, 4, 8} (0 = pruned: zero weights and bias), the two add branches prune the same
+    channels, the depthwise and pool follow their producer's pruning, the classifier prunes
+    nothing. Every layer is calibrated on the activations that reach it."""
+    from harness.ir.requant import add_multipliers
+
+    rng = np.random.default_rng(seed)
+    in_bits = int(rng.choice(BITS))
+    shape = (int(rng.integers(5, 11)), int(rng.integers(5, 11)), int(rng.choice([1, 3])))
+    tensors = {"input": Tensor("input", shape, in_bits, 1.0, int(rng.integers(1, 1 << in_bits)))}
+    layers: list[Layer] = []
+
+    def channel_bits(cout: int, prune: np.ndarray | None) -> list[int]:
+        bits = [int(b) for b in rng.choice(BITS, size=cout)]
+        if prune is not None:
+            bits = [0 if p else b for b, p in zip(bits, prune)]
+        return bits
+
+    def pruning(cout: int) -> np.ndarray:
+        prune = rng.random(cout) < 0.3
+        prune[int(rng.integers(cout))] = False
+        return prune
+
+    def tensor(src: Tensor, name: str, op: str, cout: int, k: int, s: int, p: int, bits: int | None = None) -> Tensor:
+        h, w, _ = src.shape
+        out_shape = (1, 1, cout) if op in ("fully_connected", "global_avg_pool") else (
+            conv_output_size(h, k, s, p, p), conv_output_size(w, k, s, p, p), cout)
+        tensors[name] = Tensor(name, out_shape, bits or int(rng.choice(BITS)), 1.0)
+        return tensors[name]
+
+    def layer(name: str, op: str, src: str, cout: int, k: int = 1, s: int = 1, p: int = 0,
+              w_bits: int | list[int] | None = None, out_bits: int | None = None) -> Layer:
+        out = tensor(tensors[src], f"t_{name}", op, cout, k, s, p, out_bits)
+        cin = tensors[src].channels
+        wshape = {"conv2d": (cout, k, k, cin), "depthwise_conv2d": (k, k, cin), "fully_connected": (cout, cin)}.get(op)
+        weights = None
+        if wshape is not None:
+            lo, hi = value_range(8, signed=True)
+            weights = rng.integers(lo, hi + 1, size=wshape).astype(np.int32)
+            per_channel = w_bits if isinstance(w_bits, list) else [w_bits] * (wshape[0] if op != "depthwise_conv2d" else cin)
+            for c, bits in enumerate(per_channel):  # each channel's weights in its own range
+                lo, hi = value_range(bits or 2, signed=True)
+                if op == "depthwise_conv2d":
+                    weights[..., c] = np.clip(weights[..., c], lo, hi)
+                else:
+                    weights[c] = np.clip(weights[c], lo, hi)
+        zeros = np.zeros(cout, dtype=np.int32)
+        new = Layer(name, op, src, out.name, (k, k), (s, s), (p,) * 4, w_bits, weights, zeros, zeros,
+                    zeros.astype(np.int8))
+        layers.append(new)
+        return new
+
+    c1 = int(rng.integers(3, 13))
+    prune1 = pruning(c1)
+    layer("stem", "conv2d", "input", c1, k=3, s=int(rng.choice([1, 2])), p=1, w_bits=channel_bits(c1, prune1))
+    layer("dw", "depthwise_conv2d", "t_stem", c1, k=3, s=1, p=1, w_bits=int(rng.choice(BITS)))
+    c2 = int(rng.integers(3, 17))
+    prune2 = pruning(c2)
+    layer("pw_a", "conv2d", "t_dw", c2, w_bits=channel_bits(c2, prune2))
+    layer("pw_b", "conv2d", "t_dw", c2, w_bits=channel_bits(c2, prune2))
+    out_bits = int(rng.choice(BITS))
+    tensors["t_add"] = Tensor("t_add", tensors["t_pw_a"].shape, out_bits, 1.0)
+    m1, m2, shift = add_multipliers(float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.3, 0.7)))
+    layers.append(Layer("add", "add", "t_pw_a", "t_add", (1, 1), (1, 1), (0, 0, 0, 0), None, None,
+                        np.array([0], np.int32), np.array([m1, m2], np.int32), np.array([shift], np.int8),
+                        input2="t_pw_b"))
+    layer("pool", "max_pool", "t_add", c2, k=2, s=2, p=0)
+    c3 = int(rng.integers(3, 13))
+    layer("conv", "conv2d", "t_pool", c3, k=3, s=1, p=1, w_bits=channel_bits(c3, pruning(c3)))
+    layer("gap", "global_avg_pool", "t_conv", c3)
+    cls = int(rng.integers(2, 9))
+    layer("fc", "fully_connected", "t_gap", cls, w_bits=channel_bits(cls, None), out_bits=32)
+    graph = Graph(f"channelwise_s{seed}", tensors, layers, "input", "t_fc")
+    pruned: dict[str, np.ndarray] = {}  # tensor -> its pruned channels (inherited through depthwise and pools)
+    x = random_input(graph, int(rng.integers(1 << 30)))
+    values = {"input": x}
+    for each in layers:
+        if each.op == "add":
+            values[each.output] = reference.run_add(graph, each, values[each.input], values[each.input2])
+            pruned[each.output] = pruned[each.input]
+            continue
+        if each.op == "max_pool":
+            each.mult = np.full(c2, 1 << 30, np.int32)
+            each.shift = np.full(c2, 30, np.int8)
+        else:
+            _calibrate_on(graph, each, values[each.input], rng)
+        prune = np.array([b == 0 for b in each.w_bits]) if isinstance(each.w_bits, list) else pruned.get(each.input)
+        if each.op != "fully_connected" and prune is not None:
+            pruned[each.output] = prune
+        if prune is not None and prune.any():  # a pruned channel computes exactly 0
+            each.bias[prune] = 0
+            if each.op == "depthwise_conv2d":
+                each.weights[..., prune] = 0
+            elif each.weights is not None:
+                each.weights[prune] = 0
+        values[each.output] = reference.run_layer(graph, each, values[each.input])
+    graph.validate()
+    return graph

@@ -20,7 +20,7 @@ from harness.frontend.float_graph import weight_shape
 from harness.ir.graph import Graph, Layer, Tensor
 from harness.ir.requant import add_multipliers, quantize_multipliers
 from harness.policy import Policy
-from harness.zoo.architecture import LayerSpec
+from harness.zoo.architecture import Architecture, LayerSpec
 
 if TYPE_CHECKING:  # torch is imported only when a trained model is lowered: policy checks stay fast
     from harness.quantize.qat import QATNet, QuantLayer
@@ -164,13 +164,41 @@ def _assemble(policy: Policy, values: Callable[[LayerSpec, list[Tensor]], LayerV
                   {"policy": policy.name, "policy_hash": policy.hash} | meta)
     graph.validate()
     check_accumulators(graph)
-    return graph
+    return compact(graph)
 
 
-def ir_layer(spec: LayerSpec, sources: tuple[str, ...], w_bits: int | None, v: LayerValues) -> Layer:
-    """The IR layer of a spec reading `sources` (two for add), with its integer values."""
+def ir_layer(spec: LayerSpec, sources: tuple[str, ...], w_bits: int | tuple[int, ...] | None, v: LayerValues) -> Layer:
+    """The IR layer of a spec reading `sources` (two for add), with its integer values (per-channel
+    bits become the IR's list, 0 = pruned, until harness.ir.channel_order.reorder drops them)."""
     return Layer(spec.name, spec.op, sources[0], spec.name, spec.kernel_hw, spec.stride_hw, spec.padding_tlbr,
-                 w_bits, v.weights, v.bias, v.mult, v.shift, input2=sources[1] if len(sources) > 1 else None)
+                 list(w_bits) if isinstance(w_bits, tuple) else w_bits, v.weights, v.bias, v.mult, v.shift,
+                 input2=sources[1] if len(sources) > 1 else None)
+
+
+CHANNEL_PRESERVING_SPECS = ("depthwise_conv2d", "add", "avg_pool", "max_pool", "global_avg_pool")
+
+
+def pruned_channels(arch: Architecture, policy: Policy) -> dict[str, np.ndarray]:
+    """Layer -> its pruned output channels (bool), for channel-wise producers and the
+    channel-preserving layers after them (a depthwise layer prunes where its producer does)."""
+    pruned: dict[str, np.ndarray] = {}
+    for spec in arch.layers:
+        bits = policy.layers[spec.name]
+        if bits.channel_wise and 0 in bits.w_bits:
+            pruned[spec.name] = np.array([b == 0 for b in bits.w_bits])
+        elif spec.op in CHANNEL_PRESERVING_SPECS and arch.sources(spec)[0] in pruned:
+            pruned[spec.name] = pruned[arch.sources(spec)[0]]
+    return pruned
+
+
+def compact(graph: Graph) -> Graph:
+    """The graph as deployed: channel-wise layers reordered and their pruned channels dropped
+    (harness.ir.channel_order); a layer-wise graph unchanged."""
+    if not any(isinstance(layer.w_bits, list) for layer in graph.layers):
+        return graph
+    from harness.ir.channel_order import reorder
+
+    return reorder(graph)
 
 
 def _integer_parameters(layer: QuantLayer, input_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -39,7 +39,9 @@ def impls_of(kernel: str) -> tuple[str, ...]:
 
 
 class Dims(ctypes.Structure):
-    _fields_ = [("h", ctypes.c_uint16), ("w", ctypes.c_uint16), ("c", ctypes.c_uint16), ("bits", ctypes.c_uint8)]
+    """mpq_dims_t; c0 and row_c make an output-channel window (0, 0: whole rows)."""
+    _fields_ = [("h", ctypes.c_uint16), ("w", ctypes.c_uint16), ("c", ctypes.c_uint16), ("bits", ctypes.c_uint8),
+                ("c0", ctypes.c_uint16), ("row_c", ctypes.c_uint16)]
 
 
 class Window(ctypes.Structure):
@@ -168,17 +170,18 @@ class KernelCall:
         return get(ctypes.byref(self.in_dims), self.w_bits, ctypes.byref(self.out_dims))
 
     def run(self, kernels: HostKernels, impl: str = "", scratch_bytes: int | None = None,
-            scratch_misalign: int = 0, null_scratch: bool = False) -> Outcome:
+            scratch_misalign: int = 0, null_scratch: bool = False, y: np.ndarray | None = None) -> Outcome:
         """Call mpq_<kernel><impl> (impl "" = the dispatching wrapper, "_ref" = the portable kernel,
         "_m7" = the Cortex-M7 kernel, built for the host with C stand-ins for the DSP instructions).
 
         Output and scratch are pre-filled with canary bytes, so the output must be fully written
-        (row tail bits included) and nothing may be written past either buffer.
+        (row tail bits included) and nothing may be written past either buffer. `y` (out_nbytes
+        plus CANARY_BYTES canary bytes) is an output buffer shared by several windowed calls.
         """
         lib = kernels.lib_for(impl)
         if scratch_bytes is None:
             scratch_bytes = self.buffer_size(lib)
-        y = np.full(self.out_nbytes + CANARY_BYTES, CANARY, dtype=np.uint8)
+        y = np.full(self.out_nbytes + CANARY_BYTES, CANARY, dtype=np.uint8) if y is None else y
         scratch = np.full(scratch_misalign + scratch_bytes + CANARY_BYTES, CANARY, dtype=np.uint8)
         scratch_ptr = None if null_scratch else scratch.ctypes.data + scratch_misalign
         rq = Requant(self.bias.ctypes.data, self.mult.ctypes.data, self.shift.ctypes.data)

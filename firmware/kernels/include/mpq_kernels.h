@@ -29,10 +29,15 @@ extern "C" {
 #define MPQ_OK 0
 #define MPQ_ERR_ARG (-1)
 
-/* A feature map: height, width, channels and bits per value (2, 4, 8, or 32 for int32 output). */
+/* A feature map: height, width, channels and bits per value (2, 4, 8, or 32 for int32 output).
+ * As the output of conv2d, pointwise or fully connected it may be an output-channel window:
+ * the call computes channels c0 .. c0 + c - 1 of rows that hold row_c channels, leaving the
+ * other channels' bits as they are (a channel-wise layer runs one call per run of equal weight
+ * bits). row_c = 0 (the default) means the row holds exactly c channels and c0 is 0. */
 typedef struct {
     uint16_t h, w, c;
     uint8_t bits;
+    uint16_t c0, row_c;
 } mpq_dims_t;
 
 /* Sliding window of conv2d / depthwise: kernel size, stride, top/left padding, input offset (-zero_point). */
@@ -55,7 +60,7 @@ static inline uint32_t mpq_row_bytes(uint32_t c, uint32_t bits) {
     return bits == 32 ? 4u * c : (c * bits + 7u) / 8u;
 }
 
-/* conv2d k x k, weights [cout][kh][kw][cin] packed along cin at w_bits. */
+/* conv2d k x k, weights [cout][kh][kw][cin] packed along cin at w_bits; out may be a window. */
 int mpq_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                const mpq_dims_t *out, void *y, void *scratch);
@@ -68,7 +73,7 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
 uint32_t mpq_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win, uint8_t w_bits,
                                     const mpq_dims_t *out);
 
-/* pointwise 1x1, stride 1, no padding; weights [cout][cin] packed along cin. */
+/* pointwise 1x1, stride 1, no padding; weights [cout][cin] packed along cin; out may be a window. */
 int mpq_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                   const mpq_dims_t *out, void *y, void *scratch);
@@ -93,7 +98,7 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
 uint32_t mpq_depthwise_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
                                               uint8_t w_bits, const mpq_dims_t *out);
 
-/* fully connected, input 1x1xcin, weights [cout][cin] packed along cin. */
+/* fully connected, input 1x1xcin, weights [cout][cin] packed along cin; out may be a window. */
 int mpq_fully_connected(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                         const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                         const mpq_dims_t *out, void *y, void *scratch);

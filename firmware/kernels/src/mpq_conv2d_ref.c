@@ -1,5 +1,6 @@
 /*
- * Portable conv2d (docs/integer-arithmetic.md, "conv2d"), any bits and sizes.
+ * Portable conv2d (docs/integer-arithmetic.md, "conv2d"), any bits and sizes; the output may be
+ * an output-channel window (mpq_dims_t.c0, row_c).
  *
  * Per output pixel, the input taps inside the image are unpacked once (in_offset added) into
  * scratch; each output channel then unpacks its weight rows and takes int16 dot products.
@@ -19,7 +20,7 @@ int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *w
     const uint32_t x_row = mpq_row_bytes(cin, in->bits);
     const uint32_t w_row = mpq_row_bytes(cin, w_bits);
     const uint32_t w_filter = (uint32_t)win->kh * kw * w_row;
-    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *taps = scratch;                           /* [kh][kw][cin] */
     int16_t *wbuf = taps + (uint32_t)win->kh * kw * cin; /* [cin] */
     uint8_t *yp = y;
@@ -35,7 +36,7 @@ int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *w
                                            taps + (ky * kw + kx) * cin);
                 }
             }
-            mpq_clear_row(yp, out->c, out->bits);
+            mpq_clear_outputs(yp, out);
             for (uint32_t o = 0; o < out->c; ++o) {
                 int32_t acc = rq->bias[o];
                 for (uint32_t ky = ry.lo; ky < ry.hi; ++ky) {
@@ -45,7 +46,7 @@ int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *w
                         acc += mpq_dot_s16(taps + tap * cin, wbuf, cin);
                     }
                 }
-                mpq_write_output(yp, o, out->bits, acc, rq);
+                mpq_write_output_at(yp, out->c0 + o, o, out->bits, acc, rq);
             }
         }
     }

@@ -50,13 +50,14 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
 }
 
 /* Output channels o0 .. o0 + n - 1 of the `pixels` pixels whose interleaved column pairs are
- * in cols (kp words a pair), their rows y, y + y_row, ...: for each channel pair, 2 x 2 blocks
+ * in cols (kp words a pair), stored at positions c0 + o0 .. of their rows y, y + y_row, ...
+ * (c0: the output-channel window's offset from y, a constant 0 where it can be): for each channel pair, 2 x 2 blocks
  * along the pixels, requantized and stored with out_bits a constant after inlining. A channel
  * pair's bias, multipliers and shifts are read once for all the pixels (before the stores: a
  * byte store may alias them). */
 MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
                                  uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
-                                 uint32_t y_row) {
+                                 uint32_t y_row, uint32_t c0) {
     const int raw = out_bits == 32u;
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
@@ -65,19 +66,20 @@ MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows,
         const int32_t m0 = raw ? 0 : rq->mult[o], s0 = raw ? 1 : rq->shift[o];
         const int32_t m1 = raw || !second ? 0 : rq->mult[o + 1u], s1 = raw || !second ? 1 : rq->shift[o + 1u];
         const mpq_word_t *w = rows + i / 2u * kp;
+        const uint32_t at = c0 + o;
         uint8_t *y0 = y;
         for (uint32_t p = 0; p < pixels; p += 2u, y0 += 2u * y_row) {
             const int pair = p + 1u < pixels;
             int32_t acc[4] = {b0, b0, b1, b1};
             dot_2x2(cols + p / 2u * kp, w, kp, acc);
-            mpq_m7_store(y0, o, out_bits, acc[0], m0, s0);
+            mpq_m7_store(y0, at, out_bits, acc[0], m0, s0);
             if (pair) {
-                mpq_m7_store(y0 + y_row, o, out_bits, acc[1], m0, s0);
+                mpq_m7_store(y0 + y_row, at, out_bits, acc[1], m0, s0);
             }
             if (second) {
-                mpq_m7_store(y0, o + 1u, out_bits, acc[2], m1, s1);
+                mpq_m7_store(y0, at + 1u, out_bits, acc[2], m1, s1);
                 if (pair) {
-                    mpq_m7_store(y0 + y_row, o + 1u, out_bits, acc[3], m1, s1);
+                    mpq_m7_store(y0 + y_row, at + 1u, out_bits, acc[3], m1, s1);
                 }
             }
         }
@@ -99,7 +101,7 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
     const uint32_t kp = mpq_m7_padded_k(k);
     const uint32_t cout = out->c;
     const uint32_t chunk = mpq_m7_chunk_channels(k, cout);
-    const uint32_t y_row = mpq_row_bytes(cout, out->bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp0 = (int16_t *)(void *)mpq_m7_work;
     int16_t *tmp1 = tmp0 + kp;
     mpq_word_t *rows = (mpq_word_t *)(tmp1 + kp);
@@ -127,21 +129,27 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             }
             if (o0 == 0u) {
                 for (uint32_t p = 0; p < m; ++p) {
-                    mpq_m7_clear_row(yb + p * y_row, cout, out->bits);
+                    mpq_m7_clear_outputs(yb + p * y_row, out);
                 }
             }
+            /* the window's whole bytes move the row pointer; only a window starting inside a byte (2- and
+             * 4-bit outputs) runs a copy with a channel offset, so whole rows keep offset-free code */
+            uint8_t *yw = yb + (uint32_t)out->c0 * out->bits / 8u;
+            const uint32_t inside = ((uint32_t)out->c0 * out->bits % 8u) / out->bits;
             switch (out->bits) {
             case 8u:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yb, y_row);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yw, y_row, 0u);
                 break;
             case 4u:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yb, y_row);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, inside)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, 0u);
                 break;
             case 2u:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yb, y_row);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, inside)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, 0u);
                 break;
             default:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yb, y_row);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yw, y_row, 0u);
                 break;
             }
         }

@@ -53,10 +53,26 @@ static inline int mpq_packed_bits_ok(uint32_t bits) {
     return bits == 2u || bits == 4u || bits == 8u;
 }
 
-/* A feature map: non-NULL data, non-empty, packed bits (or int32 when allow_int32). */
+/* A feature map: non-NULL data, non-empty, packed bits (or int32 when allow_int32), whole rows. */
 static inline int mpq_tensor_ok(const mpq_dims_t *d, const void *data, int allow_int32) {
     return d != NULL && data != NULL && d->h > 0u && d->w > 0u && d->c > 0u &&
-           (mpq_packed_bits_ok(d->bits) || (allow_int32 && d->bits == 32u));
+           (mpq_packed_bits_ok(d->bits) || (allow_int32 && d->bits == 32u)) && d->c0 == 0u && d->row_c == 0u;
+}
+
+/* ---- output-channel windows (mpq_dims_t.c0, row_c) ---- */
+
+/* Channels one output row holds. */
+static inline uint32_t mpq_row_channels(const mpq_dims_t *out) {
+    return out->row_c ? out->row_c : out->c;
+}
+
+/* An output that may be a window: as mpq_tensor_ok, with channels c0 .. c0 + c - 1 inside the row. */
+static inline int mpq_window_out_ok(const mpq_dims_t *d, const void *y) {
+    if (d == NULL || (d->row_c == 0u && d->c0 != 0u) || (uint32_t)d->c0 + d->c > mpq_row_channels(d)) {
+        return 0;
+    }
+    const mpq_dims_t whole = {d->h, d->w, d->c, d->bits, 0u, 0u};
+    return mpq_tensor_ok(&whole, y, 1);
 }
 
 /* in_offset is minus the input zero-point: -(2^bits - 1) <= in_offset <= 0. */
@@ -83,10 +99,17 @@ static inline int mpq_requant_ok(const mpq_requant_t *rq, uint32_t channels, uin
     return 1;
 }
 
-/* Input, output and requantization of any layer. */
+/* Input, output and requantization of any layer (the output whole rows). */
 static inline int mpq_layer_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                                const mpq_requant_t *rq, const mpq_dims_t *out, const void *y) {
     return mpq_tensor_ok(in, x, 0) && mpq_tensor_ok(out, y, 1) && mpq_in_offset_ok(in_offset, in->bits) &&
+           mpq_requant_ok(rq, out->c, out->bits);
+}
+
+/* As mpq_layer_ok, the output may be an output-channel window (rq holds the window's c channels). */
+static inline int mpq_window_layer_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                      const mpq_requant_t *rq, const mpq_dims_t *out, const void *y) {
+    return mpq_tensor_ok(in, x, 0) && mpq_window_out_ok(out, y) && mpq_in_offset_ok(in_offset, in->bits) &&
            mpq_requant_ok(rq, out->c, out->bits);
 }
 
@@ -114,7 +137,7 @@ static inline int mpq_window_ok(const mpq_dims_t *in, const mpq_window_t *win, c
 static inline int mpq_conv2d_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                                      const mpq_dims_t *out, const void *y, const void *scratch) {
-    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
+    return win != NULL && mpq_window_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
            mpq_window_ok(in, win, out) && mpq_scratch_ok(scratch, mpq_conv2d_ref_buffer_size(in, win, w_bits, out));
 }
 
@@ -129,7 +152,7 @@ static inline int mpq_depthwise_conv2d_args_ok(const mpq_dims_t *in, const uint8
 static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                                         const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                                         const mpq_dims_t *out, const void *y, const void *scratch) {
-    return mpq_layer_ok(in, x, in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) && out->h == in->h &&
+    return mpq_window_layer_ok(in, x, in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) && out->h == in->h &&
            out->w == in->w && mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out));
 }
 
@@ -265,19 +288,52 @@ static inline void mpq_clear_row(uint8_t *row, uint32_t n, uint32_t bits) {
     memset(row, 0, mpq_row_bytes(n, bits));
 }
 
-/* Output value i of a cleared row: requantized to `bits`, or the raw accumulator as a
- * little-endian int32 when bits == 32. */
-static inline void mpq_write_output(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, const mpq_requant_t *rq) {
+/* Zeroes, in one output row, the bits of the call's channels c0 .. c0 + c - 1 (their values are
+ * then OR-ed in) and, when the window ends the row, the padding bits after the last value; the
+ * other channels' bits are kept. For a whole row this is mpq_clear_row(). */
+static inline void mpq_clear_outputs(uint8_t *row, const mpq_dims_t *out) {
+    const uint32_t n = mpq_row_channels(out), bits = out->bits;
+    if (out->row_c == 0u) {
+        mpq_clear_row(row, n, bits);
+        return;
+    }
+    const uint32_t lo = (uint32_t)out->c0 * bits;
+    const uint32_t hi = out->c0 + out->c == n ? 8u * mpq_row_bytes(n, bits) : ((uint32_t)out->c0 + out->c) * bits;
+    uint32_t first = lo >> 3;
+    const uint32_t last = hi >> 3;
+    if ((lo & 7u) != 0u) { /* a byte shared with the channels before */
+        const uint32_t above = first == last ? ~((1u << (hi & 7u)) - 1u) : 0u;
+        row[first] &= (uint8_t)(((1u << (lo & 7u)) - 1u) | above);
+        if (first == last) {
+            return;
+        }
+        ++first;
+    }
+    memset(row + first, 0, last - first);
+    if ((hi & 7u) != 0u) { /* a byte shared with the channels after */
+        row[last] &= (uint8_t)~((1u << (hi & 7u)) - 1u);
+    }
+}
+
+/* Output value i (of rq) at position pos of a cleared row (mpq_clear_outputs): requantized to
+ * `bits`, or the raw accumulator as a little-endian int32 when bits == 32. */
+static inline void mpq_write_output_at(uint8_t *row, uint32_t pos, uint32_t i, uint32_t bits, int32_t acc,
+                                       const mpq_requant_t *rq) {
     if (bits == 32u) {
         const uint32_t v = (uint32_t)acc;
-        row[4u * i] = (uint8_t)v;
-        row[4u * i + 1u] = (uint8_t)(v >> 8);
-        row[4u * i + 2u] = (uint8_t)(v >> 16);
-        row[4u * i + 3u] = (uint8_t)(v >> 24);
+        row[4u * pos] = (uint8_t)v;
+        row[4u * pos + 1u] = (uint8_t)(v >> 8);
+        row[4u * pos + 2u] = (uint8_t)(v >> 16);
+        row[4u * pos + 3u] = (uint8_t)(v >> 24);
         return;
     }
     const uint32_t y = (uint32_t)mpq_requantize(acc, rq->mult[i], rq->shift[i], bits);
-    row[(i * bits) >> 3] |= (uint8_t)(y << ((i * bits) & 7u));
+    row[(pos * bits) >> 3] |= (uint8_t)(y << ((pos * bits) & 7u));
+}
+
+/* Output value i at position i of a row. */
+static inline void mpq_write_output(uint8_t *row, uint32_t i, uint32_t bits, int32_t acc, const mpq_requant_t *rq) {
+    mpq_write_output_at(row, i, i, bits, acc, rq);
 }
 
 /* ---- the portable pools ---- */
@@ -324,16 +380,17 @@ static inline void mpq_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mp
     }
 }
 
-/* One output pixel of a 1x1 layer: y_row[o] = bias[o] + sum_i w[o][i] * xs[i], requantized;
- * xs holds the unpacked input (in_offset added), wbuf room for one unpacked weight row. */
+/* One output pixel of a 1x1 layer: y_row[c0 + o] = bias[o] + sum_i w[o][i] * xs[i], requantized
+ * (out may be a window); xs holds the unpacked input (in_offset added), wbuf room for one
+ * unpacked weight row. */
 static inline void mpq_matvec_pixel(const int16_t *xs, uint32_t cin, const uint8_t *w, uint32_t w_bits,
                                     int16_t *wbuf, const mpq_requant_t *rq, const mpq_dims_t *out,
                                     uint8_t *y_row) {
     const uint32_t w_row = mpq_row_bytes(cin, w_bits);
-    mpq_clear_row(y_row, out->c, out->bits);
+    mpq_clear_outputs(y_row, out);
     for (uint32_t o = 0; o < out->c; ++o) {
         mpq_unpack_weights(w + o * w_row, cin, w_bits, wbuf);
-        mpq_write_output(y_row, o, out->bits, rq->bias[o] + mpq_dot_s16(xs, wbuf, cin), rq);
+        mpq_write_output_at(y_row, out->c0 + o, o, out->bits, rq->bias[o] + mpq_dot_s16(xs, wbuf, cin), rq);
     }
 }
 

@@ -109,11 +109,15 @@ MPQ_M7_INLINE void mpq_m7_store(uint8_t *row, uint32_t i, uint32_t bits, int32_t
     mpq_m7_store_as(row, i, bits, acc, mult, shift, MPQ_M7_RQ_ANY);
 }
 
-/* mpq_clear_row() where values are OR-ed in: 8-bit and 32-bit values are stored whole
+/* mpq_clear_outputs() where values are OR-ed in: 8-bit and 32-bit values are stored whole
  * (mpq_m7_store_as), so their rows need no clearing. */
-static inline void mpq_m7_clear_row(uint8_t *row, uint32_t n, uint32_t bits) {
-    if (bits < 8u) {
-        mpq_clear_row(row, n, bits);
+static inline void mpq_m7_clear_outputs(uint8_t *row, const mpq_dims_t *out) {
+    if (out->bits < 8u) {
+        if (out->row_c == 0u) {
+            mpq_clear_row(row, out->c, out->bits); /* whole rows: the short way */
+        } else {
+            mpq_clear_outputs(row, out);
+        }
     }
 }
 
@@ -234,7 +238,8 @@ typedef struct {
     const void *layer;
 } mpq_m7_gemm_t;
 
-/* Runs the engine into y (rows of out->c values at out->bits), in mpq_m7_work; the layer must fit
+/* Runs the engine into y (channels c0 .. c0 + c - 1 of rows of mpq_row_channels(out) values at out->bits,
+ * out an output-channel window or whole rows), in mpq_m7_work; the layer must fit
  * (mpq_m7_gemm_fits). */
 void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
 
@@ -275,7 +280,8 @@ static inline int mpq_m7_matvec_fits(uint32_t cin, uint32_t w_bits, uint32_t pix
     return (1u + columns) * mpq_m7_matvec_padded(cin, w_bits) * (uint32_t)sizeof(int16_t) <= MPQ_M7_WORK_BYTES;
 }
 
-/* Runs the engine into y (rows of out->c values at out->bits); the layer must fit. */
+/* Runs the engine into y (channels c0 .. c0 + c - 1 of rows of mpq_row_channels(out) values at out->bits,
+ * out an output-channel window or whole rows); the layer must fit. */
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
 
 /* depthwise: channels (rounded up to even) in blocks as large as the work buffer holds, stored in

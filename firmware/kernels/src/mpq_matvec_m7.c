@@ -144,29 +144,31 @@ static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels,
     }
 }
 
-/* Output channels o .. o + n - 1 of a cleared row from their accumulators, out_bits a constant in
- * each case (the requantization inlined, its short path for shift <= 32 too). */
+/* Output channels o .. o + n - 1 from their accumulators, at positions out->c0 + o .. of a cleared
+ * row (out may be an output-channel window), the output bits a constant in each case (the
+ * requantization inlined, its short path for shift <= 32 too). */
 static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *acc, const mpq_requant_t *rq,
-                          uint32_t out_bits) {
-    switch (out_bits) {
+                          const mpq_dims_t *out) {
+    const uint32_t at = out->c0 + o;
+    switch (out->bits) {
     case 8u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, o + i, 8u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 8u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
         }
         break;
     case 4u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, o + i, 4u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 4u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
         }
         break;
     case 2u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, o + i, 2u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 2u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
         }
         break;
     default:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, o + i, 32u, acc[i], 0, 1, MPQ_M7_RQ_NARROW);
+            mpq_m7_store_as(row, at + i, 32u, acc[i], 0, 1, MPQ_M7_RQ_NARROW);
         }
         break;
     }
@@ -183,7 +185,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     const uint32_t full = m->cin / per_word;
     const uint32_t tail_values = m->cin - full * per_word;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
-    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     const uint8_t *r0 = m->w + o * w_row;
     const mpq_word_t *x = cols;
     int32_t acc[2u * MPQ_MV_ROWS] = {0};
@@ -210,7 +212,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
         for (uint32_t r = 0; r < rows; ++r) {
             sums[r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
-        write_outputs(y0 + p * y_row, o, rows, sums, rq, out->bits);
+        write_outputs(y0 + p * y_row, o, rows, sums, rq, out);
     }
 }
 
@@ -239,16 +241,16 @@ MPQ_M7_INLINE void stream_pixels(const mpq_m7_matvec_t *m, uint32_t bits, const 
 
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
     const uint32_t padded = mpq_m7_matvec_padded(m->cin, m->w_bits);
-    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp = (int16_t *)(void *)mpq_m7_work;
     int16_t *cols = tmp + padded;
     for (uint32_t p = 0; p < m->pixels; p += 2u) {
         const uint32_t pixels = m->pixels - p < 2u ? 1u : 2u;
         uint8_t *yp = y + p * y_row;
         fill_columns(m, p, pixels, padded, tmp, cols);
-        mpq_clear_row(yp, out->c, out->bits);
+        mpq_m7_clear_outputs(yp, out);
         if (pixels == 2u) {
-            mpq_clear_row(yp + y_row, out->c, out->bits);
+            mpq_m7_clear_outputs(yp + y_row, out);
         }
         switch (m->w_bits) {
         case 8u:

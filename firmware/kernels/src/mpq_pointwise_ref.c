@@ -15,7 +15,7 @@ int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
     }
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
-    const uint32_t y_row = mpq_row_bytes(out->c, out->bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *xs = scratch;    /* [cin] */
     int16_t *wbuf = xs + in->c; /* [cin] */
     uint8_t *yp = y;
