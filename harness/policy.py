@@ -51,10 +51,15 @@ class InputQuantization:
 
 @dataclass(frozen=True)
 class LayerBits:
-    """Bits of a layer's weights (None: no weights) and output activation (None: int32 logits)."""
+    """Bits of a layer's weights (None: no weights; a tuple: one per output channel, 0 = pruned)
+    and output activation (None: int32 logits)."""
 
-    w_bits: int | None
+    w_bits: int | tuple[int, ...] | None
     a_bits: int | None
+
+    @property
+    def channel_wise(self) -> bool:
+        return isinstance(self.w_bits, tuple)
 
 
 @dataclass(frozen=True)
@@ -305,8 +310,10 @@ def _check_whole_numbers(document: dict, source: str) -> None:
     """Bits, epochs, seeds and byte budgets must be written as integers: JSON Schema's "integer"
     (and an enum of integers) also admits 8.0, which would then flow on as a float."""
     fields = [("input.bits", document["input"]["bits"])]
-    fields += [(f"layers.{name}.{key}", value) for name, entry in document.get("layers", {}).items()
-               for key, value in entry.items()]
+    for name, entry in document.get("layers", {}).items():
+        for key, value in entry.items():
+            values = enumerate(value) if isinstance(value, list) else [(None, value)]  # a per-channel list
+            fields += [(f"layers.{name}.{key}" + ("" if i is None else f"[{i}]"), v) for i, v in values]
     fields += [(f"qat.{key}", document.get("qat", {})[key]) for key in ("epochs", "seed") if key in document.get("qat", {})]
     fields += [(f"budget.{key}", value) for key, value in document["budget"].items() if not isinstance(value, str)]
     for where, value in fields:
@@ -327,7 +334,11 @@ def _check_schema(document: object, source: str) -> None:
 
 
 def _describe(error: jsonschema.ValidationError) -> tuple[str, str]:
-    """(dotted field, message) of a schema error, phrased for people."""
+    """(dotted field, message) of a schema error, phrased for people (of `oneOf`, the error of the
+    alternative of the value's kind that got deepest: `3 is not one of [2, 4, 8]`)."""
+    if error.validator == "oneOf" and error.context:
+        candidates = [e for e in error.context if e.validator != "type"] or list(error.context)
+        return _describe(max(candidates, key=lambda e: len(e.absolute_path)))
     where = _dotted(error.absolute_path)
     if error.validator == "required":
         missing = next(key for key in error.validator_value if key not in error.instance)
@@ -369,9 +380,14 @@ def _layer_bits(layers_doc: dict, architecture: Architecture, fail) -> dict[str,
             raise fail(f"{where}.w_bits", f"not allowed: {spec.op} has no weights")
         if is_classifier and "a_bits" in entry:
             raise fail(f"{where}.a_bits", "not allowed: the classifier outputs 32-bit logits")
-        w_bits = int(entry.get("w_bits", DEFAULT_BITS)) if spec.has_weights else None
+        w_bits = entry.get("w_bits", DEFAULT_BITS) if spec.has_weights else None
+        if isinstance(w_bits, list):
+            w_bits = _channel_bits(spec, w_bits, is_classifier, f"{where}.w_bits", fail)
+        elif w_bits is not None:
+            w_bits = int(w_bits)
         a_bits = None if is_classifier else int(entry.get("a_bits", DEFAULT_BITS))
         result[spec.name] = LayerBits(w_bits, a_bits)
+    _check_linked_pruning(architecture, result, fail)
     return result
 
 
@@ -386,6 +402,45 @@ def _checkpoint_path(text: str, base_dir: Path | None, fail) -> Path:
     if not checkpoint.is_file():
         raise fail("model.checkpoint", f"{str(checkpoint)!r} is not a regular file")
     return checkpoint
+
+
+def _channel_bits(spec, bits: list[int], is_classifier: bool, where: str, fail) -> tuple[int, ...]:
+    """Per-output-channel weight bits of one layer, checked against the layer."""
+    if spec.op == "depthwise_conv2d":
+        raise fail(where, "depthwise layers stay layer-wise (one value); a channel is pruned when its producer's is")
+    if is_classifier:
+        raise fail(where, "the classifier's int32 logits share one scale: give it one value")
+    if len(bits) != spec.out_channels:
+        raise fail(where, f"{len(bits)} values for {spec.out_channels} output channels")
+    if not any(bits):
+        raise fail(where, "every channel is pruned (0): keep at least one")
+    return tuple(int(b) for b in bits)
+
+
+def _check_linked_pruning(architecture: Architecture, layers: dict[str, LayerBits], fail) -> None:
+    """Layers whose outputs meet in a residual add (through channel-preserving ops) prune the same
+    channels; nothing feeding the network input's or output's channels is pruned."""
+    from harness.ir.channel_order import linked_channels
+
+    ops = [(spec.op, architecture.sources(spec), spec.name) for spec in architecture.layers]
+    names = ["input"] + [spec.name for spec in architecture.layers]
+    comp = linked_channels(ops, names)
+    first: dict[str, tuple[str, frozenset]] = {}
+    for spec in architecture.layers:
+        bits = layers[spec.name].w_bits
+        if not isinstance(bits, tuple):
+            if spec.has_weights and spec.op != "depthwise_conv2d":
+                bits = (bits,) * spec.out_channels
+            else:
+                continue
+        pruned = frozenset(c for c, b in enumerate(bits) if b == 0)
+        root = comp[spec.name]
+        if pruned and root in (comp["input"], comp[architecture.classifier]):
+            raise fail(f"layers.{spec.name}.w_bits", "no channel may be pruned here: it feeds the network's input or output channels")
+        if root in first and first[root][1] != pruned:
+            raise fail(f"layers.{spec.name}.w_bits", f"must prune the same channels as {first[root][0]} "
+                       "(their outputs meet in a residual add)")
+        first.setdefault(root, (spec.name, pruned))
 
 
 MAX_BUDGET_BYTES = 1 << 40  # 1 TiB: far above any microcontroller

@@ -120,3 +120,22 @@ def _quadrant_images(shape, count: int):
         i, j = divmod(int(label), 2)
         image[i * h // 2:(i + 1) * h // 2, j * w // 2:(j + 1) * w // 2, 0] += 0.5
     return images, labels
+
+
+def test_resnet8_channelwise_policy_builds_fits_and_is_bit_exact(board_name, tmp_path):
+    """Per-output-channel bits and pruned channels on a residual network: the lowering reorders
+    and shrinks it, the firmware fits the board and every output over the 20 samples is bit-exact."""
+    from harness.policy import load_policy
+    from harness.quantize.lower import structural_graph
+
+    policy = load_policy(POLICIES_DIR / "resnet8-tflite-channelwise.json")
+    graph = structural_graph(policy)
+    assert any(isinstance(layer.w_bits, list) for layer in graph.layers)
+    assert graph.tensors["add"].channels < 16  # pruned channels dropped from the arena
+    report = _measure(POLICIES_DIR / "resnet8-tflite-channelwise.json", board_name, tmp_path,
+                      "--data", str(CIFAR10), "--calibration", str(IMAGENET32))
+    memory = report["memory"]
+    assert report["images"] == 20
+    assert memory["flash_bytes"] <= memory["flash_budget"] and memory["ram_bytes"] <= memory["ram_budget"], memory
+    print(f"resnet8 channel-wise on {board_name}: {report['bit_exact']}/20 bit-exact, "
+          f"top-1 {report['device_accuracy']:.0%}, flash {memory['flash_bytes']} B, RAM {memory['ram_bytes']} B")

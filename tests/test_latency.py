@@ -79,3 +79,24 @@ def test_board_table_is_empty_until_profiled_and_keyed_by_firmware(cache):
     assert len(digest) == 16 and digest == firmware_digest(board)
     table = LatencyTable.for_board(board)
     assert table.entries == {} and table.firmware == digest and table.path.name == f"qemu-m7-{digest}.json"
+
+
+def test_a_channel_wise_layer_costs_the_sum_of_its_runs():
+    from harness.ir.channel_order import reorder
+    from harness.ir.random_graphs import random_channelwise_graph
+    from harness.measure.latency import LatencyTable, layer_key, run_keys
+
+    graph = reorder(random_channelwise_graph(3))
+    table = LatencyTable("qemu-m7", "test", entries={}, overheads=[10])
+    for layer in graph.layers:
+        for key in run_keys(graph, layer):
+            table.entries[key] = len(key)  # distinct geometries and bits: distinct values
+    assert not table.missing(graph)
+    layered = [layer for layer in graph.layers if isinstance(layer.w_bits, list)]
+    assert layered
+    for layer, ticks in zip(graph.layers, table.layer_ticks(graph)):
+        keys = run_keys(graph, layer)
+        assert ticks == sum(len(key) for key in keys)
+        if layer in layered:
+            assert len(keys) == len(set(layer.w_bits)) or layer.name in ("pw_b", "fc")
+            assert all(key != layer_key(graph, layer) for key in keys)

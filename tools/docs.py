@@ -349,6 +349,35 @@ def _free_flash(result: dict) -> str:
 
 
 # -- the checker --------------------------------------------------------------------------------
+# -- channel-wise against layer-wise (docs/channelwise.md) -------------------------------------
+CHANNELWISE_DIGITS = "channelwise-pareto-digits.json"
+
+
+@generator("channelwise-digits", CHANNELWISE_DIGITS)
+def channelwise_digits(result: dict) -> str:
+    lines = ["| method | policy | seeds | integer accuracy (mean ± std) | weight bytes |", "|---|---|---:|---:|---:|"]
+    for m in sorted(result["means"], key=lambda m: (m["method"], -m["weight_bytes"])):
+        lines.append(f"| {m['method']} | {m['policy']} | {m['seeds']} | {100 * m['integer_accuracy']:.2f} % ± "
+                     f"{100 * m['accuracy_std']:.2f} | {m['weight_bytes']:,.0f} |")
+    c = result["comparison"]
+    lines.append("")
+    lines.append(f"Seeds completed: {', '.join(map(str, result['seeds_completed'])) or 'none'} of "
+                 f"{', '.join(map(str, result['experiment']['seeds']))} (the table averages the completed ones; "
+                 f"{len(result['points'])} points in the file).")
+    lines.append("")
+    if c["channelwise"] is None:
+        lines.append(f"No channel-wise policy reached {100 * c['target_accuracy']:.2f} % (the best layer-wise mean "
+                     "minus 0.5 pp) in this run.")
+    else:
+        lines.append(f"At {100 * c['target_accuracy']:.2f} % (the best layer-wise mean accuracy minus 0.5 pp) the "
+                     f"smallest layer-wise policy ({c['layerwise']['policy']}) needs {c['layerwise']['weight_bytes']:,.0f} "
+                     f"weight bytes, the smallest channel-wise one ({c['channelwise']['policy']}) "
+                     f"{c['channelwise']['weight_bytes']:,.0f}: " + (
+                         f"**{100 * c['reduction']:.1f} % fewer**." if c["reduction"] > 0 else
+                         f"**{-100 * c['reduction']:.1f} % more**: channel-wise does not beat layer-wise here."))
+    return "\n".join(lines) + "\n"
+
+
 def blocks(text: str) -> list[re.Match]:
     return list(BLOCK.finditer(text))
 

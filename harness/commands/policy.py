@@ -64,7 +64,7 @@ def layer_table(report: MemoryReport) -> Table:
     for header, footer in columns:
         table.add_column(header, footer, justify="left" if header in ("layer", "op") else "right")
     for row in report.layers:
-        table.add_row(row.name, op_label(row), str(row.params), str(row.macs), str(row.w_bits or "-"), str(row.a_bits),
+        table.add_row(row.name, op_label(row), str(row.params), str(row.macs), weight_bits_label(row.w_bits), str(row.a_bits),
                       str(row.flash_bytes), str(row.activation_bytes))
     return table
 
@@ -93,3 +93,10 @@ def print_budget(console: Console, report: MemoryReport, budget: Budget) -> None
         verdict = "[green]fits[/green]" if used <= limit else "[red]EXCEEDS[/red]"
         console.print(f"{name:5} {format_size(used):>9} of {format_size(limit):>7} ({used / limit:6.1%}) {verdict}")
         console.print(f"      = {parts}", style="dim")
+
+
+def weight_bits_label(w_bits) -> str:
+    """A layer's weight bits for a table: "4", or per channel "21x2 15x4 3x8" (count x bits)."""
+    if isinstance(w_bits, list):
+        return " ".join(f"{w_bits.count(b)}x{b}" for b in sorted(set(w_bits)))
+    return str(w_bits or "-")

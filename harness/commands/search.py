@@ -1,10 +1,13 @@
-"""`harness search --method memory-driven|haq --model ZOO_NAME ...`: choose bits per layer.
+"""`harness search --method memory-driven|haq|channelwise --model ZOO_NAME ...`: choose bits.
 
 memory-driven: the rules of Rusci et al. 2020 (harness.search.memory_driven), no training;
 writes a policy.json (--out) and prints the per-layer table.
 haq: HAQ's DDPG agent whose reward adds accuracy and the latency measured on the board
 (harness.search.haq); random: the same loop with uniform random bits (the baseline, same number
 of evaluations); --out is a folder for the log, the best policy, the Pareto CSV and plot.
+channelwise: per-output-channel weight bits {0, 2, 4, 8} by a differentiable search
+(harness.search.channelwise); --out is a folder for the log, the resumable state and policy.json.
+pareto: layer-wise memory-driven against channel-wise policies, accuracy x weight bytes over seeds.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from rich.console import Console
 from harness.commands.options import add_farm_options, parse_json_object
 from harness.pytest_plugin import DEFAULT_BOARD
 
-METHODS = ("memory-driven", "haq", "random")
+METHODS = ("memory-driven", "haq", "random", "channelwise", "pareto")
 
 
 def register(subparsers) -> None:
@@ -60,6 +63,18 @@ def register(subparsers) -> None:
     haq.add_argument("--random-weights", action="store_true",
                      help="no trained model: random weights, reward from latency (and memory) only")
     add_farm_options(haq, "profile and verify the candidates")
+    channelwise = parser.add_argument_group("channelwise")
+    channelwise.add_argument("--start-policy", type=Path, default=None,
+                             help="layer-wise policy to start from (its activation bits are kept; default all 8 bits)")
+    channelwise.add_argument("--epochs", type=int, default=6, help="search epochs (default 6)")
+    channelwise.add_argument("--strength", type=float, default=1.0,
+                             help="weight of the expected-flash term, relative to all 8 bits (default 1.0)")
+    channelwise.add_argument("--weight-budget", default=None,
+                             help="hard limit on weight + parameter bytes, e.g. 2kB (default none)")
+    pareto = parser.add_argument_group("pareto (layer-wise against channel-wise, accuracy x weight bytes)")
+    pareto.add_argument("--seeds", type=int, default=3, help="seeds of every policy's QAT and search (default 3)")
+    pareto.add_argument("--qat-epochs", type=int, default=4, help="QAT epochs of every policy (default 4)")
+    pareto.add_argument("--strengths", default="0.5,1,2,4", help="channel-wise strengths (default 0.5,1,2,4)")
     parser.set_defaults(func=run)
 
 
@@ -70,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
             from harness.errors import HarnessError
             raise HarnessError("--farm works with --method haq (memory-driven measures nothing)")
         return _memory_driven(args, model_args)
+    if args.method == "pareto":
+        return _pareto(args)
+    if args.method == "channelwise":
+        from harness.search.channelwise_cli import run_channelwise  # torch loads only here
+        return run_channelwise(args, model_args)
     from harness.search.haq_cli import run_haq  # torch, gymnasium and scipy load only here
     return run_haq(args, model_args)
 
@@ -121,3 +141,40 @@ def _search_from_policy(args: argparse.Namespace, out: Path | None):
             model[key] = Path(os.path.relpath(path.resolve(), target_dir)).as_posix()
     moved = parse_policy(start.document | {"model": model}, source=str(args.policy), base_dir=target_dir)
     return search_from(moved, args.flash, args.ram, base_dir=target_dir)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+    from harness.paths import cache_dir
+    from harness.search.compare import Experiment, run as run_experiment
+
+    try:
+        strengths = tuple(float(v) for v in args.strengths.split(","))
+    except ValueError:
+        raise HarnessError(f"--strengths must be numbers separated by commas, got {args.strengths!r}") from None
+    if args.seeds < 1 or args.qat_epochs < 1 or args.epochs < 1:
+        raise HarnessError("--seeds, --qat-epochs and --epochs must be at least 1")
+    from harness import zoo
+    from harness.datasets.registry import check_fits
+
+    data = args.data or zoo.build(args.model, {}).dataset
+    if data is None:
+        raise HarnessError(f"model {args.model} has no dataset of its own here: give --data")
+    check_fits(data, zoo.build(args.model, {}))
+    experiment = Experiment(model=args.model, data=data, seeds=tuple(range(args.seeds)), strengths=strengths,
+                            search_epochs=args.epochs, qat_epochs=args.qat_epochs, ram=args.ram)
+    console = Console(highlight=False)
+    out = args.out or Path("results")
+    result = run_experiment(experiment, out, cache_dir("channelwise-search"), on_point=lambda p: console.print(
+        f"{p['method']:<26} {p['policy']:<22} seed {p['seed']}: {p['integer_accuracy']:.2%}, "
+        f"{p['weight_bytes']} weight bytes", markup=False))
+    c = result["comparison"]
+    if c is None:
+        console.print("no layer-wise policy scored")
+    elif c["channelwise"] is None:
+        console.print(f"no channel-wise policy reached {c['target_accuracy']:.2%}")
+    else:
+        change = f"{c['reduction']:.1%} fewer" if c["reduction"] > 0 else f"{-c['reduction']:.1%} more"
+        console.print(f"at {c['target_accuracy']:.2%}: layer-wise {c['layerwise']['weight_bytes']:.0f} B, "
+                      f"channel-wise {c['channelwise']['weight_bytes']:.0f} B: {change}")
+    return 0

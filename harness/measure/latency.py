@@ -5,6 +5,9 @@ network's latency without building it:
 
     predicted ticks = sum over layers of table[layer geometry, bits] + per-network overhead
 
+(a channel-wise layer costs the sum over its runs of equal bits, each looked up as the layer
+with the run's output channels and bits: run_keys)
+
 The per-network overhead is measured too: a RUN's total ticks minus its layers' ticks (the
 model's run() call, the calls around each layer, the timer reads), median over every profiled
 single-layer model. The table is a JSON file under cache_dir("latency"), one per (board,
@@ -26,7 +29,7 @@ from harness.boards import Board
 from harness.build.firmware import build_key
 from harness.errors import HarnessError
 from harness.files import write_atomic
-from harness.ir.graph import Graph, Layer
+from harness.ir.graph import Graph, Layer, Tensor, weight_runs
 from harness.paths import cache_dir
 from harness.ir.planner import kernel_for
 
@@ -47,6 +50,21 @@ def layer_key(graph: Graph, layer: Layer, bits: tuple[int, int | None, int] | No
     return (f"{kernel_for(layer)}|in {shape(inp)}|out {shape(out)}|k {layer.kernel[0]}x{layer.kernel[1]}"
             f"|s {layer.stride[0]}x{layer.stride[1]}|p {','.join(map(str, layer.padding))}"
             f"|zp {int(inp.zero_point != 0)}|bits i{in_bits}{second} w{w_bits or 0} o{out_bits}")
+
+
+def run_keys(graph: Graph, layer: Layer) -> list[str]:
+    """The table keys a layer costs: its own, or for a channel-wise layer one per run of equal
+    bits (the kernel called on that output-channel window: the run's channel count and bits)."""
+    if not isinstance(layer.w_bits, list):
+        return [layer_key(graph, layer)]
+    out = graph.tensors[layer.output]
+    keys = []
+    for run in weight_runs(layer, out.channels):
+        window = Tensor(out.name, (*out.shape[:2], run.count), out.bits, out.scale)
+        view = Graph(graph.name, {layer.input: graph.tensors[layer.input], layer.output: window}, [layer],
+                     layer.input, layer.output)
+        keys.append(layer_key(view, layer, (graph.tensors[layer.input].bits, run.bits, out.bits)))
+    return keys
 
 
 def firmware_digest(board: Board) -> str:
@@ -109,7 +127,7 @@ class LatencyTable:
             write_atomic(self.path, json.dumps(document, indent=0, sort_keys=True))
 
     def missing(self, graph: Graph) -> list[str]:
-        return [key for key in (layer_key(graph, layer) for layer in graph.layers) if key not in self.entries]
+        return [key for layer in graph.layers for key in run_keys(graph, layer) if key not in self.entries]
 
     @property
     def overhead(self) -> float:
@@ -124,7 +142,7 @@ class LatencyTable:
         if missing:
             raise HarnessError(f"latency table for {self.board} lacks {len(missing)} layer configurations "
                                f"(first: {missing[0]}); run `harness profile --board {self.board}` on this model")
-        return [self.entries[layer_key(graph, layer)] for layer in graph.layers]
+        return [sum(self.entries[key] for key in run_keys(graph, layer)) for layer in graph.layers]
 
     def layer_entry(self, graph: Graph, layer: Layer, w_bits: int | None = None) -> int | None:
         """Measured ticks of `layer` as in `graph` (or with `w_bits` weights); None: never profiled."""

@@ -30,9 +30,11 @@ from harness.quantize.lower import (
     LOGIT_BITS,
     LayerValues,
     check_accumulators,
+    compact,
     fold_zero_point,
     ir_layer,
     max_pool_values,
+    pruned_channels,
 )
 from harness.policy import Policy
 from harness.ir.requant import add_multipliers, quantize_multipliers
@@ -58,6 +60,7 @@ def lower_float(policy: Policy, float_graph: FloatGraph, calibration_inputs: np.
                   {"policy": policy.name, "policy_hash": policy.hash} | meta)
     values = {INPUT: [np.asarray(x, dtype=np.int32) for x in calibration]}
     last_use = {source: index for index, spec in enumerate(arch.layers) for source in arch.sources(spec)}
+    pruned = pruned_channels(arch, policy)
     for index, spec in enumerate(arch.layers):
         bits = policy.layers[spec.name]
         sources = arch.sources(spec)
@@ -67,7 +70,8 @@ def lower_float(policy: Policy, float_graph: FloatGraph, calibration_inputs: np.
             if spec.op == "add":
                 layer = _add_layer(graph, spec, sources, values)
             else:
-                layer = _requantized_layer(graph, spec, sources[0], bits.w_bits, weights.get(spec.name), values)
+                layer = _requantized_layer(graph, spec, sources[0], bits.w_bits, weights.get(spec.name), values,
+                                           pruned.get(spec.name))
         except HarnessError as error:
             raise HarnessError(f"layer {spec.name}: {error}") from None
         graph.layers.append(layer)
@@ -77,7 +81,7 @@ def lower_float(policy: Policy, float_graph: FloatGraph, calibration_inputs: np.
                 values.pop(source, None)
     graph.validate()
     check_accumulators(graph)
-    return graph
+    return compact(graph)
 
 
 def _run(graph: Graph, layer: Layer, values: dict, k: int) -> np.ndarray:
@@ -86,9 +90,10 @@ def _run(graph: Graph, layer: Layer, values: dict, k: int) -> np.ndarray:
     return reference.run_layer(graph, layer, values[layer.input][k])
 
 
-def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int | None, float_layer: FloatLayer | None,
-                       values: dict) -> Layer:
-    """A conv / depthwise / fully connected / pooling layer calibrated on `values[source]`."""
+def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int | tuple[int, ...] | None,
+                       float_layer: FloatLayer | None, values: dict, pruned: np.ndarray | None = None) -> Layer:
+    """A conv / depthwise / fully connected / pooling layer calibrated on `values[source]`;
+    `pruned` channels (0 bits, or after a pruned producer) get zero weights and bias."""
     inp, out = graph.tensors[source], graph.tensors[spec.name]
     channels = out.channels
     classifier = spec.name == graph.output
@@ -101,6 +106,12 @@ def _requantized_layer(graph: Graph, spec: LayerSpec, source: str, w_bits: int |
             raise HarnessError("no float weights")
         codes, weight_scale = _quantize_weights(spec, float_layer.weight, w_bits, per_channel=not classifier)
         bias = np.clip(np.rint(float_layer.bias / (inp.scale * weight_scale)), INT32_MIN, INT32_MAX).astype(np.int32)
+        if pruned is not None:
+            bias[pruned] = 0
+            if spec.op == "depthwise_conv2d":
+                codes[..., pruned] = 0
+            else:
+                codes[pruned] = 0
         acc_scale = inp.scale * weight_scale
     else:
         codes = None
@@ -133,17 +144,20 @@ def _add_layer(graph: Graph, spec: LayerSpec, sources: tuple[str, ...], values: 
                                                      out.scale))
 
 
-def _quantize_weights(spec: LayerSpec, weight: np.ndarray, bits: int, per_channel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(int32 codes in the IR layout, float64 scale per output channel)."""
-    qmax = (1 << (bits - 1)) - 1
+def _quantize_weights(spec: LayerSpec, weight: np.ndarray, bits: int | tuple[int, ...], per_channel: bool
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 codes in the IR layout, float64 scale per output channel); `bits` one value or one
+    per output channel (a 0-bit channel's codes come out as 0 through its caller's pruning)."""
+    qmax = np.maximum((1 << np.maximum(np.asarray(bits), 1) - 1) - 1, 1).astype(np.float64)
     weight = np.asarray(weight, dtype=np.float64)
     rows = weight.reshape(-1, weight.shape[-1]).T if spec.op == "depthwise_conv2d" else weight.reshape(weight.shape[0], -1)
     absmax = np.abs(rows).max(axis=1)
     if not per_channel:
         absmax = np.full_like(absmax, absmax.max())
     scale = np.where(absmax > 0, absmax / qmax, 1.0)
-    broadcast = scale if spec.op == "depthwise_conv2d" else scale.reshape(-1, *[1] * (weight.ndim - 1))
-    codes = np.clip(np.rint(weight / broadcast), -qmax, qmax).astype(np.int32)
+    shape = (-1,) if spec.op == "depthwise_conv2d" else (-1, *[1] * (weight.ndim - 1))
+    limit = np.broadcast_to(qmax, scale.shape).reshape(shape)
+    codes = np.clip(np.rint(weight / scale.reshape(shape)), -limit, limit).astype(np.int32)
     return codes, scale
 
 

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from harness.frontend.float_graph import FloatGraph
 from harness.frontend.float_net import ACTIVATIONS, as_map, flatten_hwc, pad, torch_layout, walk, weightless
 from harness.frontend.train import Progress, configure_torch, fit, nchw
-from harness.quantize.lower import max_pool_quantization
+from harness.quantize.lower import max_pool_quantization, pruned_channels
 from harness.policy import InputQuantization, Policy
 from harness.zoo.architecture import CONV_OPS, INPUT, Architecture, LayerSpec
 
@@ -41,41 +41,63 @@ RELU6_LIMIT = 6.0
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
-def best_clip_ratio(rows: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+def best_clip_ratio(rows: torch.Tensor, qmin: int | torch.Tensor, qmax: int | torch.Tensor) -> torch.Tensor:
     """Per row of `rows` [R, N], the ratio r in CLIP_RATIOS whose clip c = r * max|row| minimizes
-    the squared error of quantizing the row with step c / qmax to integers in [qmin, qmax]."""
+    the squared error of quantizing the row with step c / qmax to integers in [qmin, qmax]
+    (qmin, qmax: one value, or one per row)."""
     absmax = rows.abs().amax(dim=1)
     best, best_err = torch.ones_like(absmax), torch.full_like(absmax, float("inf"))
+    low, high = (torch.as_tensor(q, dtype=rows.dtype).expand(absmax.shape)[:, None] for q in (qmin, qmax))
     for ratio in CLIP_RATIOS:
-        step = (absmax * ratio / qmax).clamp_min(torch.finfo(torch.float32).tiny)[:, None]
-        err = ((torch.clamp(torch.round(rows / step), qmin, qmax) * step - rows) ** 2).sum(dim=1)
+        step = (absmax * ratio / high[:, 0]).clamp_min(torch.finfo(torch.float32).tiny)[:, None]
+        err = ((torch.clamp(torch.round(rows / step), low, high) * step - rows) ** 2).sum(dim=1)
         better = err < best_err
         best, best_err = torch.where(better, ratio, best), torch.where(better, err, best_err)
     return best
 
 
-def weight_scale(weight: torch.Tensor, bits: int, clip_ratio: torch.Tensor) -> torch.Tensor:
-    """float32 scale per output channel (axis 0): clip_ratio * max|w| / (2^(b-1)-1). A
-    one-element clip_ratio means one scale (the max over all channels) shared by every channel.
-    A channel of zeros gets scale 1 (its integers are 0 whatever the scale)."""
-    qmax = (1 << (bits - 1)) - 1
+def weight_scale(weight: torch.Tensor, qmax: int | torch.Tensor, clip_ratio: torch.Tensor) -> torch.Tensor:
+    """float32 scale per output channel (axis 0): clip_ratio * max|w| / qmax, qmax = 2^(b-1)-1
+    (one value, or one per channel). A one-element clip_ratio means one scale (the max over all
+    channels, at the largest qmax) shared by every channel. A channel of zeros gets scale 1 (its
+    integers are 0 whatever the scale)."""
     absmax = weight.detach().reshape(clip_ratio.numel(), -1).abs().amax(dim=1)
+    if clip_ratio.numel() == 1 and isinstance(qmax, torch.Tensor):
+        qmax = qmax.max()
     clip = absmax * clip_ratio
-    scale = torch.where(clip > 0, clip / qmax, torch.ones_like(clip))
+    scale = torch.where(clip > 0, clip / qmax, torch.ones_like(clip)).to(torch.float32)
     return scale.expand(weight.shape[0]).contiguous()
+
+
+def fake_quantize_channels(weight: torch.Tensor, scale: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Symmetric narrow-range fake quantization of each output channel (axis 0) at its own bits
+    (straight-through gradient inside the range); channels of 0 bits become zero."""
+    zero_points = torch.zeros(weight.shape[0], dtype=torch.int32)
+    result = torch.zeros_like(weight)
+    rows = bits.reshape(-1, *[1] * (weight.dim() - 1))
+    for b in torch.unique(bits).tolist():
+        if b == 0:
+            continue
+        qmax = (1 << (b - 1)) - 1
+        quantized = torch.fake_quantize_per_channel_affine(weight, scale, zero_points, 0, -qmax, qmax)
+        result = torch.where(rows == b, quantized, result)
+    return result
 
 
 class QuantLayer(nn.Module):
     """conv2d, depthwise_conv2d or fully_connected with BN folded in: fake-quantized weights
     (per output channel, or one scale when not per_channel) and bias (int32 steps of s_in * s_w).
 
+    `w_bits` is one value, or one per output channel (channel-wise, docs/channelwise.md): each
+    channel is fake-quantized at its own bits, and a 0-bit (pruned) channel, like every channel
+    of `pruned` (a depthwise layer after a pruned producer), has zero weights and zero bias.
     The weight scale follows the weights during training; the clip ratio that sets it is fixed
     at calibration (minimum squared error)."""
 
-    def __init__(self, spec: LayerSpec, in_channels: int, w_bits: int, per_channel: bool):
+    def __init__(self, spec: LayerSpec, in_channels: int, w_bits: int | tuple[int, ...], per_channel: bool,
+                 pruned: np.ndarray | None = None):
         super().__init__()
         self.spec = spec
-        self.w_bits = w_bits
         if spec.op in CONV_OPS:
             depthwise = spec.op == "depthwise_conv2d"
             out_channels = in_channels if depthwise else spec.out_channels
@@ -83,30 +105,42 @@ class QuantLayer(nn.Module):
             shape = (out_channels, 1 if depthwise else in_channels, *spec.kernel_hw)
         else:
             shape = (spec.out_channels, in_channels)
+        self.w_bits = w_bits
+        bits = torch.tensor(w_bits if isinstance(w_bits, tuple) else (w_bits,) * shape[0])
+        if pruned is not None:
+            bits = torch.where(torch.from_numpy(pruned), 0, bits)
+        self.register_buffer("channel_bits", bits, persistent=False)  # from the policy, not trained
         self.weight = nn.Parameter(torch.zeros(shape))
         self.bias = nn.Parameter(torch.zeros(shape[0]))
         self.register_buffer("clip_ratio", torch.ones(shape[0] if per_channel else 1))
+        self.mixture = None  # a channel-wise search's mix over precisions (harness.search.channelwise)
 
     @property
-    def qmax(self) -> int:
-        return (1 << (self.w_bits - 1)) - 1
+    def qmax(self) -> torch.Tensor:
+        """2^(b-1) - 1 per output channel (1 for a pruned one: its values are zeroed anyway)."""
+        return torch.where(self.channel_bits > 0, (1 << (self.channel_bits.clamp(min=1) - 1)) - 1, 1)
 
     def weight_scale(self) -> torch.Tensor:
-        return weight_scale(self.weight, self.w_bits, self.clip_ratio)
+        return weight_scale(self.weight, self.qmax, self.clip_ratio)
 
     def calibrate(self) -> None:
         """Set the clip ratios to the minimum-error ones for the current weights."""
         rows = self.weight.detach().reshape(self.clip_ratio.numel(), -1)
-        self.clip_ratio.copy_(best_clip_ratio(rows, -self.qmax, self.qmax))
+        qmax = int(self.qmax.max()) if self.clip_ratio.numel() == 1 else self.qmax
+        self.clip_ratio.copy_(best_clip_ratio(rows, -qmax, qmax))
 
     def quantized_weight(self, scale: torch.Tensor) -> torch.Tensor:
-        """Fake-quantized weights for per-channel `scale` (straight-through gradient)."""
-        zero_points = torch.zeros(self.weight.shape[0], dtype=torch.int32)
-        return torch.fake_quantize_per_channel_affine(self.weight, scale, zero_points, 0, -self.qmax, self.qmax)
+        """Fake-quantized weights for per-channel `scale` (straight-through gradient), each
+        channel at its bits, pruned channels zero (during a channel-wise search: the mixture's
+        expectation over precisions)."""
+        if self.mixture is not None:
+            return self.mixture.weight(self, scale)
+        return fake_quantize_channels(self.weight, scale, self.channel_bits)
 
     def bias_codes(self, input_scale: float, scale: torch.Tensor) -> torch.Tensor:
-        """The int32 bias (as float values): round(b / (s_in * s_w)), saturated."""
-        return torch.clamp(torch.round(self.bias.detach() / (input_scale * scale)), INT32_MIN, INT32_MAX)
+        """The int32 bias (as float values): round(b / (s_in * s_w)), saturated; 0 when pruned."""
+        codes = torch.clamp(torch.round(self.bias.detach() / (input_scale * scale)), INT32_MIN, INT32_MAX)
+        return torch.where(self.channel_bits > 0, codes, 0.0)
 
     def forward(self, x: torch.Tensor, input_scale: float, fake_quant: bool = True) -> torch.Tensor:
         """The layer on NCHW x (fake_quant False: the float layer, for calibration)."""
@@ -116,6 +150,11 @@ class QuantLayer(nn.Module):
             weight = self.quantized_weight(scale)
             codes = self.bias_codes(input_scale, scale)
             bias = self.bias + (codes * (input_scale * scale) - self.bias).detach()
+            if self.mixture is not None:
+                bias = bias * self.mixture.keep(self)
+        elif bool((self.channel_bits == 0).any()):
+            keep = (self.channel_bits > 0).to(weight.dtype)
+            weight, bias = weight * keep.reshape(-1, *[1] * (weight.dim() - 1)), bias * keep
         spec = self.spec
         if spec.op in CONV_OPS:
             return F.conv2d(pad(spec, x), weight, bias, spec.stride_hw, spec.symmetric_padding or 0, groups=self.groups)
@@ -225,11 +264,13 @@ class QATNet(nn.Module):
         self.activations = nn.ModuleDict()
         self.bits = {INPUT: policy.input.bits} | {spec.name: policy.layers[spec.name].a_bits for spec in arch.layers}
         in_channels = arch.input_channels()
+        pruned = pruned_channels(arch, policy)
         for spec in arch.layers:
             bits = policy.layers[spec.name]
             if spec.has_weights:
                 per_channel = spec.name != arch.classifier
-                self.layers[spec.name] = QuantLayer(spec, in_channels[spec.name], bits.w_bits, per_channel)
+                inherited = pruned.get(arch.sources(spec)[0]) if spec.op == "depthwise_conv2d" else None
+                self.layers[spec.name] = QuantLayer(spec, in_channels[spec.name], bits.w_bits, per_channel, inherited)
             if bits.a_bits is not None and spec.op != "max_pool":
                 self.activations[spec.name] = output_quantizer(spec, bits.a_bits)
 

@@ -8,7 +8,7 @@ DEFAULT_INPUT = {"bits": 8, "range": [-1.0, 1.0]}
 
 
 def policy_document(name: str, zoo_name: str, args: dict, architecture: Architecture,
-                    w_bits: dict[str, int], a_bits: dict[str, int], budget: dict,
+                    w_bits: dict[str, int | list[int]], a_bits: dict[str, int], budget: dict,
                     input_quant: dict | None = None, qat: dict | None = None, description: str = "") -> dict:
     """A policy.json document for a zoo model (the layers as `layer_entries` writes them)."""
     document = {"name": name, "model": {"zoo": zoo_name, "args": dict(args)},
@@ -28,7 +28,8 @@ def layer_entries(architecture: Architecture, w_bits: dict[str, int], a_bits: di
     for spec in architecture.layers:
         entry = {}
         if spec.has_weights:
-            entry["w_bits"] = int(w_bits[spec.name])
+            bits = w_bits[spec.name]
+            entry["w_bits"] = [int(b) for b in bits] if isinstance(bits, (list, tuple)) else int(bits)
         if spec.name != architecture.classifier:
             entry["a_bits"] = int(a_bits[spec.name])
         layers[spec.name] = entry

@@ -1,0 +1,74 @@
+"""The `harness search --method channelwise` front end: progress bars, then the normal QAT
+fine-tune and integer evaluation of the policy found."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.errors import HarnessError
+from harness.policy import load_policy
+from harness.search.channelwise import ChannelwiseSettings
+from harness.search.documents import uniform_policy
+from harness.units import parse_size
+
+DEFAULT_OUT = Path("runs") / "search-channelwise"
+
+
+def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
+    from harness.quantize.pipeline import TRAINED_HERE
+
+    settings = ChannelwiseSettings(epochs=args.epochs, strength=args.strength, seed=args.seed,
+                                   weight_budget=None if args.weight_budget is None else parse_size(args.weight_budget))
+    settings.check()
+    if args.start_policy is not None:
+        start = load_policy(args.start_policy)
+    else:
+        start = uniform_policy(f"{args.model}-8bit", args.model, model_args, _architecture(args.model, model_args), 8,
+                               {"flash": args.flash, "ram": args.ram})
+    if args.data:
+        from harness.datasets.registry import check_fits
+
+        check_fits(args.data, start.architecture)  # one line before any training
+        start = start.with_data(args.data)
+    if start.model.zoo not in TRAINED_HERE:
+        raise HarnessError(f"the channel-wise search trains the float model, and {start.model.label!r} has no training "
+                           f"data here (trainable: {', '.join(TRAINED_HERE)})")
+    out_dir = args.out or DEFAULT_OUT
+    console = Console(stderr=True)
+    from harness.datasets.registry import model_split
+    from harness.frontend.float_net import float_graph
+    from harness.frontend.train import checkpoint_path, load_float
+    from harness.ir.memory import memory_report
+    from harness.quantize.pipeline import evaluate
+    from harness.search.channelwise import search
+
+    split = model_split(start.architecture, start.data, start.preprocess)
+    graph = float_graph(load_float(start.model, data=start.data),
+                        f"checkpoint {checkpoint_path(start.model, start.data)}")
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
+        epochs = bar.add_task("search epochs", total=settings.epochs, note="")
+        steps = bar.add_task("steps", total=None, note="")
+        policy = search(
+            start, settings, out_dir, split.train_images, split.train_labels, graph,
+            on_epoch=lambda r: bar.update(epochs, completed=r["epoch"],
+                                          note=f"tau {r['tau']:.2f} E[bytes] {r['expected_bytes']:,.0f} "
+                                               f"acc {r['accuracy_logit_split']:.3f}"),
+            on_step=lambda done, total: bar.update(steps, completed=done, total=total))
+    console.print(f"policy {policy.hash}: {out_dir / 'policy.json'}; log: {out_dir / 'search.jsonl'}")
+    evaluation, integer_graph = evaluate(policy, progress=lambda m: console.print(m, style="dim", markup=False))
+    report = memory_report(integer_graph)
+    Console(highlight=False).print(
+        f"QAT fine-tuned: integer accuracy {evaluation.integer_accuracy:.2%} on {evaluation.n_test} test images, "
+        f"weights {report.weight_bytes} B + parameters {report.param_bytes} B, arena {report.arena_bytes} B; "
+        f"build and measure it with `harness measure --policy {out_dir / 'policy.json'}`")
+    return 0
+
+
+def _architecture(model: str, model_args: dict):
+    from harness import zoo
+
+    return zoo.build(model, model_args)

@@ -1,0 +1,130 @@
+"""Channel-wise policies and search: one-line errors for bad per-channel bits, the search's cost is
+the expected flash of the deployed graph, a short search writes a valid policy and resumes, and
+a bounded smoke run of the Pareto experiment (harness search --method pareto)."""
+import json
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.ir.memory import memory_report
+from harness.paths import POLICIES_DIR
+from harness.policy import load_policy, parse_policy
+from harness.quantize.lower import structural_graph
+
+MIXED = json.loads((POLICIES_DIR / "digits-mixed.json").read_text())
+
+
+def with_bits(**layers) -> dict:
+    document = json.loads(json.dumps(MIXED))
+    for name, bits in layers.items():
+        document["layers"][name]["w_bits"] = bits
+    return document
+
+
+@pytest.mark.parametrize("layers, message", [
+    ({"pw1": [2, 4, 8]}, "layers.pw1.w_bits: 3 values for 32 output channels"),
+    ({"pw1": [0] * 32}, "layers.pw1.w_bits: every channel is pruned"),
+    ({"pw1": [3] * 32}, r"layers.pw1.w_bits\[0\]: 3 is not one of \[0, 2, 4, 8\]"),
+    ({"dw1": [8] * 16}, "layers.dw1.w_bits: depthwise layers stay layer-wise"),
+    ({"fc": [8] * 10}, "layers.fc.w_bits: the classifier's int32 logits share one scale"),
+])
+def test_bad_channel_bits_get_one_line_errors(layers, message):
+    with pytest.raises(HarnessError, match=message) as error:
+        parse_policy(with_bits(**layers))
+    assert "\n" not in str(error.value)
+
+
+def test_residual_producers_must_prune_the_same_channels():
+    document = json.loads((POLICIES_DIR / "resnet8-tflite-channelwise.json").read_text())
+    bits = document["layers"]["conv2d_4"]["w_bits"]
+    keep = next(c for c, b in enumerate(bits) if b)
+    bits[keep] = 0
+    with pytest.raises(HarnessError, match=r"conv2d_.\.w_bits: must prune the same channels as conv2d_."):
+        parse_policy(document, base_dir=POLICIES_DIR)
+
+
+def test_cli_refuses_a_bad_channel_policy(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(with_bits(pw1=[2, 4])))
+    assert main(["policy", "check", str(path)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "layers.pw1.w_bits" in err[0]
+
+
+def test_pruned_channels_shrink_the_layer_and_its_consumers():
+    rng = np.random.default_rng(0)
+    bits = [int(b) for b in rng.choice([0, 2, 4, 8], size=32)]
+    graph = structural_graph(parse_policy(with_bits(pw1=bits)))
+    kept = sum(1 for b in bits if b)
+    layers = {layer.name: layer for layer in graph.layers}
+    assert graph.tensors["pw1"].channels == kept and graph.tensors["dw2"].channels == kept
+    assert layers["pw2"].weights.shape[-1] == kept
+    runs = layers["pw1"].w_bits
+    assert sorted(runs) == runs and len(runs) == kept  # equal bits contiguous
+    report = memory_report(graph)
+    pw1 = next(row for row in report.layers if row.name == "pw1")
+    assert pw1.weight_bytes == sum(-(-16 * b // 8) for b in bits if b)  # 16 input channels per kept row
+
+
+def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
+    """With theta one-hot the search's expected bytes equal the memory model's weights + parameters."""
+    torch = pytest.importorskip("torch")
+    from harness.search.channelwise import PRECISIONS, Mixture, expected_bytes, searchable
+    from harness.search.documents import uniform_policy
+    from harness import zoo
+
+    start = uniform_policy("s", "digits-cnn", {}, zoo.build("digits-cnn", {}), 8, {"flash": "2MB", "ram": "512kB"})
+    mixture = Mixture(start.architecture, searchable(start.architecture))
+    rng = np.random.default_rng(1)
+    choice = {}
+    for root, logits in mixture.logits.items():
+        picks = rng.integers(0, len(PRECISIONS), size=len(logits))
+        picks[0] = 3
+        logits.data = torch.nn.functional.one_hot(torch.tensor(picks), len(PRECISIONS)).float() * 1e4
+        choice[root] = [PRECISIONS[k] for k in picks]
+    from harness.search.channelwise import channelwise_document
+
+    policy = parse_policy(channelwise_document(start, choice, mixture.components, "x"))
+    report = memory_report(structural_graph(policy))
+    with torch.no_grad():
+        expected = float(expected_bytes(start.architecture, start, mixture))
+    deployed = report.weight_bytes + report.param_bytes
+    graph = structural_graph(policy)
+    rows = sum(int(np.prod(layer.weights.shape[:-1])) for layer in graph.layers if layer.weights is not None)
+    assert abs(expected - deployed) < rows  # the cost leaves out only the padding bits of sub-byte rows
+    assert expected <= deployed
+
+
+@pytest.mark.slow
+def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
+    start = tmp_path / "start.json"
+    start.write_text(json.dumps(json.loads((POLICIES_DIR / "digits-int8.json").read_text()) |
+                                {"qat": {"epochs": 1, "lr": 0.001, "seed": 0}}))
+    out = tmp_path / "search"
+    args = ["search", "--method", "channelwise", "--start-policy", str(start), "--epochs", "1", "--out", str(out)]
+    assert main([*args, "--strength", "4"]) == 0
+    log = [json.loads(line) for line in (out / "search.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1]
+    assert log[0]["expected_bytes"] < log[0]["reference_bytes"]
+    policy = load_policy(out / "policy.json")
+    assert any(bits.channel_wise for bits in policy.layers.values())
+    assert main([*args, "--strength", "4"]) == 0  # resumed: the finished epoch is not trained again
+    assert len((out / "search.jsonl").read_text().splitlines()) == 1
+    assert load_policy(out / "policy.json").hash == policy.hash
+    assert main([*args, "--strength", "2"]) != 0  # other settings in the same folder: refused
+    assert "another search" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pareto_smoke_run_writes_results_and_plot(tmp_path):
+    from harness.search.compare import Experiment, run
+
+    experiment = Experiment(seeds=(0,), weight_fractions=(1.0, 0.4), strengths=(2.0,), search_epochs=1, qat_epochs=1)
+    result = run(experiment, tmp_path, tmp_path / "work")
+    assert (tmp_path / "channelwise-pareto-digits.json").is_file() and (tmp_path / "channelwise-pareto-digits.png").is_file()
+    methods = {p["method"] for p in result["points"]}
+    assert methods == {"layer-wise memory-driven", "channel-wise"}
+    assert all(0 <= p["integer_accuracy"] <= 1 and p["weight_bytes"] > 0 for p in result["points"])
+    assert result["comparison"]["layerwise"] is not None
