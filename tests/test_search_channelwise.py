@@ -71,17 +71,21 @@ def test_pruned_channels_shrink_the_layer_and_its_consumers():
 def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
     """With theta one-hot the search's expected bytes equal the memory model's weights + parameters."""
     torch = pytest.importorskip("torch")
-    from harness.search.channelwise import PRECISIONS, Mixture, expected_bytes, searchable
+    from harness.search.channelwise import PRECISIONS, Mixture, expected_bytes
     from harness.search.documents import uniform_policy
     from harness import zoo
 
     start = uniform_policy("s", "digits-cnn", {}, zoo.build("digits-cnn", {}), 8, {"flash": "2MB", "ram": "512kB"})
-    mixture = Mixture(start.architecture, searchable(start.architecture))
+    mixture = Mixture.of(start.architecture)
+    assert mixture.shared == {"fc"}  # the classifier: one precision for the layer, never 0
     rng = np.random.default_rng(1)
     choice = {}
     for root, logits in mixture.logits.items():
-        picks = rng.integers(0, len(PRECISIONS), size=len(logits))
-        picks[0] = 3
+        picks = rng.integers(1 if root in mixture.no_prune else 0, len(PRECISIONS), size=len(logits))
+        if root == "fc":
+            picks[0] = 1  # 2 bits: a shared row stands for all ten channels
+        elif root not in mixture.no_prune:
+            picks[0] = 3  # one channel kept
         logits.data = torch.nn.functional.one_hot(torch.tensor(picks), len(PRECISIONS)).float() * 1e4
         choice[root] = [PRECISIONS[k] for k in picks]
     from harness.search.channelwise import channelwise_document
@@ -108,6 +112,7 @@ def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
     log = [json.loads(line) for line in (out / "search.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1]
     assert log[0]["expected_bytes"] < log[0]["reference_bytes"]
+    assert log[0]["accuracy_logit_split"] > 0.8  # trained on the network's real inputs (not raw [0, 1] pixels)
     policy = load_policy(out / "policy.json")
     assert any(bits.channel_wise for bits in policy.layers.values())
     assert main([*args, "--strength", "4"]) == 0  # resumed: the finished epoch is not trained again

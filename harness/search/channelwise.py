@@ -1,9 +1,11 @@
 """Channel-wise mixed precision by differentiable search (after Risso et al. 2022).
 
-Every output channel of a searchable layer (a conv2d other than the classifier) has logits over
-the precisions {0, 2, 4, 8} bits (0 = pruned); channels linked through channel-preserving ops
-(depthwise, add, pools: one component, harness.ir.channel_order) share one set of logits, so the
-producers of a residual add always agree. With theta = softmax(logits / tau), the layer's
+Every output channel of a conv2d or fully connected layer has logits over the precisions
+{0, 2, 4, 8} bits (0 = pruned); channels linked through channel-preserving ops (depthwise, add,
+pools: one component, harness.ir.channel_order) share one set of logits, so the producers of a
+residual add always agree. The components of the network input and output keep every channel
+(no 0 bits), and the classifier, whose int32 logits share one scale, has one set of logits for
+the whole layer (layer-wise 2, 4 or 8 bits). With theta = softmax(logits / tau), the layer's
 effective weight is sum_b theta_b * FQ_b(W) (FQ_0 = 0) and its bias is scaled by 1 - theta_0.
 tau is annealed geometrically from tau_start to tau_end over the epochs. The cost is the
 expected weight flash (weights at their bits plus 9 parameter bytes per kept channel), an exact
@@ -21,6 +23,7 @@ DIR/state.pt after every epoch: started again with the same DIR and settings it 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,33 +72,58 @@ class ChannelwiseSettings:
 
 
 def searchable(arch: Architecture) -> dict[str, str]:
-    """Searchable layer -> its component: conv2d layers other than the classifier, outside the
-    components of the network input and output (those keep every channel)."""
+    """Searchable layer -> its component: every conv2d and fully connected layer."""
+    comp = _components(arch)
+    return {spec.name: comp[spec.name] for spec in arch.layers if spec.op in ("conv2d", "fully_connected")}
+
+
+def unprunable(arch: Architecture) -> set[str]:
+    """The components that keep every channel: the network input's and output's."""
+    comp = _components(arch)
+    return {comp[INPUT], comp[arch.classifier]}
+
+
+def layer_wise(arch: Architecture) -> set[str]:
+    """The components searched with one precision for all their channels: the classifier's."""
+    return {_components(arch)[arch.classifier]}
+
+
+def _components(arch: Architecture) -> dict[str, str]:
     ops = [(spec.op, arch.sources(spec), spec.name) for spec in arch.layers]
-    comp = linked_channels(ops, [INPUT] + [spec.name for spec in arch.layers])
-    fixed = {comp[INPUT], comp[arch.classifier]}
-    return {spec.name: comp[spec.name] for spec in arch.layers
-            if spec.op == "conv2d" and spec.name != arch.classifier and comp[spec.name] not in fixed}
+    return linked_channels(ops, [INPUT] + [spec.name for spec in arch.layers])
 
 
 class Mixture:
     """The logits of every component and what a QuantLayer asks of them (theta, mixed weights)."""
 
-    def __init__(self, arch: Architecture, components: dict[str, str]):
+    def __init__(self, arch: Architecture, components: dict[str, str], no_prune: set[str] = frozenset(),
+                 shared: set[str] = frozenset()):
         import torch
 
         self.components = components
+        self.no_prune = set(no_prune)
+        self.shared = set(shared)  # one row of logits for all channels
         channels = {spec.name: spec.out_channels for spec in arch.layers}
         self.logits = torch.nn.ParameterDict()
         for layer, root in components.items():
             if root not in self.logits:
-                init = torch.zeros(channels[layer], len(PRECISIONS))
+                init = torch.zeros(1 if root in self.shared else channels[layer], len(PRECISIONS))
                 init[:, -1] = 1.0  # start leaning to 8 bits: the float model's accuracy
                 self.logits[root] = torch.nn.Parameter(init)
         self.tau = 1.0
 
+    @classmethod
+    def of(cls, arch: Architecture) -> "Mixture":
+        """The search's mixture: every searchable layer, the no-pruning and layer-wise components set."""
+        return cls(arch, searchable(arch), unprunable(arch), layer_wise(arch))
+
     def theta(self, root: str):
-        return (self.logits[root] / self.tau).softmax(dim=1)
+        import torch
+
+        logits = self.logits[root] / self.tau
+        if root in self.no_prune:  # 0 bits impossible: its probability is exactly 0
+            logits = torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits[:, 1:]], dim=1)
+        return logits.softmax(dim=1)
 
     def weight(self, layer, scale):
         """sum_b theta_b * FQ_b(W) per output channel (FQ_0 = 0), straight-through rounding."""
@@ -123,7 +151,10 @@ class Mixture:
         """Each component's most probable precision per channel (at least one channel kept)."""
         result = {}
         for root, logits in self.logits.items():
-            best = logits.detach().argmax(dim=1).tolist()
+            logits = logits.detach().clone()
+            if root in self.no_prune:
+                logits[:, 0] = float("-inf")
+            best = logits.argmax(dim=1).tolist()
             if all(PRECISIONS[k] == 0 for k in best):
                 channel = int(logits.detach()[:, 1:].max(dim=1).values.argmax())
                 best[channel] = int(logits.detach()[channel, 1:].argmax()) + 1
@@ -141,9 +172,11 @@ def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture):
     for spec in arch.layers:
         source = arch.sources(spec)[0]
         if spec.name in mixture.components:
-            theta = mixture.theta(mixture.components[spec.name])
-            kept[spec.name] = (1.0 - theta[:, 0]).sum()
-            bits_sum[spec.name] = (theta * torch.tensor(PRECISIONS, dtype=theta.dtype)).sum()
+            root = mixture.components[spec.name]
+            theta = mixture.theta(root)
+            rows = shapes[spec.name][2] if root in mixture.shared else 1  # channels one row of theta stands for
+            kept[spec.name] = (1.0 - theta[:, 0]).sum() * rows
+            bits_sum[spec.name] = (theta * torch.tensor(PRECISIONS, dtype=theta.dtype)).sum() * rows
         elif spec.op in ("depthwise_conv2d", "add", "avg_pool", "max_pool", "global_avg_pool"):
             kept[spec.name] = kept[source]
         else:
@@ -177,7 +210,8 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
            float_graph, on_epoch: Callable[[dict], None] = lambda record: None,
            on_step: Callable[[int, int], None] = lambda done, total: None) -> Policy:
     """Search per-channel weight bits from the layer-wise policy `start` (its activations kept),
-    training on images NHWC / labels; returns the channel-wise policy (also DIR/policy.json)."""
+    training on `images` (the network's real inputs, NHWC) and labels; returns the channel-wise
+    policy (also DIR/policy.json)."""
     import torch
     from torch import nn
 
@@ -188,15 +222,13 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     if any(bits.channel_wise for bits in start.layers.values()):
         raise HarnessError(f"policy {start.name} is channel-wise already: start from a layer-wise policy")
     arch = start.architecture
-    components = searchable(arch)
-    if not components:
-        raise HarnessError(f"{arch.name} has no searchable layer (a conv2d outside the input's and output's channels)")
     out_dir.mkdir(parents=True, exist_ok=True)
-    identity = {"start": start.hash, "settings": asdict(settings), "images": int(len(images))}
+    identity = {"start": start.hash, "settings": asdict(settings), "images": int(len(images)),
+                "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]}
     configure_torch(settings.seed)
     net = from_float_graph(float_graph, start, nchw(images))
-    mixture = Mixture(arch, components)
-    for name in components:
+    mixture = Mixture.of(arch)
+    for name in mixture.components:
         net.layers[name].mixture = mixture
     weights_opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     logits_opt = torch.optim.Adam(mixture.logits.parameters(), lr=settings.logit_lr)
@@ -243,7 +275,7 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
                     "logits_opt": logits_opt.state_dict(), "generator": generator.get_state()},
                    out_dir / STATE_NAME)
         on_epoch(record)
-    document = channelwise_document(start, mixture.choice(), components, f"{start.name}-channelwise")
+    document = channelwise_document(start, mixture.choice(), mixture.components, f"{start.name}-channelwise")
     document["description"] = (f"channel-wise weight bits found by `harness search --method channelwise` "
                                f"(strength {settings.strength}, budget {settings.weight_budget}, "
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")

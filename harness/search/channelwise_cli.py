@@ -53,7 +53,7 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
         epochs = bar.add_task("search epochs", total=settings.epochs, note="")
         steps = bar.add_task("steps", total=None, note="")
         policy = search(
-            start, settings, out_dir, split.train_images, split.train_labels, graph,
+            start, settings, out_dir, split.real(split.train_images, start.input), split.train_labels, graph,
             on_epoch=lambda r: bar.update(epochs, completed=r["epoch"],
                                           note=f"tau {r['tau']:.2f} E[bytes] {r['expected_bytes']:,.0f} "
                                                f"acc {r['accuracy_logit_split']:.3f}"),

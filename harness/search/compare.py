@@ -92,6 +92,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
     start = uniform_policy(f"{experiment.model}-8bit", experiment.model, {}, zoo.build(experiment.model, {}), 8,
                            {"flash": "2MB", "ram": experiment.ram}).with_data(experiment.data)
     split = model_split(start.architecture, start.data, start.preprocess)
+    train_images = split.real(split.train_images, start.input)  # the network's real inputs
     graph = float_graph(load_float(start.model, data=start.data),
                         f"checkpoint {checkpoint_path(start.model, start.data)}")
     layerwise = layerwise_policies(experiment)
@@ -118,7 +119,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
                 _with_qat(policy, policy.name, experiment.qat_epochs, seed)))
         for strength in experiment.strengths:
             settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed)
-            found = search(start, settings, work_dir / f"s{strength:g}-seed{seed}", split.train_images,
+            found = search(start, settings, work_dir / f"s{strength:g}-seed{seed}", train_images,
                            split.train_labels, graph)
             record({"method": "channel-wise", "seed": seed, "strength": strength} | score(
                 _with_qat(found, f"channelwise-{strength:g}", experiment.qat_epochs, seed)))
