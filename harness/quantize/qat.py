@@ -73,9 +73,13 @@ def fake_quantize_channels(weight: torch.Tensor, scale: torch.Tensor, bits: torc
     """Symmetric narrow-range fake quantization of each output channel (axis 0) at its own bits
     (straight-through gradient inside the range); channels of 0 bits become zero."""
     zero_points = torch.zeros(weight.shape[0], dtype=torch.int32)
+    distinct = torch.unique(bits).tolist()
+    if len(distinct) == 1 and distinct[0] > 0:  # a layer-wise layer: one call, as before channel-wise bits
+        qmax = (1 << (distinct[0] - 1)) - 1
+        return torch.fake_quantize_per_channel_affine(weight, scale, zero_points, 0, -qmax, qmax)
     result = torch.zeros_like(weight)
     rows = bits.reshape(-1, *[1] * (weight.dim() - 1))
-    for b in torch.unique(bits).tolist():
+    for b in distinct:
         if b == 0:
             continue
         qmax = (1 << (b - 1)) - 1

@@ -97,6 +97,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
                         f"checkpoint {checkpoint_path(start.model, start.data)}")
     layerwise = layerwise_policies(experiment)
     stem = out_dir / f"channelwise-pareto-{experiment.data.split(':')[0]}"
+    searches = work_dir / f"{experiment.model}-{stem.name}"  # resumable: a model's searches never meet another's
     result: dict = {}
 
     def record(point: dict) -> None:  # results are rewritten after every point: a cut run keeps what it scored
@@ -119,7 +120,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
                 _with_qat(policy, policy.name, experiment.qat_epochs, seed)))
         for strength in experiment.strengths:
             settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed)
-            found = search(start, settings, work_dir / f"s{strength:g}-seed{seed}", train_images,
+            found = search(start, settings, searches / f"s{strength:g}-seed{seed}", train_images,
                            split.train_labels, graph)
             record({"method": "channel-wise", "seed": seed, "strength": strength} | score(
                 _with_qat(found, f"channelwise-{strength:g}", experiment.qat_epochs, seed)))
