@@ -393,6 +393,11 @@ def channelwise_digits(result: dict) -> str:
     return channelwise_pareto(result)
 
 
+@generator("channelwise-mnist", CHANNELWISE_MNIST)
+def channelwise_mnist(result: dict) -> str:
+    return channelwise_pareto(result)
+
+
 def blocks(text: str) -> list[re.Match]:
     return list(BLOCK.finditer(text))
 
