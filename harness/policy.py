@@ -420,11 +420,9 @@ def _channel_bits(spec, bits: list[int], is_classifier: bool, where: str, fail) 
 def _check_linked_pruning(architecture: Architecture, layers: dict[str, LayerBits], fail) -> None:
     """Layers whose outputs meet in a residual add (through channel-preserving ops) prune the same
     channels; nothing feeding the network input's or output's channels is pruned."""
-    from harness.ir.channel_order import linked_channels
+    from harness.ir.channel_order import architecture_components, fixed_components
 
-    ops = [(spec.op, architecture.sources(spec), spec.name) for spec in architecture.layers]
-    names = ["input"] + [spec.name for spec in architecture.layers]
-    comp = linked_channels(ops, names)
+    comp, fixed = architecture_components(architecture), fixed_components(architecture)
     first: dict[str, tuple[str, frozenset]] = {}
     for spec in architecture.layers:
         bits = layers[spec.name].w_bits
@@ -435,7 +433,7 @@ def _check_linked_pruning(architecture: Architecture, layers: dict[str, LayerBit
                 continue
         pruned = frozenset(c for c, b in enumerate(bits) if b == 0)
         root = comp[spec.name]
-        if pruned and root in (comp["input"], comp[architecture.classifier]):
+        if pruned and root in fixed:
             raise fail(f"layers.{spec.name}.w_bits", "no channel may be pruned here: it feeds the network's input or output channels")
         if root in first and first[root][1] != pruned:
             raise fail(f"layers.{spec.name}.w_bits", f"must prune the same channels as {first[root][0]} "

@@ -209,12 +209,12 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
     if layer.weights is None:
         call = f"mpq_{kernel}({', '.join(args)}, &{name}_rq, {out_dims}, {output}{scratch})"
         return _LayerCode(declarations, const_bytes, call, None)
-    if any(run.bits == 0 for run in weight_runs(layer, bias.size)):
+    out = graph.tensors[layer.output]
+    runs = weight_runs(layer, out.channels)
+    if any(run.bits == 0 for run in runs):
         raise HarnessError(f"layer {layer.name}: pruned (0-bit) channels must be dropped before codegen "
                            "(harness.ir.channel_order.reorder)")
     calls, checks = [], []
-    out = graph.tensors[layer.output]
-    runs = weight_runs(layer, out.channels)
     for k, run in enumerate(runs):
         run_name = name if len(runs) == 1 else f"{name}_r{k}"
         rows = layer.weights if len(runs) == 1 else layer.weights[run.start:run.start + run.count]

@@ -157,10 +157,11 @@ def _pareto(args: argparse.Namespace) -> int:
     from harness import zoo
     from harness.datasets.registry import check_fits
 
-    data = args.data or zoo.build(args.model, {}).dataset
+    architecture = zoo.build(args.model, {})
+    data = args.data or architecture.dataset
     if data is None:
         raise HarnessError(f"model {args.model} has no dataset of its own here: give --data")
-    check_fits(data, zoo.build(args.model, {}))
+    check_fits(data, architecture)
     experiment = Experiment(model=args.model, data=data, seeds=tuple(range(args.seeds)), strengths=strengths,
                             search_epochs=args.epochs, qat_epochs=args.qat_epochs, ram=args.ram)
     console = Console(highlight=False)

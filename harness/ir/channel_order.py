@@ -19,6 +19,7 @@ import numpy as np
 from harness.errors import HarnessError
 from harness.ir.graph import Graph, Layer
 from harness.ir.requant import requantize
+from harness.zoo.architecture import INPUT
 
 CHANNEL_PRESERVING = ("depthwise_conv2d", "add", "avg_pool", "max_pool", "global_avg_pool")
 PRODUCERS = ("conv2d", "fully_connected")
@@ -41,6 +42,19 @@ def linked_channels(ops: list[tuple[str, tuple[str, ...], str]], tensors) -> dic
             for source in inputs:
                 parent[find(source)] = find(output)
     return {name: find(name) for name in tensors}
+
+
+def architecture_components(arch) -> dict[str, str]:
+    """As `components`, for a policy's architecture before it is lowered: the network input
+    (INPUT) and every layer's output, by name."""
+    ops = [(spec.op, arch.sources(spec), spec.name) for spec in arch.layers]
+    return linked_channels(ops, [INPUT] + [spec.name for spec in arch.layers])
+
+
+def fixed_components(arch) -> set[str]:
+    """The architecture's components that keep every channel: the network input's and output's."""
+    comp = architecture_components(arch)
+    return {comp[INPUT], comp[arch.classifier]}
 
 
 def components(graph: Graph) -> dict[str, str]:

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.ir.channel_order import linked_channels
+from harness.ir.channel_order import CHANNEL_PRESERVING, architecture_components, fixed_components
 from harness.policy import Policy, parse_policy
 from harness.zoo.architecture import INPUT, Architecture
 
@@ -73,24 +73,13 @@ class ChannelwiseSettings:
 
 def searchable(arch: Architecture) -> dict[str, str]:
     """Searchable layer -> its component: every conv2d and fully connected layer."""
-    comp = _components(arch)
+    comp = architecture_components(arch)
     return {spec.name: comp[spec.name] for spec in arch.layers if spec.op in ("conv2d", "fully_connected")}
-
-
-def unprunable(arch: Architecture) -> set[str]:
-    """The components that keep every channel: the network input's and output's."""
-    comp = _components(arch)
-    return {comp[INPUT], comp[arch.classifier]}
 
 
 def layer_wise(arch: Architecture) -> set[str]:
     """The components searched with one precision for all their channels: the classifier's."""
-    return {_components(arch)[arch.classifier]}
-
-
-def _components(arch: Architecture) -> dict[str, str]:
-    ops = [(spec.op, arch.sources(spec), spec.name) for spec in arch.layers]
-    return linked_channels(ops, [INPUT] + [spec.name for spec in arch.layers])
+    return {architecture_components(arch)[arch.classifier]}
 
 
 class Mixture:
@@ -115,7 +104,7 @@ class Mixture:
     @classmethod
     def of(cls, arch: Architecture) -> "Mixture":
         """The search's mixture: every searchable layer, the no-pruning and layer-wise components set."""
-        return cls(arch, searchable(arch), unprunable(arch), layer_wise(arch))
+        return cls(arch, searchable(arch), fixed_components(arch), layer_wise(arch))
 
     def theta(self, root: str):
         import torch
@@ -177,7 +166,7 @@ def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture):
             rows = shapes[spec.name][2] if root in mixture.shared else 1  # channels one row of theta stands for
             kept[spec.name] = (1.0 - theta[:, 0]).sum() * rows
             bits_sum[spec.name] = (theta * torch.tensor(PRECISIONS, dtype=theta.dtype)).sum() * rows
-        elif spec.op in ("depthwise_conv2d", "add", "avg_pool", "max_pool", "global_avg_pool"):
+        elif spec.op in CHANNEL_PRESERVING:
             kept[spec.name] = kept[source]
         else:
             kept[spec.name] = torch.tensor(float(shapes[spec.name][2]))
