@@ -64,7 +64,7 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
     Console(highlight=False).print(
         f"QAT fine-tuned: integer accuracy {evaluation.integer_accuracy:.2%} on {evaluation.n_test} test images, "
         f"weights {report.weight_bytes} B + parameters {report.param_bytes} B, arena {report.arena_bytes} B; "
-        f"build and measure it with `harness measure --policy {out_dir / 'policy.json'}`")
+        f"build and measure it with `harness measure {out_dir / 'policy.json'}`")
     return 0
 
 
