@@ -101,6 +101,38 @@ def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
     assert expected <= deployed
 
 
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_each_candidate_precision_is_quantized_as_qat_deploys_it(bits):
+    """With theta one-hot on b bits the mixed weights are exactly QAT's b-bit weights, clip included."""
+    torch = pytest.importorskip("torch")
+    from harness import zoo
+    from harness.quantize.qat import QATNet
+    from harness.search.channelwise import PRECISIONS, Mixture
+    from harness.search.documents import uniform_policy
+
+    arch = zoo.build("digits-cnn", {})
+    policies = {b: uniform_policy("s", "digits-cnn", {}, arch, b, {"flash": "2MB", "ram": "512kB"}) for b in (8, bits)}
+    torch.manual_seed(0)
+    weights = {spec.name: torch.randn(QATNet(arch, policies[8]).layers[spec.name].weight.shape) ** 3
+               for spec in arch.layers if spec.has_weights}  # heavy tails: the best clip is below max |w|
+    nets = {}
+    for b, policy in policies.items():
+        nets[b] = QATNet(arch, policy)
+        for name, layer in nets[b].layers.items():
+            layer.weight.data.copy_(weights[name])
+            layer.calibrate()
+    mixture = Mixture.of(arch)
+    mixture.attach(nets[8])
+    for logits in mixture.logits.values():
+        logits.data = torch.nn.functional.one_hot(torch.full((len(logits),), PRECISIONS.index(bits)),
+                                                  len(PRECISIONS)).float() * 1e4
+    with torch.no_grad():
+        for name in mixture.components:
+            searched, deployed = nets[8].layers[name], nets[bits].layers[name]
+            assert torch.equal(searched.quantized_weight(searched.weight_scale()),
+                               deployed.quantized_weight(deployed.weight_scale())), name
+
+
 @pytest.mark.slow
 def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
     start = tmp_path / "start.json"

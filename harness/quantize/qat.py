@@ -138,7 +138,7 @@ class QuantLayer(nn.Module):
         channel at its bits, pruned channels zero (during a channel-wise search: the mixture's
         expectation over precisions)."""
         if self.mixture is not None:
-            return self.mixture.weight(self, scale)
+            return self.mixture.weight(self)
         return fake_quantize_channels(self.weight, scale, self.channel_bits)
 
     def bias_codes(self, input_scale: float, scale: torch.Tensor) -> torch.Tensor:

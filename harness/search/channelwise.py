@@ -6,7 +6,8 @@ pools: one component, harness.ir.channel_order) share one set of logits, so the 
 residual add always agree. The components of the network input and output keep every channel
 (no 0 bits), and the classifier, whose int32 logits share one scale, has one set of logits for
 the whole layer (layer-wise 2, 4 or 8 bits). With theta = softmax(logits / tau), the layer's
-effective weight is sum_b theta_b * FQ_b(W) (FQ_0 = 0) and its bias is scaled by 1 - theta_0.
+effective weight is sum_b theta_b * FQ_b(W) (FQ_0 = 0, each at the clip ratios QAT calibrates at
+b bits) and its bias is scaled by 1 - theta_0.
 tau is annealed geometrically from tau_start to tau_end over the epochs. The cost is the
 expected weight flash (weights at their bits plus 9 parameter bytes per kept channel), an exact
 expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels] / 8, the two
@@ -19,7 +20,8 @@ channel-less layer keeps its most likely channel), and the policy is written; th
 fine-tune, lowering, build and measurement follow (`harness evaluate / build / measure`).
 
 The search logs one JSON line per epoch to DIR/search.jsonl and saves its state to
-DIR/state.pt after every epoch: started again with the same DIR and settings it continues.
+DIR/state.pt after every epoch: started again with the same DIR, settings, data and search code
+it continues.
 """
 from __future__ import annotations
 
@@ -100,6 +102,20 @@ class Mixture:
                 init[:, -1] = 1.0  # start leaning to 8 bits: the float model's accuracy
                 self.logits[root] = torch.nn.Parameter(init)
         self.tau = 1.0
+        self.clips: dict[str, dict[int, object]] = {}  # layer -> bits -> clip ratios at those bits
+
+    def attach(self, net) -> None:
+        """Make the searchable layers of a QATNet use the mixture, each precision with the clip
+        ratios QAT would calibrate at those bits (minimum squared error for the current weights):
+        a 2-bit candidate is judged as QAT would deploy it, not at the 8-bit clip."""
+        from harness.quantize.qat import best_clip_ratio
+
+        for name in self.components:
+            layer = net.layers[name]
+            layer.mixture = self
+            rows = layer.weight.detach().reshape(layer.clip_ratio.numel(), -1)
+            self.clips[name] = {bits: best_clip_ratio(rows, -qmax, qmax)
+                                for bits in PRECISIONS if bits and (qmax := (1 << (bits - 1)) - 1)}
 
     @classmethod
     def of(cls, arch: Architecture) -> "Mixture":
@@ -114,20 +130,22 @@ class Mixture:
             logits = torch.cat([torch.full_like(logits[:, :1], float("-inf")), logits[:, 1:]], dim=1)
         return logits.softmax(dim=1)
 
-    def weight(self, layer, scale):
-        """sum_b theta_b * FQ_b(W) per output channel (FQ_0 = 0), straight-through rounding."""
+    def weight(self, layer):
+        """sum_b theta_b * FQ_b(W) per output channel (FQ_0 = 0), straight-through rounding,
+        FQ_b at b bits' own clip ratios (attach)."""
         import torch
+
+        from harness.quantize.qat import weight_scale
 
         theta = self.theta(self.components[layer.spec.name])
         per_row = [1] * (layer.weight.dim() - 1)
         zero_points = torch.zeros(layer.weight.shape[0], dtype=torch.int32)
-        eight_bit = layer.qmax.to(scale.dtype)
         mixed = torch.zeros_like(layer.weight)
         for k, bits in enumerate(PRECISIONS):
             if bits == 0:
                 continue
             qmax = (1 << (bits - 1)) - 1
-            scale_b = (scale * eight_bit / qmax).detach()
+            scale_b = weight_scale(layer.weight, qmax, self.clips[layer.spec.name][bits])
             quantized = torch.fake_quantize_per_channel_affine(layer.weight, scale_b, zero_points, 0, -qmax, qmax)
             mixed = mixed + theta[:, k].reshape(-1, *per_row) * quantized
         return mixed
@@ -212,13 +230,12 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
         raise HarnessError(f"policy {start.name} is channel-wise already: start from a layer-wise policy")
     arch = start.architecture
     out_dir.mkdir(parents=True, exist_ok=True)
-    identity = {"start": start.hash, "settings": asdict(settings), "images": int(len(images)),
+    identity = {"start": start.hash, "settings": asdict(settings), "code": code_digest(), "images": int(len(images)),
                 "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]}
     configure_torch(settings.seed)
     net = from_float_graph(float_graph, start, nchw(images))
     mixture = Mixture.of(arch)
-    for name in mixture.components:
-        net.layers[name].mixture = mixture
+    mixture.attach(net)
     weights_opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     logits_opt = torch.optim.Adam(mixture.logits.parameters(), lr=settings.logit_lr)
     generator = torch.Generator().manual_seed(settings.seed)
@@ -272,6 +289,13 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)
 
 
+def code_digest() -> str:
+    """The digest of this module's source: a search state made by other search code is not resumed."""
+    from harness.measure.provenance import file_digest
+
+    return file_digest(Path(__file__))
+
+
 def _all_eight(mixture: Mixture) -> Mixture:
     """A copy of the mixture whose theta is all 8 bits (the cost's reference)."""
     import copy
@@ -296,7 +320,8 @@ def _resume(out_dir: Path, identity: dict, net, mixture: Mixture, optimizers, ge
         return 0
     state = torch.load(path, weights_only=False)
     if state["identity"] != identity:
-        raise HarnessError(f"{out_dir} holds another search (other start policy or settings); use a new --out")
+        raise HarnessError(f"{out_dir} holds another search (other start policy, settings, data or search code); "
+                          f"use a new --out")
     net.load_state_dict(state["net"])
     mixture.logits.load_state_dict(state["logits"])
     for optimizer, key in zip(optimizers, ("weights_opt", "logits_opt")):

@@ -86,7 +86,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
     from harness.datasets.registry import model_split
     from harness.frontend.float_net import float_graph
     from harness.frontend.train import checkpoint_path, load_float
-    from harness.search.channelwise import ChannelwiseSettings, search
+    from harness.search.channelwise import ChannelwiseSettings, code_digest, search
 
     points = []
     start = uniform_policy(f"{experiment.model}-8bit", experiment.model, {}, zoo.build(experiment.model, {}), 8,
@@ -97,7 +97,8 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
                         f"checkpoint {checkpoint_path(start.model, start.data)}")
     layerwise = layerwise_policies(experiment)
     stem = out_dir / f"channelwise-pareto-{experiment.data.split(':')[0]}"
-    searches = work_dir / f"{experiment.model}-{stem.name}"  # resumable: a model's searches never meet another's
+    # resumable: a model's searches never meet another's, nor those of other search code
+    searches = work_dir / f"{experiment.model}-{stem.name}-{code_digest()}"
     result: dict = {}
 
     def record(point: dict) -> None:  # results are rewritten after every point: a cut run keeps what it scored
