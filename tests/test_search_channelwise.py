@@ -154,14 +154,22 @@ def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
     assert "another search" in capsys.readouterr().err
 
 
+@pytest.mark.device
 @pytest.mark.slow
-def test_pareto_smoke_run_writes_results_and_plot(tmp_path):
+def test_pareto_smoke_run_writes_results_and_plot(tmp_path, board_name):
     from harness.search.compare import Experiment, run
 
-    experiment = Experiment(seeds=(0,), weight_fractions=(1.0, 0.4), strengths=(2.0,), search_epochs=1, qat_epochs=1)
+    experiment = Experiment(seeds=(0,), weight_fractions=(1.0, 0.4), strengths=(2.0,), search_epochs=1, qat_epochs=1,
+                            haq_episodes=3, haq_budgets=1, board=board_name)
     result = run(experiment, tmp_path, tmp_path / "work")
     assert (tmp_path / "channelwise-pareto-digits.json").is_file() and (tmp_path / "channelwise-pareto-digits.png").is_file()
     methods = {p["method"] for p in result["points"]}
-    assert methods == {"layer-wise memory-driven", "channel-wise"}
+    assert methods == {"layer-wise memory-driven", "layer-wise HAQ", "channel-wise"}
+    assert result["seeds_completed"] == [0]
+    from harness.search.compare import flash_budget, haq_fractions
+
+    assert haq_fractions(experiment) == [1.0]  # 40 % of the 8-bit bytes is below what 8-bit ends allow
+    haq = next(p for p in result["points"] if p["method"] == "layer-wise HAQ")
+    assert haq["weight_bytes"] + haq["param_bytes"] <= flash_budget(experiment, 1.0)  # within its flash budget
     assert all(0 <= p["integer_accuracy"] <= 1 and p["weight_bytes"] > 0 for p in result["points"])
     assert result["comparison"]["layerwise"] is not None

@@ -75,6 +75,9 @@ def register(subparsers) -> None:
     pareto.add_argument("--seeds", type=int, default=3, help="seeds of every policy's QAT and search (default 3)")
     pareto.add_argument("--qat-epochs", type=int, default=4, help="QAT epochs of every policy (default 4)")
     pareto.add_argument("--strengths", default="0.5,1,2,4", help="channel-wise strengths (default 0.5,1,2,4)")
+    pareto.add_argument("--haq-episodes", type=int, default=100,
+                        help="episodes of each HAQ search (latency weight 0, at the two smallest memory-driven flash "
+                             "budgets it can meet, latency profiled on --board; default 100; 0: no HAQ points)")
     parser.set_defaults(func=run)
 
 
@@ -154,6 +157,12 @@ def _pareto(args: argparse.Namespace) -> int:
         raise HarnessError(f"--strengths must be numbers separated by commas, got {args.strengths!r}") from None
     if args.seeds < 1 or args.qat_epochs < 1 or args.epochs < 1:
         raise HarnessError("--seeds, --qat-epochs and --epochs must be at least 1")
+    if args.haq_episodes < 0:
+        raise HarnessError(f"--haq-episodes must not be negative, got {args.haq_episodes}")
+    if args.haq_episodes:
+        from harness.backends import load_board
+
+        load_board(args.board)  # an unknown board: one line before any training
     from harness import zoo
     from harness.datasets.registry import check_fits
 
@@ -163,7 +172,8 @@ def _pareto(args: argparse.Namespace) -> int:
         raise HarnessError(f"model {args.model} has no dataset of its own here: give --data")
     check_fits(data, architecture)
     experiment = Experiment(model=args.model, data=data, seeds=tuple(range(args.seeds)), strengths=strengths,
-                            search_epochs=args.epochs, qat_epochs=args.qat_epochs, ram=args.ram)
+                            search_epochs=args.epochs, qat_epochs=args.qat_epochs, ram=args.ram,
+                            haq_episodes=args.haq_episodes, board=args.board)
     console = Console(highlight=False)
     out = args.out or Path("results")
     result = run_experiment(experiment, out, cache_dir("channelwise-search"), on_point=lambda p: console.print(

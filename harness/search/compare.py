@@ -4,6 +4,10 @@
 channel-wise search's seed):
 - layer-wise, memory-driven: the rules of Rusci et al. 2020 (harness.search.memory_driven) at
   flash budgets that force weights from all 8 bits down step by step;
+- layer-wise, HAQ: `harness.search.haq` (latency weight 0: the most accurate policy it finds
+  within the flash budget, first and last layer at 8 bits) at the smallest of those budgets that
+  its pinned layers leave feasible, a bounded number of episodes each, latency profiled and the
+  chosen policy checked on `board`;
 - channel-wise: `harness.search.channelwise` at several strengths, from the all-8-bit policy;
 then QAT fine-tunes every policy (the same epochs for all) and scores the integer reference on
 the test split. It writes results/channelwise-pareto-<data>.json (every point, the per-policy
@@ -39,6 +43,9 @@ class Experiment:
     search_epochs: int = 3
     qat_epochs: int = 4
     ram: str = "512kB"
+    haq_episodes: int = 0  # 0: no HAQ points
+    haq_budgets: int = 2  # HAQ at this many of the smallest weight_fractions it can meet
+    board: str = "qemu-m7"  # where HAQ profiles latency and checks its policy
 
 
 def _with_qat(policy: Policy, name: str, epochs: int, seed: int) -> Policy:
@@ -46,18 +53,23 @@ def _with_qat(policy: Policy, name: str, epochs: int, seed: int) -> Policy:
     return parse_policy(document)
 
 
-def layerwise_policies(experiment: Experiment) -> list[Policy]:
-    """Distinct memory-driven policies for flash budgets of fractions of the 8-bit weight bytes."""
+def flash_budget(experiment: Experiment, fraction: float) -> int:
+    """Code, parameters and `fraction` of the all-8-bit weight bytes."""
     from harness import zoo
-    from harness.search.memory_driven import search
 
     eight = uniform_policy("8bit", experiment.model, {}, zoo.build(experiment.model, {}), 8,
                            {"flash": "2MB", "ram": experiment.ram})
     report = memory_report(structural_graph(eight))
-    code = report.code_bytes + report.param_bytes
+    return report.code_bytes + report.param_bytes + int(report.weight_bytes * fraction)
+
+
+def layerwise_policies(experiment: Experiment) -> list[Policy]:
+    """Distinct memory-driven policies for flash budgets of fractions of the 8-bit weight bytes."""
+    from harness.search.memory_driven import search
+
     policies, seen = [], set()
     for fraction in experiment.weight_fractions:
-        flash = code + int(report.weight_bytes * fraction)
+        flash = flash_budget(experiment, fraction)
         try:
             result = search(experiment.model, {}, flash, experiment.ram, name=f"memory-driven-{fraction:g}")
         except HarnessError:  # below what 2-bit weights everywhere reach
@@ -67,6 +79,44 @@ def layerwise_policies(experiment: Experiment) -> list[Policy]:
             seen.add(bits)
             policies.append(result.policy.with_data(experiment.data))
     return policies
+
+
+def haq_fractions(experiment: Experiment) -> list[float]:
+    """The `haq_budgets` smallest weight fractions whose flash budget HAQ can meet with its first
+    and last layer pinned at 8 bits (every other weight at 2 bits fits)."""
+    from harness import zoo
+    from harness.policy import Budget
+    from harness.search.constraints import enforce_budget
+    from harness.search.haq import pinned_ends
+    from harness.units import parse_size
+
+    if not experiment.haq_episodes:
+        return []
+    arch = zoo.build(experiment.model, {})
+    keep_weights, keep_activations = pinned_ends(arch)
+    feasible = []
+    for fraction in sorted(experiment.weight_fractions):
+        graph = structural_graph(uniform_policy("pinned", experiment.model, {}, arch, 8, {"flash": "2MB", "ram": experiment.ram}))
+        try:
+            enforce_budget(graph, Budget(flash_budget(experiment, fraction), parse_size(experiment.ram)),
+                           keep_weights, keep_activations)
+        except HarnessError:  # below what the pinned layers allow
+            continue
+        feasible.append(fraction)
+    return feasible[:experiment.haq_budgets]
+
+
+def haq_policy(experiment: Experiment, fraction: float, seed: int, work_dir: Path) -> Policy:
+    """HAQ's best policy (latency weight 0) within the flash budget of `fraction`, RAM as the others."""
+    from harness.backends import load_board
+    from harness.policy import load_policy
+    from harness.search.haq import HaqSettings, search
+
+    settings = HaqSettings(model=experiment.model, model_args={}, flash=str(flash_budget(experiment, fraction)),
+                           ram=experiment.ram, board=experiment.board, episodes=experiment.haq_episodes,
+                           latency_weight=0.0, target_latency=None, seed=seed, top_k=1, data=experiment.data)
+    summary = search(settings, work_dir / f"f{fraction:g}-seed{seed}", load_board(experiment.board))
+    return load_policy(summary["policy"])
 
 
 def score(policy: Policy) -> dict:
@@ -96,6 +146,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
     graph = float_graph(load_float(start.model, data=start.data),
                         f"checkpoint {checkpoint_path(start.model, start.data)}")
     layerwise = layerwise_policies(experiment)
+    haq_budgets = haq_fractions(experiment)
     stem = out_dir / f"channelwise-pareto-{experiment.data.split(':')[0]}"
     # resumable: a model's searches never meet another's, nor those of other search code
     searches = work_dir / f"{experiment.model}-{stem.name}-{code_digest()}"
@@ -106,7 +157,8 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
         on_point(point)
         from harness.measure.provenance import provenance
 
-        done = sorted({p["seed"] for p in points if _seed_done(points, p["seed"], experiment, layerwise)})
+        done = sorted({p["seed"] for p in points if _seed_done(points, p["seed"], experiment,
+                                                                 len(layerwise) + len(haq_budgets))})
         complete = [p for p in points if p["seed"] in done] or points  # means over the completed seeds
         result.clear()
         result.update({"provenance": provenance(), "experiment": experiment.__dict__ | {"seeds": list(experiment.seeds)},
@@ -119,6 +171,10 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
         for policy in layerwise:
             record({"method": "layer-wise memory-driven", "seed": seed} | score(
                 _with_qat(policy, policy.name, experiment.qat_epochs, seed)))
+        for fraction in haq_budgets:
+            found = haq_policy(experiment, fraction, seed, work_dir / f"{experiment.model}-{stem.name}-haq")
+            record({"method": "layer-wise HAQ", "seed": seed, "fraction": fraction} | score(
+                _with_qat(found, f"haq-{fraction:g}", experiment.qat_epochs, seed)))
         for strength in experiment.strengths:
             settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed)
             found = search(start, settings, searches / f"s{strength:g}-seed{seed}", train_images,
@@ -128,8 +184,8 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
     return result
 
 
-def _seed_done(points: list[dict], seed: int, experiment: Experiment, layerwise: list) -> bool:
-    return sum(1 for p in points if p["seed"] == seed) == len(layerwise) + len(experiment.strengths)
+def _seed_done(points: list[dict], seed: int, experiment: Experiment, layerwise: int) -> bool:
+    return sum(1 for p in points if p["seed"] == seed) == layerwise + len(experiment.strengths)
 
 
 def summarize(points: list[dict]) -> dict:
