@@ -100,3 +100,25 @@ def test_a_channel_wise_layer_costs_the_sum_of_its_runs():
         if layer in layered:
             assert len(keys) == len(set(layer.w_bits)) or layer.name in ("pw_b", "fc")
             assert all(key != layer_key(graph, layer) for key in keys)
+
+
+def test_an_unmeasured_run_is_priced_linearly_between_the_two_profiled_widths():
+    from harness.ir.channel_order import reorder
+    from harness.ir.graph import weight_runs
+    from harness.ir.random_graphs import random_channelwise_graph
+    from harness.measure.latency import half_channels, window_key
+
+    graph = reorder(random_channelwise_graph(3))
+    layer = next(layer for layer in graph.layers if isinstance(layer.w_bits, list) and len(set(layer.w_bits)) > 1)
+    channels, half = graph.tensors[layer.output].channels, half_channels(graph, layer)
+    table = LatencyTable("qemu-m7", "test", entries={}, overheads=[0])
+    a, b = {2: 100, 4: 150, 8: 200}, {2: 3, 4: 5, 8: 7}  # a + b * channels per weight bits
+    for bits in (2, 4, 8):
+        for width in (channels, half):
+            table.entries[window_key(graph, layer, width, bits)] = a[bits] + b[bits] * width
+    runs = weight_runs(layer, channels)
+    assert table.run_ticks(graph, layer) == [a[r.bits] + b[r.bits] * r.count for r in runs]
+    del table.entries[window_key(graph, layer, half, runs[0].bits)]  # one width only: no line
+    exact = window_key(graph, layer, runs[0].count, runs[0].bits)
+    if exact not in table.entries:
+        assert table.run_ticks(graph, layer)[0] is None and exact in table.missing(graph)

@@ -10,7 +10,7 @@ from harness.ir import reference
 from harness.build.codegen import model_hash
 from harness.link.device import open_device, pack_tensor
 from harness.build.firmware import build_graphs
-from harness.measure.latency import LatencyTable, layer_key
+from harness.measure.latency import LatencyTable, layer_key, run_keys
 from harness.quantize.lower import structural_graph
 from harness.ir.packing import BITS
 from harness.measure.profile import MAX_MODELS_PER_IMAGE, batches, bit_configs, profile, profile_graphs, single_layer_graph
@@ -40,6 +40,23 @@ def test_each_configuration_is_measured_once_and_known_ones_are_skipped():
     assert len(keys) == len(set(keys)) == 135
     table = LatencyTable("b", "f", entries={key: 1 for key in keys[:100]})
     assert len(profile_graphs(graph, table)) == 35
+
+
+def test_runs_add_half_width_configurations_for_windowed_layers_only():
+    from harness.measure.latency import half_channels
+    from harness.measure.profile import config_key, narrowed, profiled_key
+
+    graph = _digits_graph()
+    plain = {profiled_key(s) for s in profile_graphs(graph)}
+    with_runs = {profiled_key(s) for s in profile_graphs(graph, runs=True)}
+    windowed = [layer for layer in graph.layers if narrowed(graph, layer) is not None]
+    assert [layer.name for layer in windowed] == ["conv1", "pw1", "pw2", "fc"]  # not depthwise, not pools
+    half = set()
+    for layer in windowed:
+        view, cut = narrowed(graph, layer)
+        assert view.tensors[layer.output].channels == half_channels(graph, layer) > 0
+        half |= {config_key(view, cut, config) for config in bit_configs(graph, layer)}
+    assert not half & plain and with_runs == plain | half
 
 
 def test_profiled_layers_requantize_like_a_relu_network():
@@ -108,6 +125,23 @@ def test_profiled_table_predicts_a_residual_network(board, tmp_path, monkeypatch
     graph = random_add_graph(4, 8, 4, seed=3, shape=(8, 8, 16))
     table, measured = profile(graph, board)
     assert measured == len(profile_graphs(graph)) and not table.missing(graph)
+    _assert_predicts_the_run(graph, table, board)
+
+
+@pytest.mark.device
+@pytest.mark.slow
+def test_profiled_runs_predict_a_channel_wise_network(board, tmp_path, monkeypatch):
+    """Runs never measured at their own width are priced a + b * channels; the whole graph's
+    prediction stays within 5 % of its RUN."""
+    from harness.ir.channel_order import reorder
+    from harness.ir.random_graphs import random_channelwise_graph
+
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))
+    graph = reorder(random_channelwise_graph(3))
+    table, _ = profile(graph, board, runs=True)
+    assert not table.missing(graph)
+    keys = [key for layer in graph.layers for key in run_keys(graph, layer)]
+    assert any(key not in table.entries for key in keys), "some run must be priced by the line"
     _assert_predicts_the_run(graph, table, board)
 
 

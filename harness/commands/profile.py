@@ -33,12 +33,16 @@ def register(subparsers) -> None:
     parser.add_argument("--model-args", default="{}", help="zoo model arguments as JSON (with a zoo name)")
     parser.add_argument("--heatmap", type=Path, help="PNG of the layer x bits costs "
                                                      "(default runs/profile-<model>-<board>.png)")
+    parser.add_argument("--runs", action="store_true",
+                        help="also profile conv2d and fully connected layers at half their output channels, so "
+                             "any run of a channel-wise policy is priced as a + b * channels")
     add_farm_options(parser, "run the profiling images")
     parser.set_defaults(func=run)
 
 
 def model_graph(policy_or_model: str, model_args: str = "{}"):
-    """The structural graph (all 8 bits) of a policy file's model or of a zoo model."""
+    """The structural graph (all 8 bits) of a policy file's model or of a zoo model; a channel-wise
+    policy's own graph (its pruned channels change the layers' shapes)."""
     from harness import zoo
     from harness.quantize.lower import structural_graph
     from harness.policy import load_policy
@@ -46,6 +50,8 @@ def model_graph(policy_or_model: str, model_args: str = "{}"):
 
     if policy_or_model.endswith(".json") or Path(policy_or_model).is_file():
         policy = load_policy(policy_or_model)
+        if any(bits.channel_wise for bits in policy.layers.values()):  # its pruned, reordered shapes
+            return structural_graph(policy)
         return structural_graph(uniform_policy(policy.name, policy.model.zoo, policy.model.args,
                                                policy.architecture, 8, policy.document["budget"],
                                                input_quant=policy.document["input"]))
@@ -73,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task(f"{graph.name} on {board.name}", total=None)
         progress = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         if pool is None:
-            table, measured = profile(graph, board, progress)
+            table, measured = profile(graph, board, progress, runs=args.runs)
         else:
             from harness.farm.profile import farm_profile
-            table, measured = farm_profile(pool, graph, board, progress)
+            table, measured = farm_profile(pool, graph, board, progress, runs=args.runs)
     costs = profiled_costs(graph, table)
     out = Console(highlight=False)
     out.print(cost_table(graph.name, costs, table.unit))

@@ -16,10 +16,11 @@ from harness.measure.profile import add_to_table, batches, profile_graphs
 
 
 def farm_profile(pool: BoardPool, graph: Graph, board: Board,
-                 on_measured: Callable[[int, int], None] = lambda done, total: None) -> tuple[LatencyTable, int]:
+                 on_measured: Callable[[int, int], None] = lambda done, total: None,
+                 runs: bool = False) -> tuple[LatencyTable, int]:
     """harness.measure.profile.profile on the pool's boards; (table, configurations measured)."""
     table = LatencyTable.for_board(board)
-    todo = profile_graphs(graph, table)
+    todo = profile_graphs(graph, table, runs=runs)
     on_measured(0, len(todo))
     groups = batches(todo, board.budget.flash, max_models=max(1, math.ceil(len(todo) / len(pool))))
     jobs = [ProfileJob(Firmware.of(build_graphs(group, board, "profile"), model_hash(group)), group)

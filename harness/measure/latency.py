@@ -6,7 +6,9 @@ network's latency without building it:
     predicted ticks = sum over layers of table[layer geometry, bits] + per-network overhead
 
 (a channel-wise layer costs the sum over its runs of equal bits, each looked up as the layer
-with the run's output channels and bits: run_keys)
+with the run's output channels and bits (run_keys), or, where that run was not measured,
+a + b * channels through the layer profiled at all its output channels and at half of them,
+at the run's bits: `harness profile --runs`)
 
 The per-network overhead is measured too: a RUN's total ticks minus its layers' ticks (the
 model's run() call, the calls around each layer, the timer reads), median over every profiled
@@ -52,19 +54,26 @@ def layer_key(graph: Graph, layer: Layer, bits: tuple[int, int | None, int] | No
             f"|zp {int(inp.zero_point != 0)}|bits i{in_bits}{second} w{w_bits or 0} o{out_bits}")
 
 
+def window_key(graph: Graph, layer: Layer, channels: int, w_bits: int) -> str:
+    """The key of the layer's kernel called on `channels` output channels at `w_bits`."""
+    out = graph.tensors[layer.output]
+    window = Tensor(out.name, (*out.shape[:2], channels), out.bits, out.scale)
+    view = Graph(graph.name, {layer.input: graph.tensors[layer.input], layer.output: window}, [layer],
+                 layer.input, layer.output)
+    return layer_key(view, layer, (graph.tensors[layer.input].bits, w_bits, out.bits))
+
+
+def half_channels(graph: Graph, layer: Layer) -> int:
+    """The second channel count a channel-wise layer is profiled at (a + b * channels): half."""
+    return graph.tensors[layer.output].channels // 2
+
+
 def run_keys(graph: Graph, layer: Layer) -> list[str]:
     """The table keys a layer costs: its own, or for a channel-wise layer one per run of equal
     bits (the kernel called on that output-channel window: the run's channel count and bits)."""
     if not isinstance(layer.w_bits, list):
         return [layer_key(graph, layer)]
-    out = graph.tensors[layer.output]
-    keys = []
-    for run in weight_runs(layer, out.channels):
-        window = Tensor(out.name, (*out.shape[:2], run.count), out.bits, out.scale)
-        view = Graph(graph.name, {layer.input: graph.tensors[layer.input], layer.output: window}, [layer],
-                     layer.input, layer.output)
-        keys.append(layer_key(view, layer, (graph.tensors[layer.input].bits, run.bits, out.bits)))
-    return keys
+    return [window_key(graph, layer, run.count, run.bits) for run in weight_runs(layer, graph.tensors[layer.output].channels)]
 
 
 def firmware_digest(board: Board) -> str:
@@ -126,8 +135,25 @@ class LatencyTable:
                         "per_tick": self.per_tick, "entries": self.entries, "overheads": self.overheads}
             write_atomic(self.path, json.dumps(document, indent=0, sort_keys=True))
 
+    def run_ticks(self, graph: Graph, layer: Layer) -> list[int | None]:
+        """Ticks of each run of `layer` (one for a layer-wise layer): the measured entry, or for a
+        run of a channel-wise layer, a + b * channels through the layer's two profiled widths at
+        the run's bits (all its output channels and half_channels); None where neither is there."""
+        if not isinstance(layer.w_bits, list):
+            return [self.entries.get(layer_key(graph, layer))]
+        channels, half = graph.tensors[layer.output].channels, half_channels(graph, layer)
+        ticks = []
+        for run in weight_runs(layer, channels):
+            measured = self.entries.get(window_key(graph, layer, run.count, run.bits))
+            full, narrow = (self.entries.get(window_key(graph, layer, c, run.bits)) for c in (channels, half))
+            if measured is None and full is not None and narrow is not None and half > 0:
+                measured = round(narrow + (full - narrow) * (run.count - half) / (channels - half))
+            ticks.append(measured)
+        return ticks
+
     def missing(self, graph: Graph) -> list[str]:
-        return [key for layer in graph.layers for key in run_keys(graph, layer) if key not in self.entries]
+        return [key for layer in graph.layers
+                for key, ticks in zip(run_keys(graph, layer), self.run_ticks(graph, layer)) if ticks is None]
 
     @property
     def overhead(self) -> float:
@@ -142,7 +168,7 @@ class LatencyTable:
         if missing:
             raise HarnessError(f"latency table for {self.board} lacks {len(missing)} layer configurations "
                                f"(first: {missing[0]}); run `harness profile --board {self.board}` on this model")
-        return [sum(self.entries[key] for key in run_keys(graph, layer)) for layer in graph.layers]
+        return [sum(self.run_ticks(graph, layer)) for layer in graph.layers]
 
     def layer_entry(self, graph: Graph, layer: Layer, w_bits: int | None = None) -> int | None:
         """Measured ticks of `layer` as in `graph` (or with `w_bits` weights); None: never profiled."""

@@ -26,7 +26,7 @@ from harness.link.protocol import Device
 from harness.errors import HarnessError
 from harness.build.firmware import build_graphs
 from harness.ir.graph import Graph, Layer
-from harness.measure.latency import LatencyTable, layer_key
+from harness.measure.latency import LatencyTable, half_channels, layer_key
 from harness.measure.run import TickUnit
 from harness.ir.memory import CODE_FLASH_BYTES, memory_report
 from harness.ir.packing import BITS, value_range
@@ -34,6 +34,7 @@ from harness.ir.random_graphs import random_add_graph, random_input
 from harness.ir.requant import quantize_multipliers
 
 MAX_MODELS_PER_IMAGE = 255
+WINDOWED = ("conv2d", "fully_connected")  # ops whose kernels take an output-channel window (channel-wise runs)
 FLASH_HEADROOM = 0.8  # share of the flash budget the profiled weights may take (descriptors, code)
 
 
@@ -122,13 +123,33 @@ def single_layer_graph(graph: Graph, layer: Layer, config: BitConfig, seed: int)
     return profiled
 
 
-def profile_graphs(graph: Graph, table: LatencyTable | None = None, ram_limit: int | None = None) -> list[Graph]:
+def narrowed(graph: Graph, layer: Layer) -> tuple[Graph, Layer] | None:
+    """The layer cut to its first half_channels output channels (the second width of a + b * channels
+    for channel-wise runs), in a graph of its input and that output; None for a layer whose kernel
+    takes no output-channel window or that has a single output channel."""
+    half = half_channels(graph, layer)
+    if layer.op not in WINDOWED or half == 0:
+        return None
+    out = graph.tensors[layer.output]
+    window = replace(out, shape=(*out.shape[:2], half))
+    cut = replace(layer, w_bits=8, weights=layer.weights[:half])
+    return Graph(graph.name, {layer.input: graph.tensors[layer.input], layer.output: window}, [cut],
+                 layer.input, layer.output), cut
+
+
+def profile_graphs(graph: Graph, table: LatencyTable | None = None, ram_limit: int | None = None,
+                   runs: bool = False) -> list[Graph]:
     """Single-layer graphs of every (layer, configuration) of `graph` the table lacks, each key once;
-    with `ram_limit`, not those whose layer alone needs more RAM (no policy within it can use them)."""
+    with `ram_limit`, not those whose layer alone needs more RAM (no policy within it can use them);
+    with `runs`, also every windowed layer at half its output channels (narrowed), so the table
+    prices any run of a channel-wise layer as a + b * channels."""
     wanted: dict[str, Graph] = {}
     for index, layer in enumerate(graph.layers):
-        for number, config in enumerate(bit_configs(graph, layer)):
-            single = single_layer_graph(graph, layer, config, seed=index * 1000 + number)
+        widths = [(graph, layer)]
+        if runs and narrowed(graph, layer) is not None:
+            widths.append(narrowed(graph, layer))
+        for number, ((view, one), config) in enumerate(itertools.product(widths, bit_configs(graph, layer))):
+            single = single_layer_graph(view, one, config, seed=index * 1000 + number)
             key = profiled_key(single)
             if key in wanted or (table is not None and key in table.entries):
                 continue
@@ -173,10 +194,12 @@ class ProfiledGroup:
 
 
 def profile(graph: Graph, board: Board,
-            on_measured: Callable[[int, int], None] = lambda done, total: None) -> tuple[LatencyTable, int]:
-    """Measure every configuration of `graph`'s layers the board's table lacks; (table, measured)."""
+            on_measured: Callable[[int, int], None] = lambda done, total: None,
+            runs: bool = False) -> tuple[LatencyTable, int]:
+    """Measure every configuration of `graph`'s layers the board's table lacks (with `runs`, at
+    half width too: profile_graphs); (table, measured)."""
     table = LatencyTable.for_board(board)
-    todo = profile_graphs(graph, table, board.budget.ram)
+    todo = profile_graphs(graph, table, board.budget.ram, runs)
     done = 0
     on_measured(done, len(todo))
 
