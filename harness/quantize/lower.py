@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.frontend.float_graph import weight_shape
+from harness.ir.channel_order import CHANNEL_PRESERVING
 from harness.ir.graph import Graph, Layer, Tensor
 from harness.ir.requant import add_multipliers, quantize_multipliers
 from harness.policy import Policy
@@ -175,9 +176,6 @@ def ir_layer(spec: LayerSpec, sources: tuple[str, ...], w_bits: int | tuple[int,
                  input2=sources[1] if len(sources) > 1 else None)
 
 
-CHANNEL_PRESERVING_SPECS = ("depthwise_conv2d", "add", "avg_pool", "max_pool", "global_avg_pool")
-
-
 def pruned_channels(arch: Architecture, policy: Policy) -> dict[str, np.ndarray]:
     """Layer -> its pruned output channels (bool), for channel-wise producers and the
     channel-preserving layers after them (a depthwise layer prunes where its producer does)."""
@@ -186,7 +184,7 @@ def pruned_channels(arch: Architecture, policy: Policy) -> dict[str, np.ndarray]
         bits = policy.layers[spec.name]
         if bits.channel_wise and 0 in bits.w_bits:
             pruned[spec.name] = np.array([b == 0 for b in bits.w_bits])
-        elif spec.op in CHANNEL_PRESERVING_SPECS and arch.sources(spec)[0] in pruned:
+        elif spec.op in CHANNEL_PRESERVING and arch.sources(spec)[0] in pruned:
             pruned[spec.name] = pruned[arch.sources(spec)[0]]
     return pruned
 
