@@ -68,29 +68,74 @@ def test_pruned_channels_shrink_the_layer_and_its_consumers():
     assert pw1.weight_bytes == sum(-(-16 * b // 8) for b in bits if b)  # 16 input channels per kept row
 
 
-def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
-    """With theta one-hot the search's expected bytes equal the memory model's weights + parameters."""
-    torch = pytest.importorskip("torch")
-    from harness.search.channelwise import PRECISIONS, Mixture, expected_bytes
-    from harness.search.documents import uniform_policy
+def _certain_choice(seed: int):
+    """digits-cnn's all-8-bit policy, a mixture whose theta is one-hot on random bits (some
+    channels pruned), and the policy of that choice."""
+    import torch
+
     from harness import zoo
+    from harness.search.channelwise import PRECISIONS, Mixture, channelwise_document
+    from harness.search.documents import uniform_policy
 
     start = uniform_policy("s", "digits-cnn", {}, zoo.build("digits-cnn", {}), 8, {"flash": "2MB", "ram": "512kB"})
     mixture = Mixture.of(start.architecture)
-    assert mixture.shared == {"fc"}  # the classifier: one precision for the layer, never 0
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     choice = {}
     for root, logits in mixture.logits.items():
         picks = rng.integers(1 if root in mixture.no_prune else 0, len(PRECISIONS), size=len(logits))
-        if root == "fc":
-            picks[0] = 1  # 2 bits: a shared row stands for all ten channels
+        if root in mixture.shared:
+            picks[0] = 1  # 2 bits: a shared row stands for all the layer's channels
         elif root not in mixture.no_prune:
             picks[0] = 3  # one channel kept
         logits.data = torch.nn.functional.one_hot(torch.tensor(picks), len(PRECISIONS)).float() * 1e4
         choice[root] = [PRECISIONS[k] for k in picks]
-    from harness.search.channelwise import channelwise_document
+    return start, mixture, parse_policy(channelwise_document(start, choice, mixture.components, "x"))
 
-    policy = parse_policy(channelwise_document(start, choice, mixture.components, "x"))
+
+def test_expected_latency_is_the_table_prediction_for_a_certain_choice():
+    """On a table whose ticks are (alpha_b + beta_b * outputs) * inputs for conv2d and fully
+    connected layers and gamma * channels for the rest, the expected latency of a one-hot theta
+    is exactly the table's prediction of the deployed graph (runs, pruned inputs and all)."""
+    torch = pytest.importorskip("torch")
+    from harness.ir.graph import weight_runs
+    from harness.measure.latency import LatencyTable, half_channels, window_key
+    from harness.search.channelwise import expected_channels
+    from harness.search.channelwise_latency import expected_latency, latency_lines
+
+    start, mixture, policy = _certain_choice(seed=2)
+    alpha, beta, gamma = {2: 40, 4: 50, 8: 60}, {2: 3, 4: 4, 8: 5}, 7
+    table = LatencyTable("qemu-m7", "test", entries={}, overheads=[0])
+
+    def fill(graph, widths):
+        for layer in graph.layers:
+            cin, cout = graph.tensors[layer.input].channels, graph.tensors[layer.output].channels
+            if layer.name not in mixture.components:
+                table.entries[window_key(graph, layer, cout, layer.w_bits or 0)] = gamma * cout
+                continue
+            for count, bits in widths(graph, layer):
+                table.entries[window_key(graph, layer, count, bits)] = (alpha[bits] + beta[bits] * count) * cin
+
+    dense = structural_graph(start)
+    fill(dense, lambda g, layer: [(c, b) for b in (2, 4, 8)
+                                  for c in (g.tensors[layer.output].channels, half_channels(g, layer)) if c])
+    deployed = structural_graph(policy)
+    fill(deployed, lambda g, layer: [(r.count, r.bits) for r in weight_runs(layer, g.tensors[layer.output].channels)])
+    lines = latency_lines(dense, table, set(mixture.components))
+    with torch.no_grad():
+        expected = float(expected_latency(start.architecture, mixture, expected_channels(start.architecture, mixture),
+                                          lines))
+    assert expected == pytest.approx(table.predict(deployed), rel=1e-6)
+    with pytest.raises(HarnessError, match="harness profile --board qemu-m7 --runs"):
+        latency_lines(dense, LatencyTable("qemu-m7", "test", entries={}, overheads=[0]), set(mixture.components))
+
+
+def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
+    """With theta one-hot the search's expected bytes equal the memory model's weights + parameters."""
+    torch = pytest.importorskip("torch")
+    from harness.search.channelwise import expected_bytes
+
+    start, mixture, policy = _certain_choice(seed=1)
+    assert mixture.shared == {"fc"}  # the classifier: one precision for the layer, never 0
     report = memory_report(structural_graph(policy))
     with torch.no_grad():
         expected = float(expected_bytes(start.architecture, start, mixture))
@@ -152,6 +197,20 @@ def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
     assert load_policy(out / "policy.json").hash == policy.hash
     assert main([*args, "--strength", "2"]) != 0  # other settings in the same folder: refused
     assert "another search" in capsys.readouterr().err
+
+
+@pytest.mark.device
+@pytest.mark.slow
+def test_the_latency_term_alone_prunes(tmp_path, board_name):
+    """With no flash term, a strong latency term (the board's profiled lines) must cut expected
+    ticks below all 8 bits and prune channels."""
+    out = tmp_path / "search"
+    assert main(["search", "--method", "channelwise", "--model", "digits-cnn", "--epochs", "1", "--strength", "0",
+                 "--latency-strength", "20", "--board", board_name, "--out", str(out)]) == 0
+    record = json.loads((out / "search.jsonl").read_text().splitlines()[-1])
+    assert 0 < record["expected_ticks"] < 0.95 * record["reference_ticks"]
+    policy = load_policy(out / "policy.json")
+    assert any(0 in bits.w_bits for bits in policy.layers.values() if bits.channel_wise)
 
 
 @pytest.mark.device

@@ -69,6 +69,9 @@ def register(subparsers) -> None:
     channelwise.add_argument("--epochs", type=int, default=6, help="search epochs (default 6)")
     channelwise.add_argument("--strength", type=float, default=1.0,
                              help="weight of the expected-flash term, relative to all 8 bits (default 1.0)")
+    channelwise.add_argument("--latency-strength", type=float, default=0.0,
+                             help="weight of the expected latency, relative to all 8 bits, from --board's latency "
+                                  "table (profiled with --runs first; default 0: flash only)")
     channelwise.add_argument("--weight-budget", default=None,
                              help="hard limit on weight + parameter bytes, e.g. 2kB (default none)")
     pareto = parser.add_argument_group("pareto (layer-wise against channel-wise, accuracy x weight bytes)")

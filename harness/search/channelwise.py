@@ -13,7 +13,8 @@ expected weight flash (weights at their bits plus 9 parameter bytes per kept cha
 expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels] / 8, the two
 factors independent (different components), so a pruned channel also shrinks every consumer.
 The loss on the logits' split is cross-entropy + strength * E[bytes] / bytes(all 8 bits), plus
-a steep penalty above the hard budget when one is given. Weights (and activation clips) train
+latency strength * E[ticks] / ticks(all 8 bits) when asked for (the board's measured table,
+harness.search.channelwise_latency), plus a steep penalty above the hard budget when one is given. Weights (and activation clips) train
 on one half of the training split, logits on the other, alternately. Activations stay layer-wise,
 fixed by the starting policy. At the end each channel takes its most probable precision (a
 channel-less layer keeps its most likely channel), and the policy is written; the normal QAT
@@ -50,6 +51,7 @@ OVER_BUDGET_PENALTY = 10.0  # per unit of relative excess over the hard budget
 class ChannelwiseSettings:
     epochs: int = 6
     strength: float = 1.0
+    latency_strength: float = 0.0  # weight of E[ticks] / ticks(all 8 bits), from the board's table
     weight_budget: int | None = None  # bytes of weights + parameters, a hard limit
     tau_start: float = 5.0
     tau_end: float = 0.2
@@ -62,6 +64,8 @@ class ChannelwiseSettings:
             raise HarnessError(f"--epochs must be at least 1, got {self.epochs}")
         if self.strength < 0:
             raise HarnessError(f"--strength must not be negative, got {self.strength}")
+        if self.latency_strength < 0:
+            raise HarnessError(f"--latency-strength must not be negative, got {self.latency_strength}")
         if self.weight_budget is not None and self.weight_budget <= 0:
             raise HarnessError(f"--weight-budget must be positive, got {self.weight_budget}")
         if not 0 < self.tau_end <= self.tau_start:
@@ -169,25 +173,39 @@ class Mixture:
         return result
 
 
+def expected_channels(arch: Architecture, mixture: Mixture) -> dict:
+    """E[kept output channels] of the network input and of every layer under theta (torch scalars):
+    a searched layer's from its theta, a channel-preserving layer's its source's, the rest all."""
+    import torch
+
+    shapes = arch.shapes()
+    kept = {INPUT: torch.tensor(float(shapes[INPUT][2]))}
+    for spec in arch.layers:
+        if spec.name in mixture.components:
+            root = mixture.components[spec.name]
+            rows = shapes[spec.name][2] if root in mixture.shared else 1  # channels one row of theta stands for
+            kept[spec.name] = (1.0 - mixture.theta(root)[:, 0]).sum() * rows
+        elif spec.op in CHANNEL_PRESERVING:
+            kept[spec.name] = kept[arch.sources(spec)[0]]
+        else:
+            kept[spec.name] = torch.tensor(float(shapes[spec.name][2]))
+    return kept
+
+
 def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture):
     """E[weight bytes + parameter bytes] of the network under theta (a torch scalar)."""
     import torch
 
     shapes = arch.shapes()
-    kept, bits_sum = {INPUT: torch.tensor(float(shapes[INPUT][2]))}, {}
+    kept, bits_sum = expected_channels(arch, mixture), {}
     total = torch.tensor(0.0)
     for spec in arch.layers:
         source = arch.sources(spec)[0]
         if spec.name in mixture.components:
             root = mixture.components[spec.name]
             theta = mixture.theta(root)
-            rows = shapes[spec.name][2] if root in mixture.shared else 1  # channels one row of theta stands for
-            kept[spec.name] = (1.0 - theta[:, 0]).sum() * rows
+            rows = shapes[spec.name][2] if root in mixture.shared else 1
             bits_sum[spec.name] = (theta * torch.tensor(PRECISIONS, dtype=theta.dtype)).sum() * rows
-        elif spec.op in CHANNEL_PRESERVING:
-            kept[spec.name] = kept[source]
-        else:
-            kept[spec.name] = torch.tensor(float(shapes[spec.name][2]))
         total = total + kept[spec.name] * PARAM_BYTES  # as the memory model counts them, for every layer
         if not spec.has_weights:
             continue
@@ -215,10 +233,11 @@ def channelwise_document(policy: Policy, choice: dict[str, list[int]], component
 
 def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: np.ndarray, labels: np.ndarray,
            float_graph, on_epoch: Callable[[dict], None] = lambda record: None,
-           on_step: Callable[[int, int], None] = lambda done, total: None) -> Policy:
+           on_step: Callable[[int, int], None] = lambda done, total: None, lines: dict | None = None) -> Policy:
     """Search per-channel weight bits from the layer-wise policy `start` (its activations kept),
     training on `images` (the network's real inputs, NHWC) and labels; returns the channel-wise
-    policy (also DIR/policy.json)."""
+    policy (also DIR/policy.json). With a latency strength, `lines` are the board's
+    (harness.search.channelwise_latency.latency_lines of the start policy's graph)."""
     import torch
     from torch import nn
 
@@ -226,12 +245,16 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     from harness.quantize.qat import from_float_graph
 
     settings.check()
+    if settings.latency_strength and lines is None:
+        raise HarnessError("a latency strength needs the board's latency lines (harness profile --runs)")
     if any(bits.channel_wise for bits in start.layers.values()):
         raise HarnessError(f"policy {start.name} is channel-wise already: start from a layer-wise policy")
     arch = start.architecture
     out_dir.mkdir(parents=True, exist_ok=True)
     identity = {"start": start.hash, "settings": asdict(settings), "code": code_digest(), "images": int(len(images)),
-                "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16]}
+                "data": hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:16],
+                "latency": None if not settings.latency_strength else hashlib.sha256(
+                    json.dumps({k: asdict(v) for k, v in lines.items()}, sort_keys=True).encode()).hexdigest()[:16]}
     configure_torch(settings.seed)
     net = from_float_graph(float_graph, start, nchw(images))
     mixture = Mixture.of(arch)
@@ -240,8 +263,9 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     logits_opt = torch.optim.Adam(mixture.logits.parameters(), lr=settings.logit_lr)
     generator = torch.Generator().manual_seed(settings.seed)
     first_epoch = _resume(out_dir, identity, net, mixture, (weights_opt, logits_opt), generator)
-    with torch.no_grad():  # the cost's scale: every searchable channel at 8 bits
+    with torch.no_grad():  # the costs' scales: every searchable channel at 8 bits
         reference_bytes = float(expected_bytes(arch, start, _all_eight(mixture)))
+        reference_ticks = float(_latency(arch, _all_eight(mixture), lines)) if lines else None
     x, y = nchw(images), torch.tensor(np.asarray(labels), dtype=torch.int64)
     half = len(x) // 2
     splits = ((x[:half], y[:half]), (x[half:], y[half:]))  # weights, logits
@@ -261,6 +285,10 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
             logits_opt.zero_grad()
             cost = expected_bytes(arch, start, mixture)
             loss = loss_fn(net(lx[batches[1]]), ly[batches[1]]) + settings.strength * cost / reference_bytes
+            if settings.latency_strength:
+                ticks = _latency(arch, mixture, lines)
+                loss = loss + settings.latency_strength * ticks / reference_ticks
+                totals["ticks"] = totals.get("ticks", 0.0) + float(ticks.detach()) / steps
             if settings.weight_budget is not None:
                 loss = loss + OVER_BUDGET_PENALTY * torch.relu(cost / settings.weight_budget - 1.0)
             loss.backward()
@@ -273,6 +301,7 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
             accuracy = float((net(splits[1][0]).argmax(dim=1) == splits[1][1]).float().mean())
         record = {"epoch": epoch + 1, "tau": mixture.tau, "loss": totals["loss"], "expected_bytes": totals["cost"],
                   "reference_bytes": reference_bytes, "accuracy_logit_split": accuracy,
+                  "expected_ticks": totals.get("ticks"), "reference_ticks": reference_ticks,
                   "choice": mixture.choice()}
         with (out_dir / LOG_NAME).open("a") as log:
             log.write(json.dumps(record) + "\n")
@@ -283,10 +312,18 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
         on_epoch(record)
     document = channelwise_document(start, mixture.choice(), mixture.components, f"{start.name}-channelwise")
     document["description"] = (f"channel-wise weight bits found by `harness search --method channelwise` "
-                               f"(strength {settings.strength}, budget {settings.weight_budget}, "
+                               f"(strength {settings.strength}, "
+                               + (f"latency strength {settings.latency_strength}, " if settings.latency_strength else "")
+                               + f"budget {settings.weight_budget}, "
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")
     (out_dir / POLICY_NAME).write_text(json.dumps(document, indent=1) + "\n")
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)
+
+
+def _latency(arch: Architecture, mixture: Mixture, lines: dict):
+    from harness.search.channelwise_latency import expected_latency
+
+    return expected_latency(arch, mixture, expected_channels(arch, mixture), lines)
 
 
 def code_digest() -> str:

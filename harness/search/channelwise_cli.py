@@ -21,8 +21,14 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
     from harness.quantize.pipeline import TRAINED_HERE
 
     settings = ChannelwiseSettings(epochs=args.epochs, strength=args.strength, seed=args.seed,
+                                   latency_strength=args.latency_strength,
                                    weight_budget=None if args.weight_budget is None else parse_size(args.weight_budget))
     settings.check()
+    board = None
+    if settings.latency_strength:
+        from harness.backends import load_board
+
+        board = load_board(args.board)  # an unknown board: one line before any training
     if args.start_policy is not None:
         start = load_policy(args.start_policy)
     else:
@@ -50,6 +56,7 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
                         f"checkpoint {checkpoint_path(start.model, start.data)}")
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=console) as bar:
+        lines = None if board is None else _latency_lines(start, board, bar)
         epochs = bar.add_task("search epochs", total=settings.epochs, note="")
         steps = bar.add_task("steps", total=None, note="")
         policy = search(
@@ -57,7 +64,7 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
             on_epoch=lambda r: bar.update(epochs, completed=r["epoch"],
                                           note=f"tau {r['tau']:.2f} E[bytes] {r['expected_bytes']:,.0f} "
                                                f"acc {r['accuracy_logit_split']:.3f}"),
-            on_step=lambda done, total: bar.update(steps, completed=done, total=total))
+            on_step=lambda done, total: bar.update(steps, completed=done, total=total), lines=lines)
     console.print(f"policy {policy.hash}: {out_dir / 'policy.json'}; log: {out_dir / 'search.jsonl'}")
     evaluation, integer_graph = evaluate(policy, progress=lambda m: console.print(m, style="dim", markup=False))
     report = memory_report(integer_graph)
@@ -66,6 +73,19 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
         f"weights {report.weight_bytes} B + parameters {report.param_bytes} B, arena {report.arena_bytes} B; "
         f"build and measure it with `harness measure {out_dir / 'policy.json'}`")
     return 0
+
+
+def _latency_lines(start, board, bar: Progress) -> dict:
+    """The board's a + s * channels lines of the start policy's layers, profiling what its table lacks."""
+    from harness.measure.profile import profile
+    from harness.quantize.lower import structural_graph
+    from harness.search.channelwise import searchable
+    from harness.search.channelwise_latency import latency_lines
+
+    graph = structural_graph(start)
+    task = bar.add_task(f"profiling on {board.name}", total=None, note="")
+    table, _ = profile(graph, board, lambda done, total: bar.update(task, completed=done, total=total), runs=True)
+    return latency_lines(graph, table, set(searchable(start.architecture)))
 
 
 def _architecture(model: str, model_args: dict):
