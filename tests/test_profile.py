@@ -145,6 +145,23 @@ def test_profiled_runs_predict_a_channel_wise_network(board, tmp_path, monkeypat
     _assert_predicts_the_run(graph, table, board)
 
 
+@pytest.mark.device
+@pytest.mark.slow
+def test_cli_prices_a_channel_wise_policy_only_with_runs(board_name, tmp_path, monkeypatch, capsys):
+    """`harness profile` of a channel-wise policy prints its predicted latency, which without
+    --runs the table cannot give (its runs' widths were never measured)."""
+    from harness.cli import main
+    from harness.paths import POLICIES_DIR
+
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))
+    args = ["profile", "--board", board_name, "--policy-or-model", str(POLICIES_DIR / "digits-channelwise.json"),
+            "--heatmap", str(tmp_path / "h.png")]
+    assert main(args) == 0
+    assert "profile with --runs to price them" in " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    assert main([*args, "--runs"]) == 0
+    assert "policy digits-channelwise: predicted" in " ".join(capsys.readouterr().out.split())
+
+
 def test_cli_rejects_unknown_models_missing_policies_and_bad_arguments(capsys):
     from harness.cli import main
 

@@ -97,7 +97,25 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"{measured} configurations measured, {len(table.entries)} in the table ({table.unit}, "
               f"{table.per_tick:g} per tick; per-network overhead {table.overhead:g} ticks): {table.path}")
     out.print(f"heatmap: {heatmap_path}")
+    if args.policy_or_model.endswith(".json") or Path(args.policy_or_model).is_file():
+        _print_prediction(args.policy_or_model, table, out)
     return 0
+
+
+def _print_prediction(path: str, table, out: Console) -> None:
+    """The policy's own predicted latency, or what the table lacks for it (a channel-wise run
+    needs --runs)."""
+    from harness.policy import load_policy
+    from harness.quantize.lower import structural_graph
+
+    policy = load_policy(path)
+    missing = table.missing(structural_graph(policy))
+    if missing:
+        out.print(f"policy {policy.name}: {len(missing)} of its runs are not in the table (first: {missing[0]}); "
+                  "profile with --runs to price them")
+        return
+    out.print(f"policy {policy.name}: predicted {table.predict(structural_graph(policy)):,.0f} {table.unit} "
+              "per inference")
 
 
 def _chosen(row: dict, choice: tuple[int, int, int]):
