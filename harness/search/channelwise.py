@@ -14,9 +14,9 @@ expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels]
 factors independent (different components), so a pruned channel also shrinks every consumer.
 The loss on the logits' split is cross-entropy + strength * E[bytes] / bytes(all 8 bits), plus
 latency strength * E[ticks] / ticks(all 8 bits) when asked for (the board's measured table,
-harness.search.channelwise_latency), plus a steep penalty above the hard budget when one is given. Weights (and activation clips) train
-on one half of the training split, logits on the other, alternately. Activations stay layer-wise,
-fixed by the starting policy. At the end each channel takes its most probable precision (a
+harness.search.channelwise_latency), plus a steep penalty above the hard budget when one is
+given. Weights (and activation clips) train on one half of the training split, logits on the
+other, alternately. Activations stay layer-wise, fixed by the starting policy. At the end each channel takes its most probable precision (a
 channel-less layer keeps its most likely channel), and the policy is written; the normal QAT
 fine-tune, lowering, build and measurement follow (`harness evaluate / build / measure`).
 
@@ -312,10 +312,9 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
                    out_dir / STATE_NAME)
         on_epoch(record)
     document = channelwise_document(start, mixture.choice(), mixture.components, f"{start.name}-channelwise")
+    latency = f"latency strength {settings.latency_strength}, " if settings.latency_strength else ""
     document["description"] = (f"channel-wise weight bits found by `harness search --method channelwise` "
-                               f"(strength {settings.strength}, "
-                               + (f"latency strength {settings.latency_strength}, " if settings.latency_strength else "")
-                               + f"budget {settings.weight_budget}, "
+                               f"(strength {settings.strength}, {latency}budget {settings.weight_budget}, "
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")
     (out_dir / POLICY_NAME).write_text(json.dumps(document, indent=1) + "\n")
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)

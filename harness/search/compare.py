@@ -94,9 +94,10 @@ def haq_fractions(experiment: Experiment) -> list[float]:
         return []
     arch = zoo.build(experiment.model, {})
     keep_weights, keep_activations = pinned_ends(arch)
+    eight = uniform_policy("pinned", experiment.model, {}, arch, 8, {"flash": "2MB", "ram": experiment.ram})
     feasible = []
     for fraction in sorted(experiment.weight_fractions):
-        graph = structural_graph(uniform_policy("pinned", experiment.model, {}, arch, 8, {"flash": "2MB", "ram": experiment.ram}))
+        graph = structural_graph(eight)  # enforce_budget cuts it in place: a new one each time
         try:
             enforce_budget(graph, Budget(flash_budget(experiment, fraction), parse_size(experiment.ram)),
                            keep_weights, keep_activations)
