@@ -371,6 +371,13 @@ def channelwise_pareto(result: dict) -> str:
     if c["channelwise"] is None:
         lines.append(f"No channel-wise policy reached {100 * c['target_accuracy']:.2f} % (the best layer-wise mean "
                      "minus 0.5 pp) in this run.")
+        channel = [m for m in result["means"] if m["method"] == "channel-wise"]
+        if channel:
+            nearest = max(channel, key=lambda m: m["integer_accuracy"])
+            lines.append(f"The closest ({nearest['policy']}, {nearest['weight_bytes']:,.0f} bytes, against "
+                         f"{c['layerwise']['weight_bytes']:,.0f} for {c['layerwise']['policy']}) reaches "
+                         f"{100 * nearest['integer_accuracy']:.2f} %, "
+                         f"{100 * (c['target_accuracy'] - nearest['integer_accuracy']):.2f} pp below that target.")
         return "\n".join(lines) + "\n"
     lines.append(f"At {100 * c['target_accuracy']:.2f} % (the best layer-wise mean accuracy minus 0.5 pp) the "
                  f"smallest layer-wise policy ({c['layerwise']['policy']}) needs {c['layerwise']['weight_bytes']:,.0f} "
