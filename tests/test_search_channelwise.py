@@ -228,6 +228,9 @@ def test_pareto_smoke_run_writes_results_and_plot(tmp_path, board_name):
     from harness.search.compare import flash_budget, haq_fractions
 
     assert haq_fractions(experiment) == [1.0]  # 40 % of the 8-bit bytes is below what 8-bit ends allow
+    # the search's folder names its epochs: a run with other --epochs gets its own, not a refusal
+    searches = (tmp_path / "work").glob("digits-cnn-channelwise-pareto-digits-*/s*")
+    assert [d.name for d in searches] == ["s2-e1-seed0"]
     haq = next(p for p in result["points"] if p["method"] == "layer-wise HAQ")
     assert haq["weight_bytes"] + haq["param_bytes"] <= flash_budget(experiment, 1.0)  # within its flash budget
     assert all(0 <= p["integer_accuracy"] <= 1 and p["weight_bytes"] > 0 for p in result["points"])

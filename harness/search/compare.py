@@ -178,7 +178,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
                 _with_qat(found, f"haq-{fraction:g}", experiment.qat_epochs, seed)))
         for strength in experiment.strengths:
             settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed)
-            found = search(start, settings, searches / f"s{strength:g}-seed{seed}", train_images,
+            found = search(start, settings, searches / f"s{strength:g}-e{settings.epochs}-seed{seed}", train_images,
                            split.train_labels, graph)
             record({"method": "channel-wise", "seed": seed, "strength": strength} | score(
                 _with_qat(found, f"channelwise-{strength:g}", experiment.qat_epochs, seed)))
