@@ -53,6 +53,18 @@ def test_cli_refuses_a_bad_channel_policy(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "layers.pw1.w_bits" in err[0]
 
 
+def test_weights_and_logits_halves_each_hold_every_class_of_a_sorted_split():
+    from harness.search.channelwise import halves
+
+    labels = np.repeat(np.arange(10), [7, 8, 9, 10, 11, 12, 13, 14, 15, 16])  # sorted by class, as MNIST's
+    first, second = halves(labels, seed=0)
+    assert sorted([*first, *second]) == list(range(len(labels)))
+    for part in (first, second):
+        assert set(labels[part]) == set(range(10))
+    assert np.all(np.abs(np.bincount(labels[first]) - np.bincount(labels[second])) <= 1)
+    assert not np.array_equal(halves(labels, seed=1)[0], first)  # the seed draws the halves
+
+
 def test_pruned_channels_shrink_the_layer_and_its_consumers():
     rng = np.random.default_rng(0)
     bits = [int(b) for b in rng.choice([0, 2, 4, 8], size=32)]

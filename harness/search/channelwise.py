@@ -16,7 +16,7 @@ The loss on the logits' split is cross-entropy + strength * E[bytes] / bytes(all
 latency strength * E[ticks] / ticks(all 8 bits) when asked for (the board's measured table,
 harness.search.channelwise_latency), plus a steep penalty above the hard budget when one is
 given. Weights (and activation clips) train on one half of the training split, logits on the
-other, alternately. Activations stay layer-wise, fixed by the starting policy. At the end each channel takes its most probable precision (a
+other (each class halved at random: `halves`), alternately. Activations stay layer-wise, fixed by the starting policy. At the end each channel takes its most probable precision (a
 channel-less layer keeps its most likely channel), and the policy is written; the normal QAT
 fine-tune, lowering, build and measurement follow (`harness evaluate / build / measure`).
 
@@ -267,9 +267,10 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     with torch.no_grad():  # the costs' scales: every searchable channel at 8 bits
         reference_bytes = float(expected_bytes(arch, start, _all_eight(mixture)))
         reference_ticks = float(_latency(arch, _all_eight(mixture), lines)) if lines else None
+    weights_part, logits_part = halves(np.asarray(labels), settings.seed)
     x, y = nchw(images), torch.tensor(np.asarray(labels), dtype=torch.int64)
-    half = len(x) // 2
-    splits = ((x[:half], y[:half]), (x[half:], y[half:]))  # weights, logits
+    splits = ((x[weights_part], y[weights_part]), (x[logits_part], y[logits_part]))
+    half = len(weights_part)
     loss_fn = nn.CrossEntropyLoss()
     steps = -(-half // BATCH_SIZE)
     for epoch in range(first_epoch, settings.epochs):
@@ -318,6 +319,19 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")
     (out_dir / POLICY_NAME).write_text(json.dumps(document, indent=1) + "\n")
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)
+
+
+def halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the weights' and the logits' halves of the training images: every class split
+    in two at random (seeded), so both halves hold every class whatever the images' order (the
+    MNIST split comes sorted by class)."""
+    rng = np.random.default_rng(seed)
+    first, second = [], []
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        first.append(members[: len(members) // 2])
+        second.append(members[len(members) // 2:])
+    return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
 
 
 def _latency(arch: Architecture, mixture: Mixture, lines: dict):
