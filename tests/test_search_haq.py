@@ -178,3 +178,18 @@ def test_haq_refuses_models_without_training_data_and_bad_settings(capsys):
     assert "--episodes must be at least 1" in capsys.readouterr().err
     assert main(base + ["--latency-weight", "-1"]) == 2
     assert "--latency-weight" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["lenet5-mnist", "digits-cnn"])
+def test_the_accuracy_oracle_fine_tunes_and_scores_on_every_class(model):
+    # MNIST's split comes sorted by class: the first 400 images were 325 zeros and 75 ones.
+    from harness.datasets.registry import model_split
+    from harness.search.accuracy import ShortQAT, scoring_subsets
+
+    architecture = zoo.build(model)
+    split = model_split(architecture, None)
+    train, val = scoring_subsets(split, ShortQAT())
+    for labels, count in ((split.train_labels[train], 400), (split.val_labels[val], ShortQAT().val_images)):
+        per_class = np.bincount(labels, minlength=architecture.num_classes)
+        assert len(labels) == min(count, len(labels)) and per_class.min() > 0
+        assert per_class.max() - per_class.min() <= max(1, per_class.max() // 4), per_class
