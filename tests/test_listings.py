@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -74,3 +75,28 @@ def test_provenance_names_versions_digests_and_commit(tmp_path):
     assert block["board"] == "qemu-m7" and len(block["board_file_sha256"]) == 16
     assert block["firmware_sha256"] != provenance(load_board("qemu-m7"), tmp_path / "other.elf")["firmware_sha256"]
     assert block["packages"]["numpy"] and block["date"].endswith("+00:00") and block["host"]
+
+
+def test_the_commit_is_dirty_for_changed_code_not_for_a_rewritten_results_file(tmp_path, monkeypatch):
+    from harness.measure import provenance as module
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (tmp_path / "results").mkdir()
+    for name in ("code.py", "results/table.json"):
+        (tmp_path / name).write_text("1\n")
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(module, "REPO_ROOT", tmp_path)
+
+    def commit():
+        module.git_commit.cache_clear()
+        return module.git_commit()
+
+    clean = commit()
+    assert len(clean) == 40
+    (tmp_path / "results/table.json").write_text("2\n")
+    assert commit() == clean
+    (tmp_path / "code.py").write_text("2\n")
+    assert commit() == clean + "-dirty"
+    module.git_commit.cache_clear()

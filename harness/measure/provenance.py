@@ -54,13 +54,16 @@ def file_digest(path: Path) -> str:
 
 @cache
 def git_commit() -> str:
-    """The checkout's commit (with "-dirty" when files differ from it), or NOT_A_CHECKOUT."""
+    """The checkout's commit (with "-dirty" when files other than results/ differ from it: an
+    experiment that rewrites a results file does not change the code the commit names), or
+    NOT_A_CHECKOUT."""
     if not (REPO_ROOT / ".git").exists():
         return NOT_A_CHECKOUT
     try:
         commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":(exclude)results"],
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return NOT_A_CHECKOUT
