@@ -1,7 +1,8 @@
 """The weight-streaming engine (fully connected, wide pointwise: mpq_matvec_m7.c) and the
 residual add on the --board target, at every bit combination, through codegen -> build ->
-the device: partial last weight words, a lone last output channel and pixel, an input longer
-than one add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
+the device: partial last weight words, a lone last output channel and pixel, outputs over
+several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group, an input longer than one
+add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
 import pytest
 from support.device_checks import device_mismatches
 
@@ -13,6 +14,8 @@ SHAPES = (
     BenchShape("fc_odd", "fully connected 645 -> 37", "fully_connected", 1, 1, 645, 37, 1, 1, 0, 0.0),
     BenchShape("fc_flat", "fully connected 2x3x12 -> 9", "fully_connected", 2, 3, 12, 9, 1, 1, 0, 0.0),
     BenchShape("pw_wide", "pointwise 1x3x1030 -> 9", "conv2d", 1, 3, 1030, 9, 1, 1, 0, 0.0),
+    BenchShape("fc_chunks", "fully connected 72 -> 133", "fully_connected", 1, 1, 72, 133, 1, 1, 0, 0.0),
+    BenchShape("pw_chunks", "pointwise 1x3x40 -> 131", "conv2d", 1, 3, 40, 131, 1, 1, 0, 0.0),
 )
 
 

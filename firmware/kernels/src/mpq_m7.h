@@ -113,11 +113,7 @@ MPQ_M7_INLINE void mpq_m7_store(uint8_t *row, uint32_t i, uint32_t bits, int32_t
  * (mpq_m7_store_as), so their rows need no clearing. */
 static inline void mpq_m7_clear_outputs(uint8_t *row, const mpq_dims_t *out) {
     if (out->bits < 8u) {
-        if (out->row_c == 0u) {
-            mpq_clear_row(row, out->c, out->bits); /* whole rows: the short way */
-        } else {
-            mpq_clear_outputs(row, out);
-        }
+        mpq_clear_outputs(row, out);
     }
 }
 
@@ -274,10 +270,20 @@ static inline uint32_t mpq_m7_matvec_padded(uint32_t cin, uint32_t w_bits) {
     return (cin + per_word - 1u) / per_word * per_word;
 }
 
-/* Work buffer: one unpacked pixel and the columns of up to two pixels, int16 [padded] each. */
+/* Output channels whose sums the engine keeps (per pixel) before it requantizes and stores them. */
+#define MPQ_M7_MATVEC_CHUNK 64u
+
+/* Columns the engine unpacks at once for a layer of `pixels` pixels (one or two). */
+static inline uint32_t mpq_m7_matvec_columns(uint32_t pixels) {
+    return pixels < 2u ? 1u : 2u;
+}
+
+/* Work buffer: one unpacked pixel and the columns, int16 [padded] each, then the sums of a chunk
+ * of output channels of each column, int32 [columns][MPQ_M7_MATVEC_CHUNK]. */
 static inline int mpq_m7_matvec_fits(uint32_t cin, uint32_t w_bits, uint32_t pixels) {
-    const uint32_t columns = pixels < 2u ? pixels : 2u;
-    return (1u + columns) * mpq_m7_matvec_padded(cin, w_bits) * (uint32_t)sizeof(int16_t) <= MPQ_M7_WORK_BYTES;
+    const uint32_t columns = mpq_m7_matvec_columns(pixels);
+    return (1u + columns) * mpq_m7_matvec_padded(cin, w_bits) * (uint32_t)sizeof(int16_t) +
+               columns * MPQ_M7_MATVEC_CHUNK * (uint32_t)sizeof(int32_t) <= MPQ_M7_WORK_BYTES;
 }
 
 /* Runs the engine into y (channels c0 .. c0 + c - 1 of rows of mpq_row_channels(out) values at out->bits,

@@ -150,20 +150,22 @@ static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels,
 static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *acc, const mpq_requant_t *rq,
                           const mpq_dims_t *out) {
     const uint32_t at = out->c0 + o;
+    const int32_t *mult = rq->mult + o; /* locals: the stores through row may alias *rq */
+    const int8_t *shift = rq->shift + o;
     switch (out->bits) {
     case 8u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, at + i, 8u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 8u, acc[i], mult[i], shift[i], MPQ_M7_RQ_SMALL);
         }
         break;
     case 4u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, at + i, 4u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 4u, acc[i], mult[i], shift[i], MPQ_M7_RQ_SMALL);
         }
         break;
     case 2u:
         for (uint32_t i = 0; i < n; ++i) {
-            mpq_m7_store_as(row, at + i, 2u, acc[i], rq->mult[o + i], rq->shift[o + i], MPQ_M7_RQ_SMALL);
+            mpq_m7_store_as(row, at + i, 2u, acc[i], mult[i], shift[i], MPQ_M7_RQ_SMALL);
         }
         break;
     default:
@@ -174,29 +176,339 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
     }
 }
 
+/* acc[r] = w[r] . x for four consecutive rows of 8-bit weights from r0 (w_row bytes apart), over
+ * `words` weight words of one pixel. Each word costs its four weight loads, one load of its two
+ * lane words, eight widenings and eight SMLADs: with the DSP extension the loop is written out,
+ * as the compiler spills the row pointers of this loop to the stack; elsewhere (the host tests)
+ * the same arithmetic in C. */
+__attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
+                                              int32_t *acc) {
+    const uint8_t *ra = r0, *rb = r0 + 2u * w_row;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const mpq_word_t *end = x + 2u * words;
+#if MPQ_HAVE_DSP
+    if (x != end) {
+        uint32_t x0, x1, w, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+            "ldr    %[w], [%[ra], %[s]]\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a1], %[x0], %[t], %[a1]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a1], %[x1], %[t], %[a1]\n\t"
+            "ldr    %[w], [%[ra]], #4\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a0], %[x0], %[t], %[a0]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a0], %[x1], %[t], %[a0]\n\t"
+            "ldr    %[w], [%[rb], %[s]]\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a3], %[x0], %[t], %[a3]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a3], %[x1], %[t], %[a3]\n\t"
+            "ldr    %[w], [%[rb]], #4\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a2], %[x0], %[t], %[a2]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a2], %[x1], %[t], %[a2]\n\t"
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [ra] "+r"(ra), [rb] "+r"(rb),
+              [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1), [w] "=&r"(w), [t] "=&r"(t)
+            : [s] "r"(w_row), [end] "r"(end)
+            : "cc", "memory");
+    }
+#else
+    for (; x != end; x += 2) {
+        const uint32_t x0 = x[0], x1 = x[1];
+        uint32_t w = load_word(ra + w_row);
+        a1 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a1));
+        w = load_word(ra);
+        ra += 4;
+        a0 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a0));
+        w = load_word(rb + w_row);
+        a3 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a3));
+        w = load_word(rb);
+        rb += 4;
+        a2 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a2));
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* acc[MPQ_MV_ROWS * p + r] = w[r] . x[p] for two consecutive rows r of 8-bit weights from r0
+ * (w_row bytes apart) and two pixels p, over `words` weight words: per word, one load of each
+ * pixel's two lane words, two weight loads, four widenings and eight SMLADs (written out with
+ * the DSP extension, as dot4_w8; the same arithmetic in C elsewhere). */
+__attribute__((noinline)) static void dot2x2_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x,
+                                                uint32_t words, int32_t *acc) {
+    const uint8_t *ra = r0;
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* pixel, row */
+    const mpq_word_t *end = x + 4u * words;
+#if MPQ_HAVE_DSP
+    if (x != end) {
+        uint32_t xa0, xa1, xb0, xb1, w, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd   %[xa0], %[xa1], [%[x]], #8\n\t"
+            "ldrd   %[xb0], %[xb1], [%[x]], #8\n\t"
+            "ldr    %[w], [%[ra], %[s]]\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a01], %[xa0], %[t], %[a01]\n\t"
+            "smlad  %[a11], %[xb0], %[t], %[a11]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a01], %[xa1], %[t], %[a01]\n\t"
+            "smlad  %[a11], %[xb1], %[t], %[a11]\n\t"
+            "ldr    %[w], [%[ra]], #4\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a00], %[xa0], %[t], %[a00]\n\t"
+            "smlad  %[a10], %[xb0], %[t], %[a10]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a00], %[xa1], %[t], %[a00]\n\t"
+            "smlad  %[a10], %[xb1], %[t], %[a10]\n\t"
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b\n\t"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [ra] "+r"(ra), [x] "+r"(x),
+              [xa0] "=&r"(xa0), [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [w] "=&r"(w), [t] "=&r"(t)
+            : [s] "r"(w_row), [end] "r"(end)
+            : "cc", "memory");
+    }
+#else
+    for (; x != end; x += 4) {
+        uint32_t w = load_word(ra + w_row);
+        a01 = mpq_smlad(x[1], mpq_sxtb16_ror8(w), mpq_smlad(x[0], mpq_sxtb16(w), a01));
+        a11 = mpq_smlad(x[3], mpq_sxtb16_ror8(w), mpq_smlad(x[2], mpq_sxtb16(w), a11));
+        w = load_word(ra);
+        ra += 4;
+        a00 = mpq_smlad(x[1], mpq_sxtb16_ror8(w), mpq_smlad(x[0], mpq_sxtb16(w), a00));
+        a10 = mpq_smlad(x[3], mpq_sxtb16_ror8(w), mpq_smlad(x[2], mpq_sxtb16(w), a10));
+    }
+#endif
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[MPQ_MV_ROWS] = a10;
+    acc[MPQ_MV_ROWS + 1u] = a11;
+}
+
+/* acc[r] = 16 * (w[r] . x) for two consecutive rows r of 4-bit weights from r0 (w_row bytes
+ * apart) and one pixel, over `words` weight words: per word, two loads of the pixel's four lane
+ * words, and per row one load, two maskings (codes 0, 2, 4, 6 then 1, 3, 5, 7 at the bytes'
+ * tops, as mac_word), four widenings and four SMLADs (written out with the DSP extension, as
+ * dot4_w8; the same arithmetic in C elsewhere). */
+__attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
+                                              int32_t *acc) {
+    const uint32_t mask = 0xF0F0F0F0u;
+    const uint8_t *ra = r0;
+    int32_t a0 = 0, a1 = 0;
+    const mpq_word_t *end = x + 4u * words;
+#if MPQ_HAVE_DSP
+    if (x != end) {
+        uint32_t x0, x1, x2, x3, w, t = words, u; /* t holds words until the first word is read */
+        /* one word if they are odd, then two per turn of the loop (its cmp and branch paid
+         * every other word) */
+#define MPQ_DOT2_W4_WORD \
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+            "ldrd   %[x2], %[x3], [%[x]], #8\n\t" \
+            "ldr    %[w], [%[ra], %[s]]\n\t" \
+            "and    %[t], %[mask], %[w], lsl #4\n\t" \
+            "sxtb16 %[u], %[t]\n\t" \
+            "smlad  %[a1], %[x0], %[u], %[a1]\n\t" \
+            "sxtb16 %[u], %[t], ror #8\n\t" \
+            "smlad  %[a1], %[x1], %[u], %[a1]\n\t" \
+            "and    %[t], %[w], %[mask]\n\t" \
+            "sxtb16 %[u], %[t]\n\t" \
+            "smlad  %[a1], %[x2], %[u], %[a1]\n\t" \
+            "sxtb16 %[u], %[t], ror #8\n\t" \
+            "smlad  %[a1], %[x3], %[u], %[a1]\n\t" \
+            "ldr    %[w], [%[ra]], #4\n\t" \
+            "and    %[t], %[mask], %[w], lsl #4\n\t" \
+            "sxtb16 %[u], %[t]\n\t" \
+            "smlad  %[a0], %[x0], %[u], %[a0]\n\t" \
+            "sxtb16 %[u], %[t], ror #8\n\t" \
+            "smlad  %[a0], %[x1], %[u], %[a0]\n\t" \
+            "and    %[t], %[w], %[mask]\n\t" \
+            "sxtb16 %[u], %[t]\n\t" \
+            "smlad  %[a0], %[x2], %[u], %[a0]\n\t" \
+            "sxtb16 %[u], %[t], ror #8\n\t" \
+            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
+        __asm__ volatile(
+            "tst    %[t], #1\n\t"
+            "beq    2f\n\t"
+            MPQ_DOT2_W4_WORD
+            "cmp    %[x], %[end]\n\t"
+            "beq    3f\n\t"
+            "2:\n\t"
+            MPQ_DOT2_W4_WORD
+            MPQ_DOT2_W4_WORD
+            "cmp    %[x], %[end]\n\t"
+            "bne    2b\n\t"
+            "3:\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
+              [x2] "=&r"(x2), [x3] "=&r"(x3), [w] "=&r"(w), [t] "+&r"(t), [u] "=&r"(u)
+            : [s] "r"(w_row), [end] "r"(end), [mask] "r"(mask)
+            : "cc", "memory");
+#undef MPQ_DOT2_W4_WORD
+    }
+#else
+    for (; x != end; x += 4) {
+        for (uint32_t r = 2u; r-- > 0u;) {
+            const uint32_t w = load_word(ra + r * w_row);
+            const uint32_t lo = mpq_and_lsl4(mask, w), hi = w & mask;
+            int32_t a = r == 0u ? a0 : a1;
+            a = mpq_smlad(x[1], mpq_sxtb16_ror8(lo), mpq_smlad(x[0], mpq_sxtb16(lo), a));
+            a = mpq_smlad(x[3], mpq_sxtb16_ror8(hi), mpq_smlad(x[2], mpq_sxtb16(hi), a));
+            if (r == 0u) {
+                a0 = a;
+            } else {
+                a1 = a;
+            }
+        }
+        ra += 4;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc[r] = 64 * (w[r] . x) for two consecutive rows r of 2-bit weights from r0 (w_row bytes
+ * apart) and one pixel, over `words` weight words: the pixel's eight lane words of a weight word
+ * in two halves of four, and per half and row one weight load, two maskings (codes 0 and 1 of
+ * each byte at its top, then 2 and 3, as mac_word), four widenings and four SMLADs (written out
+ * with the DSP extension, as dot4_w8; the same arithmetic in C elsewhere). */
+__attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
+                                              int32_t *acc) {
+    const uint32_t mask = 0xC0C0C0C0u;
+    const uint8_t *ra = r0;
+    int32_t a0 = 0, a1 = 0;
+    const mpq_word_t *end = x + 8u * words;
+#if MPQ_HAVE_DSP
+    if (x != end) {
+        uint32_t x0, x1, x2, x3, w, t, u;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+            "ldrd   %[x2], %[x3], [%[x]], #8\n\t"
+            "ldr    %[w], [%[ra], %[s]]\n\t"
+            "and    %[t], %[mask], %[w], lsl #6\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a1], %[x0], %[u], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a1], %[x1], %[u], %[a1]\n\t"
+            "and    %[t], %[mask], %[w], lsl #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a1], %[x2], %[u], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a1], %[x3], %[u], %[a1]\n\t"
+            "ldr    %[w], [%[ra]]\n\t"
+            "and    %[t], %[mask], %[w], lsl #6\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a0], %[x0], %[u], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a0], %[x1], %[u], %[a0]\n\t"
+            "and    %[t], %[mask], %[w], lsl #4\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a0], %[x2], %[u], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+            "ldrd   %[x2], %[x3], [%[x]], #8\n\t"
+            "ldr    %[w], [%[ra], %[s]]\n\t"
+            "and    %[t], %[mask], %[w], lsl #2\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a1], %[x0], %[u], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a1], %[x1], %[u], %[a1]\n\t"
+            "and    %[t], %[w], %[mask]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a1], %[x2], %[u], %[a1]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a1], %[x3], %[u], %[a1]\n\t"
+            "ldr    %[w], [%[ra]], #4\n\t"
+            "and    %[t], %[mask], %[w], lsl #2\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a0], %[x0], %[u], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a0], %[x1], %[u], %[a0]\n\t"
+            "and    %[t], %[w], %[mask]\n\t"
+            "sxtb16 %[u], %[t]\n\t"
+            "smlad  %[a0], %[x2], %[u], %[a0]\n\t"
+            "sxtb16 %[u], %[t], ror #8\n\t"
+            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
+              [x2] "=&r"(x2), [x3] "=&r"(x3), [w] "=&r"(w), [t] "=&r"(t), [u] "=&r"(u)
+            : [s] "r"(w_row), [end] "r"(end), [mask] "r"(mask)
+            : "cc", "memory");
+    }
+#else
+    for (; x != end; x += 8) {
+        for (uint32_t r = 0; r < 2u; ++r) {
+            const uint32_t w = load_word(ra + r * w_row);
+            int32_t a = r == 0u ? a0 : a1;
+            for (uint32_t q = 0; q < 4u; ++q) { /* code q of each byte at the byte's top */
+                const uint32_t m = q == 0u ? mpq_and_lsl6(mask, w) : q == 1u ? mpq_and_lsl4(mask, w)
+                                   : q == 2u ? mpq_and_lsl2(mask, w) : w & mask;
+                a = mpq_smlad(x[2u * q + 1u], mpq_sxtb16_ror8(m), mpq_smlad(x[2u * q], mpq_sxtb16(m), a));
+            }
+            if (r == 0u) {
+                a0 = a;
+            } else {
+                a1 = a;
+            }
+        }
+        ra += 4;
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
 /* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
- * columns are in cols; bits a constant after inlining. */
+ * columns are in cols, as bias + dot product into sums[p * MPQ_M7_MATVEC_CHUNK + o - o0]; bits a
+ * constant after inlining. */
 MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, uint32_t rows,
-                                   uint32_t o, const mpq_word_t *cols, const mpq_requant_t *rq,
-                                   const mpq_dims_t *out, uint8_t *y0) {
+                                   uint32_t o, uint32_t o0, const mpq_word_t *cols, const mpq_requant_t *rq,
+                                   int32_t *sums) {
     const uint32_t per_word = 32u / bits;
     const int32_t scale = bits == 8u ? 1 : bits == 4u ? 16 : 64;
     const uint32_t w_row = mpq_row_bytes(m->cin, bits);
     const uint32_t full = m->cin / per_word;
     const uint32_t tail_values = m->cin - full * per_word;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
-    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     const uint8_t *r0 = m->w + o * w_row;
     const mpq_word_t *x = cols;
-    int32_t acc[2u * MPQ_MV_ROWS] = {0};
+    int32_t acc[2u * MPQ_MV_ROWS];
     uint32_t w[MPQ_MV_ROWS];
-#pragma GCC unroll 2
-    for (uint32_t j = 0; j < full; ++j, x += step) {
-#pragma GCC unroll 4
-        for (uint32_t r = 0; r < rows; ++r) {
-            w[r] = load_word(r0 + r * w_row + 4u * j);
+    if (bits == 8u && pixels == 1u && rows == 4u) {
+        dot4_w8(r0, w_row, x, full, acc);
+        x += step * full;
+    } else if (bits == 8u && pixels == 2u && rows == 2u) {
+        dot2x2_w8(r0, w_row, x, full, acc);
+        x += step * full;
+    } else if (bits == 4u && pixels == 1u && rows == 2u) {
+        dot2_w4(r0, w_row, x, full, acc);
+        x += step * full;
+    } else if (bits == 2u && pixels == 1u && rows == 2u) {
+        dot2_w2(r0, w_row, x, full, acc);
+        x += step * full;
+    } else {
+#pragma GCC unroll 8
+        for (uint32_t i = 0; i < 2u * MPQ_MV_ROWS; ++i) {
+            acc[i] = 0;
         }
-        mac_word(w, rows, bits, x, pixels, acc);
+#pragma GCC unroll 2
+        for (uint32_t j = 0; j < full; ++j, x += step) {
+#pragma GCC unroll 4
+            for (uint32_t r = 0; r < rows; ++r) {
+                w[r] = load_word(r0 + r * w_row + 4u * j);
+            }
+            mac_word(w, rows, bits, x, pixels, acc);
+        }
     }
     if (tail_values != 0u) {
 #pragma GCC unroll 4
@@ -207,35 +519,43 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     }
 #pragma GCC unroll 4
     for (uint32_t p = 0; p < pixels; ++p) {
-        int32_t sums[MPQ_MV_ROWS]; /* a copy: acc stays in registers */
 #pragma GCC unroll 4
         for (uint32_t r = 0; r < rows; ++r) {
-            sums[r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
+            sums[p * MPQ_M7_MATVEC_CHUNK + o - o0 + r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
-        write_outputs(y0 + p * y_row, o, rows, sums, rq, out);
     }
 }
 
-/* Every output channel of `pixels` (1 or 2, a constant) pixels: four channels at a time for one
- * pixel, two for two (what the registers hold), then one by one. */
+/* Every output channel of `pixels` (1 or 2, a constant) pixels, a chunk of MPQ_M7_MATVEC_CHUNK at a
+ * time: four channels at a time for one pixel, two for two (what the registers hold), then one
+ * by one, their sums into `sums` ([pixels][MPQ_M7_MATVEC_CHUNK]); then the chunk's outputs are
+ * requantized and stored, so the store loop's set-up is paid once per chunk. */
 MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, const mpq_word_t *cols,
-                               const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0) {
+                               const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0, int32_t *sums) {
     const uint32_t group = pixels == 1u && bits == 8u ? 4u : 2u;
-    uint32_t o = 0;
-    for (; o + group <= out->c; o += group) {
-        stream_channels(m, bits, pixels, group, o, cols, rq, out, y0);
-    }
-    for (; o < out->c; ++o) {
-        stream_channels(m, bits, pixels, 1u, o, cols, rq, out, y0);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
+    for (uint32_t o0 = 0; o0 < out->c; o0 += MPQ_M7_MATVEC_CHUNK) {
+        const uint32_t n = out->c - o0 < MPQ_M7_MATVEC_CHUNK ? out->c - o0 : MPQ_M7_MATVEC_CHUNK;
+        uint32_t o = o0;
+        for (; o + group <= o0 + n; o += group) {
+            stream_channels(m, bits, pixels, group, o, o0, cols, rq, sums);
+        }
+        for (; o < o0 + n; ++o) {
+            stream_channels(m, bits, pixels, 1u, o, o0, cols, rq, sums);
+        }
+        for (uint32_t p = 0; p < pixels; ++p) {
+            write_outputs(y0 + p * y_row, o0, n, sums + p * MPQ_M7_MATVEC_CHUNK, rq, out);
+        }
     }
 }
 
 MPQ_M7_INLINE void stream_pixels(const mpq_m7_matvec_t *m, uint32_t bits, const mpq_word_t *cols,
-                                 uint32_t pixels, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
+                                 uint32_t pixels, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y,
+                                 int32_t *sums) {
     if (pixels == 2u) {
-        stream_rows(m, bits, 2u, cols, rq, out, y);
+        stream_rows(m, bits, 2u, cols, rq, out, y, sums);
     } else {
-        stream_rows(m, bits, 1u, cols, rq, out, y);
+        stream_rows(m, bits, 1u, cols, rq, out, y, sums);
     }
 }
 
@@ -244,6 +564,7 @@ void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp = (int16_t *)(void *)mpq_m7_work;
     int16_t *cols = tmp + padded;
+    int32_t *sums = (int32_t *)(void *)(cols + mpq_m7_matvec_columns(m->pixels) * padded); /* padded: 4k */
     for (uint32_t p = 0; p < m->pixels; p += 2u) {
         const uint32_t pixels = m->pixels - p < 2u ? 1u : 2u;
         uint8_t *yp = y + p * y_row;
@@ -254,13 +575,13 @@ void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_
         }
         switch (m->w_bits) {
         case 8u:
-            stream_pixels(m, 8u, (const mpq_word_t *)cols, pixels, rq, out, yp);
+            stream_pixels(m, 8u, (const mpq_word_t *)cols, pixels, rq, out, yp, sums);
             break;
         case 4u:
-            stream_pixels(m, 4u, (const mpq_word_t *)cols, pixels, rq, out, yp);
+            stream_pixels(m, 4u, (const mpq_word_t *)cols, pixels, rq, out, yp, sums);
             break;
         default:
-            stream_pixels(m, 2u, (const mpq_word_t *)cols, pixels, rq, out, yp);
+            stream_pixels(m, 2u, (const mpq_word_t *)cols, pixels, rq, out, yp, sums);
             break;
         }
     }
