@@ -176,17 +176,19 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
     }
 }
 
+/* ---- written-out inner loops (DSP extension): the common cases of stream_channels ----
+ * The same arithmetic as its generic loop (mac_word), in inline assembly: compiled, these loops
+ * spill their row pointers to the stack and reload them every turn. The host build (no DSP
+ * extension) runs the generic loop, which the host tests check; the device tests check these. */
+#if MPQ_HAVE_DSP
 /* acc[r] = w[r] . x for four consecutive rows of 8-bit weights from r0 (w_row bytes apart), over
  * `words` weight words of one pixel. Each word costs its four weight loads, one load of its two
- * lane words, eight widenings and eight SMLADs: with the DSP extension the loop is written out,
- * as the compiler spills the row pointers of this loop to the stack; elsewhere (the host tests)
- * the same arithmetic in C. */
+ * lane words, eight widenings and eight SMLADs. */
 __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint8_t *ra = r0, *rb = r0 + 2u * w_row;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const mpq_word_t *end = x + 2u * words;
-#if MPQ_HAVE_DSP
     if (x != end) {
         uint32_t x0, x1, w, t;
         __asm__ volatile(
@@ -219,21 +221,6 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
             : [s] "r"(w_row), [end] "r"(end)
             : "cc", "memory");
     }
-#else
-    for (; x != end; x += 2) {
-        const uint32_t x0 = x[0], x1 = x[1];
-        uint32_t w = load_word(ra + w_row);
-        a1 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a1));
-        w = load_word(ra);
-        ra += 4;
-        a0 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a0));
-        w = load_word(rb + w_row);
-        a3 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a3));
-        w = load_word(rb);
-        rb += 4;
-        a2 = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), a2));
-    }
-#endif
     acc[0] = a0;
     acc[1] = a1;
     acc[2] = a2;
@@ -242,14 +229,12 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
 
 /* acc[MPQ_MV_ROWS * p + r] = w[r] . x[p] for two consecutive rows r of 8-bit weights from r0
  * (w_row bytes apart) and two pixels p, over `words` weight words: per word, one load of each
- * pixel's two lane words, two weight loads, four widenings and eight SMLADs (written out with
- * the DSP extension, as dot4_w8; the same arithmetic in C elsewhere). */
+ * pixel's two lane words, two weight loads, four widenings and eight SMLADs. */
 __attribute__((noinline)) static void dot2x2_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x,
                                                 uint32_t words, int32_t *acc) {
     const uint8_t *ra = r0;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0; /* pixel, row */
     const mpq_word_t *end = x + 4u * words;
-#if MPQ_HAVE_DSP
     if (x != end) {
         uint32_t xa0, xa1, xb0, xb1, w, t;
         __asm__ volatile(
@@ -277,17 +262,6 @@ __attribute__((noinline)) static void dot2x2_w8(const uint8_t *r0, uint32_t w_ro
             : [s] "r"(w_row), [end] "r"(end)
             : "cc", "memory");
     }
-#else
-    for (; x != end; x += 4) {
-        uint32_t w = load_word(ra + w_row);
-        a01 = mpq_smlad(x[1], mpq_sxtb16_ror8(w), mpq_smlad(x[0], mpq_sxtb16(w), a01));
-        a11 = mpq_smlad(x[3], mpq_sxtb16_ror8(w), mpq_smlad(x[2], mpq_sxtb16(w), a11));
-        w = load_word(ra);
-        ra += 4;
-        a00 = mpq_smlad(x[1], mpq_sxtb16_ror8(w), mpq_smlad(x[0], mpq_sxtb16(w), a00));
-        a10 = mpq_smlad(x[3], mpq_sxtb16_ror8(w), mpq_smlad(x[2], mpq_sxtb16(w), a10));
-    }
-#endif
     acc[0] = a00;
     acc[1] = a01;
     acc[MPQ_MV_ROWS] = a10;
@@ -297,15 +271,13 @@ __attribute__((noinline)) static void dot2x2_w8(const uint8_t *r0, uint32_t w_ro
 /* acc[r] = 16 * (w[r] . x) for two consecutive rows r of 4-bit weights from r0 (w_row bytes
  * apart) and one pixel, over `words` weight words: per word, two loads of the pixel's four lane
  * words, and per row one load, two maskings (codes 0, 2, 4, 6 then 1, 3, 5, 7 at the bytes'
- * tops, as mac_word), four widenings and four SMLADs (written out with the DSP extension, as
- * dot4_w8; the same arithmetic in C elsewhere). */
+ * tops, as mac_word), four widenings and four SMLADs. */
 __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint32_t mask = 0xF0F0F0F0u;
     const uint8_t *ra = r0;
     int32_t a0 = 0, a1 = 0;
     const mpq_word_t *end = x + 4u * words;
-#if MPQ_HAVE_DSP
     if (x != end) {
         uint32_t x0, x1, x2, x3, w, t = words, u; /* t holds words until the first word is read */
         /* one word if they are odd, then two per turn of the loop (its cmp and branch paid
@@ -353,23 +325,6 @@ __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row,
             : "cc", "memory");
 #undef MPQ_DOT2_W4_WORD
     }
-#else
-    for (; x != end; x += 4) {
-        for (uint32_t r = 2u; r-- > 0u;) {
-            const uint32_t w = load_word(ra + r * w_row);
-            const uint32_t lo = mpq_and_lsl4(mask, w), hi = w & mask;
-            int32_t a = r == 0u ? a0 : a1;
-            a = mpq_smlad(x[1], mpq_sxtb16_ror8(lo), mpq_smlad(x[0], mpq_sxtb16(lo), a));
-            a = mpq_smlad(x[3], mpq_sxtb16_ror8(hi), mpq_smlad(x[2], mpq_sxtb16(hi), a));
-            if (r == 0u) {
-                a0 = a;
-            } else {
-                a1 = a;
-            }
-        }
-        ra += 4;
-    }
-#endif
     acc[0] = a0;
     acc[1] = a1;
 }
@@ -377,15 +332,13 @@ __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row,
 /* acc[r] = 64 * (w[r] . x) for two consecutive rows r of 2-bit weights from r0 (w_row bytes
  * apart) and one pixel, over `words` weight words: the pixel's eight lane words of a weight word
  * in two halves of four, and per half and row one weight load, two maskings (codes 0 and 1 of
- * each byte at its top, then 2 and 3, as mac_word), four widenings and four SMLADs (written out
- * with the DSP extension, as dot4_w8; the same arithmetic in C elsewhere). */
+ * each byte at its top, then 2 and 3, as mac_word), four widenings and four SMLADs. */
 __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint32_t mask = 0xC0C0C0C0u;
     const uint8_t *ra = r0;
     int32_t a0 = 0, a1 = 0;
     const mpq_word_t *end = x + 8u * words;
-#if MPQ_HAVE_DSP
     if (x != end) {
         uint32_t x0, x1, x2, x3, w, t, u;
         __asm__ volatile(
@@ -445,28 +398,33 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
             : [s] "r"(w_row), [end] "r"(end), [mask] "r"(mask)
             : "cc", "memory");
     }
-#else
-    for (; x != end; x += 8) {
-        for (uint32_t r = 0; r < 2u; ++r) {
-            const uint32_t w = load_word(ra + r * w_row);
-            int32_t a = r == 0u ? a0 : a1;
-            for (uint32_t q = 0; q < 4u; ++q) { /* code q of each byte at the byte's top */
-                const uint32_t m = q == 0u ? mpq_and_lsl6(mask, w) : q == 1u ? mpq_and_lsl4(mask, w)
-                                   : q == 2u ? mpq_and_lsl2(mask, w) : w & mask;
-                a = mpq_smlad(x[2u * q + 1u], mpq_sxtb16_ror8(m), mpq_smlad(x[2u * q], mpq_sxtb16(m), a));
-            }
-            if (r == 0u) {
-                a0 = a;
-            } else {
-                a1 = a;
-            }
-        }
-        ra += 4;
-    }
-#endif
     acc[0] = a0;
     acc[1] = a1;
 }
+
+/* Runs the written-out loop of (bits, pixels, rows) into acc, if there is one: 1 when it ran. */
+MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows, const uint8_t *r0, uint32_t w_row,
+                                  const mpq_word_t *x, uint32_t words, int32_t *acc) {
+    if (bits == 8u && pixels == 1u && rows == 4u) {
+        dot4_w8(r0, w_row, x, words, acc);
+    } else if (bits == 8u && pixels == 2u && rows == 2u) {
+        dot2x2_w8(r0, w_row, x, words, acc);
+    } else if (bits == 4u && pixels == 1u && rows == 2u) {
+        dot2_w4(r0, w_row, x, words, acc);
+    } else if (bits == 2u && pixels == 1u && rows == 2u) {
+        dot2_w2(r0, w_row, x, words, acc);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+#else
+MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows, const uint8_t *r0, uint32_t w_row,
+                                  const mpq_word_t *x, uint32_t words, int32_t *acc) {
+    (void)bits, (void)pixels, (void)rows, (void)r0, (void)w_row, (void)x, (void)words, (void)acc;
+    return 0;
+}
+#endif
 
 /* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
  * columns are in cols, as bias + dot product into sums[p * MPQ_M7_MATVEC_CHUNK + o - o0]; bits a
@@ -484,17 +442,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     const mpq_word_t *x = cols;
     int32_t acc[2u * MPQ_MV_ROWS];
     uint32_t w[MPQ_MV_ROWS];
-    if (bits == 8u && pixels == 1u && rows == 4u) {
-        dot4_w8(r0, w_row, x, full, acc);
-        x += step * full;
-    } else if (bits == 8u && pixels == 2u && rows == 2u) {
-        dot2x2_w8(r0, w_row, x, full, acc);
-        x += step * full;
-    } else if (bits == 4u && pixels == 1u && rows == 2u) {
-        dot2_w4(r0, w_row, x, full, acc);
-        x += step * full;
-    } else if (bits == 2u && pixels == 1u && rows == 2u) {
-        dot2_w2(r0, w_row, x, full, acc);
+    if (dot_written_out(bits, pixels, rows, r0, w_row, x, full, acc)) {
         x += step * full;
     } else {
 #pragma GCC unroll 8
