@@ -49,12 +49,35 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
     acc[3] = a11;
 }
 
+/* The 2 x 2 blocks of channels (o, o + 1) along the `pixels` pixels, requantized with mode (a
+ * constant after inlining: MPQ_M7_RQ_NARROW when both shifts exceed 32) and stored. */
+MPQ_M7_INLINE void pair_outputs(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp, uint32_t pixels, int second,
+                                const int32_t bias[2], const int32_t mult[2], const int32_t shift[2], int mode,
+                                uint32_t out_bits, uint8_t *y, uint32_t y_row, uint32_t at) {
+    for (uint32_t p = 0; p < pixels; p += 2u, y += 2u * y_row) {
+        const int pair = p + 1u < pixels;
+        int32_t acc[4] = {bias[0], bias[0], bias[1], bias[1]};
+        dot_2x2(cols + p / 2u * kp, w, kp, acc);
+        mpq_m7_store_as(y, at, out_bits, acc[0], mult[0], shift[0], mode);
+        if (pair) {
+            mpq_m7_store_as(y + y_row, at, out_bits, acc[1], mult[0], shift[0], mode);
+        }
+        if (second) {
+            mpq_m7_store_as(y, at + 1u, out_bits, acc[2], mult[1], shift[1], mode);
+            if (pair) {
+                mpq_m7_store_as(y + y_row, at + 1u, out_bits, acc[3], mult[1], shift[1], mode);
+            }
+        }
+    }
+}
+
 /* Output channels o0 .. o0 + n - 1 of the `pixels` pixels whose interleaved column pairs are
  * in cols (kp words a pair), stored at positions c0 + o0 .. of their rows y, y + y_row, ...
  * (c0: the output-channel window's offset from y, a constant 0 where it can be): for each channel pair, 2 x 2 blocks
  * along the pixels, requantized and stored with out_bits a constant after inlining. A channel
  * pair's bias, multipliers and shifts are read once for all the pixels (before the stores: a
- * byte store may alias them). */
+ * byte store may alias them), and whether both shifts take the narrow requantization is decided
+ * once for them too. */
 MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
                                  uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
                                  uint32_t y_row, uint32_t c0) {
@@ -62,26 +85,14 @@ MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows,
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
         const int second = i + 1u < n;
-        const int32_t b0 = rq->bias[o], b1 = second ? rq->bias[o + 1u] : 0;
-        const int32_t m0 = raw ? 0 : rq->mult[o], s0 = raw ? 1 : rq->shift[o];
-        const int32_t m1 = raw || !second ? 0 : rq->mult[o + 1u], s1 = raw || !second ? 1 : rq->shift[o + 1u];
+        const int32_t bias[2] = {rq->bias[o], second ? rq->bias[o + 1u] : 0};
+        const int32_t mult[2] = {raw ? 0 : rq->mult[o], raw || !second ? 0 : rq->mult[o + 1u]};
+        const int32_t shift[2] = {raw ? 1 : rq->shift[o], raw || !second ? 33 : rq->shift[o + 1u]};
         const mpq_word_t *w = rows + i / 2u * kp;
-        const uint32_t at = c0 + o;
-        uint8_t *y0 = y;
-        for (uint32_t p = 0; p < pixels; p += 2u, y0 += 2u * y_row) {
-            const int pair = p + 1u < pixels;
-            int32_t acc[4] = {b0, b0, b1, b1};
-            dot_2x2(cols + p / 2u * kp, w, kp, acc);
-            mpq_m7_store(y0, at, out_bits, acc[0], m0, s0);
-            if (pair) {
-                mpq_m7_store(y0 + y_row, at, out_bits, acc[1], m0, s0);
-            }
-            if (second) {
-                mpq_m7_store(y0, at + 1u, out_bits, acc[2], m1, s1);
-                if (pair) {
-                    mpq_m7_store(y0 + y_row, at + 1u, out_bits, acc[3], m1, s1);
-                }
-            }
+        if (!raw && shift[0] > 32 && shift[1] > 32) {
+            pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_NARROW, out_bits, y, y_row, c0 + o);
+        } else {
+            pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, out_bits, y, y_row, c0 + o);
         }
     }
 }
