@@ -249,6 +249,17 @@ def test_compiles_for_cortex_m7_with_a_small_stack(source, tmp_path):
         assert kind == "static" and int(size) <= MAX_STACK_BYTES, f"{function}: {size} bytes of stack ({kind})"
 
 
+@pytest.mark.tools("arm-none-eabi-gcc")
+@pytest.mark.parametrize("flags", [("-O0",), ("-O2", "-fno-omit-frame-pointer", "-DMPQ_M7_NO_ASM")], ids=" ".join)
+def test_compiles_for_cortex_m7_unoptimized_or_with_a_frame_pointer(flags, tmp_path):
+    # the exported library is built with the user's flags: the inline assembly must not stop it
+    for source in SOURCES:
+        cmd = ["arm-none-eabi-gcc", *(f for f in ARM_CFLAGS if f != "-O2"), *flags,
+               f"-I{source.parent.parent / 'include'}", "-c", str(source), "-o", str(tmp_path / "kernel.o")]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0 and not result.stderr, f"{source.name}: {result.stderr}"
+
+
 @pytest.mark.parametrize("bits", [(8, 8, 8), (2, 4, 4), (4, 2, 32)], ids=str)
 def test_m7_weight_chunks_match_reference(kernels, bits):
     """A conv whose unpacked weights exceed the _m7 work buffer: 67 output channels in chunks of

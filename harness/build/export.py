@@ -203,5 +203,10 @@ Make: `include mpq_model.mk`, then add `$(MPQ_MODEL_SRC)` to your sources and
 CMake: `add_subdirectory(path/to/this/directory)` (or `include(.../mpq_model.cmake)`) and
 `target_link_libraries(your_firmware PRIVATE mpq_model)`, with a Cortex-M7 cross toolchain.
 
+Optimize (`-O2` or `-O3`, CMake's Release): the streaming kernels' inner loops are inline
+assembly that needs the frame pointer omitted (GCC's default from `-O1` up); an unoptimized build
+runs their portable loops. If your flags keep a register reserved (`-fno-omit-frame-pointer`,
+`-ffixed-r9`), add `-DMPQ_M7_NO_ASM`, or GCC stops with "'asm' operand has impossible constraints".
+
 The graph has {len(graph.layers)} layers; its outputs are bit-exact with the harness's host reference.
 """

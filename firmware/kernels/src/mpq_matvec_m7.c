@@ -179,8 +179,12 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
 /* ---- written-out inner loops (DSP extension): the common cases of stream_channels ----
  * The same arithmetic as its generic loop (mac_word), in inline assembly: compiled, these loops
  * spill their row pointers to the stack and reload them every turn. The host build (no DSP
- * extension) runs the generic loop, which the host tests check; the device tests check these. */
-#if MPQ_HAVE_DSP
+ * extension) runs the generic loop, which the host tests check; the device tests check these.
+ * They need 14 free core registers: an optimized build that omits the frame pointer (GCC's
+ * default from -O1 up). An unoptimized build runs the generic loop; a build that reserves a
+ * register (-fno-omit-frame-pointer, -ffixed-r9) must define MPQ_M7_NO_ASM to do the same, or
+ * GCC stops with "'asm' operand has impossible constraints". */
+#if MPQ_HAVE_DSP && defined(__OPTIMIZE__) && !defined(MPQ_M7_NO_ASM)
 /* acc[r] = w[r] . x for four consecutive rows of 8-bit weights from r0 (w_row bytes apart), over
  * `words` weight words of one pixel. Each word costs its four weight loads, one load of its two
  * lane words, eight widenings and eight SMLADs. */
