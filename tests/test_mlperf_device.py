@@ -144,9 +144,12 @@ def test_harness_serve_keeps_the_firmware_on_a_pty_until_ctrl_c(resnet8, board_n
     _, _, policy_file = resnet8
     # faulthandler: a serve that does not stop is made to print where each of its threads is
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONFAULTHANDLER": "1"}
+    # started with SIGINT ignored, as a background job of a non-interactive shell is (a CI runner's
+    # may be): serve must still stop on it
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", str(policy_file), "--board", board_name,
                                 "--protocol", "mlperf-tiny", "--calibration", str(IMAGENET32)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         line = process.stdout.readline()
         path = re.fullmatch(r"serial port: (/dev/pts/\d+)\n", line).group(1)

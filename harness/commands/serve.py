@@ -5,6 +5,7 @@ Tiny's runner attached to it."""
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 from rich.console import Console
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board).with_serial_port(args.port).with_baud(args.baud)
     _, build = build_with_front_end(args, policy, board, console)
     opener = open_pty_link if board.backend == QemuBackend.name else open_link
+    # Ctrl-C (SIGINT) is how serve stops, also when it was started with SIGINT ignored (a background
+    # job of a non-interactive shell inherits that, and Python then leaves it ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with opener(board, build.elf_path) as link:
         print(f"serial port: {link.url}", flush=True)
         console.print(f"{policy.name} ({args.protocol}) runs on {link.description}; Ctrl-C stops it")
