@@ -76,8 +76,9 @@ MPQ_M7_INLINE void pair_outputs(const mpq_word_t *cols, const mpq_word_t *w, uin
  * (c0: the output-channel window's offset from y, a constant 0 where it can be): for each channel pair, 2 x 2 blocks
  * along the pixels, requantized and stored with out_bits a constant after inlining. A channel
  * pair's bias, multipliers and shifts are read once for all the pixels (before the stores: a
- * byte store may alias them), and whether both shifts take the narrow requantization is decided
- * once for them too. */
+ * byte store may alias them); at 8-bit outputs whether both shifts take the narrow
+ * requantization is decided once for them too (a copy of the pixel loop per mode: only where the
+ * outputs are most often 8-bit, to keep the code small). */
 MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
                                  uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
                                  uint32_t y_row, uint32_t c0) {
@@ -89,7 +90,7 @@ MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows,
         const int32_t mult[2] = {raw ? 0 : rq->mult[o], raw || !second ? 0 : rq->mult[o + 1u]};
         const int32_t shift[2] = {raw ? 1 : rq->shift[o], raw || !second ? 33 : rq->shift[o + 1u]};
         const mpq_word_t *w = rows + i / 2u * kp;
-        if (!raw && shift[0] > 32 && shift[1] > 32) {
+        if (out_bits == 8u && shift[0] > 32 && shift[1] > 32) { /* 8-bit outputs only: each mode is a copy */
             pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_NARROW, out_bits, y, y_row, c0 + o);
         } else {
             pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, out_bits, y, y_row, c0 + o);
