@@ -88,6 +88,7 @@ MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows,
         const int second = i + 1u < n;
         const int32_t bias[2] = {rq->bias[o], second ? rq->bias[o + 1u] : 0};
         const int32_t mult[2] = {raw ? 0 : rq->mult[o], raw || !second ? 0 : rq->mult[o + 1u]};
+        /* no second channel: a shift of 33 lets the lone one take the narrow path on its own shift */
         const int32_t shift[2] = {raw ? 1 : rq->shift[o], raw || !second ? 33 : rq->shift[o + 1u]};
         const mpq_word_t *w = rows + i / 2u * kp;
         if (out_bits == 8u && shift[0] > 32 && shift[1] > 32) { /* 8-bit outputs only: each mode is a copy */

@@ -272,10 +272,35 @@ __attribute__((noinline)) static void dot2x2_w8(const uint8_t *r0, uint32_t w_ro
     acc[MPQ_MV_ROWS + 1u] = a11;
 }
 
+/* One row's part of a weight word in the 4- and 2-bit loops below: `load` brings the row's word
+ * into w; `lo` and `hi` mask two of its code groups into t, each at the bytes' tops (as
+ * mac_word); each is widened twice into u and multiplied into `acc` with lane words x0, x1
+ * (lo) and x2, x3 (hi). */
+#define MPQ_M7_ROW_CODES(acc, load, lo, hi) \
+    load "\n\t" \
+    lo "\n\t" \
+    "sxtb16 %[u], %[t]\n\t" \
+    "smlad  " acc ", %[x0], %[u], " acc "\n\t" \
+    "sxtb16 %[u], %[t], ror #8\n\t" \
+    "smlad  " acc ", %[x1], %[u], " acc "\n\t" \
+    hi "\n\t" \
+    "sxtb16 %[u], %[t]\n\t" \
+    "smlad  " acc ", %[x2], %[u], " acc "\n\t" \
+    "sxtb16 %[u], %[t], ror #8\n\t" \
+    "smlad  " acc ", %[x3], %[u], " acc "\n\t"
+/* The next four lane words of the pixel into x0 .. x3. */
+#define MPQ_M7_LANES4 \
+    "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+    "ldrd   %[x2], %[x3], [%[x]], #8\n\t"
+/* Row 1 is at ra + w_row, row 0 at ra; the last load of row 0 in a word moves ra on. */
+#define MPQ_M7_ROW1 "ldr    %[w], [%[ra], %[s]]"
+#define MPQ_M7_ROW0 "ldr    %[w], [%[ra]]"
+#define MPQ_M7_ROW0_NEXT "ldr    %[w], [%[ra]], #4"
+
 /* acc[r] = 16 * (w[r] . x) for two consecutive rows r of 4-bit weights from r0 (w_row bytes
  * apart) and one pixel, over `words` weight words: per word, two loads of the pixel's four lane
- * words, and per row one load, two maskings (codes 0, 2, 4, 6 then 1, 3, 5, 7 at the bytes'
- * tops, as mac_word), four widenings and four SMLADs. */
+ * words, and per row one load, two maskings (codes 0, 2, 4, 6 then 1, 3, 5, 7), four widenings
+ * and four SMLADs. */
 __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint32_t mask = 0xF0F0F0F0u;
@@ -287,30 +312,9 @@ __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row,
         /* one word if they are odd, then two per turn of the loop (its cmp and branch paid
          * every other word) */
 #define MPQ_DOT2_W4_WORD \
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
-            "ldrd   %[x2], %[x3], [%[x]], #8\n\t" \
-            "ldr    %[w], [%[ra], %[s]]\n\t" \
-            "and    %[t], %[mask], %[w], lsl #4\n\t" \
-            "sxtb16 %[u], %[t]\n\t" \
-            "smlad  %[a1], %[x0], %[u], %[a1]\n\t" \
-            "sxtb16 %[u], %[t], ror #8\n\t" \
-            "smlad  %[a1], %[x1], %[u], %[a1]\n\t" \
-            "and    %[t], %[w], %[mask]\n\t" \
-            "sxtb16 %[u], %[t]\n\t" \
-            "smlad  %[a1], %[x2], %[u], %[a1]\n\t" \
-            "sxtb16 %[u], %[t], ror #8\n\t" \
-            "smlad  %[a1], %[x3], %[u], %[a1]\n\t" \
-            "ldr    %[w], [%[ra]], #4\n\t" \
-            "and    %[t], %[mask], %[w], lsl #4\n\t" \
-            "sxtb16 %[u], %[t]\n\t" \
-            "smlad  %[a0], %[x0], %[u], %[a0]\n\t" \
-            "sxtb16 %[u], %[t], ror #8\n\t" \
-            "smlad  %[a0], %[x1], %[u], %[a0]\n\t" \
-            "and    %[t], %[w], %[mask]\n\t" \
-            "sxtb16 %[u], %[t]\n\t" \
-            "smlad  %[a0], %[x2], %[u], %[a0]\n\t" \
-            "sxtb16 %[u], %[t], ror #8\n\t" \
-            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
+            MPQ_M7_LANES4 \
+            MPQ_M7_ROW_CODES("%[a1]", MPQ_M7_ROW1, "and    %[t], %[mask], %[w], lsl #4", "and    %[t], %[w], %[mask]") \
+            MPQ_M7_ROW_CODES("%[a0]", MPQ_M7_ROW0_NEXT, "and    %[t], %[mask], %[w], lsl #4", "and    %[t], %[w], %[mask]")
         __asm__ volatile(
             "tst    %[t], #1\n\t"
             "beq    2f\n\t"
@@ -336,7 +340,7 @@ __attribute__((noinline)) static void dot2_w4(const uint8_t *r0, uint32_t w_row,
 /* acc[r] = 64 * (w[r] . x) for two consecutive rows r of 2-bit weights from r0 (w_row bytes
  * apart) and one pixel, over `words` weight words: the pixel's eight lane words of a weight word
  * in two halves of four, and per half and row one weight load, two maskings (codes 0 and 1 of
- * each byte at its top, then 2 and 3, as mac_word), four widenings and four SMLADs. */
+ * each byte, then 2 and 3), four widenings and four SMLADs. */
 __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint32_t mask = 0xC0C0C0C0u;
@@ -347,54 +351,12 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
         uint32_t x0, x1, x2, x3, w, t, u;
         __asm__ volatile(
             "1:\n\t"
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
-            "ldrd   %[x2], %[x3], [%[x]], #8\n\t"
-            "ldr    %[w], [%[ra], %[s]]\n\t"
-            "and    %[t], %[mask], %[w], lsl #6\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a1], %[x0], %[u], %[a1]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a1], %[x1], %[u], %[a1]\n\t"
-            "and    %[t], %[mask], %[w], lsl #4\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a1], %[x2], %[u], %[a1]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a1], %[x3], %[u], %[a1]\n\t"
-            "ldr    %[w], [%[ra]]\n\t"
-            "and    %[t], %[mask], %[w], lsl #6\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a0], %[x0], %[u], %[a0]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a0], %[x1], %[u], %[a0]\n\t"
-            "and    %[t], %[mask], %[w], lsl #4\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a0], %[x2], %[u], %[a0]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
-            "ldrd   %[x2], %[x3], [%[x]], #8\n\t"
-            "ldr    %[w], [%[ra], %[s]]\n\t"
-            "and    %[t], %[mask], %[w], lsl #2\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a1], %[x0], %[u], %[a1]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a1], %[x1], %[u], %[a1]\n\t"
-            "and    %[t], %[w], %[mask]\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a1], %[x2], %[u], %[a1]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a1], %[x3], %[u], %[a1]\n\t"
-            "ldr    %[w], [%[ra]], #4\n\t"
-            "and    %[t], %[mask], %[w], lsl #2\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a0], %[x0], %[u], %[a0]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a0], %[x1], %[u], %[a0]\n\t"
-            "and    %[t], %[w], %[mask]\n\t"
-            "sxtb16 %[u], %[t]\n\t"
-            "smlad  %[a0], %[x2], %[u], %[a0]\n\t"
-            "sxtb16 %[u], %[t], ror #8\n\t"
-            "smlad  %[a0], %[x3], %[u], %[a0]\n\t"
+            MPQ_M7_LANES4
+            MPQ_M7_ROW_CODES("%[a1]", MPQ_M7_ROW1, "and    %[t], %[mask], %[w], lsl #6", "and    %[t], %[mask], %[w], lsl #4")
+            MPQ_M7_ROW_CODES("%[a0]", MPQ_M7_ROW0, "and    %[t], %[mask], %[w], lsl #6", "and    %[t], %[mask], %[w], lsl #4")
+            MPQ_M7_LANES4
+            MPQ_M7_ROW_CODES("%[a1]", MPQ_M7_ROW1, "and    %[t], %[mask], %[w], lsl #2", "and    %[t], %[w], %[mask]")
+            MPQ_M7_ROW_CODES("%[a0]", MPQ_M7_ROW0_NEXT, "and    %[t], %[mask], %[w], lsl #2", "and    %[t], %[w], %[mask]")
             "cmp    %[x], %[end]\n\t"
             "bne    1b\n\t"
             : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
@@ -405,6 +367,11 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
     acc[0] = a0;
     acc[1] = a1;
 }
+#undef MPQ_M7_ROW_CODES
+#undef MPQ_M7_LANES4
+#undef MPQ_M7_ROW1
+#undef MPQ_M7_ROW0
+#undef MPQ_M7_ROW0_NEXT
 
 /* Runs the written-out loop of (bits, pixels, rows) into acc, if there is one: 1 when it ran. */
 MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows, const uint8_t *r0, uint32_t w_row,
