@@ -188,8 +188,10 @@ def test_the_accuracy_oracle_fine_tunes_and_scores_on_every_class(model):
 
     architecture = zoo.build(model)
     split = model_split(architecture, None)
-    train, val = scoring_subsets(split, ShortQAT())
-    for labels, count in ((split.train_labels[train], 400), (split.val_labels[val], ShortQAT().val_images)):
+    settings = ShortQAT()
+    train, val = scoring_subsets(split, settings)
+    for labels, part, count in ((split.train_labels[train], split.train_labels, settings.train_images),
+                                (split.val_labels[val], split.val_labels, settings.val_images)):
         per_class = np.bincount(labels, minlength=architecture.num_classes)
-        assert len(labels) == min(count, len(labels)) and per_class.min() > 0
+        assert len(labels) == min(count, len(part)) and per_class.min() > 0
         assert per_class.max() - per_class.min() <= max(1, per_class.max() // 4), per_class
