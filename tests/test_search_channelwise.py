@@ -247,3 +247,17 @@ def test_pareto_smoke_run_writes_results_and_plot(tmp_path, board_name):
     assert haq["weight_bytes"] + haq["param_bytes"] <= flash_budget(experiment, 1.0)  # within its flash budget
     assert all(0 <= p["integer_accuracy"] <= 1 and p["weight_bytes"] > 0 for p in result["points"])
     assert result["comparison"]["layerwise"] is not None
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--fractions", "1,half", "--fractions must be numbers separated by commas, got '1,half'"),
+    ("--fractions", "1,0", "--fractions must lie in (0, 1], got '1,0'"),
+    ("--fractions", "1.5", "--fractions must lie in (0, 1], got '1.5'"),
+    ("--strengths", "1;2", "--strengths must be numbers separated by commas, got '1;2'"),
+])
+def test_pareto_refuses_bad_lists_in_one_line_before_any_training(capsys, option, value, message):
+    from harness.cli import main
+
+    assert main(["search", "--method", "pareto", "--model", "digits-cnn", option, value]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

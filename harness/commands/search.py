@@ -78,6 +78,9 @@ def register(subparsers) -> None:
     pareto.add_argument("--seeds", type=int, default=3, help="seeds of every policy's QAT and search (default 3)")
     pareto.add_argument("--qat-epochs", type=int, default=4, help="QAT epochs of every policy (default 4)")
     pareto.add_argument("--strengths", default="0.5,1,2,4", help="channel-wise strengths (default 0.5,1,2,4)")
+    pareto.add_argument("--fractions", default="1,0.75,0.55,0.4,0.3,0.26",
+                        help="layer-wise flash budgets as fractions of the all-8-bit weight bytes, one memory-driven "
+                             "search each (default 1,0.75,0.55,0.4,0.3,0.26)")
     pareto.add_argument("--haq-episodes", type=int, default=100,
                         help="episodes of each HAQ search (latency weight 0, at the two smallest memory-driven flash "
                              "budgets it can meet, latency profiled on --board; default 100; 0: no HAQ points)")
@@ -149,15 +152,24 @@ def _search_from_policy(args: argparse.Namespace, out: Path | None):
     return search_from(moved, args.flash, args.ram, base_dir=target_dir)
 
 
+def _numbers(text: str, option: str) -> tuple[float, ...]:
+    from harness.errors import HarnessError
+
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise HarnessError(f"{option} must be numbers separated by commas, got {text!r}") from None
+
+
 def _pareto(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
     from harness.paths import cache_dir
     from harness.search.compare import Experiment, run as run_experiment
 
-    try:
-        strengths = tuple(float(v) for v in args.strengths.split(","))
-    except ValueError:
-        raise HarnessError(f"--strengths must be numbers separated by commas, got {args.strengths!r}") from None
+    strengths = _numbers(args.strengths, "--strengths")
+    fractions = _numbers(args.fractions, "--fractions")
+    if not all(0 < f <= 1 for f in fractions):
+        raise HarnessError(f"--fractions must lie in (0, 1], got {args.fractions!r}")
     if args.seeds < 1 or args.qat_epochs < 1 or args.epochs < 1:
         raise HarnessError("--seeds, --qat-epochs and --epochs must be at least 1")
     if args.haq_episodes < 0:
@@ -175,6 +187,7 @@ def _pareto(args: argparse.Namespace) -> int:
         raise HarnessError(f"model {args.model} has no dataset of its own here: give --data")
     check_fits(data, architecture)
     experiment = Experiment(model=args.model, data=data, seeds=tuple(range(args.seeds)), strengths=strengths,
+                            weight_fractions=fractions,
                             search_epochs=args.epochs, qat_epochs=args.qat_epochs, ram=args.ram,
                             haq_episodes=args.haq_episodes, board=args.board)
     console = Console(highlight=False)
