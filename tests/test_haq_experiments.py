@@ -45,3 +45,15 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
                                                   load_board("qemu-m7"))
         assert cheapest is None or (cheapest["latency_change"] > 0
                                     and cheapest["flash_bytes"] <= result["flash_budget"])
+
+
+def test_a_budget_the_model_cannot_meet_is_one_line_and_no_results_file(tmp_path, capsys):
+    import haq_experiments
+
+    out = tmp_path / "results"
+    assert haq_experiments.main(["--experiments", "mnist", "--mnist-model", "dsnet-mnist", "--mnist-flash", "60kB",
+                                 "--mnist-ram", "32kB", "--episodes", "2", "--seeds", "0", "--out-dir", str(out),
+                                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "does not fit the budget" in err, err
+    assert not (out / "haq-mnist.json").exists()

@@ -245,6 +245,16 @@ def saved_results(out_dir: Path) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness.errors import HarnessError, one_line
+
+    try:
+        return run_experiments(argv)
+    except HarnessError as error:  # e.g. a budget the model cannot meet: runs already done are in their files
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
+        return 2
+
+
+def run_experiments(argv: list[str] | None) -> int:
     from harness.backends import load_board
 
     args = parse_args(argv)
