@@ -234,6 +234,35 @@ def test_bad_arguments_are_refused_without_writing(kernels, kernel, problem):
         assert set(outcome.output) <= {CANARY} and not outcome.output_overrun, f"{problem}: output written"
 
 
+SEVEN_CHANNELS = {  # the shifts are checked four to a word, then one by one: a word and a tail of three
+    "conv2d": BenchShape("c", "conv 3x3", "conv2d", 4, 4, 3, 7, 3, 1, 1, 0.0),
+    "pointwise": BenchShape("p", "pointwise", "conv2d", 2, 3, 5, 7, 1, 1, 0, 0.0),
+    "depthwise_conv2d": BenchShape("d", "depthwise", "depthwise_conv2d", 4, 4, 7, 7, 3, 1, 1, 0.0),
+    "fully_connected": BenchShape("f", "fully connected", "fully_connected", 1, 1, 9, 7, 1, 1, 0, 0.0),
+}
+
+
+@pytest.mark.parametrize("kernel", KERNEL_OPS)
+def test_every_channel_s_shift_and_multiplier_is_checked(kernels, kernel):
+    graph = shape_graph(SEVEN_CHANNELS[kernel], (8, 8, 8))
+    call = KernelCall.from_graph(kernel, graph, random_input(graph, 3))
+    good_shift, good_mult = call.shift.copy(), call.mult.copy()
+    for channel in range(7):
+        for shift, mult in [(s, None) for s in (0, -1, -128, 63, 64, 127)] + [(None, -1), (None, -(2 ** 31))]:
+            call.shift[:], call.mult[:] = good_shift, good_mult
+            if shift is not None:
+                call.shift[channel] = shift
+            else:
+                call.mult[channel] = mult
+            for impl in impls(kernel):
+                rc = call.run(kernels, impl).rc
+                assert rc == MPQ_ERR_ARG, f"mpq_{kernel}{impl}: shift {shift}, mult {mult} on channel {channel}: {rc}"
+        for shift in (1, 62):  # the ends of the range are accepted
+            call.shift[:], call.mult[:] = good_shift, good_mult
+            call.shift[channel] = shift
+            assert all(call.run(kernels, impl).rc == MPQ_OK for impl in impls(kernel)), f"shift {shift} refused"
+
+
 # -- the same sources for the device -----------------------------------------------------------
 
 @pytest.mark.tools("arm-none-eabi-gcc")

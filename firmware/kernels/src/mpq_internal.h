@@ -80,24 +80,9 @@ static inline int mpq_in_offset_ok(int32_t in_offset, uint32_t in_bits) {
     return in_offset <= 0 && in_offset >= -(int32_t)((1u << in_bits) - 1u);
 }
 
-/* bias always; mult in [0, 2^31) and shift in [1, 62] unless the output is int32 (unused then). */
-static inline int mpq_requant_ok(const mpq_requant_t *rq, uint32_t channels, uint32_t out_bits) {
-    if (rq == NULL || rq->bias == NULL) {
-        return 0;
-    }
-    if (out_bits == 32u) {
-        return 1;
-    }
-    if (rq->mult == NULL || rq->shift == NULL) {
-        return 0;
-    }
-    for (uint32_t c = 0; c < channels; ++c) {
-        if (rq->mult[c] < 0 || rq->shift[c] < 1 || rq->shift[c] > MPQ_MAX_SHIFT) {
-            return 0;
-        }
-    }
-    return 1;
-}
+/* bias always; mult in [0, 2^31) and shift in [1, 62] unless the output is int32 (unused then);
+ * out of line (mpq_args.c): every kernel checks its layer with the one copy. */
+int mpq_requant_ok(const mpq_requant_t *rq, uint32_t channels, uint32_t out_bits);
 
 /* Input, output and requantization of any layer (the output whole rows). */
 static inline int mpq_layer_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
