@@ -117,6 +117,28 @@ MPQ_M7_INLINE void order_lanes(const mpq_word_t *t, uint32_t padded, uint32_t bi
     }
 }
 
+/* One pixel's 8-bit activations in lane order for 8-bit weights, a weight word's two lane words
+ * every `stride` words of dst: ORDER8 is what UXTB16 and its ROR #8 take out of an input word, so
+ * the values go there straight, with no row in value order between. Values past cin are zero. */
+static void lanes_8x8(const uint8_t *x, uint32_t cin, uint32_t padded, int32_t in_offset, uint32_t stride,
+                      mpq_word_t *dst) {
+    const uint32_t k = mpq_pair(in_offset, in_offset);
+    const uint32_t words = cin / 4u;
+    for (uint32_t i = 0; i < words; ++i, x += 4, dst += stride) {
+        const uint32_t v = load_word(x);
+        dst[0] = mpq_sadd16(mpq_uxtb16(v), k);
+        dst[1] = mpq_sadd16(mpq_uxtb16_ror8(v), k);
+    }
+    if (padded > 4u * words) { /* the last 1 to 3 values */
+        int32_t t[4] = {0, 0, 0, 0};
+        for (uint32_t j = 0; j < cin - 4u * words; ++j) {
+            t[j] = (int32_t)x[j] + in_offset;
+        }
+        dst[0] = mpq_pair(t[0], t[2]);
+        dst[1] = mpq_pair(t[1], t[3]);
+    }
+}
+
 /* Unpacks the pixels p0 .. p0 + pixels - 1 of x into cols: for each weight word, pixel 0's
  * values in lane order, then pixel 1's; values past cin are zero. tmp: room for `padded` int16. */
 __attribute__((noinline)) /* inlined, it costs the streaming loops registers */
@@ -125,6 +147,13 @@ static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels,
     const uint32_t per_word = 32u / m->w_bits;
     const uint32_t x_row = mpq_row_bytes(m->cin, m->in_bits);
     const uint32_t stride = pixels * per_word / 2u;
+    if (m->in_bits == 8u && m->w_bits == 8u) {
+        for (uint32_t p = 0; p < pixels; ++p) {
+            lanes_8x8(m->x + (p0 + p) * x_row, m->cin, padded, m->in_offset, stride,
+                      (mpq_word_t *)(void *)(cols + p * per_word));
+        }
+        return;
+    }
     memset(tmp + m->cin, 0, (padded - m->cin) * sizeof(int16_t));
     for (uint32_t p = 0; p < pixels; ++p) {
         mpq_m7_unpack_activations(m->x + (p0 + p) * x_row, m->cin, m->in_bits, m->in_offset, tmp);
