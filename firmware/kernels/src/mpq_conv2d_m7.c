@@ -45,6 +45,24 @@ static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
     const int32_t iy0 = (int32_t)((pixel / l->out_w) * win->sh) - win->pad_top;
     const int32_t ix0 = (int32_t)((pixel % l->out_w) * win->sw) - win->pad_left;
     const int inside_x = ix0 >= 0 && ix0 + (int32_t)win->kw <= (int32_t)in->w;
+    if (inside_x && in->bits == 8u) { /* a stem's 8-bit rows (few channels, many pixels): unpacked inline */
+        const uint32_t x_row = (uint32_t)in->w * cin, kh = win->kh;
+        const int32_t in_offset = win->in_offset;
+        /* window rows lo .. hi - 1 lie inside the map; those above and below are zeros */
+        const uint32_t lo = iy0 < 0 ? (uint32_t)-iy0 : 0u;
+        const uint32_t hi = iy0 + (int32_t)kh > (int32_t)in->h ? (uint32_t)((int32_t)in->h - iy0) : kh;
+        if (lo > 0u) {
+            memset(col, 0, lo * run * sizeof(int16_t));
+        }
+        const uint8_t *src = l->x + ((uint32_t)(iy0 + (int32_t)lo) * x_row + (uint32_t)ix0 * cin);
+        for (uint32_t ky = lo; ky < hi; ++ky, src += x_row) {
+            mpq_m7_unpack_at(src, run, 8u, 0, in_offset, col + ky * run);
+        }
+        if (hi < kh) {
+            memset(col + hi * run, 0, (kh - hi) * run * sizeof(int16_t));
+        }
+        return;
+    }
     for (uint32_t ky = 0; ky < win->kh; ++ky, col += run) {
         const int32_t iy = iy0 + (int32_t)ky;
         if (iy < 0 || iy >= (int32_t)in->h) {
