@@ -35,7 +35,8 @@ static void im2col_tap(const conv_layer_t *l, int32_t iy, int32_t ix, int16_t *c
 
 /* The column of one output pixel, a window row at a time. When pixels are whole bytes, a window
  * row inside the map is kw * cin consecutive packed values, unpacked in one go (a row above or
- * below the map is all zeros); a row that crosses the left or right edge goes tap by tap. */
+ * below the map is all zeros; at 8 bits inline, for a stem's many small windows); a row that
+ * crosses the left or right edge goes tap by tap. */
 static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
     const conv_layer_t *l = layer;
     const mpq_dims_t *in = l->in;
