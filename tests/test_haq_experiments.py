@@ -14,9 +14,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
     import haq_experiments
 
-    assert haq_experiments.main(["--experiments", "mnist", "--episodes", "2", "--warmup", "1", "--seeds", "0",
+    assert haq_experiments.main(["--experiments", "mnist", "mnist-latency", "--latency-flash", "110kB",
+                                 "--episodes", "2", "--warmup", "1", "--seeds", "0",
                                  "--mnist-images", "2", "--out-dir", str(tmp_path / "results"),
                                  "--runs-dir", str(tmp_path / "runs")]) == 0
+    latency = json.loads((tmp_path / "results" / "haq-mnist-latency.json").read_text())
+    assert latency["complete"] and latency["budget"] == "110kB / 34kB" and latency["flash_budget"] == 110 * 1024
+    assert [(r["method"], r["latency_weight"], r["name"]) for r in latency["runs"]] == [
+        ("haq", 0.0, "lenet5-mnist-haq-w0-s0-latency"), ("haq", 2.0, "lenet5-mnist-haq-w2-s0-latency")]
+    assert "haq_vs_random" not in latency and latency["latency_weight"]["weight_0"] == [
+        latency["runs"][0]["measured_latency"]]
     result = json.loads((tmp_path / "results" / "haq-mnist.json").read_text())
     assert result["complete"] and result["binding"] == {"flash": True, "ram": True}
     assert [(r["method"], r["latency_weight"]) for r in result["runs"]] == [("haq", 0.0), ("random", 0.0),

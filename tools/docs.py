@@ -236,6 +236,7 @@ def memory_driven_table(memory: dict) -> str:
 
 # -- HAQ under a binding budget (docs/search.md) ----------------------------------------------------
 HAQ_MNIST = "haq-mnist.json"
+HAQ_MNIST_LATENCY = "haq-mnist-latency.json"
 HAQ_MOBILENET = "haq-mobilenet.json"
 
 
@@ -248,6 +249,7 @@ def _share(run: dict, result: dict) -> str:
     return f"{100 * run['flash_bytes'] / flash:.1f} % / {100 * run['ram_bytes'] / ram:.1f} %"
 
 
+@generator("haq-mnist-latency-runs", HAQ_MNIST_LATENCY)
 @generator("haq-mnist-runs", HAQ_MNIST)
 def haq_mnist_runs(result: dict) -> str:
     provenance, runs = result["provenance"], result["runs"]
@@ -301,17 +303,30 @@ def _incomplete(result: dict) -> str | None:
 def haq_mnist_summary(result: dict) -> str:
     if (note := _incomplete(result)) is not None:
         return note
-    lines = _versus_random(result)
-    w = result["latency_weight"]
-    lines += ["", f"Latency weight 0 → {w['raised']:g} (HAQ, chosen policies measured on the board): "
-              f"at 0 {', '.join(f'{x:,.0f}' for x in w['weight_0'])} (seed spread {w['spread_at_0']:,.0f}); "
-              f"at {w['raised']:g} {', '.join(f'{x:,.0f}' for x in w['raised_latencies'])}; mean drop "
-              f"{w['mean_drop']:,.0f} ({100 * w['mean_drop'] / (sum(w['weight_0']) / len(w['weight_0'])):.1f} %), "
-              + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread (the fastest policy "
-              f"any run scored: {w['fastest_predicted']:,.0f} predicted); the slowest policy at {w['raised']:g} is "
-              + ("faster" if w["every_raised_faster"] else "**not faster**") + " than the fastest at 0; every policy "
-              + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget.")]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_versus_random(result) + ["", _latency_effect(result["latency_weight"])]) + "\n"
+
+
+@generator("haq-mnist-latency-summary", HAQ_MNIST_LATENCY)
+def haq_mnist_latency_summary(result: dict) -> str:
+    if (note := _incomplete(result)) is not None:
+        return note
+    binds = [kind for kind, binding in result["binding"].items() if binding]
+    return (f"The all-8-bit policy needs {result['all_8_flash_bytes']:,} B flash and {result['all_8_ram_bytes']:,} B "
+            f"RAM against {result['flash_budget']:,} / {result['ram_budget']:,} B: "
+            f"{' and '.join(binds) + ' bind' if binds else 'nothing binds'}.\n\n"
+            + _latency_effect(result["latency_weight"]) + "\n")
+
+
+def _latency_effect(w: dict) -> str:
+    """One line: HAQ's measured latency at weight 0 and raised, against the seed spread at 0."""
+    return (f"Latency weight 0 → {w['raised']:g} (HAQ, chosen policies measured on the board): "
+            f"at 0 {', '.join(f'{x:,.0f}' for x in w['weight_0'])} (seed spread {w['spread_at_0']:,.0f}); "
+            f"at {w['raised']:g} {', '.join(f'{x:,.0f}' for x in w['raised_latencies'])}; mean drop "
+            f"{w['mean_drop']:,.0f} ({100 * w['mean_drop'] / (sum(w['weight_0']) / len(w['weight_0'])):.1f} %), "
+            + ("more" if w["drops_more_than_spread"] else "**not more**") + " than the spread (the fastest policy "
+            f"any run scored: {w['fastest_predicted']:,.0f} predicted); the slowest policy at {w['raised']:g} is "
+            + ("faster" if w["every_raised_faster"] else "**not faster**") + " than the fastest at 0; every policy "
+            + ("fits its budget on the board." if w["all_fit"] else "**does not** fit its budget."))
 
 
 @generator("haq-mobilenet-summary", HAQ_MOBILENET)

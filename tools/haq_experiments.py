@@ -9,16 +9,20 @@ cache and costs nothing), random search's best over as many as HAQ scored.
   fits neither), per seed: HAQ at latency weight 0, random search at weight 0, HAQ at
   --raised-weight. Accuracy: post-training calibration (--finetune-epochs 0) or a short QAT, on
   the 5k MNIST images' split (the oracle's score is cached per policy, shared by every run).
+- mnist-latency: the latency weight alone, HAQ at weight 0 and at --raised-weight per seed, at
+  --latency-flash / --latency-ram (default: the mnist budget): under the tightest budgets every
+  feasible policy runs at about the same speed, so the weight has nothing to choose from; a
+  budget with more room shows what it changes.
 - mobilenet: MobileNetV1 0.75/224 with random weights at 2 MB / 512 kB, latency and memory only
   (reward = -latency / all-8-bit latency), per seed: HAQ and random search.
 
 Latency during the search comes from the board's measured per-layer table (profiled once);
 only each run's chosen policies and the all-8-bit reference are built and measured on the board.
-Writes results/haq-mnist.json, results/haq-mobilenet.json (every run, the comparisons) and
-results/haq-reward-curves.png (best reward so far per episode); docs/search.md's blocks come from
-them (tools/docs.py).
+Writes results/haq-mnist.json, results/haq-mnist-latency.json, results/haq-mobilenet.json
+(every run, the comparisons) and results/haq-reward-curves.png (best reward so far per
+episode); docs/search.md's blocks come from them (tools/docs.py), each with the command that
+made its file.
 
-    nice -n 10 python tools/haq_experiments.py --episodes 100 --seeds 0 1 2       # the documented runs
     python tools/haq_experiments.py --experiments mnist --episodes 3 --warmup 1 --seeds 0 \\
         --out-dir /tmp/r --runs-dir /tmp/runs                                       # a bounded run (tests)
 """
@@ -34,7 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-EXPERIMENTS = ("mnist", "mobilenet")
+EXPERIMENTS = ("mnist", "mnist-latency", "mobilenet")
+VERSUS_RANDOM = ("mnist", "mobilenet")  # the experiments that race HAQ against random search
 MNIST_MODELS = ("lenet5-mnist", "dsnet-mnist")
 MOBILENET = {"model": "mobilenet_v1", "model_args": {"width": 0.75, "resolution": 224}, "random_weights": True}
 BUDGET_SHARE = 0.9  # the chosen policy must use at least this share of every budget that binds
@@ -50,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mnist-model", default=MNIST_MODELS[0], choices=MNIST_MODELS)
     parser.add_argument("--mnist-flash", default="100kB")
     parser.add_argument("--mnist-ram", default="34kB")
+    parser.add_argument("--latency-flash", help="flash budget of mnist-latency (default: --mnist-flash)")
+    parser.add_argument("--latency-ram", help="RAM budget of mnist-latency (default: --mnist-ram)")
     parser.add_argument("--finetune-epochs", type=int, default=0)
     parser.add_argument("--mnist-images", type=int, default=50, help="test images per measured MNIST policy")
     parser.add_argument("--mnist-val-images", type=int, default=500, help="validation images scoring a policy "
@@ -64,11 +71,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def runs_of(experiment: str, args: argparse.Namespace) -> list[dict]:
     """(settings fields) of every search of `experiment`."""
-    if experiment == "mnist":
+    if experiment in ("mnist", "mnist-latency"):
         base = {"model": args.mnist_model, "model_args": {}, "data": "mnist", "flash": args.mnist_flash,
                 "ram": args.mnist_ram, "finetune_epochs": args.finetune_epochs, "verify_images": args.mnist_images,
                 "val_images": args.mnist_val_images}
         plan = [("haq", 0.0), ("random", 0.0), ("haq", args.raised_weight)]
+        if experiment == "mnist-latency":  # its own runs: a search folder holds one budget
+            base |= {"flash": args.latency_flash or args.mnist_flash, "ram": args.latency_ram or args.mnist_ram,
+                     "tag": "-latency"}
+            plan = [("haq", 0.0), ("haq", args.raised_weight)]
     else:
         base = MOBILENET | {"flash": "2MB", "ram": "512kB", "verify_images": 1}
         plan = [("haq", 1.0), ("random", 1.0)]
@@ -87,7 +98,7 @@ def run_one(fields: dict, args: argparse.Namespace, board) -> dict:
                            finetune_epochs=fields.get("finetune_epochs", 0),
                            val_images=fields.get("val_images", ShortQAT.val_images),
                            random_weights=fields.get("random_weights", False), warmup=args.warmup)
-    name = f"{settings.model}-{settings.method}-w{settings.latency_weight:g}-s{settings.seed}"
+    name = f"{settings.model}-{settings.method}-w{settings.latency_weight:g}-s{settings.seed}{fields.get('tag', '')}"
     started = time.monotonic()
     summary = search(settings, args.runs_dir / name, board)
     best = summary["best"]
@@ -167,8 +178,8 @@ def cheapest_raise(run: dict, fields: dict, flash: int, ram: int, board) -> dict
     return min(raises, key=lambda r: r["latency_change"]) if raises else None
 
 
-def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Namespace, board) -> dict:
-    """HAQ vs random per seed; for mnist, the latency weight's effect against the seed spread."""
+def binding_budget(fields: dict) -> tuple[int, int, object, dict[str, bool]]:
+    """The budget in bytes, the all-8-bit policy's memory report, and which budgets it exceeds."""
     from harness import zoo
     from harness.ir.memory import memory_report
     from harness.quantize.lower import structural_graph
@@ -179,9 +190,27 @@ def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Name
     arch = zoo.build(fields["model"], fields["model_args"])
     all_8 = memory_report(structural_graph(uniform_policy("all-8", fields["model"], fields["model_args"], arch, 8,
                                                           {"flash": flash, "ram": ram})))
-    binding = {"flash": all_8.flash_bytes > flash, "ram": all_8.ram_bytes > ram}
-    base_weight = 0.0 if experiment == "mnist" else 1.0
+    return flash, ram, all_8, {"flash": all_8.flash_bytes > flash, "ram": all_8.ram_bytes > ram}
+
+
+def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Namespace, board) -> dict:
+    """HAQ vs random per seed (mnist, mobilenet); the latency weight's effect against the seed
+    spread (mnist, mnist-latency)."""
+    flash, ram, all_8, binding = binding_budget(fields)
+    result = {"flash_budget": flash, "ram_budget": ram, "all_8_flash_bytes": all_8.flash_bytes,
+              "all_8_ram_bytes": all_8.ram_bytes, "binding": binding}
     by = {(r["method"], r["latency_weight"], r["seed"]): r for r in runs}
+    if experiment in VERSUS_RANDOM:
+        result |= versus_random(by, 0.0 if experiment == "mnist" else 1.0, fields, args, board, (flash, ram), binding)
+    if experiment in ("mnist", "mnist-latency"):
+        result["latency_weight"] = latency_effect(by, runs, args)
+    return result
+
+
+def versus_random(by: dict, base_weight: float, fields: dict, args: argparse.Namespace, board,
+                  budget: tuple[int, int], binding: dict[str, bool]) -> dict:
+    """Per seed, HAQ's best reward against random search's, at the same episodes and evaluations."""
+    flash, ram = budget
     versus = []
     for seed in args.seeds:
         haq, rand = by[("haq", base_weight, seed)], by[("random", base_weight, seed)]
@@ -195,23 +224,22 @@ def compare(experiment: str, runs: list[dict], fields: dict, args: argparse.Name
                        "budget": budget_use(haq, flash, ram, binding)})
         if fields.get("random_weights"):  # latency only: does the free flash buy anything?
             versus[-1]["cheapest_raise"] = cheapest_raise(haq, fields, flash, ram, board)
-    result = {"flash_budget": flash, "ram_budget": ram, "all_8_flash_bytes": all_8.flash_bytes,
-              "all_8_ram_bytes": all_8.ram_bytes, "binding": binding, "haq_vs_random": versus,
-              "haq_wins_every_seed": all(v["haq_wins"] for v in versus),
-              "haq_wins_every_seed_at_evaluations": all(v["haq_wins_at_evaluations"] for v in versus),
-              "budget_met_every_seed": all(v["budget"]["meets"] for v in versus)}
-    if experiment == "mnist":
-        low = [by[("haq", 0.0, s)]["measured_latency"] for s in args.seeds]
-        high = [by[("haq", args.raised_weight, s)]["measured_latency"] for s in args.seeds]
-        spread = max(low) - min(low)
-        drop = statistics.mean(low) - statistics.mean(high)
-        result["latency_weight"] = {"raised": args.raised_weight, "weight_0": low, "raised_latencies": high,
-                                    # the room the weight has: the fastest policy any run of the set scored
-                                    "fastest_predicted": min(r["fastest_predicted"] for r in runs),
-                                    "spread_at_0": spread, "mean_drop": drop, "drops_more_than_spread": drop > spread,
-                                    "every_raised_faster": max(high) < min(low),
-                                    "all_fit": all(r["fits"] for r in runs)}
-    return result
+    return {"haq_vs_random": versus, "haq_wins_every_seed": all(v["haq_wins"] for v in versus),
+            "haq_wins_every_seed_at_evaluations": all(v["haq_wins_at_evaluations"] for v in versus),
+            "budget_met_every_seed": all(v["budget"]["meets"] for v in versus)}
+
+
+def latency_effect(by: dict, runs: list[dict], args: argparse.Namespace) -> dict:
+    """HAQ's measured latency at weight 0 and at the raised weight, against the seed spread at 0."""
+    low = [by[("haq", 0.0, s)]["measured_latency"] for s in args.seeds]
+    high = [by[("haq", args.raised_weight, s)]["measured_latency"] for s in args.seeds]
+    spread = max(low) - min(low)
+    drop = statistics.mean(low) - statistics.mean(high)
+    return {"raised": args.raised_weight, "weight_0": low, "raised_latencies": high,
+            # the room the weight has: the fastest policy any run of the set scored
+            "fastest_predicted": min(r["fastest_predicted"] for r in runs),
+            "spread_at_0": spread, "mean_drop": drop, "drops_more_than_spread": drop > spread,
+            "every_raised_faster": max(high) < min(low), "all_fit": all(r["fits"] for r in runs)}
 
 
 def reward_curves(results: dict[str, dict], path: Path) -> None:
@@ -220,6 +248,9 @@ def reward_curves(results: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    results = {experiment: result for experiment, result in results.items() if experiment in VERSUS_RANDOM}
+    if not results:
+        return
     figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
     for axis, (experiment, result) in zip(axes[0], results.items()):
         weight = 0.0 if experiment == "mnist" else 1.0
