@@ -5,12 +5,15 @@ combinations with odd sizes and channel counts, int32-logit variants, a zero-poi
 shipped build (the wrappers pick the Cortex-M7 _m7 kernels) and one built with -DMPQ_FORCE_REF
 (the portable _ref kernels), so the suite boots the target a handful of times.
 """
+import numpy as np
 import pytest
 from support.device_checks import device_mismatches
+from support.requant_edges import M7_REQUANT_CASES, m7_requant_edge_graph
 
 from harness.measure.bench import build_for_impl
 from harness.build.codegen import model_hash
 from harness.link.device import open_device
+from harness.ir.packing import BITS
 from harness.ir.random_graphs import BIT_COMBOS, KERNEL_OPS, random_layer_graph
 
 pytestmark = pytest.mark.device
@@ -48,3 +51,15 @@ def test_every_bit_combination_is_bit_exact(op_firmware):
     mismatches = device_mismatches(device, cases)
     assert len(cases) >= 9
     assert not mismatches, f"{op}: " + "; ".join(mismatches)
+
+
+def test_requantization_edge_cases_are_bit_exact_on_the_device(board):
+    """The host test's accumulator, multiplier and shift extremes (support.requant_edges) through
+    the device's DSP instructions (USAT, SMMUL), which the host build emulates in C."""
+    cases = {f"{case}-o{bits}": m7_requant_edge_graph(case, bits)[1] for case in M7_REQUANT_CASES for bits in BITS}
+    graphs = list(cases.values())
+    build = build_for_impl(graphs, board, "m7", "kernel-tests")
+    with open_device(board, build.elf_path, expected_hash=model_hash(graphs)) as device:
+        mismatches = device_mismatches(device, cases, seeds=(0,), inputs=lambda graph, seed: np.ones(
+            graph.tensors[graph.input].shape, dtype=np.int32))  # a random input would overflow the extremes
+    assert not mismatches, "; ".join(mismatches)

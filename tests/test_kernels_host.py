@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from support.requant_edges import M7_REQUANT_CASES, m7_requant_edge_graph
 from support.host_kernels import (
     CANARY,
     KERNELS,
@@ -147,33 +148,13 @@ def test_requantization_edge_cases(kernels, out_bits):
 
 
 @pytest.mark.parametrize("out_bits", BITS)
-@pytest.mark.parametrize("op", ["pointwise", "fully_connected", "conv2d"])
-def test_requantization_edge_cases_of_the_m7_kernels(kernels, op, out_bits):
-    """The same accumulator, multiplier and shift extremes through the _m7 kernels' own
-    requantization (32-bit steps, a short path for shift > 32): a layer whose input is 1 and
-    whose weight is 1, so each output channel's accumulator is its bias + 1. Pointwise and fully
-    connected run the streaming engine; conv2d (3x3, padded, only the centre tap 1) the matrix
-    engine, whose channel pairs take one requantization path for both channels: the shifts
-    change from channel to channel, so pairs mix shifts above and below 32."""
-    accs = [-(2**31) + 1, -(2**20) - 1, -3, -2, -1, 0, 1, 2, 3, 7, 8, 1023, 1024, 2**20 + 1, 2**31 - 2]
-    mults = [0, 1, 3, 2**30, 2**31 - 1]
-    shifts = [1, 2, 3, 5, 12, 31, 32, 33, 34, 40, 62]  # an odd count: channel pairs meet every neighbour
-    acc, mult, shift = (np.array(v) for v in zip(*itertools.product(accs, mults, shifts)))
-    c = acc.size
-    x = Tensor("x", (1, 1, 1), 8, 1.0)
-    y = Tensor("y", (1, 1, c), out_bits, 1.0)
-    ir_op = "conv2d" if op == "pointwise" else op
-    if op == "conv2d":
-        weights = np.zeros((c, 3, 3, 1), dtype=np.int32)
-        weights[:, 1, 1, 0] = 1
-        window = {"kernel": (3, 3), "padding": (1, 1, 1, 1)}
-    else:
-        weights, window = np.ones((c, 1, 1, 1) if ir_op == "conv2d" else (c, 1), dtype=np.int32), {}
-    layer = Layer("layer0", ir_op, "x", "y", w_bits=2, weights=weights, bias=(acc - 1).astype(np.int32),
-                  mult=mult.astype(np.int32), shift=shift.astype(np.int8), **window)
-    graph = Graph(f"m7_requant_edges_{op}_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
-    ones = np.ones((1, 1, 1), dtype=np.int32)
-    call = KernelCall.from_graph(op, graph, ones)
+@pytest.mark.parametrize("case", M7_REQUANT_CASES)
+def test_requantization_edge_cases_of_the_m7_kernels(kernels, case, out_bits):
+    """Accumulator, multiplier and shift extremes through the _m7 kernels' own requantization
+    paths (support.requant_edges), on an input of ones: every channel's accumulator is its bias + 1."""
+    kernel, graph = m7_requant_edge_graph(case, out_bits)
+    ones = np.ones(graph.tensors[graph.input].shape, dtype=np.int32)
+    call = KernelCall.from_graph(kernel, graph, ones)
     assert_calls_match(kernels, call, expected_output(graph, ones), graph.name)
 
 

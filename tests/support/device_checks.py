@@ -6,13 +6,14 @@ from harness.link.device import pack_tensor, unpack_tensor
 from harness.ir.random_graphs import random_input
 
 
-def device_mismatches(device, cases: dict, seeds=(0, 1)) -> list[str]:
-    """Run each case (model index = position in `cases`) on two random inputs; describe every
-    output that differs from the host reference. A non-zero firmware status fails at once."""
+def device_mismatches(device, cases: dict, seeds=(0, 1), inputs=random_input) -> list[str]:
+    """Run each case (model index = position in `cases`) on the inputs(graph, seed) of each seed
+    (default: two random inputs); describe every output that differs from the host reference. A
+    non-zero firmware status fails at once."""
     mismatches = []
     for index, (case, graph) in enumerate(cases.items()):
         for seed in seeds:
-            x = random_input(graph, seed)
+            x = inputs(graph, seed)
             device.load(index, pack_tensor(x, graph.tensors[graph.input]))
             run = device.run(index)
             assert run.ok, f"{case}: firmware status {run.status}"

@@ -166,6 +166,17 @@ typedef struct {
     const mpq_requant_t *rq;
 } dw_row_t;
 
+/* Output i of a row requantized with mode (a constant after inlining); MPQ_M7_RQ_CLAMP takes the
+ * channel's constants k (mpq_m7_requantize_clamped) instead of its shift. */
+MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
+                                mpq_m7_clamp_t k, int mode) {
+    if (mode == MPQ_M7_RQ_CLAMP) {
+        mpq_m7_put_value(y, i, bits, (uint32_t)mpq_m7_requantize_clamped(acc, mult, k, bits));
+    } else {
+        mpq_m7_store_as(y, i, bits, acc, mult, shift, mode);
+    }
+}
+
 /* Channel pair j of the block (channels ch, ch + 1) of every pixel of one output row (y_oy), out_bits
  * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
 MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint32_t fast,
@@ -177,6 +188,9 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     const int32_t m0 = out_bits == 32u ? 0 : r->rq->mult[ch], s0 = out_bits == 32u ? 1 : r->rq->shift[ch];
     const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
     const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
+    const int clamp = mode == MPQ_M7_RQ_CLAMP; /* then block_row() checked both channels are clampable */
+    const mpq_m7_clamp_t none = {0u, 0u, 0u};
+    const mpq_m7_clamp_t k0 = clamp ? mpq_m7_clamp_of(s0) : none, k1 = clamp && second ? mpq_m7_clamp_of(s1) : none;
     const mpq_word_t *wj = r->wts + j * kh * kw;
     const uint32_t out_w = r->out_w, y_row = r->y_row, wp = r->wp;
     const mpq_word_t *const ring = r->ring, *const first = ring + j * wp;
@@ -200,11 +214,11 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
-        mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
-        mpq_m7_store_as(yp + y_row, ch, out_bits, acc.a[2], m0, s0, mode);
+        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
+        store_output(yp + y_row, ch, out_bits, acc.a[2], m0, s0, k0, mode);
         if (second) {
-            mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
-            mpq_m7_store_as(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, mode);
+            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
+            store_output(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, k1, mode);
         }
     }
     if (ox < out_w) {
@@ -214,9 +228,9 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
-        mpq_m7_store_as(yp, ch, out_bits, acc.a[0], m0, s0, mode);
+        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
         if (second) {
-            mpq_m7_store_as(yp, ch + 1u, out_bits, acc.a[1], m1, s1, mode);
+            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
         }
     }
 }
@@ -231,23 +245,32 @@ static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t 
 MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t ch0, uint32_t out_bits,
                              uint32_t fast, uint8_t *y_oy) {
     const uint32_t full = fast != 0u && ch0 + 2u * nb > r->c ? nb - 1u : nb;
+    /* the fast windows take the short requantization of both channels' shifts (NARROW when both
+     * exceed 32, else CLAMP when both are clampable); a pair that takes neither goes to the generic window,
+     * whose one copy (SMALL) takes any shift */
+    const int other = fast != 0u ? MPQ_M7_RQ_CLAMP : MPQ_M7_RQ_SMALL;
     for (uint32_t j = j0; j < full; ++j) {
         const uint32_t ch = ch0 + 2u * j;
-        /* the short requantization when both shifts exceed 32; one copy only (SMALL) for other windows */
+        const int lone = ch + 1u == r->c;
         const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
-                                               (ch + 1u == r->c || r->rq->shift[ch + 1u] > 32));
+                                               (lone || r->rq->shift[ch + 1u] > 32));
+        if (fast != 0u && !narrow && !(mpq_m7_clampable(r->rq->mult[ch], r->rq->shift[ch]) &&
+                                       mpq_m7_clampable(r->rq->mult[ch + 1u], r->rq->shift[ch + 1u]))) {
+            block_row_any(r, j, j + 1u, ch0, out_bits, y_oy);
+            continue;
+        }
         switch (out_bits) {
         case 8u:
             narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 8u, MPQ_M7_RQ_SMALL, fast, y_oy);
+                   : channel_pair_row(r, j, 8u, other, fast, y_oy);
             break;
         case 4u:
             narrow ? channel_pair_row(r, j, 4u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 4u, MPQ_M7_RQ_SMALL, fast, y_oy);
+                   : channel_pair_row(r, j, 4u, other, fast, y_oy);
             break;
         case 2u:
             narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 2u, MPQ_M7_RQ_SMALL, fast, y_oy);
+                   : channel_pair_row(r, j, 2u, other, fast, y_oy);
             break;
         default:
             channel_pair_row(r, j, 32u, MPQ_M7_RQ_NARROW, fast, y_oy);

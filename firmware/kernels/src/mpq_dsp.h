@@ -87,7 +87,7 @@ static inline int32_t mpq_asr(int32_t v, uint32_t n) {
 #endif
 }
 
-/* USAT: v clamped to [0, 2^bits - 1] (one instruction when bits is a constant 2, 4 or 8). */
+/* USAT: v clamped to [0, 2^bits - 1] (one instruction when bits is a constant 2, 4, 8 or 31). */
 static inline uint32_t mpq_usat(int32_t v, uint32_t bits) {
 #if MPQ_HAVE_DSP
     switch (bits) {
@@ -97,6 +97,8 @@ static inline uint32_t mpq_usat(int32_t v, uint32_t bits) {
         return (uint32_t)__usat(v, 4);
     case 2u:
         return (uint32_t)__usat(v, 2);
+    case 31u:
+        return (uint32_t)__usat(v, 31);
     default:
         break;
     }

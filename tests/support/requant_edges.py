@@ -1,0 +1,46 @@
+"""One-layer graphs that drive the _m7 kernels' requantization paths through extreme values.
+
+Each channel's accumulator is its bias + 1 on an input of ones (weights: a single 1 per output
+channel): the product of accumulators, multipliers and shifts below reaches every path, the
+32-bit steps, the short path for shift > 32, the clamped one for shifts 3 to 32 with a
+normalized multiplier, and the general one. Pointwise and fully connected run the streaming
+engine; conv2d (3x3, padded, only the centre tap 1) the matrix engine; depthwise (the same
+window, stride 1 and 2, two output pixels) the unrolled 3x3 windows. The engine and the windows
+pick one path per channel pair: the shifts change from channel to channel (an odd count), so
+pairs mix shifts above and below 32, and multipliers below 2^30 that the clamped path leaves out.
+"""
+import itertools
+
+import numpy as np
+
+from harness.ir.graph import Graph, Layer, Tensor
+
+ACCUMULATORS = [-(2**31) + 1, -(2**20) - 1, -3, -2, -1, 0, 1, 2, 3, 7, 8, 1023, 1024, 2**20 + 1, 2**31 - 2]
+MULTIPLIERS = [0, 1, 3, 2**30, 2**31 - 1]
+SHIFTS = [1, 2, 3, 5, 12, 31, 32, 33, 34, 40, 62]
+M7_REQUANT_CASES = ("pointwise", "fully_connected", "conv2d", "depthwise_conv2d", "depthwise_conv2d_s2")
+
+
+def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
+    """(kernel name, graph) of one of M7_REQUANT_CASES at out_bits."""
+    acc, mult, shift = (np.array(v) for v in zip(*itertools.product(ACCUMULATORS, MULTIPLIERS, SHIFTS)))
+    c = acc.size
+    in_shape, out_shape = (1, 1, 1), (1, 1, c)
+    kernel = "depthwise_conv2d" if case.startswith("depthwise") else case
+    op = "conv2d" if kernel == "pointwise" else kernel
+    if kernel == "depthwise_conv2d":
+        stride = 2 if case.endswith("_s2") else 1
+        in_shape, out_shape = (1, 2 * stride, c), (1, 2, c)
+        weights = np.zeros((3, 3, c), dtype=np.int32)
+        weights[1, 1, :] = 1
+        window = {"kernel": (3, 3), "stride": (stride, stride), "padding": (1, 1, 1, 1)}
+    elif kernel == "conv2d":
+        weights = np.zeros((c, 3, 3, 1), dtype=np.int32)
+        weights[:, 1, 1, 0] = 1
+        window = {"kernel": (3, 3), "padding": (1, 1, 1, 1)}
+    else:
+        weights, window = np.ones((c, 1, 1, 1) if op == "conv2d" else (c, 1), dtype=np.int32), {}
+    x, y = Tensor("x", in_shape, 8, 1.0), Tensor("y", out_shape, out_bits, 1.0)
+    layer = Layer("layer0", op, "x", "y", w_bits=2, weights=weights, bias=(acc - 1).astype(np.int32),
+                  mult=mult.astype(np.int32), shift=shift.astype(np.int8), **window)
+    return kernel, Graph(f"m7_requant_edges_{case}_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
