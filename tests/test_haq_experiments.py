@@ -20,6 +20,7 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
                                  "--runs-dir", str(tmp_path / "runs")]) == 0
     latency = json.loads((tmp_path / "results" / "haq-mnist-latency.json").read_text())
     assert latency["complete"] and latency["budget"] == "110kB / 34kB" and latency["flash_budget"] == 110 * 1024
+    assert latency["provenance"]["git_commit"] and latency["provenance"]["board"] == "qemu-m7"
     assert [(r["method"], r["latency_weight"], r["name"]) for r in latency["runs"]] == [
         ("haq", 0.0, "lenet5-mnist-haq-w0-s0-latency"), ("haq", 2.0, "lenet5-mnist-haq-w2-s0-latency")]
     assert "haq_vs_random" not in latency and latency["latency_weight"]["weight_0"] == [

@@ -287,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_experiments(argv: list[str] | None) -> int:
     from harness.backends import load_board
+    from harness.measure.provenance import provenance
 
     args = parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -298,9 +299,9 @@ def run_experiments(argv: list[str] | None) -> int:
     for experiment in args.experiments:
         plan = runs_of(experiment, args)
         fields = plan[0]
-        result = {"provenance": {"command": "python tools/haq_experiments.py " + " ".join(argv or sys.argv[1:]),
-                                 "board": args.board, "episodes": args.episodes, "warmup": args.warmup,
-                                 "seeds": args.seeds},
+        result = {"provenance": provenance(board) | {
+                      "command": "python tools/haq_experiments.py " + " ".join(argv or sys.argv[1:]),
+                      "episodes": args.episodes, "warmup": args.warmup, "seeds": args.seeds},
                   "model": fields["model"], "model_args": fields["model_args"],
                   "budget": f"{fields['flash']} / {fields['ram']}", "runs": [], "complete": False}
         results[experiment] = result
