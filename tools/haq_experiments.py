@@ -20,7 +20,7 @@ Latency during the search comes from the board's measured per-layer table (profi
 only each run's chosen policies and the all-8-bit reference are built and measured on the board.
 Writes results/haq-mnist.json, results/haq-mnist-latency.json, results/haq-mobilenet.json
 (every run, the comparisons) and results/haq-reward-curves.png (best reward so far per
-episode); docs/search.md's blocks come from them (tools/docs.py), each with the command that
+episode and per evaluation); docs/search.md's blocks come from them (tools/docs.py), each with the command that
 made its file.
 
     python tools/haq_experiments.py --experiments mnist --episodes 3 --warmup 1 --seeds 0 \\
@@ -243,6 +243,8 @@ def latency_effect(by: dict, runs: list[dict], args: argparse.Namespace) -> dict
 
 
 def reward_curves(results: dict[str, dict], path: Path) -> None:
+    """Best reward so far of HAQ and random search, every seed: per episode (top row) and per
+    evaluation, i.e. distinct policy scored (bottom row), one column per experiment."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,19 +253,22 @@ def reward_curves(results: dict[str, dict], path: Path) -> None:
     results = {experiment: result for experiment, result in results.items() if experiment in VERSUS_RANDOM}
     if not results:
         return
-    figure, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4), squeeze=False)
-    for axis, (experiment, result) in zip(axes[0], results.items()):
+    figure, axes = plt.subplots(2, len(results), figsize=(5.5 * len(results), 7.5), squeeze=False)
+    for column, (experiment, result) in enumerate(results.items()):
         weight = 0.0 if experiment == "mnist" else 1.0
-        for run in (r for r in result["runs"] if r["latency_weight"] == weight):
-            axis.plot(range(1, len(run["best_so_far"]) + 1), run["best_so_far"],
-                      color="C0" if run["method"] == "haq" else "C1", alpha=0.8,
-                      linestyle="-" if run["method"] == "haq" else "--",
-                      label=f"{run['method']} seed {run['seed']}")
-        axis.set_title(f"{result['model']} at {result['budget']} (latency weight {weight:g})", fontsize=9)
-        axis.set_xlabel("episode (= evaluations)")
-        axis.set_ylabel("best reward so far (predicted latency)")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        reward = "validation accuracy" if experiment == "mnist" else "-latency / all-8-bit's"
+        for row, (key, unit) in enumerate((("best_so_far", "episode"),
+                                           ("best_per_evaluation", "evaluation (distinct policy scored)"))):
+            axis = axes[row][column]
+            for run in (r for r in result["runs"] if r["latency_weight"] == weight):
+                axis.plot(range(1, len(run[key]) + 1), run[key], color="C0" if run["method"] == "haq" else "C1",
+                          alpha=0.8, linestyle="-" if run["method"] == "haq" else "--",
+                          label=f"{run['method']} seed {run['seed']}")
+            axis.set_title(f"{result['model']} at {result['budget']} (latency weight {weight:g})", fontsize=9)
+            axis.set_xlabel(unit)
+            axis.set_ylabel(f"best reward so far ({reward})", fontsize=8)
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
