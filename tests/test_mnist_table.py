@@ -30,6 +30,17 @@ def test_bounded_table_has_every_stage_and_integer_matches_fake_quant(tmp_path, 
     assert "| lenet5-mnist | lenet5-mnist-int8 |" in out.with_suffix(".md").read_text()
 
 
+@pytest.mark.device
+@pytest.mark.slow
+def test_bounded_table_streams_the_test_images_to_the_board(tmp_path, cache, board_name):
+    # the board half of the table: it had called measure() with a path where a RunLog goes
+    out = tmp_path / "table.json"
+    assert mnist_table.main(["--models", "lenet5-mnist", "--kinds", "int8", "--float-epochs", "1",
+                             "--qat-epochs", "1", "--board", board_name, "--images", "3", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["board"]["board"] == board_name and row["board"]["images"] == row["board"]["bit_exact"] == 3
+
+
 def test_shipped_table_meets_the_targets():
     """The committed results: integer within 0.5 pp of fake-quant, mixed within 1.5 pp of float,
     every policy 100/100 bit-exact on qemu-m7."""

@@ -65,12 +65,13 @@ def float_model(model: str, epochs: int) -> float:
 def on_board(policy, graph, board_name: str, images: int) -> dict:
     from harness.backends import load_board
     from harness.datasets.measured import measured_inputs
+    from harness.measure.log import RunLog
     from harness.measure.run import measure
 
     board = load_board(board_name)
     inputs, labels = measured_inputs(policy, graph, images)
-    with tempfile.TemporaryDirectory() as scratch:
-        report = measure(policy, graph, board, inputs, labels, Path(scratch) / "log.jsonl")
+    with tempfile.TemporaryDirectory() as scratch, RunLog(Path(scratch) / "log.jsonl") as log:
+        report = measure(policy, graph, board, inputs, labels, log)
     return {"board": board.name, "images": report["images"], "bit_exact": report["bit_exact"],
             "device_accuracy": report["device_accuracy"], "median_" + report["latency"]["unit"]:
             report["latency"]["median"], "flash_bytes": report["memory"]["flash_bytes"],
