@@ -55,8 +55,10 @@ def test_haq_experiments_script_on_a_tiny_budget(tmp_path):
                                     and cheapest["flash_bytes"] <= result["flash_budget"])
 
 
-def test_a_budget_the_model_cannot_meet_is_one_line_and_no_results_file(tmp_path, capsys):
+def test_a_budget_the_model_cannot_meet_is_one_line_and_no_results_file(tmp_path, capsys, monkeypatch):
     import haq_experiments
+
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path / "cache"))  # a cold cache: nothing is built first
 
     out = tmp_path / "results"
     assert haq_experiments.main(["--experiments", "mnist", "--mnist-model", "dsnet-mnist", "--mnist-flash", "60kB",

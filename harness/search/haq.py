@@ -385,6 +385,10 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
     architecture = zoo.build(settings.model, settings.model_args)
     all_8 = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
                            {"flash": settings.flash, "ram": settings.ram})
+    keep_weights, keep_activations = pinned_ends(architecture) if settings.pin_ends else (set(), set())
+    # a budget no policy meets: one line now, before profiling, training or building anything
+    enforce_budget(structural_graph(all_8), Budget(parse_size(settings.flash), parse_size(settings.ram)),
+                   keep_weights, keep_activations)
     if pool is None:  # measures only what the table lacks
         table, _ = profile(structural_graph(all_8), board, on_profiled)
     else:
