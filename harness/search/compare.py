@@ -86,21 +86,17 @@ def haq_fractions(experiment: Experiment) -> list[float]:
     and last layer pinned at 8 bits (every other weight at 2 bits fits)."""
     from harness import zoo
     from harness.policy import Budget
-    from harness.search.constraints import enforce_budget
-    from harness.search.haq import pinned_ends
+    from harness.search.haq import check_budget
     from harness.units import parse_size
 
     if not experiment.haq_episodes:
         return []
     arch = zoo.build(experiment.model, {})
-    keep_weights, keep_activations = pinned_ends(arch)
     eight = uniform_policy("pinned", experiment.model, {}, arch, 8, {"flash": "2MB", "ram": experiment.ram})
     feasible = []
     for fraction in sorted(experiment.weight_fractions):
-        graph = structural_graph(eight)  # enforce_budget cuts it in place: a new one each time
         try:
-            enforce_budget(graph, Budget(flash_budget(experiment, fraction), parse_size(experiment.ram)),
-                           keep_weights, keep_activations)
+            check_budget(eight, arch, Budget(flash_budget(experiment, fraction), parse_size(experiment.ram)))
         except HarnessError:  # below what the pinned layers allow
             continue
         feasible.append(fraction)

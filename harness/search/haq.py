@@ -140,6 +140,13 @@ def pinned_ends(architecture: Architecture) -> tuple[set[str], set[str]]:
     return weights, set(architecture.sources(last)) - {INPUT}
 
 
+def check_budget(policy: Policy, architecture: Architecture, budget: Budget, pin_ends: bool = True) -> None:
+    """A one-line HarnessError when no policy meets `budget`, even at 2 bits everywhere but (with
+    pin_ends) HAQ's pinned first and last layer: decided from memory alone, nothing is built."""
+    keep_weights, keep_activations = pinned_ends(architecture) if pin_ends else (set(), set())
+    enforce_budget(structural_graph(policy), budget, keep_weights, keep_activations)
+
+
 class Scorer:
     """Turns an episode's bits into a fitted policy, its predicted latency, accuracy and reward."""
 
@@ -385,10 +392,8 @@ def search(settings: HaqSettings, out_dir: Path, board: Board,
     architecture = zoo.build(settings.model, settings.model_args)
     all_8 = uniform_policy("reference", settings.model, settings.model_args, architecture, 8,
                            {"flash": settings.flash, "ram": settings.ram})
-    keep_weights, keep_activations = pinned_ends(architecture) if settings.pin_ends else (set(), set())
     # a budget no policy meets: one line now, before profiling, training or building anything
-    enforce_budget(structural_graph(all_8), Budget(parse_size(settings.flash), parse_size(settings.ram)),
-                   keep_weights, keep_activations)
+    check_budget(all_8, architecture, Budget(parse_size(settings.flash), parse_size(settings.ram)), settings.pin_ends)
     if pool is None:  # measures only what the table lacks
         table, _ = profile(structural_graph(all_8), board, on_profiled)
     else:
