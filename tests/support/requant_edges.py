@@ -3,8 +3,9 @@
 Each channel's accumulator is its bias + 1 on an input of ones (weights: a single 1 per output
 channel): the product of accumulators, multipliers and shifts below reaches every path, the
 32-bit steps, the short path for shift > 32, the clamped one for shifts 3 to 32 with a
-normalized multiplier, and the general one. Pointwise and fully connected run the streaming
-engine; conv2d (3x3, padded, only the centre tap 1) the matrix engine; depthwise (the same
+normalized multiplier, and the general one. Pointwise (one pixel) and fully connected run the
+streaming engine; pointwise over 4x4 pixels and conv2d (3x3, padded, only the centre tap 1, two
+output pixels) the matrix engine, which stores pixel pairs on their own path; depthwise (the same
 window, stride 1 and 2, two output pixels) the unrolled 3x3 windows. The engine and the windows
 pick one path per channel pair: the shifts change from channel to channel (an odd count), so
 pairs mix shifts above and below 32, and multipliers below 2^30 that the clamped path leaves out.
@@ -18,7 +19,8 @@ from harness.ir.graph import Graph, Layer, Tensor
 ACCUMULATORS = [-(2**31) + 1, -(2**20) - 1, -3, -2, -1, 0, 1, 2, 3, 7, 8, 1023, 1024, 2**20 + 1, 2**31 - 2]
 MULTIPLIERS = [0, 1, 3, 2**30, 2**31 - 1]
 SHIFTS = [1, 2, 3, 5, 12, 31, 32, 33, 34, 40, 62]
-M7_REQUANT_CASES = ("pointwise", "fully_connected", "conv2d", "depthwise_conv2d", "depthwise_conv2d_s2")
+M7_REQUANT_CASES = ("pointwise", "pointwise_4x4", "fully_connected", "conv2d", "depthwise_conv2d",
+                    "depthwise_conv2d_s2")
 
 
 def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
@@ -26,7 +28,7 @@ def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
     acc, mult, shift = (np.array(v) for v in zip(*itertools.product(ACCUMULATORS, MULTIPLIERS, SHIFTS)))
     c = acc.size
     in_shape, out_shape = (1, 1, 1), (1, 1, c)
-    kernel = "depthwise_conv2d" if case.startswith("depthwise") else case
+    kernel = "depthwise_conv2d" if case.startswith("depthwise") else case.removesuffix("_4x4")
     op = "conv2d" if kernel == "pointwise" else kernel
     if kernel == "depthwise_conv2d":
         stride = 2 if case.endswith("_s2") else 1
@@ -38,8 +40,11 @@ def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
         weights = np.zeros((c, 3, 3, 1), dtype=np.int32)
         weights[:, 1, 1, 0] = 1
         window = {"kernel": (3, 3), "padding": (1, 1, 1, 1)}
+        in_shape, out_shape = (1, 2, 1), (1, 2, c)
     else:
         weights, window = np.ones((c, 1, 1, 1) if op == "conv2d" else (c, 1), dtype=np.int32), {}
+        if case.endswith("_4x4"):
+            in_shape, out_shape = (4, 4, 1), (4, 4, c)
     x, y = Tensor("x", in_shape, 8, 1.0), Tensor("y", out_shape, out_bits, 1.0)
     layer = Layer("layer0", op, "x", "y", w_bits=2, weights=weights, bias=(acc - 1).astype(np.int32),
                   mult=mult.astype(np.int32), shift=shift.astype(np.int8), **window)

@@ -8,7 +8,9 @@
  * channels takes, along the batch, 2 x 2 register blocks of dot products:
  * one column word pair and one weight word pair feed four SMLAD (8 MACs), the loads being
  * sequential so they merge into LDRD/LDM. Rows are zero-padded to a multiple of 4; an odd pixel
- * or channel count is padded with a zero column or row whose results are not written.
+ * or channel count is padded with a zero column or row whose results are not written. A channel
+ * pair whose requantization needs no branch (both shifts above 32, or both clampable) runs its
+ * pixel pairs in a loop with no checks, its 2 x 2 results requantized and stored whole.
  */
 #include "mpq_m7.h"
 
@@ -71,30 +73,97 @@ MPQ_M7_INLINE void pair_outputs(const mpq_word_t *cols, const mpq_word_t *w, uin
     }
 }
 
+/* pair_outputs() with any shifts at whole-row outputs of 8, 4 or 2 bits (a window starting on a
+ * byte), out of line: one copy per width for what batch_outputs leaves to it. */
+__attribute__((noinline)) static void remaining_outputs(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp,
+                                                        uint32_t pixels, int second, const int32_t bias[2],
+                                                        const int32_t mult[2], const int32_t shift[2],
+                                                        uint32_t out_bits, uint8_t *y, uint32_t y_row, uint32_t at) {
+    switch (out_bits) {
+    case 8u:
+        pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, 8u, y, y_row, at);
+        break;
+    case 4u:
+        pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, 4u, y, y_row, at);
+        break;
+    default:
+        pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, 2u, y, y_row, at);
+        break;
+    }
+}
+
+/* One output of full_pairs, requantized with mode (a constant after inlining). */
+MPQ_M7_INLINE uint32_t full_pair_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k, int mode,
+                                       uint32_t bits) {
+    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
+                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
+}
+
+/* Channels (o, o + 1) (o even, the row's window starting on a byte) of an even number of pixels,
+ * requantized with mode (constants after inlining: MPQ_M7_RQ_NARROW when both shifts exceed 32,
+ * else MPQ_M7_RQ_CLAMP: both clampable) and stored with no checks in the loop: at 8 bits a byte
+ * each, at 4 bits the pair's byte whole, at 2 bits the pair's nibble OR-ed into the cleared row. */
+MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp, uint32_t pixels,
+                              const int32_t bias[2], const int32_t mult[2], const int32_t shift[2], int mode,
+                              uint32_t out_bits, uint8_t *y, uint32_t y_row, uint32_t o) {
+    const mpq_m7_clamp_t k0 = mpq_m7_clamp_of(shift[0]), k1 = mpq_m7_clamp_of(shift[1]);
+    const uint32_t nibble = (o * out_bits) & 7u;
+    uint8_t *at = y + ((o * out_bits) >> 3);
+    for (const mpq_word_t *c = cols, *end = cols + pixels / 2u * kp; c < end; c += kp, at += 2u * y_row) {
+        int32_t acc[4] = {bias[0], bias[0], bias[1], bias[1]};
+        dot_2x2(c, w, kp, acc);
+        const uint32_t v[4] = {full_pair_value(acc[0], mult[0], shift[0], k0, mode, out_bits),
+                               full_pair_value(acc[1], mult[0], shift[0], k0, mode, out_bits),
+                               full_pair_value(acc[2], mult[1], shift[1], k1, mode, out_bits),
+                               full_pair_value(acc[3], mult[1], shift[1], k1, mode, out_bits)};
+        if (out_bits == 8u) {
+            at[0] = (uint8_t)v[0];
+            at[y_row] = (uint8_t)v[1];
+            at[1] = (uint8_t)v[2];
+            at[y_row + 1u] = (uint8_t)v[3];
+        } else if (out_bits == 4u) {
+            at[0] = (uint8_t)(v[0] | v[2] << 4);
+            at[y_row] = (uint8_t)(v[1] | v[3] << 4);
+        } else {
+            at[0] |= (uint8_t)((v[0] | v[2] << 2) << nibble);
+            at[y_row] |= (uint8_t)((v[1] | v[3] << 2) << nibble);
+        }
+    }
+}
+
 /* Output channels o0 .. o0 + n - 1 of the `pixels` pixels whose interleaved column pairs are
  * in cols (kp words a pair), stored at positions c0 + o0 .. of their rows y, y + y_row, ...
- * (c0: the output-channel window's offset from y, a constant 0 where it can be): for each channel pair, 2 x 2 blocks
- * along the pixels, requantized and stored with out_bits a constant after inlining. A channel
- * pair's bias, multipliers and shifts are read once for all the pixels (before the stores: a
- * byte store may alias them); at 8-bit outputs whether both shifts take the narrow
- * requantization is decided once for them too (a copy of the pixel loop per mode: only where the
- * outputs are most often 8-bit, to keep the code small). */
+ * (c0: the output-channel window's offset from y inside its first byte). A channel pair's bias,
+ * multipliers and shifts are read once for all the pixels (before the stores: a byte store may
+ * alias them). With `aligned` (a constant: c0 is 0, outputs of 8, 4 or 2 bits) a pair whose shifts
+ * both exceed 32, or are both clampable, runs its pixel pairs through full_pairs and the rest
+ * through remaining_outputs; otherwise every pair runs pair_outputs inline. */
 MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
                                  uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
-                                 uint32_t y_row, uint32_t c0) {
+                                 uint32_t y_row, uint32_t c0, int aligned) {
     const int raw = out_bits == 32u;
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
         const int second = i + 1u < n;
         const int32_t bias[2] = {rq->bias[o], second ? rq->bias[o + 1u] : 0};
         const int32_t mult[2] = {raw ? 0 : rq->mult[o], raw || !second ? 0 : rq->mult[o + 1u]};
-        /* no second channel: a shift of 33 lets the lone one take the narrow path on its own shift */
         const int32_t shift[2] = {raw ? 1 : rq->shift[o], raw || !second ? 33 : rq->shift[o + 1u]};
         const mpq_word_t *w = rows + i / 2u * kp;
-        if (out_bits == 8u && shift[0] > 32 && shift[1] > 32) { /* 8-bit outputs only: each mode is a copy */
-            pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_NARROW, out_bits, y, y_row, c0 + o);
-        } else {
+        if (!aligned) {
             pair_outputs(cols, w, kp, pixels, second, bias, mult, shift, MPQ_M7_RQ_ANY, out_bits, y, y_row, c0 + o);
+            continue;
+        }
+        uint32_t done = 0u;
+        if (second && shift[0] > 32 && shift[1] > 32) {
+            done = pixels & ~1u;
+            full_pairs(cols, w, kp, done, bias, mult, shift, MPQ_M7_RQ_NARROW, out_bits, y, y_row, o);
+        } else if (second && mpq_m7_clampable(mult[0], shift[0]) && mpq_m7_clampable(mult[1], shift[1])) {
+            done = pixels & ~1u;
+            full_pairs(cols, w, kp, done, bias, mult, shift, MPQ_M7_RQ_CLAMP, out_bits, y, y_row, o);
+        }
+        if (done < pixels) {
+            remaining_outputs(cols + done / 2u * kp, w, kp, pixels - done, second, bias, mult, shift, out_bits,
+                              y + done * y_row, y_row, o);
         }
     }
 }
@@ -151,18 +220,18 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             const uint32_t inside = ((uint32_t)out->c0 * out->bits % 8u) / out->bits;
             switch (out->bits) {
             case 8u:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yw, y_row, 0u);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yw, y_row, 0u, 1);
                 break;
             case 4u:
-                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, inside)
-                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, 0u);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, inside, 0)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, 0u, 1);
                 break;
             case 2u:
-                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, inside)
-                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, 0u);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, inside, 0)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, 0u, 1);
                 break;
             default:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yw, y_row, 0u);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yw, y_row, 0u, 0);
                 break;
             }
         }
