@@ -88,8 +88,17 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
     if (!mpq_m7_gemm_fits((uint32_t)win->kh * win->kw * in->c, out->c)) {
         return mpq_conv2d_ref(in, x, win, w, w_bits, rq, out, y, scratch);
     }
+    const uint32_t pixels = (uint32_t)out->h * out->w;
+    if (win->kh == 1u && win->kw == 1u && win->pad_top == 0u && win->pad_left == 0u &&
+        ((uint32_t)out->h - 1u) * win->sh < in->h && ((uint32_t)out->w - 1u) * win->sw < in->w) {
+        /* a 1x1 window that never reaches padding (a strided shortcut): a pixel's column is one input pixel */
+        const mpq_m7_pointwise_layer_t layer = {in, x, win->in_offset, out->w, win->sh, win->sw};
+        const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer};
+        mpq_m7_gemm(&g, rq, out, y);
+        return MPQ_OK;
+    }
     const conv_layer_t layer = {in, x, win, out->w};
-    const mpq_m7_gemm_t g = {(uint32_t)out->h * out->w, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
+    const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
                              conv_im2col, &layer};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;

@@ -216,11 +216,10 @@ static inline void mpq_m7_unpack(const uint8_t *row, uint32_t n, uint32_t bits, 
     MPQ_UNPACK_BY_BITS(mpq_m7_unpack_at, row, n, bits, is_signed, offset, dst);
 }
 
-/* A row of unsigned activations, in_offset added: values in [-255, 255]. */
-static inline void mpq_m7_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, int32_t in_offset,
-                                             int16_t *dst) {
-    mpq_m7_unpack(row, n, bits, 0, in_offset, dst);
-}
+/* A row of unsigned activations, in_offset added: values in [-255, 255]. One out-of-line copy
+ * (mpq_gemm_m7.c) for the kernels whose rows are long or rare; the engines' per-pixel loops
+ * inline mpq_m7_unpack(). */
+void mpq_m7_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, int32_t in_offset, int16_t *dst);
 
 /* A row of signed weights: values in [-128, 127]. */
 static inline void mpq_m7_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst) {
@@ -275,6 +274,18 @@ typedef struct {
  * out an output-channel window or whole rows), in mpq_m7_work; the layer must fit
  * (mpq_m7_gemm_fits). */
 void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
+
+/* A 1x1 window without padding as the engine's im2col sees it: output pixel p takes input pixel
+ * (p / out_w * sh, p % out_w * sw), p itself at stride 1. */
+typedef struct {
+    const mpq_dims_t *in;
+    const uint8_t *x;
+    int32_t in_offset;
+    uint32_t out_w, sh, sw;
+} mpq_m7_pointwise_layer_t;
+
+/* The engine's im2col of such a window (mpq_pointwise_m7.c, which runs stride 1; mpq_conv2d_m7.c the others). */
+void mpq_m7_pointwise_im2col(const void *layer, uint32_t pixel, int16_t *col);
 
 /* ---- the weight-streaming engine (mpq_matvec_m7.c): y[p][o] = requant(bias[o] + w[o] . x[p]) ---- */
 

@@ -12,16 +12,11 @@
  */
 #include "mpq_m7.h"
 
-typedef struct {
-    const mpq_dims_t *in;
-    const uint8_t *x;
-    int32_t in_offset;
-} pointwise_layer_t;
-
-static void pointwise_im2col(const void *layer, uint32_t pixel, int16_t *col) {
-    const pointwise_layer_t *l = layer;
-    mpq_m7_unpack_activations(l->x + pixel * mpq_row_bytes(l->in->c, l->in->bits), l->in->c, l->in->bits,
-                           l->in_offset, col);
+void mpq_m7_pointwise_im2col(const void *layer, uint32_t pixel, int16_t *col) {
+    const mpq_m7_pointwise_layer_t *l = layer;
+    const uint32_t source = l->sh == 1u && l->sw == 1u ? pixel : pixel / l->out_w * l->sh * l->in->w + pixel % l->out_w * l->sw;
+    mpq_m7_unpack(l->x + source * mpq_row_bytes(l->in->c, l->in->bits), l->in->c, l->in->bits, 0, l->in_offset,
+                  col); /* inline: a pixel of few channels would feel the call */
 }
 
 int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
@@ -42,8 +37,8 @@ int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
     if (!mpq_m7_gemm_fits(in->c, out->c)) {
         return mpq_pointwise_ref(in, x, in_offset, w, w_bits, rq, out, y, scratch);
     }
-    const pointwise_layer_t layer = {in, x, in_offset};
-    const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, pointwise_im2col, &layer};
+    const mpq_m7_pointwise_layer_t layer = {in, x, in_offset, 1u, 1u, 1u};
+    const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;
 }
