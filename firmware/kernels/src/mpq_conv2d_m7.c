@@ -79,6 +79,52 @@ static void conv_im2col(const void *layer, uint32_t pixel, int16_t *col) {
     }
 }
 
+/* A stem's 8-bit map, unpacked once (in_offset added, padding as zeros) to int16 at the start of
+ * the work buffer, as far as the windows reach: [map_h][map_w][cin]. */
+typedef struct {
+    const int16_t *map;
+    uint32_t cin, map_row, run, kh, out_w, sh, sw; /* map_row = map_w * cin, run = kw * cin */
+} stem_layer_t;
+
+/* Bytes of the unpacked map of a layer whose windows reach map_h x map_w pixels (padding included). */
+static uint32_t stem_map_bytes(const mpq_dims_t *in, const mpq_window_t *win, const mpq_dims_t *out) {
+    const uint32_t map_h = ((uint32_t)out->h - 1u) * win->sh + win->kh, map_w = ((uint32_t)out->w - 1u) * win->sw + win->kw;
+    return (map_h * map_w * in->c * (uint32_t)sizeof(int16_t) + 3u) & ~3u;
+}
+
+static void unpack_stem_map(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win, uint32_t map_h,
+                            uint32_t map_w, int16_t *map) {
+    const uint32_t cin = in->c, left = win->pad_left < map_w ? win->pad_left : map_w;
+    const uint32_t inside = map_w - left < in->w ? map_w - left : in->w;
+    for (uint32_t r = 0; r < map_h; ++r, map += map_w * cin) {
+        const int32_t iy = (int32_t)r - win->pad_top;
+        if (iy < 0 || iy >= (int32_t)in->h) {
+            memset(map, 0, map_w * cin * sizeof(int16_t));
+            continue;
+        }
+        memset(map, 0, left * cin * sizeof(int16_t));
+        mpq_m7_unpack_activations(x + (uint32_t)iy * in->w * cin, inside * cin, 8u, win->in_offset, map + left * cin);
+        memset(map + (left + inside) * cin, 0, (map_w - left - inside) * cin * sizeof(int16_t));
+    }
+}
+
+/* A stem pixel's column: kh rows of run values copied from the map, two at a time. */
+static void stem_im2col(const void *layer, uint32_t pixel, int16_t *col) {
+    const stem_layer_t *l = layer;
+    const int16_t *src = l->map + pixel / l->out_w * l->sh * l->map_row + pixel % l->out_w * l->sw * l->cin;
+    for (uint32_t ky = 0; ky < l->kh; ++ky, src += l->map_row, col += l->run) {
+        uint32_t i = 0;
+        for (; i + 2u <= l->run; i += 2u) {
+            mpq_word_t pair;
+            memcpy(&pair, src + i, sizeof pair);
+            memcpy(col + i, &pair, sizeof pair);
+        }
+        if (i < l->run) {
+            col[i] = src[i];
+        }
+    }
+}
+
 int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                   const mpq_dims_t *out, void *y, void *scratch) {
@@ -93,13 +139,25 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
         ((uint32_t)out->h - 1u) * win->sh < in->h && ((uint32_t)out->w - 1u) * win->sw < in->w) {
         /* a 1x1 window that never reaches padding (a strided shortcut): a pixel's column is one input pixel */
         const mpq_m7_pointwise_layer_t layer = {in, x, win->in_offset, out->w, win->sh, win->sw};
-        const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer};
+        const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer, 0u};
+        mpq_m7_gemm(&g, rq, out, y);
+        return MPQ_OK;
+    }
+    const uint32_t k = (uint32_t)win->kh * win->kw * in->c, map_bytes = stem_map_bytes(in, win, out);
+    if (in->bits == 8u && in->c < 8u && map_bytes <= MPQ_M7_WORK_BYTES / 2u &&
+        mpq_m7_chunk_channels_beside(k, out->c, map_bytes) >= 2u) {
+        /* a stem (few 8-bit channels, many small windows) whose map fits beside the engine */
+        int16_t *map = (int16_t *)(void *)mpq_m7_work;
+        const uint32_t map_w = ((uint32_t)out->w - 1u) * win->sw + win->kw;
+        unpack_stem_map(in, x, win, ((uint32_t)out->h - 1u) * win->sh + win->kh, map_w, map);
+        const stem_layer_t layer = {map, in->c, map_w * in->c, (uint32_t)win->kw * in->c, win->kh, out->w, win->sh, win->sw};
+        const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits, stem_im2col, &layer, map_bytes};
         mpq_m7_gemm(&g, rq, out, y);
         return MPQ_OK;
     }
     const conv_layer_t layer = {in, x, win, out->w};
     const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
-                             conv_im2col, &layer};
+                             conv_im2col, &layer, 0u};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;
 }

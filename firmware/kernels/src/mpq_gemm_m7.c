@@ -186,14 +186,15 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
     const uint32_t k = g->taps * g->cin;
     const uint32_t kp = mpq_m7_padded_k(k);
     const uint32_t cout = out->c;
-    const uint32_t chunk = mpq_m7_chunk_channels(k, cout);
+    const uint32_t chunk = mpq_m7_chunk_channels_beside(k, cout, g->reserved_bytes);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
-    int16_t *tmp0 = (int16_t *)(void *)mpq_m7_work;
+    const uint32_t halfwords = (MPQ_M7_WORK_BYTES - g->reserved_bytes) / 2u;
+    int16_t *tmp0 = (int16_t *)(void *)(mpq_m7_work + g->reserved_bytes / 4u);
     int16_t *tmp1 = tmp0 + kp;
     mpq_word_t *rows = (mpq_word_t *)(tmp1 + kp);
     mpq_word_t *cols = rows + chunk / 2u * kp;
     /* pixels whose column pairs fit beside the chunk's weights (at least one pair: mpq_m7_chunk_channels) */
-    const uint32_t batch = kp == 0u ? g->pixels : 2u * ((MPQ_M7_WORK_BYTES / 2u - (2u + chunk) * kp) / (2u * kp));
+    const uint32_t batch = kp == 0u ? g->pixels : 2u * ((halfwords - (2u + chunk) * kp) / (2u * kp));
 
     for (uint32_t o0 = 0; o0 < cout; o0 += chunk) {
         const uint32_t n = cout - o0 < chunk ? cout - o0 : chunk;

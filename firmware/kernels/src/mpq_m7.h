@@ -234,11 +234,12 @@ static inline uint32_t mpq_m7_padded_k(uint32_t k) {
     return (k + 3u) & ~3u;
 }
 
-/* Output channels whose weights are unpacked at once: as many as fit in the work buffer beside the
- * columns, at most cout rounded up to even; below 2 the layer does not fit (mpq_m7_gemm_fits). */
-static inline uint32_t mpq_m7_chunk_channels(uint32_t k, uint32_t cout) {
+/* Output channels whose weights are unpacked at once: as many as fit in the work buffer (less its
+ * first reserved_bytes) beside the columns, at most cout rounded up to even; below 2 the layer does
+ * not fit (mpq_m7_gemm_fits). */
+static inline uint32_t mpq_m7_chunk_channels_beside(uint32_t k, uint32_t cout, uint32_t reserved_bytes) {
     const uint32_t kp = mpq_m7_padded_k(k);
-    const uint32_t halfwords = MPQ_M7_WORK_BYTES / 2u;
+    const uint32_t halfwords = (MPQ_M7_WORK_BYTES - reserved_bytes) / 2u;
     const uint32_t all = (cout + 1u) & ~1u;
     if (kp == 0u) {
         return all;
@@ -248,6 +249,11 @@ static inline uint32_t mpq_m7_chunk_channels(uint32_t k, uint32_t cout) {
     }
     const uint32_t fit = ((halfwords - 4u * kp) / kp) & ~1u;
     return fit < all ? fit : all;
+}
+
+/* ... with the whole work buffer for the engine. */
+static inline uint32_t mpq_m7_chunk_channels(uint32_t k, uint32_t cout) {
+    return mpq_m7_chunk_channels_beside(k, cout, 0u);
 }
 
 /* Work buffer of the engine, all int16 [padded k] rows: two rows to unpack into, the two im2col
@@ -261,13 +267,15 @@ typedef void (*mpq_m7_im2col_fn)(const void *layer, uint32_t pixel, int16_t *col
 
 /* A layer as the engine sees it: `pixels` output pixels, each a dot product of k = taps * cin values
  * with every output channel. Weights are `taps` packed rows of cin values per output channel
- * ([o][tap][cin], rows of w_row bytes), exactly the packed layout of conv2d and fully connected. */
+ * ([o][tap][cin], rows of w_row bytes), exactly the packed layout of conv2d and fully connected.
+ * The engine leaves the first reserved_bytes (a multiple of 4) of the work buffer to im2col. */
 typedef struct {
     uint32_t pixels, taps, cin;
     const uint8_t *w;
     uint32_t w_bits;
     mpq_m7_im2col_fn im2col;
     const void *layer;
+    uint32_t reserved_bytes;
 } mpq_m7_gemm_t;
 
 /* Runs the engine into y (channels c0 .. c0 + c - 1 of rows of mpq_row_channels(out) values at out->bits,

@@ -38,7 +38,7 @@ int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
         return mpq_pointwise_ref(in, x, in_offset, w, w_bits, rq, out, y, scratch);
     }
     const mpq_m7_pointwise_layer_t layer = {in, x, in_offset, 1u, 1u, 1u};
-    const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer};
+    const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer, 0u};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;
 }
