@@ -139,8 +139,7 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
         ((uint32_t)out->h - 1u) * win->sh < in->h && ((uint32_t)out->w - 1u) * win->sw < in->w) {
         /* a 1x1 window that never reaches padding (a strided shortcut): a pixel's column is one input pixel */
         const mpq_m7_pointwise_layer_t layer = {in, x, win->in_offset, out->w, win->sh, win->sw};
-        const mpq_m7_gemm_t g = {pixels, 1u, in->c, w, w_bits, mpq_m7_pointwise_im2col, &layer, 0u};
-        mpq_m7_gemm(&g, rq, out, y);
+        mpq_m7_pointwise_gemm(&layer, pixels, w, w_bits, rq, out, y);
         return MPQ_OK;
     }
     const uint32_t k = (uint32_t)win->kh * win->kw * in->c, map_bytes = stem_map_bytes(in, win, out);
@@ -151,13 +150,13 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
         const uint32_t map_w = ((uint32_t)out->w - 1u) * win->sw + win->kw;
         unpack_stem_map(in, x, win, ((uint32_t)out->h - 1u) * win->sh + win->kh, map_w, map);
         const stem_layer_t layer = {map, in->c, map_w * in->c, (uint32_t)win->kw * in->c, win->kh, out->w, win->sh, win->sw};
-        const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits, stem_im2col, &layer, map_bytes};
+        const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits, stem_im2col, &layer, map_bytes, NULL};
         mpq_m7_gemm(&g, rq, out, y);
         return MPQ_OK;
     }
     const conv_layer_t layer = {in, x, win, out->w};
     const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
-                             conv_im2col, &layer, 0u};
+                             conv_im2col, &layer, 0u, NULL};
     mpq_m7_gemm(&g, rq, out, y);
     return MPQ_OK;
 }

@@ -4,7 +4,8 @@
  * Weights of a chunk of output channels are unpacked to int16 once, two rows at a time, and
  * stored interleaved: word j of channel o, then word j of channel o + 1. Then, for a batch of
  * output pixels (as many as the rest of the work buffer holds), the im2col columns are unpacked
- * (in_offset added) and interleaved two pixels by two the same way, and every pair of output
+ * (in_offset added) and interleaved two pixels by two the same way (or, where the layer gives
+ * `columns`, unpacked a pixel pair at a time straight into that layout), and every pair of output
  * channels takes, along the batch, 2 x 2 register blocks of dot products:
  * one column word pair and one weight word pair feed four SMLAD (8 MACs), the loads being
  * sequential so they merge into LDRD/LDM. Rows are zero-padded to a multiple of 4; an odd pixel
@@ -96,13 +97,6 @@ __attribute__((noinline)) static void remaining_outputs(const mpq_word_t *cols, 
     }
 }
 
-/* One output of full_pairs, requantized with mode (a constant after inlining). */
-MPQ_M7_INLINE uint32_t full_pair_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k, int mode,
-                                       uint32_t bits) {
-    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
-                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
-}
-
 /* Channels (o, o + 1) (o even, the row's window starting on a byte) of an even number of pixels,
  * requantized with mode (constants after inlining: MPQ_M7_RQ_NARROW when both shifts exceed 32,
  * else MPQ_M7_RQ_CLAMP: both clampable) and stored with no checks in the loop: at 8 bits a byte
@@ -116,10 +110,10 @@ MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint3
     for (const mpq_word_t *c = cols, *end = cols + pixels / 2u * kp; c < end; c += kp, at += 2u * y_row) {
         int32_t acc[4] = {bias[0], bias[0], bias[1], bias[1]};
         dot_2x2(c, w, kp, acc);
-        const uint32_t v[4] = {full_pair_value(acc[0], mult[0], shift[0], k0, mode, out_bits),
-                               full_pair_value(acc[1], mult[0], shift[0], k0, mode, out_bits),
-                               full_pair_value(acc[2], mult[1], shift[1], k1, mode, out_bits),
-                               full_pair_value(acc[3], mult[1], shift[1], k1, mode, out_bits)};
+        const uint32_t v[4] = {mpq_m7_requantize_branchless(acc[0], mult[0], shift[0], k0, mode, out_bits),
+                               mpq_m7_requantize_branchless(acc[1], mult[0], shift[0], k0, mode, out_bits),
+                               mpq_m7_requantize_branchless(acc[2], mult[1], shift[1], k1, mode, out_bits),
+                               mpq_m7_requantize_branchless(acc[3], mult[1], shift[1], k1, mode, out_bits)};
         if (out_bits == 8u) {
             at[0] = (uint8_t)v[0];
             at[y_row] = (uint8_t)v[1];
@@ -208,6 +202,10 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             const uint32_t m = g->pixels - p0 < batch ? g->pixels - p0 : batch;
             uint8_t *yb = y + p0 * y_row;
             for (uint32_t p = 0; p < m; p += 2u) {
+                if (g->columns != NULL) {
+                    g->columns(g->layer, p0 + p, p + 1u < m, (int16_t *)(void *)(cols + p / 2u * kp));
+                    continue;
+                }
                 g->im2col(g->layer, p0 + p, tmp0);
                 if (p + 1u < m) {
                     g->im2col(g->layer, p0 + p + 1u, tmp1);

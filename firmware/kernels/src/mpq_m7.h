@@ -90,6 +90,18 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_clamped(int32_t acc, int32_t mult, mpq_m
     return (int32_t)mpq_usat(mpq_asr(q + 1, 1u), bits);
 }
 
+/* How mpq_m7_store() requantizes (a constant after inlining). */
+enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shift <= 32 likely */,
+       MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */ };
+
+/* mpq_requantize() without a branch: mode (a constant after inlining) MPQ_M7_RQ_NARROW for a shift
+ * above 32, else MPQ_M7_RQ_CLAMP for a clampable (mult, shift) whose constants are k. */
+MPQ_M7_INLINE uint32_t mpq_m7_requantize_branchless(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k,
+                                                    int mode, uint32_t bits) {
+    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
+                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
+}
+
 /* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
  * mpq_m7_requantize_wide() for acc < 2^(shift-2) is inlined too (for loops where shift <= 32). */
 MPQ_M7_INLINE int32_t mpq_m7_requantize_any(int32_t acc, int32_t mult, int32_t shift, uint32_t bits,
@@ -112,10 +124,6 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_any(int32_t acc, int32_t mult, int32_t s
 MPQ_M7_INLINE int32_t mpq_m7_requantize(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
     return mpq_m7_requantize_any(acc, mult, shift, bits, 0);
 }
-
-/* How mpq_m7_store() requantizes (a constant after inlining). */
-enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shift <= 32 likely */,
-       MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */ };
 
 /* Requantized value y at position i of a cleared row of bits-wide values (bits a constant after inlining). */
 MPQ_M7_INLINE void mpq_m7_put_value(uint8_t *row, uint32_t i, uint32_t bits, uint32_t y) {
@@ -166,35 +174,46 @@ MPQ_M7_INLINE uint32_t mpq_m7_decode(uint32_t v, uint32_t h, uint32_t k) {
     return mpq_sadd16(v ^ h, k);
 }
 
-/* 32 / bits values of one little-endian word into dst (bits a constant after inlining): the codes
- * are spread into halfword lanes with masks and UXTB16, paired in order with PKHBT/PKHTB. */
-MPQ_M7_INLINE void mpq_m7_unpack_word(uint32_t w, uint32_t bits, uint32_t h, uint32_t k, int16_t *dst) {
+/* 32 / bits values of one little-endian word into dst, their pairs (words) `step` halfwords apart
+ * (bits and step constants after inlining): the codes are spread into halfword lanes with masks and
+ * UXTB16, paired in order with PKHBT/PKHTB. At step 4 two rows unpack straight into the matrix
+ * engine's interleaved column pairs. */
+MPQ_M7_INLINE void mpq_m7_unpack_word_to(uint32_t w, uint32_t bits, uint32_t h, uint32_t k, int16_t *dst,
+                                         uint32_t step) {
     if (bits == 8u) {
         const uint32_t a = mpq_uxtb16(w), b = mpq_uxtb16_ror8(w); /* (x0, x2), (x1, x3) */
         mpq_m7_put(dst, mpq_m7_decode(mpq_pack_lo(a, b), h, k));
-        mpq_m7_put(dst + 2, mpq_m7_decode(mpq_pack_hi(a, b), h, k));
+        mpq_m7_put(dst + step, mpq_m7_decode(mpq_pack_hi(a, b), h, k));
     } else if (bits == 4u) {
         const uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
         const uint32_t a = mpq_uxtb16(lo), b = mpq_uxtb16_ror8(lo); /* (x0, x4), (x2, x6) */
         const uint32_t c = mpq_uxtb16(hi), d = mpq_uxtb16_ror8(hi); /* (x1, x5), (x3, x7) */
         mpq_m7_put(dst, mpq_m7_decode(mpq_pack_lo(a, c), h, k));
-        mpq_m7_put(dst + 2, mpq_m7_decode(mpq_pack_lo(b, d), h, k));
-        mpq_m7_put(dst + 4, mpq_m7_decode(mpq_pack_hi(a, c), h, k));
-        mpq_m7_put(dst + 6, mpq_m7_decode(mpq_pack_hi(b, d), h, k));
+        mpq_m7_put(dst + step, mpq_m7_decode(mpq_pack_lo(b, d), h, k));
+        mpq_m7_put(dst + 2u * step, mpq_m7_decode(mpq_pack_hi(a, c), h, k));
+        mpq_m7_put(dst + 3u * step, mpq_m7_decode(mpq_pack_hi(b, d), h, k));
     } else {
-        uint32_t u[4][2]; /* u[s]: values s, s + 8 and s + 4, s + 12 */
+        uint32_t u[4][2]; /* u[s]: values s, s + 8 and s + 4, s + 12; unrolled so u stays in registers */
+#pragma GCC unroll 4
         for (uint32_t s = 0; s < 4u; ++s) {
             const uint32_t crumbs = (w >> (2u * s)) & 0x03030303u;
             u[s][0] = mpq_uxtb16(crumbs);
             u[s][1] = mpq_uxtb16_ror8(crumbs);
         }
+#pragma GCC unroll 2
         for (uint32_t half = 0; half < 2u; ++half) {
-            mpq_m7_put(dst + 4u * half, mpq_m7_decode(mpq_pack_lo(u[0][half], u[1][half]), h, k));
-            mpq_m7_put(dst + 4u * half + 2u, mpq_m7_decode(mpq_pack_lo(u[2][half], u[3][half]), h, k));
-            mpq_m7_put(dst + 4u * half + 8u, mpq_m7_decode(mpq_pack_hi(u[0][half], u[1][half]), h, k));
-            mpq_m7_put(dst + 4u * half + 10u, mpq_m7_decode(mpq_pack_hi(u[2][half], u[3][half]), h, k));
+            int16_t *d = dst + 2u * half * step;
+            mpq_m7_put(d, mpq_m7_decode(mpq_pack_lo(u[0][half], u[1][half]), h, k));
+            mpq_m7_put(d + step, mpq_m7_decode(mpq_pack_lo(u[2][half], u[3][half]), h, k));
+            mpq_m7_put(d + 4u * step, mpq_m7_decode(mpq_pack_hi(u[0][half], u[1][half]), h, k));
+            mpq_m7_put(d + 5u * step, mpq_m7_decode(mpq_pack_hi(u[2][half], u[3][half]), h, k));
         }
     }
+}
+
+/* mpq_m7_unpack_word_to() into consecutive halfwords. */
+MPQ_M7_INLINE void mpq_m7_unpack_word(uint32_t w, uint32_t bits, uint32_t h, uint32_t k, int16_t *dst) {
+    mpq_m7_unpack_word_to(w, bits, h, k, dst, 2u);
 }
 
 MPQ_M7_INLINE void mpq_m7_unpack_at(const uint8_t *row, uint32_t n, uint32_t bits, int32_t half, int32_t offset,
@@ -265,10 +284,15 @@ static inline int mpq_m7_gemm_fits(uint32_t k, uint32_t cout) {
 /* Writes the k unpacked input values (in_offset added) of one output pixel into col. */
 typedef void (*mpq_m7_im2col_fn)(const void *layer, uint32_t pixel, int16_t *col);
 
+/* Writes the columns of output pixels pixel and pixel + 1 (pixel twice when !pair) straight into
+ * the engine's interleaved layout: word j of the first, word j of the second, for kp words each. */
+typedef void (*mpq_m7_columns_fn)(const void *layer, uint32_t pixel, int pair, int16_t *cols);
+
 /* A layer as the engine sees it: `pixels` output pixels, each a dot product of k = taps * cin values
  * with every output channel. Weights are `taps` packed rows of cin values per output channel
  * ([o][tap][cin], rows of w_row bytes), exactly the packed layout of conv2d and fully connected.
- * The engine leaves the first reserved_bytes (a multiple of 4) of the work buffer to im2col. */
+ * The engine leaves the first reserved_bytes (a multiple of 4) of the work buffer to im2col. With
+ * `columns` (else NULL) the engine takes a pixel pair's interleaved columns from it, not im2col. */
 typedef struct {
     uint32_t pixels, taps, cin;
     const uint8_t *w;
@@ -276,6 +300,7 @@ typedef struct {
     mpq_m7_im2col_fn im2col;
     const void *layer;
     uint32_t reserved_bytes;
+    mpq_m7_columns_fn columns;
 } mpq_m7_gemm_t;
 
 /* Runs the engine into y (channels c0 .. c0 + c - 1 of rows of mpq_row_channels(out) values at out->bits,
@@ -292,8 +317,10 @@ typedef struct {
     uint32_t out_w, sh, sw;
 } mpq_m7_pointwise_layer_t;
 
-/* The engine's im2col of such a window (mpq_pointwise_m7.c, which runs stride 1; mpq_conv2d_m7.c the others). */
-void mpq_m7_pointwise_im2col(const void *layer, uint32_t pixel, int16_t *col);
+/* Runs the engine over such a window of `pixels` output pixels (mpq_pointwise_m7.c, which runs
+ * stride 1; mpq_conv2d_m7.c the others); the layer must fit (mpq_m7_gemm_fits). */
+void mpq_m7_pointwise_gemm(const mpq_m7_pointwise_layer_t *l, uint32_t pixels, const uint8_t *w, uint32_t w_bits,
+                           const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
 
 /* ---- the weight-streaming engine (mpq_matvec_m7.c): y[p][o] = requant(bias[o] + w[o] . x[p]) ---- */
 
