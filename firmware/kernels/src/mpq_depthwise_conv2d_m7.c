@@ -171,9 +171,38 @@ typedef struct {
 MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
                                 mpq_m7_clamp_t k, int mode) {
     if (mode == MPQ_M7_RQ_CLAMP) {
-        mpq_m7_put_value(y, i, bits, (uint32_t)mpq_m7_requantize_clamped(acc, mult, k, bits));
+        mpq_m7_put_value(y, i, bits, mpq_m7_requantize_branchless(acc, mult, shift, k, mode, bits));
     } else {
         mpq_m7_store_as(y, i, bits, acc, mult, shift, mode);
+    }
+}
+
+/* Channels ch, ch + 1 (ch even) of one pixel of a cleared row at 4 or 2 bits, requantized without a
+ * branch (mode NARROW or CLAMP, as the fast windows take): at 4 bits the pair's byte stored whole,
+ * at 2 bits its nibble OR-ed in once. */
+MPQ_M7_INLINE void store_pair(uint8_t *y, uint32_t ch, uint32_t bits, int32_t acc0, int32_t acc1, int32_t m0,
+                              int32_t s0, mpq_m7_clamp_t k0, int32_t m1, int32_t s1, mpq_m7_clamp_t k1, int mode) {
+    const uint32_t v = mpq_m7_requantize_branchless(acc0, m0, s0, k0, mode, bits) |
+                       mpq_m7_requantize_branchless(acc1, m1, s1, k1, mode, bits) << bits;
+    if (bits == 4u) {
+        y[ch >> 1] = (uint8_t)v;
+    } else {
+        y[ch >> 2] |= (uint8_t)(v << ((ch * 2u) & 7u));
+    }
+}
+
+/* Both channels of a pair at one pixel (the second only when `second`): a pair store for the fast
+ * windows' sub-byte outputs (`pair`, a constant), else one store each. */
+MPQ_M7_INLINE void store_channels(uint8_t *y, uint32_t ch, uint32_t bits, int pair, int second, int32_t acc0,
+                                  int32_t acc1, int32_t m0, int32_t s0, mpq_m7_clamp_t k0, int32_t m1, int32_t s1,
+                                  mpq_m7_clamp_t k1, int mode) {
+    if (pair) {
+        store_pair(y, ch, bits, acc0, acc1, m0, s0, k0, m1, s1, k1, mode);
+        return;
+    }
+    store_output(y, ch, bits, acc0, m0, s0, k0, mode);
+    if (second) {
+        store_output(y, ch + 1u, bits, acc1, m1, s1, k1, mode);
     }
 }
 
@@ -188,6 +217,8 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     const int32_t m0 = out_bits == 32u ? 0 : r->rq->mult[ch], s0 = out_bits == 32u ? 1 : r->rq->shift[ch];
     const int32_t m1 = out_bits == 32u || !second ? 0 : r->rq->mult[ch + 1u];
     const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
+    /* the fast windows' 4- and 2-bit outputs store a pair at once (8-bit ones are faster a byte each) */
+    const int pair = fast != 0u && (out_bits == 4u || out_bits == 2u);
     const int clamp = mode == MPQ_M7_RQ_CLAMP; /* then block_row() checked both channels are clampable */
     const mpq_m7_clamp_t none = {0u, 0u, 0u};
     const mpq_m7_clamp_t k0 = clamp ? mpq_m7_clamp_of(s0) : none, k1 = clamp && second ? mpq_m7_clamp_of(s1) : none;
@@ -214,12 +245,8 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
-        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
-        store_output(yp + y_row, ch, out_bits, acc.a[2], m0, s0, k0, mode);
-        if (second) {
-            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
-            store_output(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, k1, mode);
-        }
+        store_channels(yp, ch, out_bits, pair, second, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+        store_channels(yp + y_row, ch, out_bits, pair, second, acc.a[2], acc.a[3], m0, s0, k0, m1, s1, k1, mode);
     }
     if (ox < out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
@@ -228,10 +255,7 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
-        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
-        if (second) {
-            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
-        }
+        store_channels(yp, ch, out_bits, pair, second, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
     }
 }
 
