@@ -171,7 +171,7 @@ typedef struct {
 MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
                                 mpq_m7_clamp_t k, int mode) {
     if (mode == MPQ_M7_RQ_CLAMP) {
-        mpq_m7_put_value(y, i, bits, mpq_m7_requantize_branchless(acc, mult, shift, k, mode, bits));
+        mpq_m7_put_value(y, i, bits, mpq_m7_requantize_branchless(acc, mult, shift, k, mode, bits, 0));
     } else {
         mpq_m7_store_as(y, i, bits, acc, mult, shift, mode);
     }
@@ -182,27 +182,12 @@ MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t a
  * at 2 bits its nibble OR-ed in once. */
 MPQ_M7_INLINE void store_pair(uint8_t *y, uint32_t ch, uint32_t bits, int32_t acc0, int32_t acc1, int32_t m0,
                               int32_t s0, mpq_m7_clamp_t k0, int32_t m1, int32_t s1, mpq_m7_clamp_t k1, int mode) {
-    const uint32_t v = mpq_m7_requantize_branchless(acc0, m0, s0, k0, mode, bits) |
-                       mpq_m7_requantize_branchless(acc1, m1, s1, k1, mode, bits) << bits;
+    const uint32_t v = mpq_m7_requantize_branchless(acc0, m0, s0, k0, mode, bits, 0) |
+                       mpq_m7_requantize_branchless(acc1, m1, s1, k1, mode, bits, 0) << bits;
     if (bits == 4u) {
         y[ch >> 1] = (uint8_t)v;
     } else {
         y[ch >> 2] |= (uint8_t)(v << ((ch * 2u) & 7u));
-    }
-}
-
-/* Both channels of a pair at one pixel (the second only when `second`): a pair store for the fast
- * windows' sub-byte outputs (`pair`, a constant), else one store each. */
-MPQ_M7_INLINE void store_channels(uint8_t *y, uint32_t ch, uint32_t bits, int pair, int second, int32_t acc0,
-                                  int32_t acc1, int32_t m0, int32_t s0, mpq_m7_clamp_t k0, int32_t m1, int32_t s1,
-                                  mpq_m7_clamp_t k1, int mode) {
-    if (pair) {
-        store_pair(y, ch, bits, acc0, acc1, m0, s0, k0, m1, s1, k1, mode);
-        return;
-    }
-    store_output(y, ch, bits, acc0, m0, s0, k0, mode);
-    if (second) {
-        store_output(y, ch + 1u, bits, acc1, m1, s1, k1, mode);
     }
 }
 
@@ -245,8 +230,17 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
-        store_channels(yp, ch, out_bits, pair, second, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
-        store_channels(yp + y_row, ch, out_bits, pair, second, acc.a[2], acc.a[3], m0, s0, k0, m1, s1, k1, mode);
+        if (pair) {
+            store_pair(yp, ch, out_bits, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+            store_pair(yp + y_row, ch, out_bits, acc.a[2], acc.a[3], m0, s0, k0, m1, s1, k1, mode);
+            continue;
+        }
+        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
+        store_output(yp + y_row, ch, out_bits, acc.a[2], m0, s0, k0, mode);
+        if (second) {
+            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
+            store_output(yp + y_row, ch + 1u, out_bits, acc.a[3], m1, s1, k1, mode);
+        }
     }
     if (ox < out_w) {
         acc_2x2_t acc = {{b0, b1, b0, b1}};
@@ -255,7 +249,14 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
         } else {
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
-        store_channels(yp, ch, out_bits, pair, second, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+        if (pair) {
+            store_pair(yp, ch, out_bits, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+            return;
+        }
+        store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
+        if (second) {
+            store_output(yp, ch + 1u, out_bits, acc.a[1], m1, s1, k1, mode);
+        }
     }
 }
 
