@@ -78,6 +78,18 @@ static inline int32_t mpq_smmul(int32_t a, int32_t b) {
 #endif
 }
 
+/* SMMLA: the top word of acc * 2^32 + a*b, i.e. floor((a*b + acc * 2^32) / 2^32) (exact while the sum
+ * stays within int64). */
+static inline int32_t mpq_smmla(int32_t a, int32_t b, int32_t acc) {
+#if MPQ_HAVE_DSP
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return mpq_as_s32((uint32_t)((uint64_t)((int64_t)a * b + (int64_t)acc * 4294967296) >> 32));
+#endif
+}
+
 /* ASR: floor(v / 2^n), 0 <= n < 32 (an arithmetic shift; emulated without shifting a negative number). */
 static inline int32_t mpq_asr(int32_t v, uint32_t n) {
 #if MPQ_HAVE_DSP

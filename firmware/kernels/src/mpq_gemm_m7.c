@@ -31,11 +31,13 @@ static void interleave(const int16_t *a, const int16_t *b, uint32_t kp, mpq_word
 }
 
 /* The 2 x 2 block (columns p, p + 1) x (channels o, o + 1): acc[2*i + j] += dot(channel i, column j).
- * Each LDRD brings a word of both columns or of both channels. */
+ * Each LDRD brings a word of both columns or of both channels. kp >= 4 (k >= 1: the argument checks),
+ * so the loop tests its end only after each pass. */
 MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp, int32_t acc[4]) {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
     const uint32_t *c = (const uint32_t *)cols, *v = (const uint32_t *)w;
-    for (const uint32_t *end = c + kp; c < end;) {
+    const uint32_t *const end = c + kp;
+    do {
         uint32_t x0, x1, v0, v1;
         mpq_load2_post(&c, &x0, &x1);
         mpq_load2_post(&v, &v0, &v1);
@@ -49,7 +51,7 @@ MPQ_M7_INLINE void dot_2x2(const mpq_word_t *cols, const mpq_word_t *w, uint32_t
         a01 = mpq_smlad(x1, v0, a01);
         a10 = mpq_smlad(x0, v1, a10);
         a11 = mpq_smlad(x1, v1, a11);
-    }
+    } while (c < end);
     acc[0] = a00;
     acc[1] = a01;
     acc[2] = a10;
@@ -110,10 +112,11 @@ MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint3
     for (const mpq_word_t *c = cols, *end = cols + pixels / 2u * kp; c < end; c += kp, at += 2u * y_row) {
         int32_t acc[4] = {bias[0], bias[0], bias[1], bias[1]};
         dot_2x2(c, w, kp, acc);
-        const uint32_t v[4] = {mpq_m7_requantize_branchless(acc[0], mult[0], shift[0], k0, mode, out_bits),
-                               mpq_m7_requantize_branchless(acc[1], mult[0], shift[0], k0, mode, out_bits),
-                               mpq_m7_requantize_branchless(acc[2], mult[1], shift[1], k1, mode, out_bits),
-                               mpq_m7_requantize_branchless(acc[3], mult[1], shift[1], k1, mode, out_bits)};
+        /* the 2 x 2 blocks leave a register for mpq_m7_requantize_narrow_smmla()'s rounding term */
+        const uint32_t v[4] = {mpq_m7_requantize_branchless(acc[0], mult[0], shift[0], k0, mode, out_bits, 1),
+                               mpq_m7_requantize_branchless(acc[1], mult[0], shift[0], k0, mode, out_bits, 1),
+                               mpq_m7_requantize_branchless(acc[2], mult[1], shift[1], k1, mode, out_bits, 1),
+                               mpq_m7_requantize_branchless(acc[3], mult[1], shift[1], k1, mode, out_bits, 1)};
         if (out_bits == 8u) {
             at[0] = (uint8_t)v[0];
             at[y_row] = (uint8_t)v[1];

@@ -58,6 +58,16 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_narrow(int32_t acc, int32_t mult, int32_
     return (int32_t)mpq_usat(mpq_asr(q + 1, 1u), bits);
 }
 
+/* mpq_m7_requantize_narrow() in one instruction fewer for loops with a register to spare per channel
+ * (the rounding term, which the compiler keeps beside mult): 2^(shift-1) is a whole multiple of
+ * 2^32, so one SMMLA of acc, mult and 2^(shift-33) gives floor((acc*mult + 2^(shift-1)) / 2^32)
+ * exactly (no overflow: shift <= MPQ_MAX_SHIFT), shifted arithmetically by shift - 32 and clamped
+ * by USAT. Register-bound loops (depthwise) are faster with mpq_m7_requantize_narrow(). */
+MPQ_M7_INLINE int32_t mpq_m7_requantize_narrow_smmla(int32_t acc, int32_t mult, int32_t shift, uint32_t bits) {
+    const int32_t r = mpq_smmla(acc, mult, (int32_t)(1u << (shift - 33)));
+    return (int32_t)mpq_usat(mpq_asr(r, (uint32_t)(shift - 32)), bits);
+}
+
 /* Whether (mult, shift) may take mpq_m7_requantize_clamped(): a shift above 32, or 3 <= shift <= 32
  * with a normalized multiplier (>= 2^30, what the host's quantize_multiplier gives for every
  * nonzero rescale). */
@@ -95,11 +105,15 @@ enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shif
        MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */ };
 
 /* mpq_requantize() without a branch: mode (a constant after inlining) MPQ_M7_RQ_NARROW for a shift
- * above 32, else MPQ_M7_RQ_CLAMP for a clampable (mult, shift) whose constants are k. */
+ * above 32 (with `smmla`, a constant, through mpq_m7_requantize_narrow_smmla()), else
+ * MPQ_M7_RQ_CLAMP for a clampable (mult, shift) whose constants are k. */
 MPQ_M7_INLINE uint32_t mpq_m7_requantize_branchless(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k,
-                                                    int mode, uint32_t bits) {
-    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
-                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
+                                                    int mode, uint32_t bits, int smmla) {
+    if (mode != MPQ_M7_RQ_NARROW) {
+        return (uint32_t)mpq_m7_requantize_clamped(acc, mult, k, bits);
+    }
+    return (uint32_t)(smmla ? mpq_m7_requantize_narrow_smmla(acc, mult, shift, bits)
+                            : mpq_m7_requantize_narrow(acc, mult, shift, bits));
 }
 
 /* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
