@@ -21,6 +21,10 @@ void mpq_m7_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, in
     mpq_m7_unpack(row, n, bits, 0, in_offset, dst);
 }
 
+void mpq_m7_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst) {
+    mpq_m7_unpack(row, n, bits, 1, 0, dst);
+}
+
 /* dst[2j] = word j of a, dst[2j + 1] = word j of b, for the kp / 2 words of each row. */
 static void interleave(const int16_t *a, const int16_t *b, uint32_t kp, mpq_word_t *dst) {
     const mpq_word_t *wa = (const mpq_word_t *)a, *wb = (const mpq_word_t *)b;

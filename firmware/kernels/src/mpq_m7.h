@@ -254,10 +254,9 @@ static inline void mpq_m7_unpack(const uint8_t *row, uint32_t n, uint32_t bits, 
  * inline mpq_m7_unpack(). */
 void mpq_m7_unpack_activations(const uint8_t *row, uint32_t n, uint32_t bits, int32_t in_offset, int16_t *dst);
 
-/* A row of signed weights: values in [-128, 127]. */
-static inline void mpq_m7_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst) {
-    mpq_m7_unpack(row, n, bits, 1, 0, dst);
-}
+/* A row of signed weights: values in [-128, 127]. One out-of-line copy (mpq_gemm_m7.c): a layer
+ * unpacks each weight row once (per chunk or block). */
+void mpq_m7_unpack_weights(const uint8_t *row, uint32_t n, uint32_t bits, int16_t *dst);
 
 /* ---- the matrix engine: y[pixel][o] = requant(bias[o] + sum_k w[o][k] * col[pixel][k]) ---- */
 
