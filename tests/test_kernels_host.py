@@ -7,6 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 from support.requant_edges import M7_REQUANT_CASES, m7_requant_edge_graph
+from support.thin_pointwise import ENGINE, THIN, takes_thin_path
 from support.host_kernels import (
     CANARY,
     KERNELS,
@@ -285,6 +286,18 @@ def test_m7_wide_pointwise_on_either_engine_matches_reference(kernels, bits):
     pixels a batch with a lone last one of 25, and the streaming engine at 2-bit inputs."""
     shape = BenchShape("border", "pointwise 5x5x768 -> 29", "conv2d", 5, 5, 768, 29, 1, 1, 0, 0.0)
     assert_bit_exact(kernels, "pointwise", shape_graph(shape, bits))
+
+
+def test_thin_pointwise_cases_reach_the_paths_they_are_named_for():
+    assert all(takes_thin_path(g) for g in THIN.values())
+    assert not any(takes_thin_path(g) for g in ENGINE.values())
+
+
+@pytest.mark.parametrize("case", list(THIN | ENGINE))
+def test_m7_thin_pointwise_matches_reference(kernels, case):
+    """8-bit inputs of 4 or 8 channels: the thin path (a pixel's column in registers, the channels
+    streamed past it) and the layers it leaves to the matrix engine, in bounds and bit-exact."""
+    assert_bit_exact(kernels, "pointwise", (THIN | ENGINE)[case])
 
 
 @pytest.mark.parametrize("shape", [

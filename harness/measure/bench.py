@@ -174,13 +174,14 @@ def zoo_shapes(networks=ZOO_NETWORKS) -> tuple[BenchShape, ...]:
     return tuple(shapes.values())
 
 
-def shape_graph(shape: BenchShape, bits: tuple[int, int, int], seed: int = 0) -> Graph:
-    """The shape as a one-layer graph at (input, weight, output) bits: random weights, input
-    zero-point 0, bias and multipliers calibrated so outputs spread over the output range."""
+def shape_graph(shape: BenchShape, bits: tuple[int, int, int], seed: int = 0, zero_point: int = 0) -> Graph:
+    """The shape as a one-layer graph at (input, weight, output) bits: random weights, the input
+    zero-point (0 unless given), bias and multipliers calibrated so outputs spread over the output
+    range."""
     in_bits, w_bits, out_bits = bits
     rng = np.random.default_rng(seed)
     ho, wo = shape.out_hw
-    x = Tensor("x", (shape.h, shape.w, shape.cin), in_bits, 1.0)
+    x = Tensor("x", (shape.h, shape.w, shape.cin), in_bits, 1.0, zero_point)
     y = Tensor("y", (ho, wo, shape.cout), out_bits, 1.0)
     lo, hi = value_range(w_bits, signed=True)
     kh, kw = shape.kernel_hw
