@@ -93,33 +93,30 @@ static int thin_fits(const mpq_dims_t *in, const mpq_requant_t *rq, const mpq_di
     "asr    " v ", " v ", %[b]\n\t" \
     "usat   " v ", #" bits ", " v "\n\t"
 
+/* The thin loop around `stores` (which stores channels v and u), two channels per turn. */
+#define THIN_LOOP(bits, stores) \
+    __asm__ volatile("1:\n\t" THIN_CHANNEL("%[v]", bits) THIN_CHANNEL("%[u]", bits) stores \
+                     "cmp    %[c], %[end]\n\t" \
+                     "bne    1b\n\t" \
+                     : [c] "+r"(c), [y] "+r"(y), [v] "=&r"(v), [u] "=&r"(u), [m] "=&r"(m), [a] "=&r"(a), \
+                       [b] "=&r"(b) \
+                     : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [end] "r"(end) \
+                     : "cc", "memory")
+
 /* The outputs of one pixel (column x0 .. x3) into y, two channels per turn (out_bits 8 or 4). */
 MPQ_M7_INLINE void thin_outputs(const thin_channel_t *channels, const thin_channel_t *end, uint32_t x0, uint32_t x1,
                                 uint32_t x2, uint32_t x3, uint32_t out_bits, uint8_t *y) {
     const thin_channel_t *c = channels;
     uint32_t v, u, m, a, b;
     if (out_bits == 8u) {
-        __asm__ volatile("1:\n\t" THIN_CHANNEL("%[v]", "8") THIN_CHANNEL("%[u]", "8")
-                         "strb   %[v], [%[y]], #1\n\t"
-                         "strb   %[u], [%[y]], #1\n\t"
-                         "cmp    %[c], %[end]\n\t"
-                         "bne    1b\n\t"
-                         : [c] "+r"(c), [y] "+r"(y), [v] "=&r"(v), [u] "=&r"(u), [m] "=&r"(m), [a] "=&r"(a),
-                           [b] "=&r"(b)
-                         : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [end] "r"(end)
-                         : "cc", "memory");
+        THIN_LOOP("8", "strb   %[v], [%[y]], #1\n\t"
+                       "strb   %[u], [%[y]], #1\n\t");
     } else {
-        __asm__ volatile("1:\n\t" THIN_CHANNEL("%[v]", "4") THIN_CHANNEL("%[u]", "4")
-                         "orr    %[v], %[v], %[u], lsl #4\n\t"
-                         "strb   %[v], [%[y]], #1\n\t"
-                         "cmp    %[c], %[end]\n\t"
-                         "bne    1b\n\t"
-                         : [c] "+r"(c), [y] "+r"(y), [v] "=&r"(v), [u] "=&r"(u), [m] "=&r"(m), [a] "=&r"(a),
-                           [b] "=&r"(b)
-                         : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3), [end] "r"(end)
-                         : "cc", "memory");
+        THIN_LOOP("4", "orr    %[v], %[v], %[u], lsl #4\n\t"
+                       "strb   %[v], [%[y]], #1\n\t");
     }
 }
+#undef THIN_LOOP
 #undef THIN_CHANNEL
 #else
 /* One channel of the thin loop. */
