@@ -2,8 +2,9 @@
 
 Each channel's accumulator is its bias + 1 on an input of ones (weights: a single 1 per output
 channel): the product of accumulators, multipliers and shifts below reaches every path, the
-32-bit steps, the short path for shift > 32, the clamped one for shifts 3 to 32 with a
-normalized multiplier, and the general one. Pointwise (one pixel) and fully connected run the
+32-bit steps, the short path for shift > 32, the clamped one (matrix engine) for shifts 3 to 32
+with a normalized multiplier, the bounded one (depthwise windows) for shifts 3 to 32 whose
+accumulators cannot reach 2^(shift-2), and the general one. Pointwise (one pixel) and fully connected run the
 streaming engine; pointwise over 4x4 pixels and conv2d (3x3, padded, only the centre tap 1, two
 output pixels) the matrix engine, which stores pixel pairs on their own path; depthwise (the same
 window, stride 1 and 2, two output pixels) the unrolled 3x3 windows. The engine and the windows
@@ -49,3 +50,21 @@ def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
     layer = Layer("layer0", op, "x", "y", w_bits=2, weights=weights, bias=(acc - 1).astype(np.int32),
                   mult=mult.astype(np.int32), shift=shift.astype(np.int8), **window)
     return kernel, Graph(f"m7_requant_edges_{case}_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
+
+
+def depthwise_bound_edge_graph() -> Graph:
+    """A depthwise 3x3 layer (3x4x4 -> 1x2x4, no padding) whose accumulators, on an input of all
+    255, sit at the bound of the unrolled windows' bounded requantization (mpq_m7_bounded_ok: the
+    bound |bias| + 255 * sum |w| below 2^(shift-2)): channel 0 reaches 2^22 - 1 at shift 24 (all
+    weights 127), channel 1 -(2^22 - 1) (all -128), so their pair takes the bounded path; channel
+    2 reaches 2^22 + 999 (the bound just above: its pair must take the generic window, where a
+    left shift by 9 would overflow), channel 3 has a shift above 32."""
+    taps, top = 9, 2**22 - 1
+    weights = np.empty((3, 3, 4), dtype=np.int32)
+    weights[:, :, (0, 2, 3)], weights[:, :, 1] = 127, -128
+    bias = np.array([top - 255 * taps * 127, -top + 255 * taps * 128, top + 1000 - 255 * taps * 127, 5])
+    x, y = Tensor("x", (3, 4, 4), 8, 1.0), Tensor("y", (1, 2, 4), 8, 1.0)
+    layer = Layer("layer0", "depthwise_conv2d", "x", "y", w_bits=8, weights=weights, bias=bias.astype(np.int32),
+                  mult=np.full(4, 2**30, dtype=np.int32), shift=np.array([24, 24, 24, 40], dtype=np.int8),
+                  kernel=(3, 3))
+    return Graph("m7_depthwise_bound_edges", {"x": x, "y": y}, [layer], "x", "y")

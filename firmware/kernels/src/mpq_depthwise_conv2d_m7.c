@@ -164,26 +164,34 @@ typedef struct {
     const mpq_window_t *win;
     uint32_t wp, c, out_w, y_row;
     const mpq_requant_t *rq;
+    const uint8_t *bounded; /* per pair of the block: both channels pass mpq_m7_bounded_ok() */
 } dw_row_t;
 
-/* Output i of a row requantized with mode (a constant after inlining); MPQ_M7_RQ_CLAMP takes the
- * channel's constants k (mpq_m7_requantize_clamped) instead of its shift. */
+/* Output i of a row requantized with mode (a constant after inlining); MPQ_M7_RQ_BOUNDED takes the
+ * channel's constants k (mpq_m7_requantize_bounded) instead of its shift. */
 MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
-                                mpq_m7_clamp_t k, int mode) {
-    if (mode == MPQ_M7_RQ_CLAMP) {
-        mpq_m7_put_value(y, i, bits, mpq_m7_requantize_branchless(acc, mult, shift, k, mode, bits, 0));
+                                mpq_m7_bounded_t k, int mode) {
+    if (mode == MPQ_M7_RQ_BOUNDED) {
+        mpq_m7_put_value(y, i, bits, (uint32_t)mpq_m7_requantize_bounded(acc, mult, k, bits));
     } else {
         mpq_m7_store_as(y, i, bits, acc, mult, shift, mode);
     }
 }
 
+/* One output of the fast windows, mode (a constant after inlining) NARROW or BOUNDED. */
+MPQ_M7_INLINE uint32_t fast_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_bounded_t k, int mode,
+                                  uint32_t bits) {
+    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow(acc, mult, shift, bits)
+                                               : mpq_m7_requantize_bounded(acc, mult, k, bits));
+}
+
 /* Channels ch, ch + 1 (ch even) of one pixel of a cleared row at 4 or 2 bits, requantized without a
- * branch (mode NARROW or CLAMP, as the fast windows take): at 4 bits the pair's byte stored whole,
- * at 2 bits its nibble OR-ed in once. */
+ * branch (mode NARROW or BOUNDED, as the fast windows take): at 4 bits the pair's byte stored
+ * whole, at 2 bits its nibble OR-ed in once. */
 MPQ_M7_INLINE void store_pair(uint8_t *y, uint32_t ch, uint32_t bits, int32_t acc0, int32_t acc1, int32_t m0,
-                              int32_t s0, mpq_m7_clamp_t k0, int32_t m1, int32_t s1, mpq_m7_clamp_t k1, int mode) {
-    const uint32_t v = mpq_m7_requantize_branchless(acc0, m0, s0, k0, mode, bits, 0) |
-                       mpq_m7_requantize_branchless(acc1, m1, s1, k1, mode, bits, 0) << bits;
+                              int32_t s0, mpq_m7_bounded_t k0, int32_t m1, int32_t s1, mpq_m7_bounded_t k1,
+                              int mode) {
+    const uint32_t v = fast_value(acc0, m0, s0, k0, mode, bits) | fast_value(acc1, m1, s1, k1, mode, bits) << bits;
     if (bits == 4u) {
         y[ch >> 1] = (uint8_t)v;
     } else {
@@ -204,9 +212,10 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
     const int32_t s1 = out_bits == 32u || !second ? 1 : r->rq->shift[ch + 1u];
     /* the fast windows' 4- and 2-bit outputs store a pair at once (8-bit ones are faster a byte each) */
     const int pair = fast != 0u && (out_bits == 4u || out_bits == 2u);
-    const int clamp = mode == MPQ_M7_RQ_CLAMP; /* then block_row() checked both channels are clampable */
-    const mpq_m7_clamp_t none = {0u, 0u, 0u};
-    const mpq_m7_clamp_t k0 = clamp ? mpq_m7_clamp_of(s0) : none, k1 = clamp && second ? mpq_m7_clamp_of(s1) : none;
+    const int bounded = mode == MPQ_M7_RQ_BOUNDED; /* then block_row() checked both channels are */
+    const mpq_m7_bounded_t none = {0u, 0u, 0u};
+    const mpq_m7_bounded_t k0 = bounded ? mpq_m7_bounded_of(s0) : none;
+    const mpq_m7_bounded_t k1 = bounded && second ? mpq_m7_bounded_of(s1) : none;
     const mpq_word_t *wj = r->wts + j * kh * kw;
     const uint32_t out_w = r->out_w, y_row = r->y_row, wp = r->wp;
     const mpq_word_t *const ring = r->ring, *const first = ring + j * wp;
@@ -271,16 +280,15 @@ MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32
                              uint32_t fast, uint8_t *y_oy) {
     const uint32_t full = fast != 0u && ch0 + 2u * nb > r->c ? nb - 1u : nb;
     /* the fast windows take the short requantization of both channels' shifts (NARROW when both
-     * exceed 32, else CLAMP when both are clampable); a pair that takes neither goes to the generic window,
-     * whose one copy (SMALL) takes any shift */
-    const int other = fast != 0u ? MPQ_M7_RQ_CLAMP : MPQ_M7_RQ_SMALL;
+     * exceed 32, else BOUNDED when both channels' accumulators are bounded: mpq_m7_bounded_ok); a
+     * pair that takes neither goes to the generic window, whose one copy (SMALL) takes any shift */
+    const int other = fast != 0u ? MPQ_M7_RQ_BOUNDED : MPQ_M7_RQ_SMALL;
     for (uint32_t j = j0; j < full; ++j) {
         const uint32_t ch = ch0 + 2u * j;
         const int lone = ch + 1u == r->c;
         const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
                                                (lone || r->rq->shift[ch + 1u] > 32));
-        if (fast != 0u && !narrow && !(mpq_m7_clampable(r->rq->mult[ch], r->rq->shift[ch]) &&
-                                       mpq_m7_clampable(r->rq->mult[ch + 1u], r->rq->shift[ch + 1u]))) {
+        if (fast != 0u && !narrow && !r->bounded[j]) {
             block_row_any(r, j, j + 1u, ch0, out_bits, y_oy);
             continue;
         }
@@ -320,6 +328,31 @@ static void block_row_any(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32_t 
     block_row(r, j0, nb, ch0, out_bits, 0u, y_oy);
 }
 
+/* bounded[j]: whether both channels of pair j of a block (from channel ch0) pass mpq_m7_bounded_ok()
+ * with the bound |bias| + (2^in_bits - 1) * sum |w| over the taps (|x + in_offset| < 2^in_bits);
+ * a channel whose shift exceeds 32 passes without its sum. */
+static void mark_bounded(const mpq_word_t *wts, uint32_t taps, uint32_t nb, uint32_t ch0, uint32_t c,
+                         uint32_t in_bits, const mpq_requant_t *rq, uint8_t *bounded) {
+    const uint64_t x_max = (1u << in_bits) - 1u;
+    for (uint32_t j = 0; j < nb; ++j) {
+        uint32_t ok = 1u;
+        for (uint32_t lane = 0; lane < 2u && ch0 + 2u * j + lane < c; ++lane) {
+            const uint32_t ch = ch0 + 2u * j + lane;
+            if (rq->shift[ch] > 32) {
+                continue;
+            }
+            uint32_t sum = 0u; /* at most 128 a tap */
+            for (uint32_t t = 0; t < taps; ++t) {
+                const int32_t v = (int16_t)(uint16_t)(wts[j * taps + t] >> (16u * lane));
+                sum += (uint32_t)(v < 0 ? -v : v);
+            }
+            const int64_t b = rq->bias[ch];
+            ok &= (uint32_t)mpq_m7_bounded_ok((uint64_t)(b < 0 ? -b : b) + x_max * sum, rq->shift[ch]);
+        }
+        bounded[j] = (uint8_t)ok;
+    }
+}
+
 int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
                             const mpq_dims_t *out, void *y, void *scratch) {
@@ -342,6 +375,7 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
     int16_t *xs = (int16_t *)(row_at + kh);            /* [2 * block]: one unpacked pixel or tap */
     mpq_word_t *wts = (mpq_word_t *)(xs + 2u * block); /* [block][kh][kw] */
     mpq_word_t *ring = wts + block * taps;             /* [kh + 1][block][wp], the last slot zero */
+    uint8_t *bounded = (uint8_t *)(ring + (kh + 1u) * block * wp); /* [block] */
 
     if (out->bits < 8u) { /* 8- and 32-bit values are stored whole (mpq_m7_store_as) */
         memset(y, 0, (uint32_t)out->h * out->w * y_row);
@@ -351,13 +385,16 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
         const uint32_t ch0 = 2u * pair0;                                   /* 0 or a multiple of 4 */
         const uint32_t cb = c - ch0 < 2u * nb ? c - ch0 : 2u * nb;         /* channels in this block */
         const uint32_t zero_row = kh * nb * wp;
-        const dw_row_t rows = {pair0, ring, row_at, wts, win, wp, c, out->w, y_row, rq};
+        const dw_row_t rows = {pair0, ring, row_at, wts, win, wp, c, out->w, y_row, rq, bounded};
         xs[2u * nb - 1u] = 0; /* the padding channel of an odd channel count */
         for (uint32_t t = 0; t < taps; ++t) {
             mpq_m7_unpack_weights(w + t * w_row + ch0 * w_bits / 8u, cb, w_bits, xs);
             for (uint32_t j = 0; j < nb; ++j) {
                 wts[j * taps + t] = ((const mpq_word_t *)xs)[j];
             }
+        }
+        if (out->bits != 32u) {
+            mark_bounded(wts, taps, nb, ch0, c, in->bits, rq, bounded);
         }
         memset(ring + zero_row, 0, nb * wp * sizeof(mpq_word_t));
         for (uint32_t s = 0; s < kh; ++s) {

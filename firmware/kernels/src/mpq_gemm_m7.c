@@ -103,6 +103,14 @@ __attribute__((noinline)) static void remaining_outputs(const mpq_word_t *cols, 
     }
 }
 
+/* One output of full_pairs, mode (a constant after inlining) NARROW or CLAMP: the 2 x 2 blocks
+ * leave a register for mpq_m7_requantize_narrow_smmla()'s rounding term. */
+MPQ_M7_INLINE uint32_t full_pair_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k, int mode,
+                                       uint32_t bits) {
+    return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow_smmla(acc, mult, shift, bits)
+                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
+}
+
 /* Channels (o, o + 1) (o even, the row's window starting on a byte) of an even number of pixels,
  * requantized with mode (constants after inlining: MPQ_M7_RQ_NARROW when both shifts exceed 32,
  * else MPQ_M7_RQ_CLAMP: both clampable) and stored with no checks in the loop: at 8 bits a byte
@@ -116,11 +124,10 @@ MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint3
     for (const mpq_word_t *c = cols, *end = cols + pixels / 2u * kp; c < end; c += kp, at += 2u * y_row) {
         int32_t acc[4] = {bias[0], bias[0], bias[1], bias[1]};
         dot_2x2(c, w, kp, acc);
-        /* the 2 x 2 blocks leave a register for mpq_m7_requantize_narrow_smmla()'s rounding term */
-        const uint32_t v[4] = {mpq_m7_requantize_branchless(acc[0], mult[0], shift[0], k0, mode, out_bits, 1),
-                               mpq_m7_requantize_branchless(acc[1], mult[0], shift[0], k0, mode, out_bits, 1),
-                               mpq_m7_requantize_branchless(acc[2], mult[1], shift[1], k1, mode, out_bits, 1),
-                               mpq_m7_requantize_branchless(acc[3], mult[1], shift[1], k1, mode, out_bits, 1)};
+        const uint32_t v[4] = {full_pair_value(acc[0], mult[0], shift[0], k0, mode, out_bits),
+                               full_pair_value(acc[1], mult[0], shift[0], k0, mode, out_bits),
+                               full_pair_value(acc[2], mult[1], shift[1], k1, mode, out_bits),
+                               full_pair_value(acc[3], mult[1], shift[1], k1, mode, out_bits)};
         if (out_bits == 8u) {
             at[0] = (uint8_t)v[0];
             at[y_row] = (uint8_t)v[1];

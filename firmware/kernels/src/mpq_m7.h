@@ -100,21 +100,40 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_clamped(int32_t acc, int32_t mult, mpq_m
     return (int32_t)mpq_usat(mpq_asr(q + 1, 1u), bits);
 }
 
+/* The constants of mpq_m7_requantize_bounded() for a shift. */
+typedef struct {
+    uint32_t left, round, right;
+} mpq_m7_bounded_t;
+
+static inline mpq_m7_bounded_t mpq_m7_bounded_of(int32_t shift) {
+    if (shift > 32) {
+        return (mpq_m7_bounded_t){0u, 1u << (shift - 33), (uint32_t)shift - 32u};
+    }
+    return (mpq_m7_bounded_t){33u - (uint32_t)shift, 1u, 1u};
+}
+
+/* Whether mpq_m7_requantize_bounded() is exact for a channel whose accumulators never exceed
+ * `bound` in magnitude: any shift above 32; from 3 to 32, bound < 2^(shift-2) (so the left shift
+ * by 33 - shift stays inside int32). */
+static inline int mpq_m7_bounded_ok(uint64_t bound, int32_t shift) {
+    return shift > 32 || (shift >= 3 && bound < ((uint64_t)1 << (shift - 2)));
+}
+
+/* mpq_requantize() without a branch or a clamp, for a channel that passes mpq_m7_bounded_ok():
+ * the accumulator shifted left by `left`, SMMLA with mult and `round`, shifted right by `right`
+ * and clamped by USAT (mpq_m7_bounded_of). At shift > 32 that is mpq_m7_requantize_narrow_smmla();
+ * at shift <= 32, q = floor((acc << left) * mult / 2^32) = floor(acc*mult / 2^(shift-1)), SMMLA
+ * gives q + 1 and the result floor((q + 1) / 2) = (acc*mult + 2^(shift-1)) >> shift (a negative
+ * accumulator gives at most 0, which USAT keeps: mult >= 0). */
+MPQ_M7_INLINE int32_t mpq_m7_requantize_bounded(int32_t acc, int32_t mult, mpq_m7_bounded_t k, uint32_t bits) {
+    const int32_t r = mpq_smmla((int32_t)((uint32_t)acc << k.left), mult, (int32_t)k.round);
+    return (int32_t)mpq_usat(mpq_asr(r, k.right), bits);
+}
+
 /* How mpq_m7_store() requantizes (a constant after inlining). */
 enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shift <= 32 likely */,
-       MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */ };
-
-/* mpq_requantize() without a branch: mode (a constant after inlining) MPQ_M7_RQ_NARROW for a shift
- * above 32 (with `smmla`, a constant, through mpq_m7_requantize_narrow_smmla()), else
- * MPQ_M7_RQ_CLAMP for a clampable (mult, shift) whose constants are k. */
-MPQ_M7_INLINE uint32_t mpq_m7_requantize_branchless(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k,
-                                                    int mode, uint32_t bits, int smmla) {
-    if (mode != MPQ_M7_RQ_NARROW) {
-        return (uint32_t)mpq_m7_requantize_clamped(acc, mult, k, bits);
-    }
-    return (uint32_t)(smmla ? mpq_m7_requantize_narrow_smmla(acc, mult, shift, bits)
-                            : mpq_m7_requantize_narrow(acc, mult, shift, bits));
-}
+       MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */,
+       MPQ_M7_RQ_BOUNDED /* mpq_m7_bounded_ok(): mpq_m7_requantize_bounded(), not mpq_m7_store_as() */ };
 
 /* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
  * mpq_m7_requantize_wide() for acc < 2^(shift-2) is inlined too (for loops where shift <= 32). */
@@ -389,8 +408,8 @@ void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_
 /* depthwise: channels (rounded up to even) in blocks as large as the work buffer holds, stored in
  * pairs (one word = two channels). For one block of bc channels: the input row each ring slot
  * holds and the ring offset of each window row (int32 [2][kh]), one unpacked pixel (int16 [bc]),
- * weights [bc/2][kh][kw] words and a ring of kh + 1 input rows [kh + 1][bc/2][wp] words, the last
- * one all zero, with wp = (out->w - 1) * sw + kw. */
+ * weights [bc/2][kh][kw] words, a ring of kh + 1 input rows [kh + 1][bc/2][wp] words, the last
+ * one all zero, with wp = (out->w - 1) * sw + kw, and a flag per pair (uint8 [bc/2]). */
 static inline uint32_t mpq_depthwise_m7_channels(uint32_t c) {
     return (c + 1u) & ~1u;
 }
@@ -406,7 +425,7 @@ static inline uint32_t mpq_depthwise_m7_block_channels(const mpq_dims_t *in, con
     const uint32_t cp = mpq_depthwise_m7_channels(in->c);
     const uint32_t taps = (uint32_t)win->kh * win->kw;
     const uint32_t per_channel = (1u + taps + ((uint32_t)win->kh + 1u) * mpq_depthwise_m7_row_width(win, out)) *
-                                 (uint32_t)sizeof(int16_t);
+                                     (uint32_t)sizeof(int16_t) + 1u; /* + a byte per pair, rounded up */
     const uint32_t fixed = 2u * win->kh * (uint32_t)sizeof(int32_t);
     const uint32_t fit = MPQ_M7_WORK_BYTES > fixed ? (MPQ_M7_WORK_BYTES - fixed) / per_channel : 0u;
     return cp <= fit ? cp : fit & ~3u;
