@@ -8,7 +8,7 @@ shipped build (the wrappers pick the Cortex-M7 _m7 kernels) and one built with -
 import numpy as np
 import pytest
 from support.device_checks import device_mismatches
-from support.requant_edges import M7_REQUANT_CASES, depthwise_bound_edge_graph, m7_requant_edge_graph
+from support.requant_edges import BOUND_EDGE_OPS, M7_REQUANT_CASES, bound_edge_graph, m7_requant_edge_graph
 
 from harness.measure.bench import build_for_impl
 from harness.build.codegen import model_hash
@@ -56,15 +56,16 @@ def test_every_bit_combination_is_bit_exact(op_firmware):
 def test_requantization_edge_cases_are_bit_exact_on_the_device(board):
     """The host test's accumulator, multiplier and shift extremes (support.requant_edges) through
     the device's DSP instructions (USAT, SMMUL, SMMLA), which the host build emulates in C: on an
-    input of ones (a random input would overflow the extremes), and the depthwise bound edges on
-    an input of all 255."""
+    input of ones (a random input would overflow the extremes), and the bound edges of the bounded
+    requantization on an input of all 255."""
     cases = {f"{case}-o{bits}": m7_requant_edge_graph(case, bits)[1] for case in M7_REQUANT_CASES for bits in BITS}
-    cases["depthwise-bound"] = depthwise_bound_edge_graph()
+    bounds = {f"{op}-bound": bound_edge_graph(op) for op in BOUND_EDGE_OPS}
+    cases |= bounds
     graphs = list(cases.values())
     build = build_for_impl(graphs, board, "m7", "kernel-tests")
 
     def extreme_input(graph, seed):
-        value = 255 if graph is cases["depthwise-bound"] else 1
+        value = 255 if any(graph is b for b in bounds.values()) else 1
         return np.full(graph.tensors[graph.input].shape, value, dtype=np.int32)
 
     with open_device(board, build.elf_path, expected_hash=model_hash(graphs)) as device:

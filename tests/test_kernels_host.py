@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from support.requant_edges import M7_REQUANT_CASES, depthwise_bound_edge_graph, m7_requant_edge_graph
+from support.requant_edges import BOUND_EDGE_OPS, M7_REQUANT_CASES, bound_edge_graph, m7_requant_edge_graph
 from support.thin_pointwise import ENGINE, THIN, takes_thin_path
 from support.host_kernels import (
     CANARY,
@@ -148,14 +148,15 @@ def test_requantization_edge_cases(kernels, out_bits):
     assert_calls_match(kernels, call, expected_output(graph, zeros), graph.name)
 
 
-def test_depthwise_accumulators_at_the_bound_of_the_bounded_requantization(kernels):
-    """The unrolled depthwise windows' bounded path (no clamp before the left shift) at its bound
-    and one past it (support.requant_edges), on an input of all 255."""
-    graph = depthwise_bound_edge_graph()
+@pytest.mark.parametrize("op", BOUND_EDGE_OPS)
+def test_accumulators_at_the_bound_of_the_bounded_requantization(kernels, op):
+    """The depthwise windows' and the matrix engine's bounded path (no clamp before the left shift)
+    at its bound and one past it (support.requant_edges), on an input of all 255."""
+    graph = bound_edge_graph(op)
     graph.validate()
     full = np.full(graph.tensors[graph.input].shape, 255, dtype=np.int32)
     assert np.abs(reference.accumulate(graph, graph.layers[0], full)).max() == 2**22 + 999
-    call = KernelCall.from_graph("depthwise_conv2d", graph, full)
+    call = KernelCall.from_graph(op, graph, full)
     assert_calls_match(kernels, call, expected_output(graph, full), graph.name)
 
 

@@ -52,19 +52,27 @@ def m7_requant_edge_graph(case: str, out_bits: int) -> tuple[str, Graph]:
     return kernel, Graph(f"m7_requant_edges_{case}_o{out_bits}", {"x": x, "y": y}, [layer], "x", "y")
 
 
-def depthwise_bound_edge_graph() -> Graph:
-    """A depthwise 3x3 layer (3x4x4 -> 1x2x4, no padding) whose accumulators, on an input of all
-    255, sit at the bound of the unrolled windows' bounded requantization (mpq_m7_bounded_ok: the
-    bound |bias| + 255 * sum |w| below 2^(shift-2)): channel 0 reaches 2^22 - 1 at shift 24 (all
-    weights 127), channel 1 -(2^22 - 1) (all -128), so their pair takes the bounded path; channel
-    2 reaches 2^22 + 999 (the bound just above: its pair must take the generic window, where a
-    left shift by 9 would overflow), channel 3 has a shift above 32."""
+BOUND_EDGE_OPS = ("depthwise_conv2d", "conv2d")
+
+
+def bound_edge_graph(op: str) -> Graph:
+    """A 3x3 layer (3x4 input, no padding, two output pixels, four channels) whose accumulators, on
+    an input of all 255, sit at the bound of the bounded requantization (mpq_m7_bounded_ok) at
+    shift 24, i.e. 2^22: the depthwise windows bound |bias| + 255 * sum |w|, the matrix engine
+    |bias| + 255 * 128 * k at 8-bit weights. Channel 0 (weights 127) and channel 1 (weights -128)
+    reach the bound less one, so their pair takes the bounded path; channel 2 reaches 2^22 + 999
+    (its pair must take the general path, where the left shift by 9 would overflow); channel 3
+    has a shift above 32."""
     taps, top = 9, 2**22 - 1
-    weights = np.empty((3, 3, 4), dtype=np.int32)
-    weights[:, :, (0, 2, 3)], weights[:, :, 1] = 127, -128
-    bias = np.array([top - 255 * taps * 127, -top + 255 * taps * 128, top + 1000 - 255 * taps * 127, 5])
-    x, y = Tensor("x", (3, 4, 4), 8, 1.0), Tensor("y", (1, 2, 4), 8, 1.0)
-    layer = Layer("layer0", "depthwise_conv2d", "x", "y", w_bits=8, weights=weights, bias=bias.astype(np.int32),
+    w0 = 127 if op == "depthwise_conv2d" else 128  # the weight bound of each engine
+    bias = np.array([top - 255 * taps * w0, -top + 255 * taps * 128, top + 1000 - 255 * taps * 127, 5])
+    weights = np.full((3, 3, 4), 127, dtype=np.int32)
+    weights[:, :, 1] = -128
+    cin = 4 if op == "depthwise_conv2d" else 1
+    if op == "conv2d":
+        weights = weights.transpose(2, 0, 1)[..., None]  # [cout][kh][kw][cin]
+    x, y = Tensor("x", (3, 4, cin), 8, 1.0), Tensor("y", (1, 2, 4), 8, 1.0)
+    layer = Layer("layer0", op, "x", "y", w_bits=8, weights=np.ascontiguousarray(weights), bias=bias.astype(np.int32),
                   mult=np.full(4, 2**30, dtype=np.int32), shift=np.array([24, 24, 24, 40], dtype=np.int8),
                   kernel=(3, 3))
-    return Graph("m7_depthwise_bound_edges", {"x": x, "y": y}, [layer], "x", "y")
+    return Graph(f"m7_bound_edges_{op}", {"x": x, "y": y}, [layer], "x", "y")

@@ -10,7 +10,8 @@
  * one column word pair and one weight word pair feed four SMLAD (8 MACs), the loads being
  * sequential so they merge into LDRD/LDM. Rows are zero-padded to a multiple of 4; an odd pixel
  * or channel count is padded with a zero column or row whose results are not written. A channel
- * pair whose requantization needs no branch (both shifts above 32, or both clampable) runs its
+ * pair whose requantization needs no branch (both shifts above 32, or both channels' accumulators
+ * bounded: mpq_m7_bounded_ok) runs its
  * pixel pairs in a loop with no checks, its 2 x 2 results requantized and stored whole.
  */
 #include "mpq_m7.h"
@@ -103,22 +104,35 @@ __attribute__((noinline)) static void remaining_outputs(const mpq_word_t *cols, 
     }
 }
 
-/* One output of full_pairs, mode (a constant after inlining) NARROW or CLAMP: the 2 x 2 blocks
+/* One output of full_pairs, mode (a constant after inlining) NARROW or BOUNDED: the 2 x 2 blocks
  * leave a register for mpq_m7_requantize_narrow_smmla()'s rounding term. */
-MPQ_M7_INLINE uint32_t full_pair_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_clamp_t k, int mode,
+MPQ_M7_INLINE uint32_t full_pair_value(int32_t acc, int32_t mult, int32_t shift, mpq_m7_bounded_t k, int mode,
                                        uint32_t bits) {
     return (uint32_t)(mode == MPQ_M7_RQ_NARROW ? mpq_m7_requantize_narrow_smmla(acc, mult, shift, bits)
-                                               : mpq_m7_requantize_clamped(acc, mult, k, bits));
+                                               : mpq_m7_requantize_bounded(acc, mult, k, bits));
+}
+
+/* Whether both channels of a pair pass mpq_m7_bounded_ok() with the bound |bias| + 255 * 2^(w_bits-1)
+ * * k (|x + in_offset| <= 255 at any input bits, |w| <= 2^(w_bits-1)): a check of a few
+ * instructions per pair and batch; a channel whose shift exceeds 32 passes as it is. */
+MPQ_M7_INLINE int pair_bounded(uint64_t products, const int32_t bias[2], const int32_t shift[2]) {
+    for (uint32_t i = 0; i < 2u; ++i) {
+        const int64_t b = bias[i];
+        if (!mpq_m7_bounded_ok((uint64_t)(b < 0 ? -b : b) + products, shift[i])) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Channels (o, o + 1) (o even, the row's window starting on a byte) of an even number of pixels,
  * requantized with mode (constants after inlining: MPQ_M7_RQ_NARROW when both shifts exceed 32,
- * else MPQ_M7_RQ_CLAMP: both clampable) and stored with no checks in the loop: at 8 bits a byte
+ * else MPQ_M7_RQ_BOUNDED: pair_bounded) and stored with no checks in the loop: at 8 bits a byte
  * each, at 4 bits the pair's byte whole, at 2 bits the pair's nibble OR-ed into the cleared row. */
 MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint32_t kp, uint32_t pixels,
                               const int32_t bias[2], const int32_t mult[2], const int32_t shift[2], int mode,
                               uint32_t out_bits, uint8_t *y, uint32_t y_row, uint32_t o) {
-    const mpq_m7_clamp_t k0 = mpq_m7_clamp_of(shift[0]), k1 = mpq_m7_clamp_of(shift[1]);
+    const mpq_m7_bounded_t k0 = mpq_m7_bounded_of(shift[0]), k1 = mpq_m7_bounded_of(shift[1]);
     const uint32_t nibble = (o * out_bits) & 7u;
     uint8_t *at = y + ((o * out_bits) >> 3);
     for (const mpq_word_t *c = cols, *end = cols + pixels / 2u * kp; c < end; c += kp, at += 2u * y_row) {
@@ -148,11 +162,12 @@ MPQ_M7_INLINE void full_pairs(const mpq_word_t *cols, const mpq_word_t *w, uint3
  * (c0: the output-channel window's offset from y inside its first byte). A channel pair's bias,
  * multipliers and shifts are read once for all the pixels (before the stores: a byte store may
  * alias them). With `aligned` (a constant: c0 is 0, outputs of 8, 4 or 2 bits) a pair whose shifts
- * both exceed 32, or are both clampable, runs its pixel pairs through full_pairs and the rest
- * through remaining_outputs; otherwise every pair runs pair_outputs inline. */
+ * both exceed 32, or whose accumulators are both bounded (pair_bounded: `products` bounds
+ * sum |x * w|), runs its pixel pairs through full_pairs and the rest through remaining_outputs;
+ * otherwise every pair runs pair_outputs inline. */
 MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows, uint32_t kp, uint32_t o0, uint32_t n,
-                                 uint32_t pixels, const mpq_requant_t *rq, uint32_t out_bits, uint8_t *y,
-                                 uint32_t y_row, uint32_t c0, int aligned) {
+                                 uint32_t pixels, const mpq_requant_t *rq, uint64_t products, uint32_t out_bits,
+                                 uint8_t *y, uint32_t y_row, uint32_t c0, int aligned) {
     const int raw = out_bits == 32u;
     for (uint32_t i = 0; i < n; i += 2u) {
         const uint32_t o = o0 + i;
@@ -169,9 +184,9 @@ MPQ_M7_INLINE void batch_outputs(const mpq_word_t *cols, const mpq_word_t *rows,
         if (second && shift[0] > 32 && shift[1] > 32) {
             done = pixels & ~1u;
             full_pairs(cols, w, kp, done, bias, mult, shift, MPQ_M7_RQ_NARROW, out_bits, y, y_row, o);
-        } else if (second && mpq_m7_clampable(mult[0], shift[0]) && mpq_m7_clampable(mult[1], shift[1])) {
+        } else if (second && pair_bounded(products, bias, shift)) {
             done = pixels & ~1u;
-            full_pairs(cols, w, kp, done, bias, mult, shift, MPQ_M7_RQ_CLAMP, out_bits, y, y_row, o);
+            full_pairs(cols, w, kp, done, bias, mult, shift, MPQ_M7_RQ_BOUNDED, out_bits, y, y_row, o);
         }
         if (done < pixels) {
             remaining_outputs(cols + done / 2u * kp, w, kp, pixels - done, second, bias, mult, shift, out_bits,
@@ -193,6 +208,7 @@ static void unpack_weight_row(const mpq_m7_gemm_t *g, uint32_t o, uint32_t cout,
 void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
     const uint32_t k = g->taps * g->cin;
     const uint32_t kp = mpq_m7_padded_k(k);
+    const uint64_t products = 255u * ((uint64_t)1 << (g->w_bits - 1u)) * k; /* bound of sum |x * w| */
     const uint32_t cout = out->c;
     const uint32_t chunk = mpq_m7_chunk_channels_beside(k, cout, g->reserved_bytes);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
@@ -237,18 +253,18 @@ void mpq_m7_gemm(const mpq_m7_gemm_t *g, const mpq_requant_t *rq, const mpq_dims
             const uint32_t inside = ((uint32_t)out->c0 * out->bits % 8u) / out->bits;
             switch (out->bits) {
             case 8u:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 8u, yw, y_row, 0u, 1);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, products, 8u, yw, y_row, 0u, 1);
                 break;
             case 4u:
-                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, inside, 0)
-                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 4u, yw, y_row, 0u, 1);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, products, 4u, yw, y_row, inside, 0)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, products, 4u, yw, y_row, 0u, 1);
                 break;
             case 2u:
-                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, inside, 0)
-                       : batch_outputs(cols, rows, kp, o0, n, m, rq, 2u, yw, y_row, 0u, 1);
+                inside ? batch_outputs(cols, rows, kp, o0, n, m, rq, products, 2u, yw, y_row, inside, 0)
+                       : batch_outputs(cols, rows, kp, o0, n, m, rq, products, 2u, yw, y_row, 0u, 1);
                 break;
             default:
-                batch_outputs(cols, rows, kp, o0, n, m, rq, 32u, yw, y_row, 0u, 0);
+                batch_outputs(cols, rows, kp, o0, n, m, rq, products, 32u, yw, y_row, 0u, 0);
                 break;
             }
         }

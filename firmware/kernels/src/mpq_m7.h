@@ -68,38 +68,6 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_narrow_smmla(int32_t acc, int32_t mult, 
     return (int32_t)mpq_usat(mpq_asr(r, (uint32_t)(shift - 32)), bits);
 }
 
-/* Whether (mult, shift) may take mpq_m7_requantize_clamped(): a shift above 32, or 3 <= shift <= 32
- * with a normalized multiplier (>= 2^30, what the host's quantize_multiplier gives for every
- * nonzero rescale). */
-static inline int mpq_m7_clampable(int32_t mult, int32_t shift) {
-    return shift > 32 || (shift >= 3 && mult >= (1 << 30));
-}
-
-/* The constants of mpq_m7_requantize_clamped() for a clampable (mult, shift). */
-typedef struct {
-    uint32_t limit, left, right;
-} mpq_m7_clamp_t;
-
-static inline mpq_m7_clamp_t mpq_m7_clamp_of(int32_t shift) {
-    if (shift > 32) {
-        return (mpq_m7_clamp_t){0x7FFFFFFFu, 0u, (uint32_t)shift - 33u};
-    }
-    return (mpq_m7_clamp_t){(1u << (shift - 2)) - 1u, 33u - (uint32_t)shift, 0u};
-}
-
-/* mpq_requantize() for a clampable (mult, shift), without a branch, whichever side of 32 the
- * shift is: q = floor(acc*mult / 2^(shift-1)) is SMMUL of the accumulator shifted left by `left`
- * shifted right by `right` (mpq_m7_clamp_of), and the result floor((q + 1) / 2) clamped by USAT.
- * The accumulator is first clamped to [0, limit]: at shift > 32 that only takes negatives to 0
- * (which give 0 anyway: mult >= 0); at shift <= 32 the limit 2^(shift-2) - 1 keeps the left
- * shift below 2^31, and a larger accumulator gives at least 2^28 (mult >= 2^30), as the clamped
- * one does from shift 3 up (q >= 2^29 - 2^(31 - shift)): both saturate. */
-MPQ_M7_INLINE int32_t mpq_m7_requantize_clamped(int32_t acc, int32_t mult, mpq_m7_clamp_t k, uint32_t bits) {
-    const uint32_t a = mpq_usat(acc, 31u), clamped = a < k.limit ? a : k.limit;
-    const int32_t q = mpq_asr(mpq_smmul((int32_t)(clamped << k.left), mult), k.right);
-    return (int32_t)mpq_usat(mpq_asr(q + 1, 1u), bits);
-}
-
 /* The constants of mpq_m7_requantize_bounded() for a shift. */
 typedef struct {
     uint32_t left, round, right;
@@ -132,7 +100,6 @@ MPQ_M7_INLINE int32_t mpq_m7_requantize_bounded(int32_t acc, int32_t mult, mpq_m
 
 /* How mpq_m7_store() requantizes (a constant after inlining). */
 enum { MPQ_M7_RQ_ANY, MPQ_M7_RQ_NARROW /* shift > 32 */, MPQ_M7_RQ_SMALL /* shift <= 32 likely */,
-       MPQ_M7_RQ_CLAMP /* mpq_m7_clampable(): mpq_m7_requantize_clamped(), not mpq_m7_store_as() */,
        MPQ_M7_RQ_BOUNDED /* mpq_m7_bounded_ok(): mpq_m7_requantize_bounded(), not mpq_m7_store_as() */ };
 
 /* mpq_requantize(), any shift. With `inline_small` (a constant) the SMMUL path of
