@@ -291,11 +291,12 @@ def test_m7_weight_chunks_match_reference(kernels, bits):
     assert_bit_exact(kernels, "conv2d", shape_graph(shape, bits))
 
 
-@pytest.mark.parametrize("bits", [(8, 8, 8), (4, 2, 4), (2, 4, 8)], ids=str)
+@pytest.mark.parametrize("bits", [(8, 8, 8), (4, 2, 4), (2, 4, 8), (2, 2, 4)], ids=str)
 def test_m7_wide_pointwise_on_either_engine_matches_reference(kernels, bits):
     """A pointwise layer at the engines' border: 768 input channels give matrix-engine chunks of
-    12 channels (12 + 12 + 5 of 29), which the matrix engine takes at 4- and 8-bit inputs, two
-    pixels a batch with a lone last one of 25, and the streaming engine at 2-bit inputs."""
+    12 channels (12 + 12 + 5 of 29), which the matrix engine takes at 4- and 8-bit inputs and at
+    2-bit inputs under 4-bit weights, two pixels a batch with a lone last one of 25, and the
+    streaming engine at 2-bit inputs under 2- or 8-bit weights."""
     shape = BenchShape("border", "pointwise 5x5x768 -> 29", "conv2d", 5, 5, 768, 29, 1, 1, 0, 0.0)
     assert_bit_exact(kernels, "pointwise", shape_graph(shape, bits))
 

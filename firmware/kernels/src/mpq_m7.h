@@ -340,8 +340,10 @@ typedef struct {
  * widening the weights in registers when chunks are small (measured at 8-bit inputs: at
  * 7x7x512 -> 512, chunks of 20, the matrix engine is the faster at every weight width; at
  * 7x7x1024 -> 1024, chunks of 8, the streaming one at 2- and 8-bit weights). 2-bit input pixels
- * cost about twice as much to unpack, so they stream below twice the chunk. A layer of fewer
- * than MPQ_M7_STREAM_PIXELS pixels streams too (too few to amortize unpacking every weight). */
+ * cost about twice as much to unpack, so they stream below twice the chunk, except under 4-bit
+ * weights, whose two-pixel streaming loop has no written-out copy (at 7x7x512 -> 512, 2/4/8:
+ * 1.65 instructions/MAC streamed, 1.32 in the matrix engine). A layer of fewer than
+ * MPQ_M7_STREAM_PIXELS pixels streams too (too few to amortize unpacking every weight). */
 #define MPQ_M7_STREAM_BELOW 12u
 #define MPQ_M7_STREAM_BELOW_2BIT_INPUT 24u
 #define MPQ_M7_STREAM_PIXELS 16u

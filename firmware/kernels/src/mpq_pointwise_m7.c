@@ -5,8 +5,8 @@
  * The matrix engine of mpq_gemm_m7.c with one input pixel, unpacked to int16, as the column,
  * in chunks of output channels as large as the work buffer holds (each pixel unpacked once per
  * chunk; at 8-bit inputs of a multiple of 4 channels, a pixel pair at a time straight into the
- * engine's interleaved columns); a wide layer whose chunks hold fewer than MPQ_M7_STREAM_BELOW channels (..._2BIT_INPUT at
- * 2-bit inputs), or a layer of fewer than MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming
+ * engine's interleaved columns); a wide layer whose chunks hold fewer than MPQ_M7_STREAM_BELOW
+ * channels (..._2BIT_INPUT at 2-bit inputs under 2- or 8-bit weights), or a layer of fewer than MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming
  * engine of mpq_matvec_m7.c instead, two pixels at a time, so no input pixel is unpacked more
  * than once and no weight is unpacked to memory. Scratch: as mpq_pointwise_ref (the work happens
  * in mpq_m7_work, mpq_m7.h); a layer too large for the work buffer runs mpq_pointwise_ref.
@@ -199,7 +199,7 @@ int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
     }
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t chunk = mpq_m7_chunk_channels(in->c, out->c);
-    const uint32_t stream_below = in->bits == 2u ? MPQ_M7_STREAM_BELOW_2BIT_INPUT : MPQ_M7_STREAM_BELOW;
+    const uint32_t stream_below = in->bits == 2u && w_bits != 4u ? MPQ_M7_STREAM_BELOW_2BIT_INPUT : MPQ_M7_STREAM_BELOW;
     if ((pixels < MPQ_M7_STREAM_PIXELS || (chunk < stream_below && chunk < out->c)) &&
         mpq_m7_matvec_fits(in->c, w_bits, pixels)) {
         const mpq_m7_matvec_t m = {pixels, in->c, x, in->bits, in_offset, w, w_bits};
