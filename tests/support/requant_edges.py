@@ -2,14 +2,13 @@
 
 Each channel's accumulator is its bias + 1 on an input of ones (weights: a single 1 per output
 channel): the product of accumulators, multipliers and shifts below reaches every path, the
-32-bit steps, the short path for shift > 32, the clamped one (matrix engine) for shifts 3 to 32
-with a normalized multiplier, the bounded one (depthwise windows) for shifts 3 to 32 whose
-accumulators cannot reach 2^(shift-2), and the general one. Pointwise (one pixel) and fully connected run the
-streaming engine; pointwise over 4x4 pixels and conv2d (3x3, padded, only the centre tap 1, two
+32-bit steps, the short path for shift > 32, the bounded one (matrix engine and depthwise
+windows) for shifts 3 to 32 whose accumulators cannot reach 2^(shift-2), and the general one.
+Pointwise (one pixel) and fully connected run the streaming engine; pointwise over 4x4 pixels and conv2d (3x3, padded, only the centre tap 1, two
 output pixels) the matrix engine, which stores pixel pairs on their own path; depthwise (the same
 window, stride 1 and 2, two output pixels) the unrolled 3x3 windows. The engine and the windows
 pick one path per channel pair: the shifts change from channel to channel (an odd count), so
-pairs mix shifts above and below 32, and multipliers below 2^30 that the clamped path leaves out.
+pairs mix shifts above and below 32, and biases too large for the bounded path.
 """
 import itertools
 

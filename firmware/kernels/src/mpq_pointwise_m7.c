@@ -6,8 +6,8 @@
  * in chunks of output channels as large as the work buffer holds (each pixel unpacked once per
  * chunk; at 8-bit inputs of a multiple of 4 channels, a pixel pair at a time straight into the
  * engine's interleaved columns); a wide layer whose chunks hold fewer than MPQ_M7_STREAM_BELOW
- * channels (..._2BIT_INPUT at 2-bit inputs under 2- or 8-bit weights), or a layer of fewer than MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming
- * engine of mpq_matvec_m7.c instead, two pixels at a time, so no input pixel is unpacked more
+ * channels (..._2BIT_INPUT at 2-bit inputs under 2- or 8-bit weights), or a layer of fewer than
+ * MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming engine of mpq_matvec_m7.c instead, two pixels at a time, so no input pixel is unpacked more
  * than once and no weight is unpacked to memory. Scratch: as mpq_pointwise_ref (the work happens
  * in mpq_m7_work, mpq_m7.h); a layer too large for the work buffer runs mpq_pointwise_ref.
  */
@@ -185,8 +185,9 @@ static void thin_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_of
             const uint32_t a = 4u * (i / 2u) + i % 2u;
             c->w[i] = mpq_pair(v[a], v[a + 2u]);
         }
-        c->round = (int32_t)(1u << (rq->shift[o] - 33));
-        c->right = rq->shift[o] - 32;
+        const mpq_m7_bounded_t k = mpq_m7_bounded_of(rq->shift[o]); /* shift > 32: thin_fits */
+        c->round = (int32_t)k.round;
+        c->right = (int32_t)k.right;
     }
     thin_pixels(in, x, in_offset, channels, out->c, out->bits, y);
 }
