@@ -141,8 +141,10 @@ def test_expected_latency_is_the_table_prediction_for_a_certain_choice():
         latency_lines(dense, LatencyTable("qemu-m7", "test", entries={}, overheads=[0]), set(mixture.components))
 
 
-def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
-    """With theta one-hot the search's expected bytes equal the memory model's weights + parameters."""
+@pytest.mark.parametrize("parameters", [True, False], ids=["flash", "weights"])
+def test_expected_cost_is_the_deployed_flash_for_a_certain_choice(parameters):
+    """With theta one-hot the search's expected bytes equal the memory model's weights +
+    parameters (cost "flash"), or its weights (cost "weights")."""
     torch = pytest.importorskip("torch")
     from harness.search.channelwise import expected_bytes
 
@@ -150,8 +152,8 @@ def test_expected_cost_is_the_deployed_flash_for_a_certain_choice():
     assert mixture.shared == {"fc"}  # the classifier: one precision for the layer, never 0
     report = memory_report(structural_graph(policy))
     with torch.no_grad():
-        expected = float(expected_bytes(start.architecture, start, mixture))
-    deployed = report.weight_bytes + report.param_bytes
+        expected = float(expected_bytes(start.architecture, start, mixture, parameters))
+    deployed = report.weight_bytes + (report.param_bytes if parameters else 0)
     graph = structural_graph(policy)
     rows = sum(int(np.prod(layer.weights.shape[:-1])) for layer in graph.layers if layer.weights is not None)
     assert abs(expected - deployed) < rows  # the cost leaves out only the padding bits of sub-byte rows
@@ -209,6 +211,8 @@ def test_short_search_writes_a_policy_and_resumes(tmp_path, capsys):
     assert load_policy(out / "policy.json").hash == policy.hash
     assert main([*args, "--strength", "2"]) != 0  # other settings in the same folder: refused
     assert "another search" in capsys.readouterr().err
+    assert main([*args, "--strength", "4", "--cost", "weights"]) != 0  # the cost is one of those settings
+    assert "another search" in capsys.readouterr().err
 
 
 @pytest.mark.device
@@ -243,6 +247,8 @@ def test_pareto_smoke_run_writes_results_and_plot(tmp_path, board_name):
     # the search's folder names its epochs: a run with other --epochs gets its own, not a refusal
     searches = (tmp_path / "work").glob("digits-cnn-channelwise-pareto-digits-*/s*")
     assert [d.name for d in searches] == ["s2-e1-seed0"]
+    found = load_policy(next((tmp_path / "work").glob("digits-cnn-channelwise-pareto-digits-*/s2-e1-seed0/policy.json")))
+    assert "cost weights" in found.document["description"]  # searched on the bytes the comparison is made on
     haq = next(p for p in result["points"] if p["method"] == "layer-wise HAQ")
     assert haq["weight_bytes"] + haq["param_bytes"] <= flash_budget(experiment, 1.0)  # within its flash budget
     assert all(0 <= p["integer_accuracy"] <= 1 and p["weight_bytes"] > 0 for p in result["points"])

@@ -373,10 +373,11 @@ def channelwise_pareto(result: dict) -> str:
     """The means table of a `harness search --method pareto` results file and its comparison."""
     lines = [f"Model {result['experiment']['model']}, data {result['experiment']['data']}: "
              f"`{result['provenance']['command']}`", "",
-             "| method | policy | seeds | integer accuracy (mean ± std) | weight bytes |", "|---|---|---:|---:|---:|"]
+             "| method | policy | seeds | integer accuracy (mean ± std) | weight bytes | parameter bytes |",
+             "|---|---|---:|---:|---:|---:|"]
     for m in sorted(result["means"], key=lambda m: (m["method"], -m["weight_bytes"])):
         lines.append(f"| {m['method']} | {m['policy']} | {m['seeds']} | {100 * m['integer_accuracy']:.2f} % ± "
-                     f"{100 * m['accuracy_std']:.2f} | {m['weight_bytes']:,.0f} |")
+                     f"{100 * m['accuracy_std']:.2f} | {m['weight_bytes']:,.0f} | {m['param_bytes']:,.0f} |")
     c = result["comparison"]
     lines.append("")
     lines.append(f"Seeds completed: {', '.join(map(str, result['seeds_completed'])) or 'none'} of "

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from harness.commands.options import add_farm_options, parse_json_object
 from harness.pytest_plugin import DEFAULT_BOARD
+from harness.search.channelwise import COSTS
 
 METHODS = ("memory-driven", "haq", "random", "channelwise", "pareto")
 
@@ -72,8 +73,12 @@ def register(subparsers) -> None:
     channelwise.add_argument("--latency-strength", type=float, default=0.0,
                              help="weight of the expected latency, relative to all 8 bits, from --board's latency "
                                   "table (profiled with --runs first; default 0: flash only)")
+    channelwise.add_argument("--cost", choices=COSTS, default="flash",
+                             help="what the flash term and --weight-budget count: flash = weights + parameters "
+                                  "(9 bytes per kept channel), weights = the weight bytes alone (default flash; "
+                                  "pareto always uses weights, the bytes it compares)")
     channelwise.add_argument("--weight-budget", default=None,
-                             help="hard limit on weight + parameter bytes, e.g. 2kB (default none)")
+                             help="hard limit on the --cost bytes, e.g. 2kB (default none)")
     pareto = parser.add_argument_group("pareto (layer-wise against channel-wise, accuracy x weight bytes)")
     pareto.add_argument("--seeds", type=int, default=3, help="seeds of every policy's QAT and search (default 3)")
     pareto.add_argument("--qat-epochs", type=int, default=4, help="QAT epochs of every policy (default 4)")

@@ -9,8 +9,8 @@ the whole layer (layer-wise 2, 4 or 8 bits). With theta = softmax(logits / tau),
 effective weight is sum_b theta_b * FQ_b(W) (FQ_0 = 0, each at the clip ratios QAT calibrates at
 b bits) and its bias is scaled by 1 - theta_0.
 tau is annealed geometrically from tau_start to tau_end over the epochs. The cost is the
-expected weight flash (weights at their bits plus 9 parameter bytes per kept channel), an exact
-expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels] / 8, the two
+expected weight flash (weights at their bits plus 9 parameter bytes per kept channel; or, with
+cost "weights", the weights alone), an exact expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels] / 8, the two
 factors independent (different components), so a pruned channel also shrinks every consumer.
 The loss on the logits' split is cross-entropy + strength * E[bytes] / bytes(all 8 bits), plus
 latency strength * E[ticks] / ticks(all 8 bits) when asked for (the board's measured table,
@@ -44,6 +44,7 @@ PARAM_BYTES = 4 + 4 + 1  # bias, mult, shift per kept output channel (harness.ir
 LOG_NAME = "search.jsonl"
 STATE_NAME = "state.pt"
 POLICY_NAME = "policy.json"
+COSTS = ("flash", "weights")  # weights + parameters, or the weights alone
 OVER_BUDGET_PENALTY = 10.0  # per unit of relative excess over the hard budget
 _CODE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
@@ -53,7 +54,8 @@ class ChannelwiseSettings:
     epochs: int = 6
     strength: float = 1.0
     latency_strength: float = 0.0  # weight of E[ticks] / ticks(all 8 bits), from the board's table
-    weight_budget: int | None = None  # bytes of weights + parameters, a hard limit
+    weight_budget: int | None = None  # a hard limit on the bytes `cost` counts
+    cost: str = "flash"  # what the bytes count: "flash" (weights + parameters) or "weights"
     tau_start: float = 5.0
     tau_end: float = 0.2
     lr: float = 1e-3
@@ -69,6 +71,8 @@ class ChannelwiseSettings:
             raise HarnessError(f"--latency-strength must not be negative, got {self.latency_strength}")
         if self.weight_budget is not None and self.weight_budget <= 0:
             raise HarnessError(f"--weight-budget must be positive, got {self.weight_budget}")
+        if self.cost not in COSTS:
+            raise HarnessError(f"--cost must be one of {', '.join(COSTS)}, got {self.cost!r}")
         if not 0 < self.tau_end <= self.tau_start:
             raise HarnessError(f"temperatures must satisfy 0 < end <= start, got {self.tau_start} -> {self.tau_end}")
 
@@ -193,8 +197,8 @@ def expected_channels(arch: Architecture, mixture: Mixture) -> dict:
     return kept
 
 
-def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture):
-    """E[weight bytes + parameter bytes] of the network under theta (a torch scalar)."""
+def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture, parameters: bool = True):
+    """E[weight bytes (+ parameter bytes)] of the network under theta (a torch scalar)."""
     import torch
 
     shapes = arch.shapes()
@@ -207,7 +211,8 @@ def expected_bytes(arch: Architecture, policy: Policy, mixture: Mixture):
             theta = mixture.theta(root)
             rows = shapes[spec.name][2] if root in mixture.shared else 1
             bits_sum[spec.name] = (theta * torch.tensor(PRECISIONS, dtype=theta.dtype)).sum() * rows
-        total = total + kept[spec.name] * PARAM_BYTES  # as the memory model counts them, for every layer
+        if parameters:  # as the memory model counts them, for every layer
+            total = total + kept[spec.name] * PARAM_BYTES
         if not spec.has_weights:
             continue
         kh, kw = spec.kernel_hw
@@ -263,9 +268,10 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     weights_opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     logits_opt = torch.optim.Adam(mixture.logits.parameters(), lr=settings.logit_lr)
     generator = torch.Generator().manual_seed(settings.seed)
+    parameters = settings.cost == "flash"
     first_epoch = _resume(out_dir, identity, net, mixture, (weights_opt, logits_opt), generator)
     with torch.no_grad():  # the costs' scales: every searchable channel at 8 bits
-        reference_bytes = float(expected_bytes(arch, start, _all_eight(mixture)))
+        reference_bytes = float(expected_bytes(arch, start, _all_eight(mixture), parameters))
         reference_ticks = float(_latency(arch, _all_eight(mixture), lines)) if lines else None
     weights_part, logits_part = halves(np.asarray(labels), settings.seed)
     x, y = nchw(images), torch.tensor(np.asarray(labels), dtype=torch.int64)
@@ -285,7 +291,7 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
             loss_fn(net(wx[batches[0]]), wy[batches[0]]).backward()
             weights_opt.step()
             logits_opt.zero_grad()
-            cost = expected_bytes(arch, start, mixture)
+            cost = expected_bytes(arch, start, mixture, parameters)
             loss = loss_fn(net(lx[batches[1]]), ly[batches[1]]) + settings.strength * cost / reference_bytes
             if settings.latency_strength:
                 ticks = _latency(arch, mixture, lines)
@@ -315,7 +321,7 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     document = channelwise_document(start, mixture.choice(), mixture.components, f"{start.name}-channelwise")
     latency = f"latency strength {settings.latency_strength}, " if settings.latency_strength else ""
     document["description"] = (f"channel-wise weight bits found by `harness search --method channelwise` "
-                               f"(strength {settings.strength}, {latency}budget {settings.weight_budget}, "
+                               f"(strength {settings.strength}, cost {settings.cost}, {latency}budget {settings.weight_budget}, "
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")
     (out_dir / POLICY_NAME).write_text(json.dumps(document, indent=1) + "\n")
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)

@@ -21,7 +21,7 @@ def run_channelwise(args: argparse.Namespace, model_args: dict) -> int:
     from harness.quantize.pipeline import TRAINED_HERE
 
     settings = ChannelwiseSettings(epochs=args.epochs, strength=args.strength, seed=args.seed,
-                                   latency_strength=args.latency_strength,
+                                   latency_strength=args.latency_strength, cost=args.cost,
                                    weight_budget=None if args.weight_budget is None else parse_size(args.weight_budget))
     settings.check()
     board = None

@@ -8,7 +8,10 @@ channel-wise search's seed):
   within the flash budget, first and last layer at 8 bits) at the smallest of those budgets that
   its pinned layers leave feasible, a bounded number of episodes each, latency profiled and the
   chosen policy checked on `board`;
-- channel-wise: `harness.search.channelwise` at several strengths, from the all-8-bit policy;
+- channel-wise: `harness.search.channelwise` at several strengths, from the all-8-bit policy,
+  its cost the weight bytes alone (`cost="weights"`): the quantity the comparison is made on
+  (the layer-wise policies' parameter bytes never change, and a cost that also counted them
+  would trade accuracy for parameters the comparison does not see);
 then QAT fine-tunes every policy (the same epochs for all) and scores the integer reference on
 the test split. It writes results/channelwise-pareto-<data>.json (every point, the per-policy
 means, the comparison, the seeds completed) and the PNG next to it, rewritten after every point. The comparison: T = the best layer-wise mean
@@ -173,7 +176,7 @@ def run(experiment: Experiment, out_dir: Path, work_dir: Path, on_point: Callabl
             record({"method": "layer-wise HAQ", "seed": seed, "fraction": fraction} | score(
                 _with_qat(found, f"haq-{fraction:g}", experiment.qat_epochs, seed)))
         for strength in experiment.strengths:
-            settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed)
+            settings = ChannelwiseSettings(epochs=experiment.search_epochs, strength=strength, seed=seed, cost="weights")
             found = search(start, settings, searches / f"s{strength:g}-e{settings.epochs}-seed{seed}", train_images,
                            split.train_labels, graph)
             record({"method": "channel-wise", "seed": seed, "strength": strength} | score(
@@ -193,7 +196,8 @@ def summarize(points: list[dict]) -> dict:
     means = [{"method": method, "policy": name, "seeds": len(group),
               "integer_accuracy": float(np.mean([p["integer_accuracy"] for p in group])),
               "accuracy_std": float(np.std([p["integer_accuracy"] for p in group])),
-              "weight_bytes": float(np.mean([p["weight_bytes"] for p in group]))}
+              "weight_bytes": float(np.mean([p["weight_bytes"] for p in group])),
+              "param_bytes": float(np.mean([p["param_bytes"] for p in group]))}
              for (method, name), group in groups.items()]
     layer = [m for m in means if m["method"].startswith("layer-wise")]
     channel = [m for m in means if m["method"] == "channel-wise"]
