@@ -216,9 +216,24 @@ MPQ_M7_INLINE void mpq_m7_unpack_word(uint32_t w, uint32_t bits, uint32_t h, uin
     mpq_m7_unpack_word_to(w, bits, h, k, dst, 2u);
 }
 
+/* `bytes` bytes of 4- or 2-bit codes into dst (bits a constant after inlining): each pair of a
+ * byte's codes spread into the lanes of one word with a shift and a mask. */
+MPQ_M7_INLINE void mpq_m7_unpack_bytes(const uint8_t *row, uint32_t bytes, uint32_t bits, uint32_t h, uint32_t k,
+                                       int16_t *dst) {
+    for (uint32_t i = 0; i < bytes; ++i) {
+        const uint32_t b = row[i];
+        if (bits == 4u) {
+            mpq_m7_put(dst + 2u * i, mpq_m7_decode((b | b << 12) & 0x000F000Fu, h, k));
+        } else {
+            mpq_m7_put(dst + 4u * i, mpq_m7_decode((b | b << 14) & 0x00030003u, h, k));
+            mpq_m7_put(dst + 4u * i + 2u, mpq_m7_decode((b >> 4 | b << 10) & 0x00030003u, h, k));
+        }
+    }
+}
+
 MPQ_M7_INLINE void mpq_m7_unpack_at(const uint8_t *row, uint32_t n, uint32_t bits, int32_t half, int32_t offset,
                                     int16_t *dst) {
-    const uint32_t per_word = 32u / bits;
+    const uint32_t per_word = 32u / bits, per_byte = 8u / bits;
     const uint32_t words = n / per_word;
     const uint32_t h = mpq_pair(half, half), k = mpq_pair(offset - half, offset - half);
     for (uint32_t i = 0; i < words; ++i, row += 4, dst += per_word) {
@@ -226,7 +241,15 @@ MPQ_M7_INLINE void mpq_m7_unpack_at(const uint8_t *row, uint32_t n, uint32_t bit
         memcpy(&w, row, sizeof w);
         mpq_m7_unpack_word(w, bits, h, k, dst);
     }
-    mpq_unpack_row_at(row, n - words * per_word, bits, half, offset, dst);
+    uint32_t rest = n - words * per_word;
+    if (bits < 8u) { /* the last word's whole bytes, then the codes of a last partial byte */
+        const uint32_t bytes = rest / per_byte;
+        mpq_m7_unpack_bytes(row, bytes, bits, h, k, dst);
+        row += bytes;
+        dst += bytes * per_byte;
+        rest -= bytes * per_byte;
+    }
+    mpq_unpack_row_at(row, rest, bits, half, offset, dst);
 }
 
 /* mpq_unpack_row(), a word (4 to 16 values) at a time. */
