@@ -77,6 +77,15 @@ def test_provenance_names_versions_digests_and_commit(tmp_path):
     assert block["packages"]["numpy"] and block["date"].endswith("+00:00") and block["host"]
 
 
+def test_provenance_names_python_m_harness_cli_as_the_harness_command(monkeypatch):
+    from harness.measure import provenance as module
+
+    monkeypatch.setattr("sys.argv", [str(module.CLI_MODULE), "bench", "kernels"])
+    assert provenance()["command"] == "harness bench kernels"
+    monkeypatch.setattr("sys.argv", ["tools/link_bench.py", "--out", "x.json"])
+    assert provenance()["command"] == "link_bench.py --out x.json"
+
+
 def test_the_commit_is_dirty_for_changed_code_not_for_a_rewritten_results_file(tmp_path, monkeypatch):
     from harness.measure import provenance as module
 

@@ -17,13 +17,19 @@ from harness.boards import Board
 from harness.paths import REPO_ROOT
 
 NOT_A_CHECKOUT = "not a checkout"
+CLI_MODULE = Path(__file__).resolve().parents[1] / "cli.py"  # what `python -m harness.cli` runs
+
+
+def _program(argv0: str) -> str:
+    """The program's name as a person types it: `python -m harness.cli` is the `harness` command."""
+    return "harness" if Path(argv0).resolve() == CLI_MODULE else Path(argv0).name
 
 
 def provenance(board: Board | None = None, elf_path: Path | None = None) -> dict:
     """The provenance block of a report about `board` running `elf_path` (either may be None)."""
     block = {
         "harness": __version__,
-        "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": shlex.join([_program(sys.argv[0]), *sys.argv[1:]]),
         "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
