@@ -54,7 +54,6 @@ static uint32_t ring_row(const mpq_dims_t *in, const uint8_t *x, const mpq_windo
         const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
         const uint32_t ix_end = wp - win->pad_left < in->w ? wp - win->pad_left : in->w;
         const mpq_word_t *pixel = (const mpq_word_t *)xs;
-        memset(row, 0, pairs * wp * sizeof(mpq_word_t));
         xs[2u * pairs - 1u] = 0; /* the padding channel of an odd channel count */
         const uint8_t *src = x + iy * in->w * x_row + ch0 * in->bits / 8u;
         mpq_word_t *first = row + win->pad_left;
@@ -167,11 +166,36 @@ typedef struct {
     const uint8_t *bounded; /* per pair of the block: both channels pass mpq_m7_bounded_ok() */
 } dw_row_t;
 
+/* The generic window's 4-, 2- and 32-bit outputs are requantized out of line (store_generic()), so
+ * it compiles twice: for 8-bit outputs (MPQ_M7_RQ_SMALL inline) and for the others. */
+#define DW_RQ_OUT_OF_LINE (-1)
+
+/* Output i of a row of the generic window, any shift and output bits. */
+__attribute__((noinline)) static void store_generic(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult,
+                                                    int32_t shift) {
+    switch (bits) {
+    case 8u:
+        mpq_m7_store_as(y, i, 8u, acc, mult, shift, MPQ_M7_RQ_SMALL);
+        break;
+    case 4u:
+        mpq_m7_store_as(y, i, 4u, acc, mult, shift, MPQ_M7_RQ_SMALL);
+        break;
+    case 2u:
+        mpq_m7_store_as(y, i, 2u, acc, mult, shift, MPQ_M7_RQ_SMALL);
+        break;
+    default:
+        mpq_m7_store_as(y, i, 32u, acc, 0, 1, MPQ_M7_RQ_NARROW);
+        break;
+    }
+}
+
 /* Output i of a row requantized with mode (a constant after inlining); MPQ_M7_RQ_BOUNDED takes the
  * channel's constants k (mpq_m7_requantize_bounded) instead of its shift. */
 MPQ_M7_INLINE void store_output(uint8_t *y, uint32_t i, uint32_t bits, int32_t acc, int32_t mult, int32_t shift,
                                 mpq_m7_bounded_t k, int mode) {
-    if (mode == MPQ_M7_RQ_BOUNDED) {
+    if (mode == DW_RQ_OUT_OF_LINE) {
+        store_generic(y, i, bits, acc, mult, shift);
+    } else if (mode == MPQ_M7_RQ_BOUNDED) {
         mpq_m7_put_value(y, i, bits, (uint32_t)mpq_m7_requantize_bounded(acc, mult, k, bits));
     } else {
         mpq_m7_store_as(y, i, bits, acc, mult, shift, mode);
@@ -187,22 +211,26 @@ MPQ_M7_INLINE uint32_t fast_value(int32_t acc, int32_t mult, int32_t shift, mpq_
 
 /* Channels ch, ch + 1 (ch even) of one pixel of a cleared row at 4 or 2 bits, requantized without a
  * branch (mode NARROW or BOUNDED, as the fast windows take): at 4 bits the pair's byte stored
- * whole, at 2 bits its nibble OR-ed in once. */
-MPQ_M7_INLINE void store_pair(uint8_t *y, uint32_t ch, uint32_t bits, int32_t acc0, int32_t acc1, int32_t m0,
-                              int32_t s0, mpq_m7_bounded_t k0, int32_t m1, int32_t s1, mpq_m7_bounded_t k1,
-                              int mode) {
+ * whole; at 2 bits the pair is the low (`high` 0) or high nibble of a byte, a constant: the low
+ * nibble is stored as the byte (the high one comes after it), the high one OR-ed in. */
+MPQ_M7_INLINE void store_pair(uint8_t *y, uint32_t ch, uint32_t bits, uint32_t high, int32_t acc0, int32_t acc1,
+                              int32_t m0, int32_t s0, mpq_m7_bounded_t k0, int32_t m1, int32_t s1,
+                              mpq_m7_bounded_t k1, int mode) {
     const uint32_t v = fast_value(acc0, m0, s0, k0, mode, bits) | fast_value(acc1, m1, s1, k1, mode, bits) << bits;
     if (bits == 4u) {
         y[ch >> 1] = (uint8_t)v;
+    } else if (high == 0u) {
+        y[ch >> 2] = (uint8_t)v;
     } else {
-        y[ch >> 2] |= (uint8_t)(v << ((ch * 2u) & 7u));
+        y[ch >> 2] |= (uint8_t)(v << 4);
     }
 }
 
 /* Channel pair j of the block (channels ch, ch + 1) of every pixel of one output row (y_oy), out_bits
- * a constant after inlining: the channels' requantization parameters stay in registers along the row. */
+ * a constant after inlining: the channels' requantization parameters stay in registers along the row.
+ * `high` (a constant): at 2-bit outputs, whether the pair is the high nibble of its bytes (store_pair). */
 MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_bits, int mode, uint32_t fast,
-                                    uint8_t *y_oy) {
+                                    uint32_t high, uint8_t *y_oy) {
     const uint32_t kh = r->win->kh, kw = r->win->kw, sw = r->win->sw;
     const uint32_t ch = 2u * (r->pair0 + j);
     const int second = fast != 0u || ch + 1u < r->c; /* block_row() gives the fast windows full pairs */
@@ -240,8 +268,8 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 2u, &acc);
         }
         if (pair) {
-            store_pair(yp, ch, out_bits, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
-            store_pair(yp + y_row, ch, out_bits, acc.a[2], acc.a[3], m0, s0, k0, m1, s1, k1, mode);
+            store_pair(yp, ch, out_bits, high, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+            store_pair(yp + y_row, ch, out_bits, high, acc.a[2], acc.a[3], m0, s0, k0, m1, s1, k1, mode);
             continue;
         }
         store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
@@ -259,7 +287,7 @@ MPQ_M7_INLINE void channel_pair_row(const dw_row_t *r, uint32_t j, uint32_t out_
             window_any(ring, r->row_at, j * wp + ox * sw, wj, kh, kw, sw, 1u, &acc);
         }
         if (pair) {
-            store_pair(yp, ch, out_bits, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
+            store_pair(yp, ch, out_bits, high, acc.a[0], acc.a[1], m0, s0, k0, m1, s1, k1, mode);
             return;
         }
         store_output(yp, ch, out_bits, acc.a[0], m0, s0, k0, mode);
@@ -281,32 +309,39 @@ MPQ_M7_INLINE void block_row(const dw_row_t *r, uint32_t j0, uint32_t nb, uint32
     const uint32_t full = fast != 0u && ch0 + 2u * nb > r->c ? nb - 1u : nb;
     /* the fast windows take the short requantization of both channels' shifts (NARROW when both
      * exceed 32, else BOUNDED when both channels' accumulators are bounded: mpq_m7_bounded_ok); a
-     * pair that takes neither goes to the generic window, whose one copy (SMALL) takes any shift */
-    const int other = fast != 0u ? MPQ_M7_RQ_BOUNDED : MPQ_M7_RQ_SMALL;
+     * pair that takes neither goes to the generic window, which takes any shift */
     for (uint32_t j = j0; j < full; ++j) {
+        if (fast == 0u) {
+            out_bits == 8u ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_SMALL, 0u, 0u, y_oy)
+                           : channel_pair_row(r, j, out_bits, DW_RQ_OUT_OF_LINE, 0u, 0u, y_oy);
+            continue;
+        }
         const uint32_t ch = ch0 + 2u * j;
-        const int lone = ch + 1u == r->c;
-        const int narrow = out_bits == 32u || (fast != 0u && r->rq->shift[ch] > 32 &&
-                                               (lone || r->rq->shift[ch + 1u] > 32));
-        if (fast != 0u && !narrow && !r->bounded[j]) {
+        const int narrow = out_bits == 32u || (r->rq->shift[ch] > 32 && r->rq->shift[ch + 1u] > 32);
+        if (!narrow && !r->bounded[j]) {
             block_row_any(r, j, j + 1u, ch0, out_bits, y_oy);
             continue;
         }
         switch (out_bits) {
         case 8u:
-            narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 8u, other, fast, y_oy);
+            narrow ? channel_pair_row(r, j, 8u, MPQ_M7_RQ_NARROW, fast, 0u, y_oy)
+                   : channel_pair_row(r, j, 8u, MPQ_M7_RQ_BOUNDED, fast, 0u, y_oy);
             break;
         case 4u:
-            narrow ? channel_pair_row(r, j, 4u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 4u, other, fast, y_oy);
+            narrow ? channel_pair_row(r, j, 4u, MPQ_M7_RQ_NARROW, fast, 0u, y_oy)
+                   : channel_pair_row(r, j, 4u, MPQ_M7_RQ_BOUNDED, fast, 0u, y_oy);
             break;
-        case 2u:
-            narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, y_oy)
-                   : channel_pair_row(r, j, 2u, other, fast, y_oy);
+        case 2u: /* pairs alternate between a byte's low and high nibble */
+            if ((ch & 2u) == 0u) {
+                narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, 0u, y_oy)
+                       : channel_pair_row(r, j, 2u, MPQ_M7_RQ_BOUNDED, fast, 0u, y_oy);
+            } else {
+                narrow ? channel_pair_row(r, j, 2u, MPQ_M7_RQ_NARROW, fast, 1u, y_oy)
+                       : channel_pair_row(r, j, 2u, MPQ_M7_RQ_BOUNDED, fast, 1u, y_oy);
+            }
             break;
         default:
-            channel_pair_row(r, j, 32u, MPQ_M7_RQ_NARROW, fast, y_oy);
+            channel_pair_row(r, j, 32u, MPQ_M7_RQ_NARROW, fast, 0u, y_oy);
             break;
         }
     }
@@ -396,7 +431,8 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
         if (out->bits != 32u) {
             mark_bounded(wts, taps, nb, ch0, c, in->bits, rq, bounded);
         }
-        memset(ring + zero_row, 0, nb * wp * sizeof(mpq_word_t));
+        /* the slots' padding columns and the zero row: no unpacked row ever writes them */
+        memset(ring, 0, (kh + 1u) * nb * wp * sizeof(mpq_word_t));
         for (uint32_t s = 0; s < kh; ++s) {
             tags[s] = -1;
         }
