@@ -30,6 +30,17 @@ MPQ_M7_INLINE void unpack_columns(const uint8_t *src, uint32_t x_row, uint32_t n
         for (uint32_t i = 0; i < words; ++i, p += 4) {
             uint32_t v;
             memcpy(&v, p, sizeof v);
+            if (bits == 2u) { /* each half word's four pairs straight into the ring (mpq_m7_spread) */
+#pragma GCC unroll 2
+                for (uint32_t half = 0; half < 2u; ++half) {
+                    const uint32_t u = mpq_m7_spread(half == 0u ? (v & 0xFFFFu) : v >> 16, 2u);
+#pragma GCC unroll 4
+                    for (uint32_t q = 0; q < 4u; ++q, dst += wp) {
+                        *dst = mpq_m7_decode(mpq_m7_code_pair(u, 2u, q), 0u, k);
+                    }
+                }
+                continue;
+            }
             union {
                 int16_t h[16];
                 uint32_t w[8];

@@ -216,17 +216,26 @@ MPQ_M7_INLINE void mpq_m7_unpack_word(uint32_t w, uint32_t bits, uint32_t h, uin
     mpq_m7_unpack_word_to(w, bits, h, k, dst, 2u);
 }
 
-/* `bytes` bytes of 4- or 2-bit codes into dst (bits a constant after inlining): each pair of a
- * byte's codes spread into the lanes of one word with a shift and a mask. */
+/* For up to 16 bits x of 4- or 2-bit codes (bits a constant after inlining): x | x << (16 - bits)
+ * puts code 2q + 1 a lane above code 2q, so that mpq_m7_code_pair() takes the pair q of codes out
+ * of it with a shift and a mask, in order. */
+MPQ_M7_INLINE uint32_t mpq_m7_spread(uint32_t x, uint32_t bits) {
+    return x | x << (16u - bits);
+}
+
+MPQ_M7_INLINE uint32_t mpq_m7_code_pair(uint32_t spread, uint32_t bits, uint32_t q) {
+    return (spread >> (2u * bits * q)) & (bits == 4u ? 0x000F000Fu : 0x00030003u);
+}
+
+/* `bytes` bytes of 4- or 2-bit codes into dst (bits a constant after inlining), a pair of codes at
+ * a time (mpq_m7_spread). */
 MPQ_M7_INLINE void mpq_m7_unpack_bytes(const uint8_t *row, uint32_t bytes, uint32_t bits, uint32_t h, uint32_t k,
                                        int16_t *dst) {
-    for (uint32_t i = 0; i < bytes; ++i) {
-        const uint32_t b = row[i];
-        if (bits == 4u) {
-            mpq_m7_put(dst + 2u * i, mpq_m7_decode((b | b << 12) & 0x000F000Fu, h, k));
-        } else {
-            mpq_m7_put(dst + 4u * i, mpq_m7_decode((b | b << 14) & 0x00030003u, h, k));
-            mpq_m7_put(dst + 4u * i + 2u, mpq_m7_decode((b >> 4 | b << 10) & 0x00030003u, h, k));
+    for (uint32_t i = 0; i < bytes; ++i, dst += 8u / bits) {
+        const uint32_t u = mpq_m7_spread(row[i], bits);
+#pragma GCC unroll 2
+        for (uint32_t q = 0; q < 4u / bits; ++q) {
+            mpq_m7_put(dst + 2u * q, mpq_m7_decode(mpq_m7_code_pair(u, bits, q), h, k));
         }
     }
 }
