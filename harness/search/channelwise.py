@@ -10,13 +10,15 @@ effective weight is sum_b theta_b * FQ_b(W) (FQ_0 = 0, each at the clip ratios Q
 b bits) and its bias is scaled by 1 - theta_0.
 tau is annealed geometrically from tau_start to tau_end over the epochs. The cost is the
 expected weight flash (weights at their bits plus 9 parameter bytes per kept channel; or, with
-cost "weights", the weights alone), an exact expectation: a layer's bytes are sum_c E[bits_c] * taps * E[kept input channels] / 8, the two
-factors independent (different components), so a pruned channel also shrinks every consumer.
+cost "weights", the weights alone), an exact expectation: a layer's bytes are
+sum_c E[bits_c] * taps * E[kept input channels] / 8, the two factors independent (different
+components), so a pruned channel also shrinks every consumer.
 The loss on the logits' split is cross-entropy + strength * E[bytes] / bytes(all 8 bits), plus
 latency strength * E[ticks] / ticks(all 8 bits) when asked for (the board's measured table,
 harness.search.channelwise_latency), plus a steep penalty above the hard budget when one is
 given. Weights (and activation clips) train on one half of the training split, logits on the
-other (each class halved at random: `halves`), alternately. Activations stay layer-wise, fixed by the starting policy. At the end each channel takes its most probable precision (a
+other (each class halved at random: `halves`), alternately. Activations stay layer-wise, fixed
+by the starting policy. At the end each channel takes its most probable precision (a
 channel-less layer keeps its most likely channel), and the policy is written; the normal QAT
 fine-tune, lowering, build and measurement follow (`harness evaluate / build / measure`).
 
@@ -321,7 +323,8 @@ def search(start: Policy, settings: ChannelwiseSettings, out_dir: Path, images: 
     document = channelwise_document(start, mixture.choice(), mixture.components, f"{start.name}-channelwise")
     latency = f"latency strength {settings.latency_strength}, " if settings.latency_strength else ""
     document["description"] = (f"channel-wise weight bits found by `harness search --method channelwise` "
-                               f"(strength {settings.strength}, cost {settings.cost}, {latency}budget {settings.weight_budget}, "
+                               f"(strength {settings.strength}, cost {settings.cost}, {latency}"
+                               f"budget {settings.weight_budget}, "
                                f"{settings.epochs} epochs, seed {settings.seed}) from policy {start.name}")
     (out_dir / POLICY_NAME).write_text(json.dumps(document, indent=1) + "\n")
     return parse_policy(document, source=str(out_dir / POLICY_NAME), base_dir=out_dir)

@@ -8,8 +8,10 @@
  * [slot][cp/2][wp] words (word = the two channels of a pair at one column) with zero columns for
  * the left/right padding; a further all-zero row stands for the rows of the top/bottom padding
  * (padding is the real value zero). Each input row is unpacked once however many output rows
- * read it, a packed word at a time straight into the ring when the block's channels fill whole words. Two horizontally adjacent output pixels of one channel pair accumulate over the whole
- * window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
+ * read it, a packed word at a time straight into the ring when the block's channels fill whole
+ * words; the ring's padding columns and zero row are cleared once per channel block (no unpacked
+ * row writes them). Two horizontally adjacent output pixels of one channel pair accumulate over
+ * the whole window in registers: per tap, one weight word and an input word of each pixel feed SMLABB and
  * SMLATT; the 3x3 windows of stride 1 and 2 are fully unrolled and their two pixels share input loads
  * (full channel pairs only: the last pair of an odd channel count runs the generic window).
  * Scratch: as mpq_depthwise_conv2d_ref (the work happens in mpq_m7_work, mpq_m7.h); a layer whose

@@ -7,8 +7,9 @@
  * chunk; at 8-bit inputs of a multiple of 4 channels, a pixel pair at a time straight into the
  * engine's interleaved columns); a wide layer whose chunks hold fewer than MPQ_M7_STREAM_BELOW
  * channels (..._2BIT_INPUT at 2-bit inputs under 2- or 8-bit weights), or a layer of fewer than
- * MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming engine of mpq_matvec_m7.c instead, two pixels at a time, so no input pixel is unpacked more
- * than once and no weight is unpacked to memory. Scratch: as mpq_pointwise_ref (the work happens
+ * MPQ_M7_STREAM_PIXELS pixels, runs the weight-streaming engine of mpq_matvec_m7.c instead, two
+ * pixels at a time, so no input pixel is unpacked more than once and no weight is unpacked to
+ * memory. Scratch: as mpq_pointwise_ref (the work happens
  * in mpq_m7_work, mpq_m7.h); a layer too large for the work buffer runs mpq_pointwise_ref.
  */
 #include "mpq_m7.h"
