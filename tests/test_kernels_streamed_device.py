@@ -1,13 +1,20 @@
 """The weight-streaming engine (fully connected, wide pointwise: mpq_matvec_m7.c) and the
 residual add on the --board target, at every bit combination, through codegen -> build ->
 the device: partial last weight words, a lone last output channel and pixel, outputs over
-several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group, an input longer than one
-add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
+several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group or in a chunk of one
+channel, a layer of one channel, short rows, an input longer than one add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
 import pytest
 from support.device_checks import device_mismatches
 
 from harness.ir.random_graphs import BIT_COMBOS
 from harness.measure.bench import BenchShape, shape_graph
+
+# Rows of 8 and 12 inputs: at 8-bit weights and outputs with every shift above 32, the engine's
+# short-row path (registers only); a shift of 32 or less (2-bit inputs here) takes the general path.
+SHORT_ROW_SHAPES = (
+    BenchShape("fc_rows_8", "fully connected 8 -> 6", "fully_connected", 1, 1, 8, 6, 1, 1, 0, 0.0),
+    BenchShape("fc_rows_12", "fully connected 12 -> 7", "fully_connected", 1, 1, 12, 7, 1, 1, 0, 0.0),
+)
 
 pytestmark = pytest.mark.device
 SHAPES = (
@@ -17,12 +24,19 @@ SHAPES = (
     BenchShape("fc_chunks", "fully connected 72 -> 133", "fully_connected", 1, 1, 72, 133, 1, 1, 0, 0.0),
     BenchShape("pw_chunks", "pointwise 1x3x40 -> 131", "conv2d", 1, 3, 40, 131, 1, 1, 0, 0.0),
 )
+SMALL_SHAPES = (  # at the 27 combinations only: one image holds at most 255 models
+    *SHORT_ROW_SHAPES,
+    BenchShape("fc_one", "fully connected 16 -> 1", "fully_connected", 1, 1, 16, 1, 1, 1, 0, 0.0),
+    BenchShape("fc_chunk_of_one", "fully connected 20 -> 65", "fully_connected", 1, 1, 20, 65, 1, 1, 0, 0.0),
+)
+COMBOS = BIT_COMBOS + ((8, 4, 32), (2, 8, 32))
 
 
 @pytest.fixture(scope="module")
 def streamed_firmware(device_session):
     cases = {f"{s.name}_i{i}w{w}o{o}": shape_graph(s, (i, w, o), seed=n)
-             for s in SHAPES for n, (i, w, o) in enumerate(BIT_COMBOS + ((8, 4, 32), (2, 8, 32)))}
+             for shapes, combos in ((SHAPES, COMBOS), (SMALL_SHAPES, BIT_COMBOS))
+             for s in shapes for n, (i, w, o) in enumerate(combos)}
     with device_session(list(cases.values())) as device:
         yield cases, device
 
@@ -30,5 +44,14 @@ def streamed_firmware(device_session):
 def test_streamed_weights_are_bit_exact_on_the_device(streamed_firmware):
     cases, device = streamed_firmware
     mismatches = device_mismatches(device, cases)
-    assert len(cases) == len(SHAPES) * 29
+    assert len(cases) == len(SHAPES) * len(COMBOS) + len(SMALL_SHAPES) * len(BIT_COMBOS)
     assert not mismatches, "; ".join(mismatches)
+
+
+def test_short_row_shapes_take_both_paths():
+    """The data above reaches the short-row path and its fallback: at 8/8/8 every shift of the
+    short-row shapes is above 32, at 2/8/8 one is not."""
+    for shape in SHORT_ROW_SHAPES:
+        seeds = {combo: n for n, combo in enumerate(BIT_COMBOS)}
+        assert min(shape_graph(shape, (8, 8, 8), seed=seeds[(8, 8, 8)]).layers[0].shift) > 32
+        assert min(shape_graph(shape, (2, 8, 8), seed=seeds[(2, 8, 8)]).layers[0].shift) <= 32

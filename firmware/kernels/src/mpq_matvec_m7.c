@@ -10,7 +10,8 @@
  * come out of a word in a fixed order (ORDER8/4/2); the input pixels are unpacked once per call
  * and stored in that order, so each SMLAD multiplies matching values. Two output channels share
  * each input load; with two pixels each widened weight word serves both. The last, partial word
- * of a row is read byte by byte and masked.
+ * of a row is read byte by byte and masked. A layer of short rows (at most 16 inputs, 8-bit
+ * weights and outputs, every shift above 32) keeps its pixel in registers instead (short_rows).
  */
 #include "mpq_m7.h"
 
@@ -120,14 +121,33 @@ MPQ_M7_INLINE void order_lanes(const mpq_word_t *t, uint32_t padded, uint32_t bi
 /* One pixel's 8-bit activations in lane order for 8-bit weights, a weight word's two lane words
  * every `stride` words of dst: ORDER8 is what UXTB16 and its ROR #8 take out of an input word, so
  * the values go there straight, with no row in value order between. Values past cin are zero. */
-static void lanes_8x8(const uint8_t *x, uint32_t cin, uint32_t padded, int32_t in_offset, uint32_t stride,
-                      mpq_word_t *dst) {
+MPQ_M7_INLINE void lanes_8x8(const uint8_t *x, uint32_t cin, uint32_t padded, int32_t in_offset, uint32_t stride,
+                             mpq_word_t *dst) {
     const uint32_t k = mpq_pair(in_offset, in_offset);
     const uint32_t words = cin / 4u;
-    for (uint32_t i = 0; i < words; ++i, x += 4, dst += stride) {
+    uint32_t i = 0;
+#if MPQ_HAVE_DSP && defined(__OPTIMIZE__) && !defined(MPQ_M7_NO_ASM)
+    if (stride == 2u && words != 0u) { /* one pixel: the two lane words of a word stored as a pair */
+        const uint8_t *end = x + 4u * words;
+        uint32_t v, a, b;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr     %[v], [%[x]], #4\n\t"
+            "uxtab16 %[a], %[k], %[v]\n\t"
+            "uxtab16 %[b], %[k], %[v], ror #8\n\t"
+            "strd    %[a], %[b], [%[d]], #8\n\t"
+            "cmp     %[x], %[end]\n\t"
+            "bne     1b\n\t"
+            : [x] "+r"(x), [d] "+r"(dst), [v] "=&r"(v), [a] "=&r"(a), [b] "=&r"(b)
+            : [k] "r"(k), [end] "r"(end)
+            : "cc", "memory");
+        i = words;
+    }
+#endif
+    for (; i < words; ++i, x += 4, dst += stride) {
         const uint32_t v = load_word(x);
-        dst[0] = mpq_sadd16(mpq_uxtb16(v), k);
-        dst[1] = mpq_sadd16(mpq_uxtb16_ror8(v), k);
+        dst[0] = mpq_uxtab16(k, v);
+        dst[1] = mpq_uxtab16_ror8(k, v);
     }
     if (padded > 4u * words) { /* the last 1 to 3 values */
         int32_t t[4] = {0, 0, 0, 0};
@@ -148,6 +168,10 @@ static void fill_columns(const mpq_m7_matvec_t *m, uint32_t p0, uint32_t pixels,
     const uint32_t x_row = mpq_row_bytes(m->cin, m->in_bits);
     const uint32_t stride = pixels * per_word / 2u;
     if (m->in_bits == 8u && m->w_bits == 8u) {
+        if (pixels == 1u) { /* the stride a constant: the stores pair up */
+            lanes_8x8(m->x + p0 * x_row, m->cin, padded, m->in_offset, 2u, (mpq_word_t *)(void *)cols);
+            return;
+        }
         for (uint32_t p = 0; p < pixels; ++p) {
             lanes_8x8(m->x + (p0 + p) * x_row, m->cin, padded, m->in_offset, stride,
                       (mpq_word_t *)(void *)(cols + p * per_word));
@@ -258,6 +282,39 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
+}
+
+/* As dot4_w8 for two rows: the channels after the last group of four (an odd last one computed
+ * with the one before it again). */
+__attribute__((noinline)) static void dot2_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
+                                              int32_t *acc) {
+    const uint8_t *ra = r0;
+    int32_t a0 = 0, a1 = 0;
+    const mpq_word_t *end = x + 2u * words;
+    if (x != end) {
+        uint32_t x0, x1, w, t;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+            "ldr    %[w], [%[ra], %[s]]\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a1], %[x0], %[t], %[a1]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a1], %[x1], %[t], %[a1]\n\t"
+            "ldr    %[w], [%[ra]], #4\n\t"
+            "sxtb16 %[t], %[w]\n\t"
+            "smlad  %[a0], %[x0], %[t], %[a0]\n\t"
+            "sxtb16 %[t], %[w], ror #8\n\t"
+            "smlad  %[a0], %[x1], %[t], %[a0]\n\t"
+            "cmp    %[x], %[end]\n\t"
+            "bne    1b\n\t"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
+              [w] "=&r"(w), [t] "=&r"(t)
+            : [s] "r"(w_row), [end] "r"(end)
+            : "cc", "memory");
+    }
+    acc[0] = a0;
+    acc[1] = a1;
 }
 
 /* acc[MPQ_MV_ROWS * p + r] = w[r] . x[p] for two consecutive rows r of 8-bit weights from r0
@@ -407,6 +464,8 @@ MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows,
                                   const mpq_word_t *x, uint32_t words, int32_t *acc) {
     if (bits == 8u && pixels == 1u && rows == 4u) {
         dot4_w8(r0, w_row, x, words, acc);
+    } else if (bits == 8u && pixels == 1u && rows == 2u) {
+        dot2_w8(r0, w_row, x, words, acc);
     } else if (bits == 8u && pixels == 2u && rows == 2u) {
         dot2x2_w8(r0, w_row, x, words, acc);
     } else if (bits == 4u && pixels == 1u && rows == 2u) {
@@ -428,13 +487,15 @@ MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows,
 
 /* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
  * columns are in cols, as bias + dot product into sums[p * MPQ_M7_MATVEC_CHUNK + o - o0]; bits a
- * constant after inlining. */
+ * constant after inlining. With `lone`, every row is channel o (its sum computed `rows` times):
+ * a layer's only channel, which has no neighbour to pair with. */
 MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, uint32_t rows,
                                    uint32_t o, uint32_t o0, const mpq_word_t *cols, const mpq_requant_t *rq,
-                                   int32_t *sums) {
+                                   int32_t *sums, int lone) {
     const uint32_t per_word = 32u / bits;
     const int32_t scale = bits == 8u ? 1 : bits == 4u ? 16 : 64;
     const uint32_t w_row = mpq_row_bytes(m->cin, bits);
+    const uint32_t row_step = lone ? 0u : w_row; /* bytes from one row of the group to the next */
     const uint32_t full = m->cin / per_word;
     const uint32_t tail_values = m->cin - full * per_word;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
@@ -442,7 +503,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     const mpq_word_t *x = cols;
     int32_t acc[2u * MPQ_MV_ROWS];
     uint32_t w[MPQ_MV_ROWS];
-    if (dot_written_out(bits, pixels, rows, r0, w_row, x, full, acc)) {
+    if (dot_written_out(bits, pixels, rows, r0, row_step, x, full, acc)) {
         x += step * full;
     } else {
 #pragma GCC unroll 8
@@ -453,7 +514,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
         for (uint32_t j = 0; j < full; ++j, x += step) {
 #pragma GCC unroll 4
             for (uint32_t r = 0; r < rows; ++r) {
-                w[r] = load_word(r0 + r * w_row + 4u * j);
+                w[r] = load_word(r0 + r * row_step + 4u * j);
             }
             mac_word(w, rows, bits, x, pixels, acc);
         }
@@ -461,23 +522,25 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     if (tail_values != 0u) {
 #pragma GCC unroll 4
         for (uint32_t r = 0; r < rows; ++r) {
-            w[r] = load_tail(r0 + r * w_row + 4u * full, w_row - 4u * full, tail_values, bits);
+            w[r] = load_tail(r0 + r * row_step + 4u * full, w_row - 4u * full, tail_values, bits);
         }
         mac_word(w, rows, bits, x, pixels, acc);
     }
+    const uint32_t channels = lone ? 1u : rows;
 #pragma GCC unroll 4
     for (uint32_t p = 0; p < pixels; ++p) {
 #pragma GCC unroll 4
-        for (uint32_t r = 0; r < rows; ++r) {
+        for (uint32_t r = 0; r < channels; ++r) {
             sums[p * MPQ_M7_MATVEC_CHUNK + o - o0 + r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
     }
 }
 
 /* Every output channel of `pixels` (1 or 2, a constant) pixels, a chunk of MPQ_M7_MATVEC_CHUNK at a
- * time: four channels at a time for one pixel, two for two (what the registers hold), then one
- * by one, their sums into `sums` ([pixels][MPQ_M7_MATVEC_CHUNK]); then the chunk's outputs are
- * requantized and stored, so the store loop's set-up is paid once per chunk. */
+ * time, their sums into `sums` ([pixels][MPQ_M7_MATVEC_CHUNK]): four channels at a time for one
+ * pixel (then two), two for two (what the registers hold); a last odd channel is computed with the
+ * one before it (again), or twice in a chunk of one. Then the chunk's outputs are requantized and
+ * stored, so the store loop's set-up is paid once per chunk. */
 MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, const mpq_word_t *cols,
                                const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0, int32_t *sums) {
     const uint32_t group = pixels == 1u && bits == 8u ? 4u : 2u;
@@ -485,11 +548,14 @@ MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t
     for (uint32_t o0 = 0; o0 < out->c; o0 += MPQ_M7_MATVEC_CHUNK) {
         const uint32_t n = out->c - o0 < MPQ_M7_MATVEC_CHUNK ? out->c - o0 : MPQ_M7_MATVEC_CHUNK;
         uint32_t o = o0;
-        for (; o + group <= o0 + n; o += group) {
-            stream_channels(m, bits, pixels, group, o, o0, cols, rq, sums);
+        if (group == 4u) {
+            for (; o + 4u <= o0 + n; o += 4u) {
+                stream_channels(m, bits, pixels, 4u, o, o0, cols, rq, sums, 0);
+            }
         }
-        for (; o < o0 + n; ++o) {
-            stream_channels(m, bits, pixels, 1u, o, o0, cols, rq, sums);
+        for (; o < o0 + n; o += 2u) { /* one call site: each copy of the loops costs flash */
+            const int lone = n == 1u;
+            stream_channels(m, bits, pixels, 2u, o + 2u <= o0 + n || lone ? o : o - 1u, o0, cols, rq, sums, lone);
         }
         for (uint32_t p = 0; p < pixels; ++p) {
             write_outputs(y0 + p * y_row, o0, n, sums + p * MPQ_M7_MATVEC_CHUNK, rq, out);
@@ -507,11 +573,79 @@ MPQ_M7_INLINE void stream_pixels(const mpq_m7_matvec_t *m, uint32_t bits, const 
     }
 }
 
+/* Whether every one of n shifts is above 32 (mpq_m7_requantize_narrow), four a word: the shifts
+ * lie in [1, MPQ_MAX_SHIFT] (mpq_requant_ok), so adding 95 sets a byte's top bit exactly when it
+ * is 33 or more, and carries into no other byte. */
+static int shifts_narrow(const int8_t *shift, uint32_t n) {
+    uint32_t all = 0x80808080u, i = 0;
+    for (; i + 4u <= n; i += 4u) {
+        all &= load_word((const uint8_t *)shift + i) + 0x5F5F5F5Fu;
+    }
+    for (; i < n; ++i) {
+        all &= shift[i] > 32 ? 0x80808080u : 0u;
+    }
+    return all == 0x80808080u;
+}
+
+/* Whether the layer takes short_rows: one pixel of 4, 8, 12 or 16 values, 8-bit weights and
+ * outputs, every shift above 32 (its requantization without a branch). */
+static int short_rows_fit(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
+    return m->pixels == 1u && m->w_bits == 8u && out->bits == 8u && m->cin % 4u == 0u && m->cin <= 16u &&
+           shifts_narrow(rq->shift, out->c);
+}
+
+/* A layer of short rows (short_rows_fit), `words` weight words each (a constant after inlining):
+ * the pixel's lane words (cols) stay in registers, and each output channel's dot product,
+ * requantization and store follow one another, so a layer of few inputs (an autoencoder's 8-wide
+ * bottleneck) pays per channel its weight loads, widenings, SMLADs and requantization only. */
+MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mpq_word_t *cols,
+                              const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
+    uint32_t x[8];
+#pragma GCC unroll 8
+    for (uint32_t i = 0; i < 2u * words; ++i) {
+        x[i] = cols[i];
+    }
+    const uint8_t *w = m->w;
+    const int32_t *bias = rq->bias, *mult = rq->mult; /* locals: the stores through y may alias them */
+    const int8_t *shift = rq->shift;
+    const uint32_t n = out->c;
+    y += out->c0;
+    for (uint32_t o = 0; o < n; ++o, w += 4u * words) {
+        int32_t acc = bias[o];
+#pragma GCC unroll 4
+        for (uint32_t j = 0; j < words; ++j) {
+            const uint32_t v = load_word(w + 4u * j);
+            acc = mpq_smlad(x[2u * j], mpq_sxtb16(v), acc);
+            acc = mpq_smlad(x[2u * j + 1u], mpq_sxtb16_ror8(v), acc);
+        }
+        mpq_m7_store_as(y, o, 8u, acc, mult[o], shift[o], MPQ_M7_RQ_NARROW);
+    }
+}
+
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
     const uint32_t padded = mpq_m7_matvec_padded(m->cin, m->w_bits);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp = (int16_t *)(void *)mpq_m7_work;
     int16_t *cols = tmp + padded;
+    if (short_rows_fit(m, rq, out)) {
+        fill_columns(m, 0u, 1u, padded, tmp, cols);
+        const mpq_word_t *lanes = (const mpq_word_t *)cols;
+        switch (m->cin / 4u) {
+        case 1u:
+            short_rows(m, 1u, lanes, rq, out, y);
+            break;
+        case 2u:
+            short_rows(m, 2u, lanes, rq, out, y);
+            break;
+        case 3u:
+            short_rows(m, 3u, lanes, rq, out, y);
+            break;
+        default:
+            short_rows(m, 4u, lanes, rq, out, y);
+            break;
+        }
+        return;
+    }
     int32_t *sums = (int32_t *)(void *)(cols + mpq_m7_matvec_columns(m->pixels) * padded); /* padded: 4k */
     for (uint32_t p = 0; p < m->pixels; p += 2u) {
         const uint32_t pixels = m->pixels - p < 2u ? 1u : 2u;
