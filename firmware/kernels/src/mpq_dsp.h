@@ -174,26 +174,6 @@ static inline uint32_t mpq_sxtb16_ror8(uint32_t v) {
 #endif
 }
 
-/* UXTAB16: a + mpq_uxtb16(v), and with ROR #8 a + mpq_uxtb16_ror8(v), lane-wise (each lane wraps on
- * its own), one instruction each. */
-static inline uint32_t mpq_uxtab16(uint32_t a, uint32_t v) {
-#if MPQ_HAVE_DSP
-    return __uxtab16(a, v);
-#else
-    return mpq_sadd16(a, mpq_uxtb16(v));
-#endif
-}
-
-static inline uint32_t mpq_uxtab16_ror8(uint32_t a, uint32_t v) {
-#if MPQ_HAVE_DSP
-    uint32_t r;
-    __asm__("uxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
-    return r;
-#else
-    return mpq_sadd16(a, mpq_uxtb16_ror8(v));
-#endif
-}
-
 /* mask & (v << n) for n = 2, 4, 6: one AND with a shifted operand on the core (compilers emit a
  * shift and an AND with an immediate mask instead). */
 #if MPQ_HAVE_DSP

@@ -146,8 +146,8 @@ MPQ_M7_INLINE void lanes_8x8(const uint8_t *x, uint32_t cin, uint32_t padded, in
 #endif
     for (; i < words; ++i, x += 4, dst += stride) {
         const uint32_t v = load_word(x);
-        dst[0] = mpq_uxtab16(k, v);
-        dst[1] = mpq_uxtab16_ror8(k, v);
+        dst[0] = mpq_sadd16(mpq_uxtb16(v), k);
+        dst[1] = mpq_sadd16(mpq_uxtb16_ror8(v), k);
     }
     if (padded > 4u * words) { /* the last 1 to 3 values */
         int32_t t[4] = {0, 0, 0, 0};
@@ -238,6 +238,20 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
  * register (-fno-omit-frame-pointer, -ffixed-r9) must define MPQ_M7_NO_ASM to do the same, or
  * GCC stops with "'asm' operand has impossible constraints". */
 #if MPQ_HAVE_DSP && defined(__OPTIMIZE__) && !defined(MPQ_M7_NO_ASM)
+/* One weight word of two rows of 8-bit weights (row 1 at r + w_row into acc1, row 0 at r into
+ * acc0, r moved on a word) against the lane words x0, x1: two loads, four widenings, four SMLADs. */
+#define MPQ_M7_W8_ROWS(acc1, acc0, r) \
+    "ldr    %[w], [" r ", %[s]]\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad  " acc1 ", %[x0], %[t], " acc1 "\n\t" \
+    "sxtb16 %[t], %[w], ror #8\n\t" \
+    "smlad  " acc1 ", %[x1], %[t], " acc1 "\n\t" \
+    "ldr    %[w], [" r "], #4\n\t" \
+    "sxtb16 %[t], %[w]\n\t" \
+    "smlad  " acc0 ", %[x0], %[t], " acc0 "\n\t" \
+    "sxtb16 %[t], %[w], ror #8\n\t" \
+    "smlad  " acc0 ", %[x1], %[t], " acc0 "\n\t"
+
 /* acc[r] = w[r] . x for four consecutive rows of 8-bit weights from r0 (w_row bytes apart), over
  * `words` weight words of one pixel. Each word costs its four weight loads, one load of its two
  * lane words, eight widenings and eight SMLADs. */
@@ -251,26 +265,8 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
         __asm__ volatile(
             "1:\n\t"
             "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
-            "ldr    %[w], [%[ra], %[s]]\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a1], %[x0], %[t], %[a1]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a1], %[x1], %[t], %[a1]\n\t"
-            "ldr    %[w], [%[ra]], #4\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a0], %[x0], %[t], %[a0]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a0], %[x1], %[t], %[a0]\n\t"
-            "ldr    %[w], [%[rb], %[s]]\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a3], %[x0], %[t], %[a3]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a3], %[x1], %[t], %[a3]\n\t"
-            "ldr    %[w], [%[rb]], #4\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a2], %[x0], %[t], %[a2]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a2], %[x1], %[t], %[a2]\n\t"
+            MPQ_M7_W8_ROWS("%[a1]", "%[a0]", "%[ra]")
+            MPQ_M7_W8_ROWS("%[a3]", "%[a2]", "%[rb]")
             "cmp    %[x], %[end]\n\t"
             "bne    1b\n\t"
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [ra] "+r"(ra), [rb] "+r"(rb),
@@ -285,33 +281,34 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
 }
 
 /* As dot4_w8 for two rows: the channels after the last group of four (an odd last one computed
- * with the one before it again). */
+ * with the one before it again). One word if they are odd, then two per turn of the loop. */
 __attribute__((noinline)) static void dot2_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint8_t *ra = r0;
     int32_t a0 = 0, a1 = 0;
     const mpq_word_t *end = x + 2u * words;
     if (x != end) {
-        uint32_t x0, x1, w, t;
+        uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
+#define MPQ_DOT2_W8_WORD \
+            "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
+            MPQ_M7_W8_ROWS("%[a1]", "%[a0]", "%[ra]")
         __asm__ volatile(
-            "1:\n\t"
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
-            "ldr    %[w], [%[ra], %[s]]\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a1], %[x0], %[t], %[a1]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a1], %[x1], %[t], %[a1]\n\t"
-            "ldr    %[w], [%[ra]], #4\n\t"
-            "sxtb16 %[t], %[w]\n\t"
-            "smlad  %[a0], %[x0], %[t], %[a0]\n\t"
-            "sxtb16 %[t], %[w], ror #8\n\t"
-            "smlad  %[a0], %[x1], %[t], %[a0]\n\t"
+            "tst    %[t], #1\n\t"
+            "beq    2f\n\t"
+            MPQ_DOT2_W8_WORD
             "cmp    %[x], %[end]\n\t"
-            "bne    1b\n\t"
+            "beq    3f\n\t"
+            "2:\n\t"
+            MPQ_DOT2_W8_WORD
+            MPQ_DOT2_W8_WORD
+            "cmp    %[x], %[end]\n\t"
+            "bne    2b\n\t"
+            "3:\n\t"
             : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
-              [w] "=&r"(w), [t] "=&r"(t)
+              [w] "=&r"(w), [t] "+&r"(t)
             : [s] "r"(w_row), [end] "r"(end)
             : "cc", "memory");
+#undef MPQ_DOT2_W8_WORD
     }
     acc[0] = a0;
     acc[1] = a1;
@@ -453,6 +450,7 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
     acc[0] = a0;
     acc[1] = a1;
 }
+#undef MPQ_M7_W8_ROWS
 #undef MPQ_M7_ROW_CODES
 #undef MPQ_M7_LANES4
 #undef MPQ_M7_ROW1
