@@ -354,6 +354,7 @@ STREAMED_SHAPES = (  # cin not a multiple of 4, 8 or 16 (a partial last weight w
     BenchShape("fc_rows_8", "fully connected 8 -> 6", "fully_connected", 1, 1, 8, 6, 1, 1, 0, 0.0),
     BenchShape("fc_rows_12", "fully connected 12 -> 7", "fully_connected", 1, 1, 12, 7, 1, 1, 0, 0.0),
     BenchShape("fc_one", "fully connected 16 -> 1", "fully_connected", 1, 1, 16, 1, 1, 1, 0, 0.0),
+    BenchShape("pw_one", "pointwise 1x3x20 -> 1", "conv2d", 1, 3, 20, 1, 1, 1, 0, 0.0),
     BenchShape("fc_chunk_of_one", "fully connected 20 -> 65", "fully_connected", 1, 1, 20, 65, 1, 1, 0, 0.0),
 )
 

@@ -2,7 +2,7 @@
 residual add on the --board target, at every bit combination, through codegen -> build ->
 the device: partial last weight words, a lone last output channel and pixel, outputs over
 several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group or in a chunk of one
-channel, a layer of one channel, short rows, an input longer than one add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
+channel, a layer of one output channel, short rows, an input longer than one add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
 import pytest
 from support.device_checks import device_mismatches
 
@@ -26,7 +26,7 @@ SHAPES = (
 )
 SMALL_SHAPES = (  # at the 27 combinations only: one image holds at most 255 models
     *SHORT_ROW_SHAPES,
-    BenchShape("fc_one", "fully connected 16 -> 1", "fully_connected", 1, 1, 16, 1, 1, 1, 0, 0.0),
+    BenchShape("pw_one", "pointwise 1x3x20 -> 1", "conv2d", 1, 3, 20, 1, 1, 1, 0, 0.0),
     BenchShape("fc_chunk_of_one", "fully connected 20 -> 65", "fully_connected", 1, 1, 20, 65, 1, 1, 0, 0.0),
 )
 COMBOS = BIT_COMBOS + ((8, 4, 32), (2, 8, 32))

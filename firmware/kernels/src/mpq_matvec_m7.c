@@ -485,15 +485,13 @@ MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows,
 
 /* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
  * columns are in cols, as bias + dot product into sums[p * MPQ_M7_MATVEC_CHUNK + o - o0]; bits a
- * constant after inlining. With `lone`, every row is channel o (its sum computed `rows` times):
- * a layer's only channel, which has no neighbour to pair with. */
+ * constant after inlining. */
 MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, uint32_t rows,
                                    uint32_t o, uint32_t o0, const mpq_word_t *cols, const mpq_requant_t *rq,
-                                   int32_t *sums, int lone) {
+                                   int32_t *sums) {
     const uint32_t per_word = 32u / bits;
     const int32_t scale = bits == 8u ? 1 : bits == 4u ? 16 : 64;
     const uint32_t w_row = mpq_row_bytes(m->cin, bits);
-    const uint32_t row_step = lone ? 0u : w_row; /* bytes from one row of the group to the next */
     const uint32_t full = m->cin / per_word;
     const uint32_t tail_values = m->cin - full * per_word;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
@@ -501,7 +499,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     const mpq_word_t *x = cols;
     int32_t acc[2u * MPQ_MV_ROWS];
     uint32_t w[MPQ_MV_ROWS];
-    if (dot_written_out(bits, pixels, rows, r0, row_step, x, full, acc)) {
+    if (dot_written_out(bits, pixels, rows, r0, w_row, x, full, acc)) {
         x += step * full;
     } else {
 #pragma GCC unroll 8
@@ -512,7 +510,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
         for (uint32_t j = 0; j < full; ++j, x += step) {
 #pragma GCC unroll 4
             for (uint32_t r = 0; r < rows; ++r) {
-                w[r] = load_word(r0 + r * row_step + 4u * j);
+                w[r] = load_word(r0 + r * w_row + 4u * j);
             }
             mac_word(w, rows, bits, x, pixels, acc);
         }
@@ -520,15 +518,14 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     if (tail_values != 0u) {
 #pragma GCC unroll 4
         for (uint32_t r = 0; r < rows; ++r) {
-            w[r] = load_tail(r0 + r * row_step + 4u * full, w_row - 4u * full, tail_values, bits);
+            w[r] = load_tail(r0 + r * w_row + 4u * full, w_row - 4u * full, tail_values, bits);
         }
         mac_word(w, rows, bits, x, pixels, acc);
     }
-    const uint32_t channels = lone ? 1u : rows;
 #pragma GCC unroll 4
     for (uint32_t p = 0; p < pixels; ++p) {
 #pragma GCC unroll 4
-        for (uint32_t r = 0; r < channels; ++r) {
+        for (uint32_t r = 0; r < rows; ++r) {
             sums[p * MPQ_M7_MATVEC_CHUNK + o - o0 + r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
     }
@@ -536,24 +533,25 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
 
 /* Every output channel of `pixels` (1 or 2, a constant) pixels, a chunk of MPQ_M7_MATVEC_CHUNK at a
  * time, their sums into `sums` ([pixels][MPQ_M7_MATVEC_CHUNK]): four channels at a time for one
- * pixel (then two), two for two (what the registers hold); a last odd channel is computed with the
- * one before it (again), or twice in a chunk of one. Then the chunk's outputs are requantized and
- * stored, so the store loop's set-up is paid once per chunk. */
+ * pixel (then two), two for two (what the registers hold); an odd last channel is computed with
+ * the one before it again, and a last chunk of one channel takes the channel before it too (its
+ * output stored again, the same value). Then the chunk's outputs are requantized and stored, so
+ * the store loop's set-up is paid once per chunk. At least two channels (single_channel). */
 MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, const mpq_word_t *cols,
                                const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0, int32_t *sums) {
     const uint32_t group = pixels == 1u && bits == 8u ? 4u : 2u;
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
-    for (uint32_t o0 = 0; o0 < out->c; o0 += MPQ_M7_MATVEC_CHUNK) {
-        const uint32_t n = out->c - o0 < MPQ_M7_MATVEC_CHUNK ? out->c - o0 : MPQ_M7_MATVEC_CHUNK;
+    for (uint32_t next = 0; next < out->c; next += MPQ_M7_MATVEC_CHUNK) {
+        const uint32_t left = out->c - next < MPQ_M7_MATVEC_CHUNK ? out->c - next : MPQ_M7_MATVEC_CHUNK;
+        const uint32_t o0 = left == 1u ? next - 1u : next, n = left == 1u ? 2u : left;
         uint32_t o = o0;
         if (group == 4u) {
             for (; o + 4u <= o0 + n; o += 4u) {
-                stream_channels(m, bits, pixels, 4u, o, o0, cols, rq, sums, 0);
+                stream_channels(m, bits, pixels, 4u, o, o0, cols, rq, sums);
             }
         }
         for (; o < o0 + n; o += 2u) { /* one call site: each copy of the loops costs flash */
-            const int lone = n == 1u;
-            stream_channels(m, bits, pixels, 2u, o + 2u <= o0 + n || lone ? o : o - 1u, o0, cols, rq, sums, lone);
+            stream_channels(m, bits, pixels, 2u, o + 2u <= o0 + n ? o : o - 1u, o0, cols, rq, sums);
         }
         for (uint32_t p = 0; p < pixels; ++p) {
             write_outputs(y0 + p * y_row, o0, n, sums + p * MPQ_M7_MATVEC_CHUNK, rq, out);
@@ -620,11 +618,36 @@ MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mp
     }
 }
 
+/* A layer of one output channel, which has no neighbour to stream with: its weight row and each
+ * pixel unpacked (w: int16 [padded], tmp: int16 [padded]) and multiplied a pair at a time. */
+static void single_channel(const mpq_m7_matvec_t *m, uint32_t padded, const mpq_requant_t *rq,
+                           const mpq_dims_t *out, uint8_t *y, int16_t *tmp, int16_t *w) {
+    const uint32_t x_row = mpq_row_bytes(m->cin, m->in_bits);
+    const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
+    memset(tmp + m->cin, 0, (padded - m->cin) * sizeof(int16_t));
+    memset(w + m->cin, 0, (padded - m->cin) * sizeof(int16_t));
+    mpq_m7_unpack_weights(m->w, m->cin, m->w_bits, w);
+    const mpq_word_t *wp = (const mpq_word_t *)(void *)w, *xp = (const mpq_word_t *)(void *)tmp;
+    for (uint32_t p = 0; p < m->pixels; ++p, y += y_row) {
+        mpq_m7_unpack_activations(m->x + p * x_row, m->cin, m->in_bits, m->in_offset, tmp);
+        int32_t sum = rq->bias[0];
+        for (uint32_t i = 0; i < padded / 2u; ++i) {
+            sum = mpq_smlad(xp[i], wp[i], sum);
+        }
+        mpq_m7_clear_outputs(y, out);
+        write_outputs(y, 0u, 1u, &sum, rq, out);
+    }
+}
+
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
     const uint32_t padded = mpq_m7_matvec_padded(m->cin, m->w_bits);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp = (int16_t *)(void *)mpq_m7_work;
     int16_t *cols = tmp + padded;
+    if (out->c == 1u) {
+        single_channel(m, padded, rq, out, y, tmp, cols);
+        return;
+    }
     if (short_rows_fit(m, rq, out)) {
         fill_columns(m, 0u, 1u, padded, tmp, cols);
         const mpq_word_t *lanes = (const mpq_word_t *)cols;
