@@ -2,7 +2,8 @@
 residual add on the --board target, at every bit combination, through codegen -> build ->
 the device: partial last weight words, a lone last output channel and pixel, outputs over
 several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group or in a chunk of one
-channel, a layer of one output channel, short rows, an input longer than one add chunk. One firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
+channel, a layer of one output channel, short rows, an input longer than one add chunk. One
+firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
 import pytest
 from support.device_checks import device_mismatches
 

@@ -485,17 +485,18 @@ MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows,
 
 /* Output channels o .. o + rows - 1 (rows a constant) of `pixels` pixels (a constant) whose
  * columns are in cols, as bias + dot product into sums[p * MPQ_M7_MATVEC_CHUNK + o - o0]; bits a
- * constant after inlining. */
-MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t pixels, uint32_t rows,
-                                   uint32_t o, uint32_t o0, const mpq_word_t *cols, const mpq_requant_t *rq,
+ * constant after inlining. The layer comes as values, not through its descriptor, which the stores
+ * of sums might alias (every turn would reload it). */
+MPQ_M7_INLINE void stream_channels(const uint8_t *weights, uint32_t cin, const int32_t *bias, uint32_t bits,
+                                   uint32_t pixels, uint32_t rows, uint32_t o, uint32_t o0, const mpq_word_t *cols,
                                    int32_t *sums) {
     const uint32_t per_word = 32u / bits;
     const int32_t scale = bits == 8u ? 1 : bits == 4u ? 16 : 64;
-    const uint32_t w_row = mpq_row_bytes(m->cin, bits);
-    const uint32_t full = m->cin / per_word;
-    const uint32_t tail_values = m->cin - full * per_word;
+    const uint32_t w_row = mpq_row_bytes(cin, bits);
+    const uint32_t full = cin / per_word;
+    const uint32_t tail_values = cin - full * per_word;
     const uint32_t step = pixels * per_word / 2u; /* column words per weight word */
-    const uint8_t *r0 = m->w + o * w_row;
+    const uint8_t *r0 = weights + o * w_row;
     const mpq_word_t *x = cols;
     int32_t acc[2u * MPQ_MV_ROWS];
     uint32_t w[MPQ_MV_ROWS];
@@ -526,7 +527,7 @@ MPQ_M7_INLINE void stream_channels(const mpq_m7_matvec_t *m, uint32_t bits, uint
     for (uint32_t p = 0; p < pixels; ++p) {
 #pragma GCC unroll 4
         for (uint32_t r = 0; r < rows; ++r) {
-            sums[p * MPQ_M7_MATVEC_CHUNK + o - o0 + r] = rq->bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
+            sums[p * MPQ_M7_MATVEC_CHUNK + o - o0 + r] = bias[o + r] + acc[MPQ_MV_ROWS * p + r] / scale;
         }
     }
 }
@@ -541,17 +542,20 @@ MPQ_M7_INLINE void stream_rows(const mpq_m7_matvec_t *m, uint32_t bits, uint32_t
                                const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y0, int32_t *sums) {
     const uint32_t group = pixels == 1u && bits == 8u ? 4u : 2u;
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
+    const uint8_t *weights = m->w;
+    const uint32_t cin = m->cin;
+    const int32_t *bias = rq->bias;
     for (uint32_t next = 0; next < out->c; next += MPQ_M7_MATVEC_CHUNK) {
         const uint32_t left = out->c - next < MPQ_M7_MATVEC_CHUNK ? out->c - next : MPQ_M7_MATVEC_CHUNK;
         const uint32_t o0 = left == 1u ? next - 1u : next, n = left == 1u ? 2u : left;
         uint32_t o = o0;
         if (group == 4u) {
             for (; o + 4u <= o0 + n; o += 4u) {
-                stream_channels(m, bits, pixels, 4u, o, o0, cols, rq, sums);
+                stream_channels(weights, cin, bias, bits, pixels, 4u, o, o0, cols, sums);
             }
         }
         for (; o < o0 + n; o += 2u) { /* one call site: each copy of the loops costs flash */
-            stream_channels(m, bits, pixels, 2u, o + 2u <= o0 + n ? o : o - 1u, o0, cols, rq, sums);
+            stream_channels(weights, cin, bias, bits, pixels, 2u, o + 2u <= o0 + n ? o : o - 1u, o0, cols, sums);
         }
         for (uint32_t p = 0; p < pixels; ++p) {
             write_outputs(y0 + p * y_row, o0, n, sums + p * MPQ_M7_MATVEC_CHUNK, rq, out);
