@@ -52,7 +52,7 @@ def test_streamed_weights_are_bit_exact_on_the_device(streamed_firmware):
 def test_short_row_shapes_take_both_paths():
     """The data above reaches the short-row path and its fallback: at 8/8/8 every shift of the
     short-row shapes is above 32, at 2/8/8 one is not."""
+    seeds = {combo: n for n, combo in enumerate(BIT_COMBOS)}  # the fixture's seeds
     for shape in SHORT_ROW_SHAPES:
-        seeds = {combo: n for n, combo in enumerate(BIT_COMBOS)}
         assert min(shape_graph(shape, (8, 8, 8), seed=seeds[(8, 8, 8)]).layers[0].shift) > 32
         assert min(shape_graph(shape, (2, 8, 8), seed=seeds[(2, 8, 8)]).layers[0].shift) <= 32
