@@ -7,6 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 from support.requant_edges import BOUND_EDGE_OPS, M7_REQUANT_CASES, bound_edge_graph, m7_requant_edge_graph
+from support.streamed_shapes import FEW_ROW_SHAPES, SHORT_ROW_SHAPES, with_shift_32
 from support.thin_pointwise import ENGINE, THIN, takes_thin_path
 from support.host_kernels import (
     CANARY,
@@ -345,15 +346,14 @@ def test_planner_scratch_is_what_both_builds_ask_for(kernels, op):
 
 # -- the weight-streaming engine (fully connected, wide pointwise) ---------------------------------
 
-FC_ROWS_12 = BenchShape("fc_rows_12", "fully connected 12 -> 7", "fully_connected", 1, 1, 12, 7, 1, 1, 0, 0.0)
 STREAMED_SHAPES = (  # cin not a multiple of 4, 8 or 16 (a partial last weight word), odd channel counts,
-    # short rows (the registers-only path), one channel, a last chunk of one channel
+    # short rows (the registers-only path), few rows, one channel, a last chunk of one channel
+    *FEW_ROW_SHAPES,
     BenchShape("fc_odd", "fully connected 645 -> 37", "fully_connected", 1, 1, 645, 37, 1, 1, 0, 0.0),
     BenchShape("fc_short", "fully connected 3 -> 5", "fully_connected", 1, 1, 3, 5, 1, 1, 0, 0.0),
     BenchShape("fc_flat", "fully connected 2x3x12 -> 9", "fully_connected", 2, 3, 12, 9, 1, 1, 0, 0.0),
     BenchShape("pw_wide", "pointwise 1x3x1030 -> 37", "conv2d", 1, 3, 1030, 37, 1, 1, 0, 0.0),
-    BenchShape("fc_rows_8", "fully connected 8 -> 6", "fully_connected", 1, 1, 8, 6, 1, 1, 0, 0.0),
-    FC_ROWS_12,
+    *SHORT_ROW_SHAPES,
     BenchShape("fc_one", "fully connected 16 -> 1", "fully_connected", 1, 1, 16, 1, 1, 1, 0, 0.0),
     BenchShape("pw_one", "pointwise 1x3x20 -> 1", "conv2d", 1, 3, 20, 1, 1, 1, 0, 0.0),
     BenchShape("fc_chunk_of_one", "fully connected 20 -> 65", "fully_connected", 1, 1, 20, 65, 1, 1, 0, 0.0),
@@ -376,10 +376,14 @@ def test_short_rows_fall_back_on_a_shift_of_32_at_any_channel(kernels, channel):
     """The engine's short-row path requantizes without a branch, which needs every shift above 32;
     one channel at 32 (its multiplier scaled to match), in a whole word of shifts or in the last,
     partial one, sends the layer to the general path, and the outputs stay exact."""
-    graph = shape_graph(FC_ROWS_12, (8, 8, 8))
-    layer = graph.layers[0]
-    assert min(layer.shift) > 32
-    drop = int(layer.shift[channel]) - 32
-    layer.mult[channel] = int(layer.mult[channel]) >> drop
-    layer.shift[channel] = 32
+    assert_bit_exact(kernels, "fully_connected", with_shift_32(shape_graph(SHORT_ROW_SHAPES[1], (8, 8, 8)), channel))
+
+
+@pytest.mark.parametrize("zero_point", (0, 77, 255))
+@pytest.mark.parametrize("shape", FEW_ROW_SHAPES, ids=lambda s: s.name)
+def test_few_rows_add_the_input_offset_and_fall_back_on_a_shift_of_32(kernels, shape, zero_point):
+    """The few-row path widens the raw input with its offset in registers: exact at any input
+    zero-point, and a shift of 32 in the last channel sends the layer to the general path."""
+    graph = shape_graph(shape, (8, 8, 8), zero_point=zero_point)
     assert_bit_exact(kernels, "fully_connected", graph)
+    assert_bit_exact(kernels, "fully_connected", with_shift_32(graph, shape.cout - 1))

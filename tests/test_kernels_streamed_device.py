@@ -2,20 +2,15 @@
 residual add on the --board target, at every bit combination, through codegen -> build ->
 the device: partial last weight words, a lone last output channel and pixel, outputs over
 several chunks of sums (MPQ_M7_MATVEC_CHUNK) ending in a partial group or in a chunk of one
-channel, a layer of one output channel, short rows, an input longer than one add chunk. One
-firmware image (the shipped build: the wrappers pick the _m7 kernels)."""
+channel, a layer of one output channel, short rows, an input longer than one add chunk; few
+rows (input read raw) at several input zero-points. Two firmware images (the shipped build: the
+wrappers pick the _m7 kernels)."""
 import pytest
 from support.device_checks import device_mismatches
+from support.streamed_shapes import FEW_ROW_SHAPES, SHORT_ROW_SHAPES, with_shift_32
 
 from harness.ir.random_graphs import BIT_COMBOS
 from harness.measure.bench import BenchShape, shape_graph
-
-# Rows of 8 and 12 inputs: at 8-bit weights and outputs with every shift above 32, the engine's
-# short-row path (registers only); a shift of 32 or less (2-bit inputs here) takes the general path.
-SHORT_ROW_SHAPES = (
-    BenchShape("fc_rows_8", "fully connected 8 -> 6", "fully_connected", 1, 1, 8, 6, 1, 1, 0, 0.0),
-    BenchShape("fc_rows_12", "fully connected 12 -> 7", "fully_connected", 1, 1, 12, 7, 1, 1, 0, 0.0),
-)
 
 pytestmark = pytest.mark.device
 SHAPES = (
@@ -56,3 +51,23 @@ def test_short_row_shapes_take_both_paths():
     for shape in SHORT_ROW_SHAPES:
         assert min(shape_graph(shape, (8, 8, 8), seed=seeds[(8, 8, 8)]).layers[0].shift) > 32
         assert min(shape_graph(shape, (2, 8, 8), seed=seeds[(2, 8, 8)]).layers[0].shift) <= 32
+
+
+@pytest.fixture(scope="module")
+def few_rows_firmware(device_session):
+    """The few-row shapes at 8/8/8 (the written-out raw-input loops) at input zero-points 0, 77
+    and 255, each also with a shift of 32 in its last channel (the general path)."""
+    cases = {}
+    for shape in FEW_ROW_SHAPES:
+        for zero_point in (0, 77, 255):
+            name = f"{shape.name}_z{zero_point}"
+            cases[name] = shape_graph(shape, (8, 8, 8), seed=zero_point, zero_point=zero_point)
+            cases[f"{name}_shift32"] = with_shift_32(shape_graph(shape, (8, 8, 8), seed=zero_point,
+                                                                 zero_point=zero_point), shape.cout - 1)
+    with device_session(list(cases.values())) as device:
+        yield cases, device
+
+
+def test_few_rows_are_bit_exact_on_the_device(few_rows_firmware):
+    cases, device = few_rows_firmware
+    assert not (mismatches := device_mismatches(device, cases)), "; ".join(mismatches)

@@ -11,7 +11,9 @@
  * and stored in that order, so each SMLAD multiplies matching values. Two output channels share
  * each input load; with two pixels each widened weight word serves both. The last, partial word
  * of a row is read byte by byte and masked. A layer of short rows (at most 16 inputs, 8-bit
- * weights and outputs, every shift above 32) keeps its pixel in registers instead (short_rows).
+ * weights and outputs, every shift above 32) keeps its pixel in registers instead (short_rows);
+ * one of few output channels (at most 12) and 8-bit inputs widens its pixel in registers as each
+ * group of channels reads it (few_rows).
  */
 #include "mpq_m7.h"
 
@@ -22,6 +24,8 @@ static const uint8_t ORDER2[16] = {0, 8, 4, 12, 1, 9, 5, 13, 2, 10, 6, 14, 3, 11
 
 /* Up to four output channels by up to two pixels: acc[MPQ_MV_ROWS * p + r]. */
 #define MPQ_MV_ROWS 4u
+/* A one-pixel 8-bit layer of at most this many output channels reads its input raw (few_rows). */
+#define MPQ_M7_FEW_ROWS 12u
 
 /* Lane word i of each channel's widened weight word (v[r]) against lane word i of each pixel
  * (pixel 1 is `lanes` words after pixel 0). */
@@ -252,25 +256,44 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
     "sxtb16 %[t], %[w], ror #8\n\t" \
     "smlad  " acc0 ", %[x1], %[t], " acc0 "\n\t"
 
+/* The pixel's next two lane words into x0, x1: from the filled columns, or (raw) one word of four
+ * 8-bit values widened with the input offset (k, in both halves) as lanes_8x8 does, in registers. */
+#define MPQ_M7_X8_LANES "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
+#define MPQ_M7_X8_RAW \
+    "ldr     %[w], [%[x]], #4\n\t" \
+    "uxtab16 %[x0], %[k], %[w]\n\t" \
+    "uxtab16 %[x1], %[k], %[w], ror #8\n\t"
+/* One word of two rows (from ra) or four (ra and rb), its lane words loaded by load_x. */
+#define MPQ_M7_W8_2ROWS(load_x) load_x MPQ_M7_W8_ROWS("%[a1]", "%[a0]", "%[ra]")
+#define MPQ_M7_W8_4ROWS(load_x) MPQ_M7_W8_2ROWS(load_x) MPQ_M7_W8_ROWS("%[a3]", "%[a2]", "%[rb]")
+/* Z set when x has reached end: a register, or (a loop short of registers) a memory operand. */
+#define MPQ_M7_AT_END "cmp    %[x], %[end]\n\t"
+#define MPQ_M7_AT_END_MEM "ldr    %[t], %[end]\n\t" "cmp    %[x], %[t]\n\t"
+/* `word` once if t (the word count) is odd, then twice per turn of the loop until at_end. */
+#define MPQ_M7_ODD_THEN_PAIRS(word, at_end) \
+    "tst    %[t], #1\n\t" \
+    "beq    2f\n\t" \
+    word at_end \
+    "beq    3f\n\t" \
+    "2:\n\t" \
+    word word at_end \
+    "bne    2b\n\t" \
+    "3:\n\t"
+
 /* acc[r] = w[r] . x for four consecutive rows of 8-bit weights from r0 (w_row bytes apart), over
  * `words` weight words of one pixel. Each word costs its four weight loads, one load of its two
- * lane words, eight widenings and eight SMLADs. */
+ * lane words, eight widenings and eight SMLADs; the loop's compare and branch come every other word. */
 __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint8_t *ra = r0, *rb = r0 + 2u * w_row;
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const mpq_word_t *end = x + 2u * words;
     if (x != end) {
-        uint32_t x0, x1, w, t;
+        uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
         __asm__ volatile(
-            "1:\n\t"
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t"
-            MPQ_M7_W8_ROWS("%[a1]", "%[a0]", "%[ra]")
-            MPQ_M7_W8_ROWS("%[a3]", "%[a2]", "%[rb]")
-            "cmp    %[x], %[end]\n\t"
-            "bne    1b\n\t"
+            MPQ_M7_ODD_THEN_PAIRS(MPQ_M7_W8_4ROWS(MPQ_M7_X8_LANES), MPQ_M7_AT_END)
             : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [ra] "+r"(ra), [rb] "+r"(rb),
-              [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1), [w] "=&r"(w), [t] "=&r"(t)
+              [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1), [w] "=&r"(w), [t] "+&r"(t)
             : [s] "r"(w_row), [end] "r"(end)
             : "cc", "memory");
     }
@@ -281,7 +304,7 @@ __attribute__((noinline)) static void dot4_w8(const uint8_t *r0, uint32_t w_row,
 }
 
 /* As dot4_w8 for two rows: the channels after the last group of four (an odd last one computed
- * with the one before it again). One word if they are odd, then two per turn of the loop. */
+ * with the one before it again). */
 __attribute__((noinline)) static void dot2_w8(const uint8_t *r0, uint32_t w_row, const mpq_word_t *x, uint32_t words,
                                               int32_t *acc) {
     const uint8_t *ra = r0;
@@ -289,27 +312,52 @@ __attribute__((noinline)) static void dot2_w8(const uint8_t *r0, uint32_t w_row,
     const mpq_word_t *end = x + 2u * words;
     if (x != end) {
         uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
-#define MPQ_DOT2_W8_WORD \
-            "ldrd   %[x0], %[x1], [%[x]], #8\n\t" \
-            MPQ_M7_W8_ROWS("%[a1]", "%[a0]", "%[ra]")
         __asm__ volatile(
-            "tst    %[t], #1\n\t"
-            "beq    2f\n\t"
-            MPQ_DOT2_W8_WORD
-            "cmp    %[x], %[end]\n\t"
-            "beq    3f\n\t"
-            "2:\n\t"
-            MPQ_DOT2_W8_WORD
-            MPQ_DOT2_W8_WORD
-            "cmp    %[x], %[end]\n\t"
-            "bne    2b\n\t"
-            "3:\n\t"
+            MPQ_M7_ODD_THEN_PAIRS(MPQ_M7_W8_2ROWS(MPQ_M7_X8_LANES), MPQ_M7_AT_END)
             : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
               [w] "=&r"(w), [t] "+&r"(t)
             : [s] "r"(w_row), [end] "r"(end)
             : "cc", "memory");
-#undef MPQ_DOT2_W8_WORD
     }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* acc[r] = init[r] + w[r] . (x + in_offset) for four consecutive rows of 8-bit weights from r0
+ * (w_row bytes apart) and one pixel of `words` (at least one) words of 8-bit values read raw
+ * (few_rows): each word costs dot4_w8's work with its lane words made in registers (a load, two
+ * UXTAB16); the offset takes the register that held the loop's end, which is read from the stack. */
+__attribute__((noinline)) static void dot4_w8_raw(const uint8_t *r0, uint32_t w_row, const uint8_t *x, uint32_t words,
+                                                  uint32_t k, const int32_t *init, int32_t *acc) {
+    const uint8_t *ra = r0, *rb = r0 + 2u * w_row;
+    int32_t a0 = init[0], a1 = init[1], a2 = init[2], a3 = init[3];
+    const uint8_t *end = x + 4u * words;
+    uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
+    __asm__ volatile(
+        MPQ_M7_ODD_THEN_PAIRS(MPQ_M7_W8_4ROWS(MPQ_M7_X8_RAW), MPQ_M7_AT_END_MEM)
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [ra] "+r"(ra), [rb] "+r"(rb),
+          [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1), [w] "=&r"(w), [t] "+&r"(t)
+        : [s] "r"(w_row), [end] "m"(end), [k] "r"(k)
+        : "cc", "memory");
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* As dot4_w8_raw for two rows. */
+__attribute__((noinline)) static void dot2_w8_raw(const uint8_t *r0, uint32_t w_row, const uint8_t *x, uint32_t words,
+                                                  uint32_t k, const int32_t *init, int32_t *acc) {
+    const uint8_t *ra = r0;
+    int32_t a0 = init[0], a1 = init[1];
+    const uint8_t *end = x + 4u * words;
+    uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
+    __asm__ volatile(
+        MPQ_M7_ODD_THEN_PAIRS(MPQ_M7_W8_2ROWS(MPQ_M7_X8_RAW), MPQ_M7_AT_END)
+        : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [w] "=&r"(w), [t] "+&r"(t)
+        : [s] "r"(w_row), [end] "r"(end), [k] "r"(k)
+        : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
 }
@@ -451,6 +499,13 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
     acc[1] = a1;
 }
 #undef MPQ_M7_W8_ROWS
+#undef MPQ_M7_X8_LANES
+#undef MPQ_M7_X8_RAW
+#undef MPQ_M7_W8_2ROWS
+#undef MPQ_M7_W8_4ROWS
+#undef MPQ_M7_AT_END
+#undef MPQ_M7_AT_END_MEM
+#undef MPQ_M7_ODD_THEN_PAIRS
 #undef MPQ_M7_ROW_CODES
 #undef MPQ_M7_LANES4
 #undef MPQ_M7_ROW1
@@ -475,7 +530,33 @@ MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows,
     }
     return 1;
 }
+
+/* acc[r] = init[r] + w[r] . (x + in_offset) for `rows` (4 or 2) rows (dot4_w8_raw, dot2_w8_raw). */
+MPQ_M7_INLINE void dot_raw_w8(uint32_t rows, const uint8_t *r0, uint32_t w_row, const uint8_t *x, uint32_t words,
+                              uint32_t k, const int32_t *init, int32_t *acc) {
+    if (rows == 4u) {
+        dot4_w8_raw(r0, w_row, x, words, k, init, acc);
+    } else {
+        dot2_w8_raw(r0, w_row, x, words, k, init, acc);
+    }
+}
 #else
+/* The written-out dot_raw_w8 in C: each input word widened into its two lane words. */
+MPQ_M7_INLINE void dot_raw_w8(uint32_t rows, const uint8_t *r0, uint32_t w_row, const uint8_t *x, uint32_t words,
+                              uint32_t k, const int32_t *init, int32_t *acc) {
+    for (uint32_t r = 0; r < rows; ++r) {
+        acc[r] = init[r];
+    }
+    for (uint32_t j = 0; j < words; ++j) {
+        const uint32_t v = load_word(x + 4u * j);
+        const uint32_t x0 = mpq_sadd16(mpq_uxtb16(v), k), x1 = mpq_sadd16(mpq_uxtb16_ror8(v), k);
+        for (uint32_t r = 0; r < rows; ++r) {
+            const uint32_t w = load_word(r0 + r * w_row + 4u * j);
+            acc[r] = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), acc[r]));
+        }
+    }
+}
+
 MPQ_M7_INLINE int dot_written_out(uint32_t bits, uint32_t pixels, uint32_t rows, const uint8_t *r0, uint32_t w_row,
                                   const mpq_word_t *x, uint32_t words, int32_t *acc) {
     (void)bits, (void)pixels, (void)rows, (void)r0, (void)w_row, (void)x, (void)words, (void)acc;
@@ -587,11 +668,15 @@ static int shifts_narrow(const int8_t *shift, uint32_t n) {
     return all == 0x80808080u;
 }
 
-/* Whether the layer takes short_rows: one pixel of 4, 8, 12 or 16 values, 8-bit weights and
- * outputs, every shift above 32 (its requantization without a branch). */
+/* Whether the layer has 8-bit weights and outputs and every shift above 32 (its requantization
+ * without a branch): the last check of short_rows_fit and few_rows_fit. */
+static int narrow_8x8(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
+    return m->w_bits == 8u && out->bits == 8u && shifts_narrow(rq->shift, out->c);
+}
+
+/* Whether the layer takes short_rows: one pixel of 4, 8, 12 or 16 values, narrow_8x8. */
 static int short_rows_fit(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
-    return m->pixels == 1u && m->w_bits == 8u && out->bits == 8u && m->cin % 4u == 0u && m->cin <= 16u &&
-           shifts_narrow(rq->shift, out->c);
+    return m->pixels == 1u && m->cin % 4u == 0u && m->cin <= 16u && narrow_8x8(m, rq, out);
 }
 
 /* A layer of short rows (short_rows_fit), `words` weight words each (a constant after inlining):
@@ -622,6 +707,34 @@ MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mp
     }
 }
 
+/* Whether the layer takes few_rows: one pixel of more than 16 8-bit values (fewer take short_rows),
+ * a whole number of words of them, 2 to MPQ_M7_FEW_ROWS output channels, narrow_8x8. */
+static int few_rows_fit(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
+    return m->pixels == 1u && out->c >= 2u && m->in_bits == 8u && m->cin > 16u && m->cin % 4u == 0u && out->c <= MPQ_M7_FEW_ROWS &&
+           narrow_8x8(m, rq, out);
+}
+
+/* A layer of few output channels (few_rows_fit), at least two: filled lane words would serve at
+ * most three groups of four channels, fewer than pay for the fill, so each group (four channels,
+ * then two) reads the pixel raw (dot_raw_w8) from its bias on, then requantizes and stores its
+ * outputs. An odd last channel is computed with the one before it again. */
+__attribute__((noinline)) static void few_rows(const mpq_m7_matvec_t *m, const mpq_requant_t *rq,
+                                               const mpq_dims_t *out, uint8_t *y) {
+    const uint32_t k = mpq_pair(m->in_offset, m->in_offset), cin = m->cin, n = out->c;
+    const int32_t *bias = rq->bias, *mult = rq->mult; /* locals: the stores through y may alias them */
+    const int8_t *shift = rq->shift;
+    int32_t acc[MPQ_MV_ROWS];
+    y += out->c0;
+    for (uint32_t o = 0; o < n;) {
+        const uint32_t rows = n - o >= 4u ? 4u : 2u, at = n - o == 1u ? o - 1u : o;
+        dot_raw_w8(rows, m->w + at * cin, cin, m->x, cin / 4u, k, bias + at, acc);
+        for (uint32_t r = 0; r < rows; ++r) {
+            mpq_m7_store_as(y, at + r, 8u, acc[r], mult[at + r], shift[at + r], MPQ_M7_RQ_NARROW);
+        }
+        o = at + rows;
+    }
+}
+
 /* A layer of one output channel, which has no neighbour to stream with: its weight row and each
  * pixel unpacked (w: int16 [padded], tmp: int16 [padded]) and multiplied a pair at a time. */
 static void single_channel(const mpq_m7_matvec_t *m, uint32_t padded, const mpq_requant_t *rq,
@@ -644,6 +757,10 @@ static void single_channel(const mpq_m7_matvec_t *m, uint32_t padded, const mpq_
 }
 
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y) {
+    if (few_rows_fit(m, rq, out)) { /* first: it needs none of the set-up below */
+        few_rows(m, rq, out, y);
+        return;
+    }
     const uint32_t padded = mpq_m7_matvec_padded(m->cin, m->w_bits);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
     int16_t *tmp = (int16_t *)(void *)mpq_m7_work;
