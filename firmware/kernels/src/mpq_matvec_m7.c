@@ -242,19 +242,17 @@ static void write_outputs(uint8_t *row, uint32_t o, uint32_t n, const int32_t *a
  * register (-fno-omit-frame-pointer, -ffixed-r9) must define MPQ_M7_NO_ASM to do the same, or
  * GCC stops with "'asm' operand has impossible constraints". */
 #if MPQ_HAVE_DSP && defined(__OPTIMIZE__) && !defined(MPQ_M7_NO_ASM)
+/* The weight word in register w against the lane words x0, x1 into acc: two widenings, two
+ * SMLADs; and the same after loading w from addr. */
+#define MPQ_M7_W8_LANES(acc, w) \
+    "sxtb16 %[t], " w "\n\t" \
+    "smlad  " acc ", %[x0], %[t], " acc "\n\t" \
+    "sxtb16 %[t], " w ", ror #8\n\t" \
+    "smlad  " acc ", %[x1], %[t], " acc "\n\t"
+#define MPQ_M7_W8_ROW(acc, addr) "ldr    %[w], " addr "\n\t" MPQ_M7_W8_LANES(acc, "%[w]")
 /* One weight word of two rows of 8-bit weights (row 1 at r + w_row into acc1, row 0 at r into
  * acc0, r moved on a word) against the lane words x0, x1: two loads, four widenings, four SMLADs. */
-#define MPQ_M7_W8_ROWS(acc1, acc0, r) \
-    "ldr    %[w], [" r ", %[s]]\n\t" \
-    "sxtb16 %[t], %[w]\n\t" \
-    "smlad  " acc1 ", %[x0], %[t], " acc1 "\n\t" \
-    "sxtb16 %[t], %[w], ror #8\n\t" \
-    "smlad  " acc1 ", %[x1], %[t], " acc1 "\n\t" \
-    "ldr    %[w], [" r "], #4\n\t" \
-    "sxtb16 %[t], %[w]\n\t" \
-    "smlad  " acc0 ", %[x0], %[t], " acc0 "\n\t" \
-    "sxtb16 %[t], %[w], ror #8\n\t" \
-    "smlad  " acc0 ", %[x1], %[t], " acc0 "\n\t"
+#define MPQ_M7_W8_ROWS(acc1, acc0, r) MPQ_M7_W8_ROW(acc1, "[" r ", %[s]]") MPQ_M7_W8_ROW(acc0, "[" r "], #4")
 
 /* The pixel's next two lane words into x0, x1: from the filled columns, or (raw) one word of four
  * 8-bit values widened with the input offset (k, in both halves) as lanes_8x8 does, in registers. */
@@ -352,18 +350,44 @@ __attribute__((noinline)) static void dot4_w8_raw(const uint8_t *r0, uint32_t w_
     acc[3] = a3;
 }
 
-/* As dot4_w8_raw for two rows. */
+/* As dot4_w8_raw for two rows, with x, r0 and w_row word-aligned (few_rows_fit): after an odd
+ * first word, each turn loads two input words and two words of each row with LDRD (LDRD
+ * faults on an unaligned address), 25 instructions for two words where single loads take 28.
+ * The first input word's register takes row 0's second weight word once its lanes are made. */
 __attribute__((noinline)) static void dot2_w8_raw(const uint8_t *r0, uint32_t w_row, const uint8_t *x, uint32_t words,
                                                   uint32_t k, const int32_t *init, int32_t *acc) {
-    const uint8_t *ra = r0;
+    const uint8_t *ra = r0, *rb = r0 + w_row;
     int32_t a0 = init[0], a1 = init[1];
     const uint8_t *end = x + 4u * words;
-    uint32_t x0, x1, w, t = words; /* t holds words until the first word is read */
+    uint32_t x0, x1, v, u, w, y, t = words; /* t holds words until the first word is read */
     __asm__ volatile(
-        MPQ_M7_ODD_THEN_PAIRS(MPQ_M7_W8_2ROWS(MPQ_M7_X8_RAW), MPQ_M7_AT_END)
-        : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
-          [w] "=&r"(w), [t] "+&r"(t)
-        : [s] "r"(w_row), [end] "r"(end), [k] "r"(k)
+        "tst     %[t], #1\n\t"
+        "beq     2f\n\t"
+        "ldr     %[w], [%[x]], #4\n\t"
+        "uxtab16 %[x0], %[k], %[w]\n\t"
+        "uxtab16 %[x1], %[k], %[w], ror #8\n\t"
+        MPQ_M7_W8_ROW("%[a0]", "[%[ra]], #4")
+        MPQ_M7_W8_ROW("%[a1]", "[%[rb]], #4")
+        MPQ_M7_AT_END
+        "beq     3f\n\t"
+        "2:\n\t"
+        "ldrd    %[v], %[u], [%[x]], #8\n\t"
+        "uxtab16 %[x0], %[k], %[v]\n\t"
+        "uxtab16 %[x1], %[k], %[v], ror #8\n\t"
+        "ldrd    %[w], %[v], [%[ra]], #8\n\t"
+        MPQ_M7_W8_LANES("%[a0]", "%[w]")
+        "ldrd    %[w], %[y], [%[rb]], #8\n\t"
+        MPQ_M7_W8_LANES("%[a1]", "%[w]")
+        "uxtab16 %[x0], %[k], %[u]\n\t"
+        "uxtab16 %[x1], %[k], %[u], ror #8\n\t"
+        MPQ_M7_W8_LANES("%[a0]", "%[v]")
+        MPQ_M7_W8_LANES("%[a1]", "%[y]")
+        MPQ_M7_AT_END
+        "bne     2b\n\t"
+        "3:\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [ra] "+r"(ra), [rb] "+r"(rb), [x] "+r"(x), [x0] "=&r"(x0), [x1] "=&r"(x1),
+          [v] "=&r"(v), [u] "=&r"(u), [w] "=&r"(w), [y] "=&r"(y), [t] "+&r"(t)
+        : [end] "r"(end), [k] "r"(k)
         : "cc", "memory");
     acc[0] = a0;
     acc[1] = a1;
@@ -505,6 +529,8 @@ __attribute__((noinline)) static void dot2_w2(const uint8_t *r0, uint32_t w_row,
     acc[0] = a0;
     acc[1] = a1;
 }
+#undef MPQ_M7_W8_LANES
+#undef MPQ_M7_W8_ROW
 #undef MPQ_M7_W8_ROWS
 #undef MPQ_M7_X8_LANES
 #undef MPQ_M7_X8_RAW
@@ -716,10 +742,11 @@ MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mp
 }
 
 /* Whether the layer takes few_rows: one pixel of more than 16 8-bit values (fewer take short_rows),
- * a whole number of words of them, 2 to MPQ_M7_FEW_ROWS output channels, narrow_8x8. */
+ * a whole number of words of them, word-aligned input and weights (dot2_w8_raw's LDRD), 2 to
+ * MPQ_M7_FEW_ROWS output channels, narrow_8x8. */
 static int few_rows_fit(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
-    return m->pixels == 1u && out->c >= 2u && m->in_bits == 8u && m->cin > 16u && m->cin % 4u == 0u && out->c <= MPQ_M7_FEW_ROWS &&
-           narrow_8x8(m, rq, out);
+    return m->pixels == 1u && out->c >= 2u && m->in_bits == 8u && m->cin > 16u && m->cin % 4u == 0u &&
+           ((uintptr_t)m->x | (uintptr_t)m->w) % 4u == 0u && out->c <= MPQ_M7_FEW_ROWS && narrow_8x8(m, rq, out);
 }
 
 /* A layer of few output channels (few_rows_fit), at least two: filled lane words would serve at
