@@ -174,6 +174,32 @@ class FrameDecoder:
 
 
 @dataclass(frozen=True)
+class Counter:
+    """A device's tick counter: its kind and rate."""
+
+    kind: CounterKind
+    hz: int
+
+    @property
+    def tick_meaning(self) -> str:
+        """What a tick is, in words a report can print."""
+        if self.kind == CounterKind.CORE_CYCLES:
+            return f"core clock cycles at {self.hz / 1e6:g} MHz"
+        if self.kind == CounterKind.VIRTUAL_TIME:
+            return f"emulator virtual time at {self.hz / 1e6:g} MHz ({self.instructions_per_tick:g} instructions per tick)"
+        return "emulator instructions"
+
+    @property
+    def instructions_per_tick(self) -> float | None:
+        """Instructions per tick when ticks count instructions (emulators), else None."""
+        if self.kind == CounterKind.VIRTUAL_TIME:
+            return 1e9 / self.hz
+        if self.kind == CounterKind.INSTRUCTIONS:
+            return 1.0
+        return None
+
+
+@dataclass(frozen=True)
 class DeviceInfo:
     """The INFO answer."""
 
@@ -205,22 +231,16 @@ class DeviceInfo:
                    _text(model_hash), _text(policy_hash), _text(payload[cls._FIXED.size:]))
 
     @property
+    def counter(self) -> Counter:
+        return Counter(self.counter_kind, self.counter_hz)
+
+    @property
     def tick_meaning(self) -> str:
-        """What a tick is, in words a report can print."""
-        if self.counter_kind == CounterKind.CORE_CYCLES:
-            return f"core clock cycles at {self.counter_hz / 1e6:g} MHz"
-        if self.counter_kind == CounterKind.VIRTUAL_TIME:
-            return f"emulator virtual time at {self.counter_hz / 1e6:g} MHz ({self.instructions_per_tick:g} instructions per tick)"
-        return "emulator instructions"
+        return self.counter.tick_meaning
 
     @property
     def instructions_per_tick(self) -> float | None:
-        """Instructions per tick when ticks count instructions (emulators), else None."""
-        if self.counter_kind == CounterKind.VIRTUAL_TIME:
-            return 1e9 / self.counter_hz
-        if self.counter_kind == CounterKind.INSTRUCTIONS:
-            return 1.0
-        return None
+        return self.counter.instructions_per_tick
 
 
 @dataclass(frozen=True)
