@@ -383,7 +383,9 @@ def test_short_rows_fall_back_on_a_shift_of_32_at_any_channel(kernels, channel):
 @pytest.mark.parametrize("shape", FEW_ROW_SHAPES, ids=lambda s: s.name)
 def test_few_rows_add_the_input_offset_and_fall_back_on_a_shift_of_32(kernels, shape, zero_point):
     """The few-row path widens the raw input with its offset in registers: exact at any input
-    zero-point, and a shift of 32 in the last channel sends the layer to the general path."""
+    zero-point, with 8-bit outputs and with int32 ones (logits), and a shift of 32 in the last
+    channel sends the layer to the general path."""
     graph = shape_graph(shape, (8, 8, 8), zero_point=zero_point)
     assert_bit_exact(kernels, "fully_connected", graph)
+    assert_bit_exact(kernels, "fully_connected", shape_graph(shape, (8, 8, 32), zero_point=zero_point))
     assert_bit_exact(kernels, "fully_connected", with_shift_32(graph, shape.cout - 1))

@@ -55,8 +55,9 @@ def test_short_row_shapes_take_both_paths():
 
 @pytest.fixture(scope="module")
 def few_rows_firmware(device_session):
-    """The few-row shapes at 8/8/8 (the written-out raw-input loops) at input zero-points 0, 77
-    and 255, each also with a shift of 32 in its last channel (the general path)."""
+    """The few-row shapes at 8/8/8 and 8/8/32 (the written-out raw-input loops) at input
+    zero-points 0, 77 and 255, the 8-bit outputs also with a shift of 32 in their last channel
+    (the general path)."""
     cases = {}
     for shape in FEW_ROW_SHAPES:
         for zero_point in (0, 77, 255):
@@ -64,6 +65,7 @@ def few_rows_firmware(device_session):
             cases[name] = shape_graph(shape, (8, 8, 8), seed=zero_point, zero_point=zero_point)
             cases[f"{name}_shift32"] = with_shift_32(shape_graph(shape, (8, 8, 8), seed=zero_point,
                                                                  zero_point=zero_point), shape.cout - 1)
+            cases[f"{name}_logits"] = shape_graph(shape, (8, 8, 32), seed=zero_point, zero_point=zero_point)
     with device_session(list(cases.values())) as device:
         yield cases, device
 

@@ -743,30 +743,44 @@ MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mp
 
 /* Whether the layer takes few_rows: one pixel of more than 16 8-bit values (fewer take short_rows),
  * a whole number of words of them, word-aligned input and weights (dot2_w8_raw's LDRD), 2 to
- * MPQ_M7_FEW_ROWS output channels, narrow_8x8. */
+ * MPQ_M7_FEW_ROWS output channels, 8-bit weights, and int32 outputs (a classifier's logits) or
+ * narrow_8x8. */
 static int few_rows_fit(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out) {
     return m->pixels == 1u && out->c >= 2u && m->in_bits == 8u && m->cin > 16u && m->cin % 4u == 0u &&
-           ((uintptr_t)m->x | (uintptr_t)m->w) % 4u == 0u && out->c <= MPQ_M7_FEW_ROWS && narrow_8x8(m, rq, out);
+           ((uintptr_t)m->x | (uintptr_t)m->w) % 4u == 0u && out->c <= MPQ_M7_FEW_ROWS &&
+           ((m->w_bits == 8u && out->bits == 32u) || narrow_8x8(m, rq, out));
 }
 
-/* A layer of few output channels (few_rows_fit), at least two: filled lane words would serve at
- * most three groups of four channels, fewer than pay for the fill, so each group (four channels,
- * then two) reads the pixel raw (dot_raw_w8) from its bias on, then requantizes and stores its
- * outputs. An odd last channel is computed with the one before it again. */
-__attribute__((noinline)) static void few_rows(const mpq_m7_matvec_t *m, const mpq_requant_t *rq,
-                                               const mpq_dims_t *out, uint8_t *y) {
-    const uint32_t k = mpq_pair(m->in_offset, m->in_offset), cin = m->cin, n = out->c;
+/* few_rows at `bits` (8 or 32, a constant after inlining) of output: each group (four channels,
+ * then two) reads the pixel raw (dot_raw_w8) from its bias on, then stores its outputs,
+ * requantized (8) or as they are (32). An odd last channel is computed with the one before it
+ * again. */
+MPQ_M7_INLINE void few_rows_as(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out,
+                               uint8_t *y, uint32_t bits) {
+    const uint32_t k = mpq_pair(m->in_offset, m->in_offset), cin = m->cin, n = out->c, c0 = out->c0;
     const int32_t *bias = rq->bias, *mult = rq->mult; /* locals: the stores through y may alias them */
     const int8_t *shift = rq->shift;
     int32_t acc[MPQ_MV_ROWS];
-    y += out->c0;
     for (uint32_t o = 0; o < n;) {
         const uint32_t rows = n - o >= 4u ? 4u : 2u, at = n - o == 1u ? o - 1u : o;
         dot_raw_w8(rows, m->w + at * cin, cin, m->x, cin / 4u, k, bias + at, acc);
         for (uint32_t r = 0; r < rows; ++r) {
-            mpq_m7_store_as(y, at + r, 8u, acc[r], mult[at + r], shift[at + r], MPQ_M7_RQ_NARROW);
+            mpq_m7_store_as(y, c0 + at + r, bits, acc[r], bits == 32u ? 0 : mult[at + r],
+                            bits == 32u ? 0 : shift[at + r], MPQ_M7_RQ_NARROW);
         }
         o = at + rows;
+    }
+}
+
+/* A layer of few output channels (few_rows_fit), at least two: filled lane words would serve at
+ * most three groups of four channels, fewer than pay for the fill, so each group reads the pixel
+ * raw (few_rows_as). */
+__attribute__((noinline)) static void few_rows(const mpq_m7_matvec_t *m, const mpq_requant_t *rq,
+                                               const mpq_dims_t *out, uint8_t *y) {
+    if (out->bits == 32u) {
+        few_rows_as(m, rq, out, y, 32u);
+    } else {
+        few_rows_as(m, rq, out, y, 8u);
     }
 }
 
