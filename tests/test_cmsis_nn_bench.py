@@ -91,7 +91,7 @@ def test_the_bench_builds_runs_and_counts_the_kernels_work(tmp_path):
 
 def test_the_committed_results_cover_the_zoos_fully_connected_layers_now():
     committed = json.loads(COMMITTED.read_text())
-    assert committed["provenance"]["command"].startswith("cmsis_nn_bench.py --cmsis-nn ")
+    assert committed["provenance"]["command"].startswith("python tools/cmsis_nn_bench.py --cmsis-nn ")
     fields = ("shape", "title", "inputs", "outputs", "macs")
     assert [{k: r[k] for k in fields} for r in committed["results"]] == cmsis_nn_bench.fully_connected_geometries(), \
         "stale: run tools/cmsis_nn_bench.py (its docstring) and `python tools/docs.py update`"

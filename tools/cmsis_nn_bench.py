@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "results file)")
     parser.add_argument("--board", default="qemu-m7")
     parser.add_argument("--out", type=Path, required=True)
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     try:
         check_checkout(args.cmsis_nn)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as scratch:
             elf = build(args.cmsis_nn.resolve(), board.name, fits, Path(scratch))
             counter, rows = run(board, elf, len(fits))
-            block = provenance(board, elf)
+            block = provenance(board, elf) | {"command": shlex.join(["python", "tools/cmsis_nn_bench.py", *argv])}
         unit = TickUnit.of(counter)
         measured = {tuple(row[:2]): row[2:] for row in rows}
         results = []
