@@ -53,6 +53,7 @@ KERNELS_M7 = "bench-kernels-m7-qemu-m7.json"
 KERNELS_REF = "bench-kernels-ref-qemu-m7.json"
 KERNELS_ZOO = "bench-kernels-zoo-m7-qemu-m7.json"
 NETWORK_DIGITS = "bench-network-digits-mixed-qemu-m7.json"
+CMSIS_NN_FC = "cmsis-nn-fc-qemu-m7.json"  # tools/cmsis_nn_bench.py
 ISSUE5_SHAPES = ("pointwise", "conv3x3", "depthwise", "conv3x3_s2")  # 8/8/8 must beat CMSIS-NN by 10 %
 SPREAD = 0.15  # issue 13: every combination within 15 % of the shape's 8/8/8
 # issue 13's targets for whole networks at all-8-bit (instructions per MAC), and their policies
@@ -138,6 +139,23 @@ def zoo_table(zoo: dict) -> str:
         lines.append(f"| {titles[r['shape']]} | {r['macs']:,} | {r['per_mac']:.2f} | {r['target']} | {mark} |")
     met = sum(r["per_mac"] <= r["target"] for r in zoo["results"])
     lines.append(f"| **{met} of {len(zoo['results'])} at or below** | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+@generator("zoo-fc-cmsis-nn", KERNELS_ZOO, CMSIS_NN_FC)
+def zoo_fc_cmsis_nn(zoo: dict, cmsis: dict) -> str:
+    """The zoo's fully connected layers at 8/8/8 beside CMSIS-NN's kernels measured on the same geometry."""
+    ours = {r["shape"]: r["per_mac"] for r in zoo["results"] if (r["in_bits"], r["w_bits"], r["out_bits"]) == (8, 8, 8)}
+    lines = ["| layer | MACs | this project 8/8/8 | CMSIS-NN s8 | CMSIS-NN s8, per channel | against CMSIS-NN s8 |",
+             "|---|---:|---:|---:|---:|---|"]
+    for r in cmsis["results"]:
+        mine = ours[r["shape"]]
+        if "skipped" in r:
+            cells = f"not measured | | {r['skipped']}"
+        else:
+            mark = "at or below" if mine <= r["per_mac_per_tensor"] else "**above**"
+            cells = f"{r['per_mac_per_tensor']:.2f} | {r['per_mac_per_channel']:.2f} | {mark}"
+        lines.append(f"| {r['title']} | {r['macs']:,} | {mine:.2f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
