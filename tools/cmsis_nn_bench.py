@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from harness.backends import load_board, open_link  # noqa: E402 - after the repository is importable
 from harness.errors import HarnessError  # noqa: E402
 from harness.files import write_atomic  # noqa: E402
-from harness.link.protocol import Counter, CounterKind  # noqa: E402
+from harness.link.protocol import CounterKind, TickCounter  # noqa: E402
 from harness.measure.bench import zoo_shapes  # noqa: E402
 from harness.measure.provenance import provenance  # noqa: E402
 from harness.measure.run import TickUnit  # noqa: E402
@@ -44,7 +44,6 @@ KERNELS = {"per_tensor": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
 SOURCES = tuple(KERNELS.values())
 HEADER = "Include/arm_nnsupportfunctions.h"
 MAX_WEIGHT_BYTES = 256 * 1024  # of the board's 512 kB RAM, beside input, output and stack
-MAX_SIDE = 1024  # fc_bench.c's input and output buffers
 RUN_TIMEOUT_S = 120.0
 
 
@@ -60,30 +59,31 @@ def check_checkout(path: Path) -> None:
         raise HarnessError(f"{path} is not a CMSIS-NN checkout: {missing[0]} is missing")
 
 
-def make_variable(name: str, board: str) -> str:
-    """A variable of firmware/Makefile for `board` (its print- goal)."""
-    done = subprocess.run(["make", "-s", "-C", str(FIRMWARE), f"print-{name}", f"BOARD={board}"],
+def make_variables(names: list[str], board: str) -> dict[str, str]:
+    """Variables of firmware/Makefile for `board`, from one run of its print- goals."""
+    done = subprocess.run(["make", "-s", "-C", str(FIRMWARE), *(f"print-{name}" for name in names), f"BOARD={board}"],
                           capture_output=True, text=True)
     if done.returncode:
-        raise HarnessError(f"firmware/Makefile print-{name}: {done.stderr.strip()}")
-    return done.stdout.strip()
+        raise HarnessError(f"firmware/Makefile print-{names[0]}...: {done.stderr.strip()}")
+    return dict(zip(names, done.stdout.split("\n")))
 
 
 def build(cmsis_nn: Path, board: str, geometries: list[dict], out_dir: Path) -> Path:
     """fc_bench.c, the CMSIS-NN sources and the board's BSP linked into one ELF."""
-    var = lambda name: make_variable(name, board)  # noqa: E731 - a short local reader
-    arch, opt = var("ARCH_FLAGS").split(), var("OPT").split()
-    bsp_dir, core_dir = Path(var("BSP_DIR")), Path(var("CORE_DIR"))
+    var = make_variables(["ARCH_FLAGS", "OPT", "BSP_DIR", "CORE_DIR", "COUNTER_KIND", f"BOARD_CFLAGS.{board}",
+                          "LINKER_SCRIPT"], board)
+    bsp_dir, core_dir = Path(var["BSP_DIR"]), Path(var["CORE_DIR"])
     shapes = "{" + ",".join(f"{{{g['inputs']},{g['outputs']}}}" for g in geometries) + "}"
     weights = max(g["inputs"] * g["outputs"] for g in geometries)
+    side = max(max(g["inputs"], g["outputs"]) for g in geometries)
     elf = out_dir / "cmsis-nn-fc-bench.elf"
-    command = ["arm-none-eabi-gcc", *arch, *opt, "-std=c11", "-ffunction-sections", "-fdata-sections",
-               f"-I{cmsis_nn / 'Include'}", f"-I{FIRMWARE / 'bsp'}", f"-I{core_dir}", f"-I{bsp_dir}",
-               f'-DBSP_BOARD_NAME="{board}"', f"-DBSP_COUNTER_KIND={var('COUNTER_KIND')}",
-               *var(f"BOARD_CFLAGS.{board}").split(), f"-DFC_SHAPES={shapes}", f"-DFC_MAX_WEIGHTS={weights}",
-               str(FRONT_END), *(str(cmsis_nn / s) for s in SOURCES), *map(str, sorted(core_dir.glob("*.c"))),
-               *map(str, sorted(bsp_dir.glob("*.c"))),
-               "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-T{var('LINKER_SCRIPT')}",
+    command = ["arm-none-eabi-gcc", *var["ARCH_FLAGS"].split(), *var["OPT"].split(), "-std=c11", "-ffunction-sections",
+               "-fdata-sections", f"-I{cmsis_nn / 'Include'}", f"-I{FIRMWARE / 'bsp'}", f"-I{core_dir}", f"-I{bsp_dir}",
+               f'-DBSP_BOARD_NAME="{board}"', f"-DBSP_COUNTER_KIND={var['COUNTER_KIND']}",
+               *var[f"BOARD_CFLAGS.{board}"].split(), f"-DFC_SHAPES={shapes}", f"-DFC_MAX_WEIGHTS={weights}",
+               f"-DFC_MAX_SIDE={side}", str(FRONT_END), *(str(cmsis_nn / s) for s in SOURCES),
+               *map(str, sorted(core_dir.glob("*.c"))), *map(str, sorted(bsp_dir.glob("*.c"))),
+               "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-T{var['LINKER_SCRIPT']}",
                "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments", "-o", str(elf)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:
@@ -92,7 +92,7 @@ def build(cmsis_nn: Path, board: str, geometries: list[dict], out_dir: Path) -> 
     return elf
 
 
-def run(board, elf: Path, expected: int) -> tuple[Counter, list[tuple[int, ...]]]:
+def run(board, elf: Path, expected: int) -> tuple[TickCounter, list[tuple[int, ...]]]:
     """The counter and the (inputs, outputs, then ticks and status of each kernel) lines fc_bench.c prints."""
     counter, rows = None, []
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -101,7 +101,7 @@ def run(board, elf: Path, expected: int) -> tuple[Counter, list[tuple[int, ...]]
             line = port.readline().decode("ascii", "replace").strip()
             if line.startswith("counter "):
                 kind, hz = map(int, line.split()[1:])
-                counter = Counter(CounterKind(kind), hz)
+                counter = TickCounter(CounterKind(kind), hz)
             elif line.startswith("fc "):
                 rows.append(tuple(map(int, line.split()[1:])))
             elif line.startswith("fault"):
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         check_checkout(args.cmsis_nn)
         board = load_board(args.board)
         geometries = fully_connected_geometries()
-        fits = [g for g in geometries if g["inputs"] * g["outputs"] <= MAX_WEIGHT_BYTES
-                and max(g["inputs"], g["outputs"]) <= MAX_SIDE]
+        fits = [g for g in geometries if g["inputs"] * g["outputs"] <= MAX_WEIGHT_BYTES]
         with tempfile.TemporaryDirectory() as scratch:
             elf = build(args.cmsis_nn.resolve(), board.name, fits, Path(scratch))
             counter, rows = run(board, elf, len(fits))

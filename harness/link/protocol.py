@@ -174,7 +174,7 @@ class FrameDecoder:
 
 
 @dataclass(frozen=True)
-class Counter:
+class TickCounter:
     """A device's tick counter: its kind and rate."""
 
     kind: CounterKind
@@ -231,8 +231,8 @@ class DeviceInfo:
                    _text(model_hash), _text(policy_hash), _text(payload[cls._FIXED.size:]))
 
     @property
-    def counter(self) -> Counter:
-        return Counter(self.counter_kind, self.counter_hz)
+    def counter(self) -> TickCounter:
+        return TickCounter(self.counter_kind, self.counter_hz)
 
     @property
     def tick_meaning(self) -> str:

@@ -28,7 +28,7 @@ from harness.ir.graph import Graph
 from harness.quantize.lower import structural_graph
 from harness.ir.memory import memory_report
 from harness.policy import Policy
-from harness.link.protocol import Counter, Device, DeviceInfo, PerfResult, RunResult, fill_bytes
+from harness.link.protocol import Device, DeviceInfo, PerfResult, RunResult, TickCounter, fill_bytes
 from harness.measure.link_time import link_time, spent_since
 from harness.measure.log import RunLog
 from harness.measure.provenance import provenance
@@ -58,7 +58,7 @@ class TickUnit:
     meaning: str
 
     @classmethod
-    def of(cls, info: DeviceInfo | Counter) -> "TickUnit":
+    def of(cls, info: DeviceInfo | TickCounter) -> "TickUnit":
         per_tick = info.instructions_per_tick
         if per_tick is None:
             return cls("cycles", 1.0, info.tick_meaning)

@@ -6,7 +6,8 @@
  * requantization) and its per-channel twin (arm_nn_vec_mat_mult_t_per_ch_s8), with the
  * arguments arm_fully_connected_s8 passes. tools/cmsis_nn_bench.py builds this against a
  * CMSIS-NN checkout and the board's BSP, passing the geometries as FC_SHAPES (pairs
- * {inputs, outputs}) and the largest weight matrix as FC_MAX_WEIGHTS.
+ * {inputs, outputs}), the largest weight matrix as FC_MAX_WEIGHTS and the longest input or output
+ * as FC_MAX_SIDE.
  *
  * Prints on the UART "counter <kind> <hz>", one line per geometry, "fc <inputs> <outputs>
  * <per-tensor ticks> <status> <per-channel ticks> <status>", then "end". Weights, input and
@@ -19,11 +20,10 @@
 
 static const uint16_t shapes[][2] = FC_SHAPES;
 #define N_SHAPES (sizeof shapes / sizeof shapes[0])
-#define MAX_SIDE 1024u
 
 static int8_t weights[FC_MAX_WEIGHTS];
-static int8_t input[MAX_SIDE], output[MAX_SIDE];
-static int32_t bias[MAX_SIDE];
+static int8_t input[FC_MAX_SIDE], output[FC_MAX_SIDE];
+static int32_t bias[FC_MAX_SIDE];
 
 static void put_text(const char *text) {
     while (*text) {
@@ -54,7 +54,7 @@ static void fill(int8_t *bytes, uint32_t n, uint32_t *state) {
     }
 }
 
-static int32_t multipliers[MAX_SIDE], shifts[MAX_SIDE];
+static int32_t multipliers[FC_MAX_SIDE], shifts[FC_MAX_SIDE];
 
 /* The arguments arm_fully_connected_s8 passes for one batch (input offset 128, output offset
  * -128, symmetric weights), with one multiplier and shift or (per channel) their arrays. */
@@ -77,7 +77,7 @@ int main(void) {
     uint32_t state = 1u;
     fill(weights, sizeof weights, &state);
     fill(input, sizeof input, &state);
-    for (uint32_t i = 0; i < MAX_SIDE; ++i) {
+    for (uint32_t i = 0; i < FC_MAX_SIDE; ++i) {
         state = state * 1103515245u + 12345u;
         bias[i] = (int32_t)(state >> 20) - 2048;
         multipliers[i] = 1518500250;
