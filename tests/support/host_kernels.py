@@ -30,7 +30,7 @@ CANARY = 0xA5
 CANARY_BYTES = 32
 WINDOWED = ("conv2d", "depthwise_conv2d")  # kernels taking an mpq_window_t
 KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected", "global_avg_pool")
-M7_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected")  # with a Cortex-M7 (_m7) kernel
+M7_KERNELS = ("conv2d", "pointwise", "depthwise_conv2d", "fully_connected", "global_avg_pool")  # with an _m7 kernel
 
 
 def impls_of(kernel: str) -> tuple[str, ...]:

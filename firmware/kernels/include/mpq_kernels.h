@@ -115,6 +115,8 @@ int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offse
                         const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                             const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_global_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                           const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 
 /* average pool kh x kw with stride and padding (sum of in-bounds taps; 1/(kh*kw) lives in mult),
  * channels kept, 2/4/8-bit output; no scratch. */

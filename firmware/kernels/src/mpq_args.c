@@ -40,3 +40,8 @@ int mpq_requant_ok(const mpq_requant_t *rq, uint32_t channels, uint32_t out_bits
     }
     return mults >= 0 && bad == 0u;
 }
+
+int mpq_global_avg_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                                const mpq_dims_t *out, const void *y) {
+    return mpq_layer_ok(in, x, in_offset, rq, out, y) && out->h == 1u && out->w == 1u && out->c == in->c;
+}

@@ -10,8 +10,8 @@
  * The Cortex-M7 kernels (_m7, mpq_m7.h) accept every shape and bits the _ref kernels accept and
  * ask for the same scratch (they work in a static buffer and run the _ref kernel for a layer too
  * large for it), so they are picked for every conv2d, pointwise, depthwise, fully connected,
- * max pool and add layer; building with -DMPQ_FORCE_REF picks the portable kernels instead (to compare, or to test
- * them on the device).
+ * max pool, global average pool and add layer; building with -DMPQ_FORCE_REF picks the portable
+ * kernels instead (to compare, or to test them on the device).
  */
 #include "mpq_m7.h"
 
@@ -151,7 +151,7 @@ typedef int (*global_avg_pool_kernel_t)(const mpq_dims_t *in, const uint8_t *x, 
 static global_avg_pool_kernel_t global_avg_pool_select(const mpq_dims_t *in, const mpq_dims_t *out) {
     (void)in;
     (void)out;
-    return mpq_global_avg_pool_ref;
+    return MPQ_USE_REF ? mpq_global_avg_pool_ref : mpq_global_avg_pool_m7;
 }
 
 int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,

@@ -146,6 +146,15 @@ static inline uint32_t mpq_sadd16(uint32_t a, uint32_t b) {
 #endif
 }
 
+/* UXTAB16: a plus bytes 0 and 2 of v, lane by lane (each lane wraps on its own). */
+static inline uint32_t mpq_uxtab16(uint32_t a, uint32_t v) {
+#if MPQ_HAVE_DSP
+    return __uxtab16(a, v);
+#else
+    return mpq_sadd16(a, mpq_uxtb16(v));
+#endif
+}
+
 /* ROR by a constant 0 < n < 32. */
 static inline uint32_t mpq_ror(uint32_t v, unsigned n) {
     return (v >> n) | (v << (32u - n));
@@ -160,6 +169,17 @@ static inline uint32_t mpq_uxtb16_ror8(uint32_t v) {
     return r;
 #else
     return mpq_uxtb16(mpq_ror(v, 8));
+#endif
+}
+
+/* UXTAB16 with ROR #8: a plus bytes 1 and 3 of v, lane by lane (one instruction). */
+static inline uint32_t mpq_uxtab16_ror8(uint32_t a, uint32_t v) {
+#if MPQ_HAVE_DSP
+    uint32_t r;
+    __asm__("uxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(v));
+    return r;
+#else
+    return mpq_sadd16(a, mpq_uxtb16_ror8(v));
 #endif
 }
 

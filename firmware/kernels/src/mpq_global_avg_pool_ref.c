@@ -12,7 +12,7 @@
 
 int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                             const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_layer_ok(in, x, in_offset, rq, out, y) || out->h != 1u || out->w != 1u || out->c != in->c) {
+    if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
         return MPQ_ERR_ARG;
     }
     const uint32_t pixels = (uint32_t)in->h * in->w;

@@ -141,6 +141,10 @@ static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, 
            out->w == in->w && mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out));
 }
 
+/* The argument checks of global_avg_pool, shared by its kernels; out of line (mpq_args.c). */
+int mpq_global_avg_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                                const mpq_dims_t *out, const void *y);
+
 /* The argument checks of add, shared by its kernels. */
 static inline int mpq_add_args_ok(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
                            const mpq_add_params_t *p, const mpq_dims_t *out, const void *y) {
