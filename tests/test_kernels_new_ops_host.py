@@ -21,6 +21,7 @@ from support.host_kernels import (
     build_library,
     expected_output,
 )
+from support.pool_graphs import POOL_SHAPES, lane_limit_graph, pool_graph, pool_input, whole_map_avg_pool
 
 from harness.ir import reference
 from harness.ir.packing import BITS, pack
@@ -42,7 +43,7 @@ def kernels(tmp_path_factory):
     vp, dims = ctypes.c_void_p, ctypes.POINTER(Dims)
     for impl in IMPLS + ("_m7",):
         lib = kernels.lib_for(impl)
-        names = [(f"mpq_{pool}{impl}", [dims, vp, vp, vp, dims, vp]) for pool in POOLS if f"{pool}{impl}" != "avg_pool_m7"]
+        names = [(f"mpq_{pool}{impl}", [dims, vp, vp, vp, dims, vp]) for pool in POOLS]
         names.append((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]))
         for name, argtypes in names:
             getattr(lib, name).argtypes = argtypes
@@ -51,7 +52,7 @@ def kernels(tmp_path_factory):
 
 
 POOLS = ("avg_pool", "max_pool")
-POOL_IMPLS = {"avg_pool": IMPLS, "max_pool": IMPLS + ("_m7",)}  # "" is the wrapper: max_pool_m7 as shipped
+POOL_IMPLS = {"avg_pool": IMPLS + ("_m7",), "max_pool": IMPLS + ("_m7",)}  # "" is the wrapper: the _m7 as shipped
 
 
 def run_pool(lib, pool: str, call: KernelCall, impl: str) -> tuple[int, bytes, bool]:
@@ -79,6 +80,20 @@ def test_pools_match_reference(kernels, in_bits, out_bits, pool, asymmetric):
             rc, got, overrun = run_pool(kernels, pool, call, impl)
             assert rc == MPQ_OK and not overrun, f"mpq_{pool}{impl} on {graph.name}: rc {rc}, overrun {overrun}"
             assert got == expected_output(graph, x), f"mpq_{pool}{impl} on {graph.name} differs"
+
+
+@pytest.mark.parametrize("shape", [s for s in POOL_SHAPES if max(s[:2]) <= 255], ids=lambda s: "{}x{}x{}".format(*s))
+def test_an_average_pool_over_the_whole_map_is_the_global_pool(kernels, shape):
+    """The avg_pool whose one window is the map runs the global pool's lane sums (_m7): exact at
+    input zero-points 0 and 77, and with every lane sum at its limit, outputs mid-range."""
+    graphs = [whole_map_avg_pool(pool_graph(*shape, zero_point)) for zero_point in (0, 77)]
+    for graph in graphs + [whole_map_avg_pool(lane_limit_graph(*shape))]:
+        x = pool_input(graph, 0)
+        call = KernelCall.from_graph("avg_pool", graph, x)
+        for impl in POOL_IMPLS["avg_pool"]:
+            rc, got, overrun = run_pool(kernels, "avg_pool", call, impl)
+            assert rc == MPQ_OK and not overrun, f"mpq_avg_pool{impl} on {graph.name}: rc {rc}, overrun {overrun}"
+            assert got == expected_output(graph, x), f"mpq_avg_pool{impl} on {graph.name} differs"
 
 
 def test_max_pool_of_equal_bits_and_scale_is_the_maximum(kernels):

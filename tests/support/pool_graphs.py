@@ -2,7 +2,10 @@
 mpq_global_avg_pool_m7.c), shared by its host and device tests. It sums eight channels at a time
 in 16-bit lanes, which hold 257 8-bit values, and runs the portable kernel for anything else:
 POOL_SHAPES holds maps at and one past that limit, channel counts that are and are not a
-multiple of eight; lane_limit_graph the input that fills every lane sum to its limit."""
+multiple of eight; lane_limit_graph the input that fills every lane sum to its limit;
+whole_map_avg_pool the same pools as an average pool over the whole map (mpq_avg_pool_m7.c)."""
+import dataclasses
+
 import numpy as np
 
 from harness.ir import reference
@@ -24,6 +27,15 @@ def pool_graph(h: int, w: int, c: int, zero_point: int, out_bits: int = 8, seed:
     _calibrate_on(graph, layer, random_input(graph, seed), np.random.default_rng(seed))
     graph.validate()
     return graph
+
+
+def whole_map_avg_pool(graph: Graph) -> Graph:
+    """pool_graph's pool as an avg_pool whose one window is the map (what ResNet-8 ends with)."""
+    h, w, _ = graph.tensors[graph.input].shape
+    layer = dataclasses.replace(graph.layers[0], op="avg_pool", kernel=(h, w))
+    pool = dataclasses.replace(graph, name=graph.name.replace("gap_", "avg_"), layers=[layer])
+    pool.validate()
+    return pool
 
 
 def all_255(graph: Graph, seed: int = 0) -> np.ndarray:

@@ -124,6 +124,8 @@ int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win
                  const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 int mpq_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
                      const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+int mpq_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
 
 /* max pool kh x kw with stride and padding: bias + the largest in-bounds tap (padded taps take no
  * part), requantized per channel; channels kept, 2/4/8-bit output; no scratch. */

@@ -9,9 +9,9 @@
  *
  * The Cortex-M7 kernels (_m7, mpq_m7.h) accept every shape and bits the _ref kernels accept and
  * ask for the same scratch (they work in a static buffer and run the _ref kernel for a layer too
- * large for it), so they are picked for every conv2d, pointwise, depthwise, fully connected,
- * max pool, global average pool and add layer; building with -DMPQ_FORCE_REF picks the portable
- * kernels instead (to compare, or to test them on the device).
+ * large for it), so they are picked for every layer: conv2d, pointwise, depthwise, fully
+ * connected, the pools and add; building with -DMPQ_FORCE_REF picks the portable kernels instead
+ * (to compare, or to test them on the device).
  */
 #include "mpq_m7.h"
 
@@ -171,7 +171,7 @@ static avg_pool_kernel_t avg_pool_select(const mpq_dims_t *in, const mpq_window_
     (void)in;
     (void)win;
     (void)out;
-    return mpq_avg_pool_ref;
+    return MPQ_USE_REF ? mpq_avg_pool_ref : mpq_avg_pool_m7;
 }
 
 int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
