@@ -1,17 +1,24 @@
-"""Time CMSIS-NN's s8 fully connected kernel on the zoo's fully connected geometries, on the same
-board and tick counter as `harness bench kernels --shapes zoo`, and write the results file that
-docs/benchmarks.md compares those layers with.
+"""Time CMSIS-NN's s8 kernels on the zoo's layer geometries, on the same board and tick counter as
+the repository's benches, and write the results files that docs/benchmarks.md compares those
+layers with.
 
     PYTHONPATH=. .venv/bin/python tools/cmsis_nn_bench.py --cmsis-nn PATH \\
         --out results/cmsis-nn-fc-qemu-m7.json
+    PYTHONPATH=. .venv/bin/python tools/cmsis_nn_bench.py --cmsis-nn PATH --op add \\
+        --out results/cmsis-nn-add-qemu-m7.json
 
 PATH is a checkout of CMSIS-NN (github.com/ARM-software/CMSIS-NN); nothing is downloaded, and
-nothing of it enters this repository. tools/cmsis_nn_bench/fc_bench.c calls the kernel
-arm_fully_connected_s8 runs (arm_nn_vec_mat_mult_t_s8, per-tensor requantization) and its
-per-channel twin once per geometry, between the same two counter reads the runner puts around a
-PERF run, built with the firmware's core flags and optimization (firmware/Makefile's print-
-goals) and the board's BSP. A geometry whose weights do not fit RAM beside the rest
-(MobileNetV1's 1024 -> 1000) is listed as skipped.
+nothing of it enters this repository. A front end in tools/cmsis_nn_bench/ calls the kernels
+once per geometry, between the same two counter reads the runner puts around a PERF run, built
+with the firmware's core flags and optimization (firmware/Makefile's print- goals) and the
+board's BSP:
+
+- fully_connected (fc_bench.c, against `harness bench kernels --shapes zoo`): the kernel
+  arm_fully_connected_s8 runs (arm_nn_vec_mat_mult_t_s8, per-tensor requantization) and its
+  per-channel twin on every fully connected geometry of the zoo. A geometry whose weights do
+  not fit RAM beside the rest (MobileNetV1's 1024 -> 1000) is listed as skipped.
+- add (add_bench.c, against the add layers of `harness bench network ... --layers`):
+  arm_elementwise_add_s8 on every residual add of the zoo (ResNet-8's), per element.
 """
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import serial
 
@@ -33,15 +42,12 @@ from harness.backends import load_board, open_link  # noqa: E402 - after the rep
 from harness.errors import HarnessError  # noqa: E402
 from harness.files import write_atomic  # noqa: E402
 from harness.link.protocol import CounterKind, TickCounter  # noqa: E402
-from harness.measure.bench import zoo_shapes  # noqa: E402
+from harness.measure.bench import ZOO_NETWORKS, zoo_shapes  # noqa: E402
 from harness.measure.provenance import provenance  # noqa: E402
 from harness.measure.run import TickUnit  # noqa: E402
 
-FRONT_END = ROOT / "tools" / "cmsis_nn_bench" / "fc_bench.c"
+FRONT_ENDS = ROOT / "tools" / "cmsis_nn_bench"
 FIRMWARE = ROOT / "firmware"
-KERNELS = {"per_tensor": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
-           "per_channel": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_per_ch_s8.c"}
-SOURCES = tuple(KERNELS.values())
 HEADER = "Include/arm_nnsupportfunctions.h"
 MAX_WEIGHT_BYTES = 256 * 1024  # of the board's 512 kB RAM, beside input, output and stack
 RUN_TIMEOUT_S = 120.0
@@ -53,8 +59,77 @@ def fully_connected_geometries() -> list[dict]:
             for s in zoo_shapes() if s.op == "fully_connected"]
 
 
-def check_checkout(path: Path) -> None:
-    missing = [name for name in (HEADER, *SOURCES) if not (path / name).is_file()]
+def add_geometries() -> list[dict]:
+    """Every distinct element count of the zoo's add layers, in order of first appearance."""
+    from harness import zoo
+
+    found: dict[int, dict] = {}
+    for model, args in ZOO_NETWORKS:
+        arch = zoo.build(model, args)
+        sizes = arch.shapes()
+        for spec in arch.layers:
+            if spec.op == "add":
+                h, w, c = sizes[arch.sources(spec)[0]]
+                found.setdefault(h * w * c, {"title": f"add {h}x{w}x{c} ({arch.name} {spec.name})",
+                                             "elements": h * w * c})
+    return list(found.values())
+
+
+def fc_defines(geometries: list[dict]) -> list[str]:
+    shapes = "{" + ",".join(f"{{{g['inputs']},{g['outputs']}}}" for g in geometries) + "}"
+    weights = max(g["inputs"] * g["outputs"] for g in geometries)
+    side = max(max(g["inputs"], g["outputs"]) for g in geometries)
+    return [f"-DFC_SHAPES={shapes}", f"-DFC_MAX_WEIGHTS={weights}", f"-DFC_MAX_SIDE={side}"]
+
+
+def add_defines(geometries: list[dict]) -> list[str]:
+    sizes = "{" + ",".join(str(g["elements"]) for g in geometries) + "}"
+    # A kernel of 2022 or before spells SADD16 as CMSIS-Core's __SADD16, which needs CMSIS-Core;
+    # ACLE's __sadd16 is the same instruction (later kernels use CMSIS-NN's own SADD16).
+    return [f"-DADD_SIZES={sizes}", f"-DADD_MAX_ELEMENTS={max(g['elements'] for g in geometries)}",
+            "-D__SADD16=__sadd16"]
+
+
+def fc_too_large(geometry: dict) -> str | None:
+    weights = geometry["inputs"] * geometry["outputs"]
+    return (f"{weights:,} B of weights: more than the {MAX_WEIGHT_BYTES // 1024} kB the bench fills in RAM"
+            if weights > MAX_WEIGHT_BYTES else None)
+
+
+@dataclass(frozen=True)
+class Op:
+    """One op the tool times: its front end, the CMSIS-NN kernels (kind -> source) it calls in turn
+    on each geometry, how they are called, the geometry fields each printed line starts with,
+    what a figure is per (the geometry's `work` field), and the geometries."""
+
+    line: str  # what each result line of the front end starts with
+    front_end: str
+    kernels: dict[str, str]
+    called: str
+    keys: tuple[str, ...]
+    work: str  # "macs" or "elements"
+    geometries: Callable[[], list[dict]]
+    defines: Callable[[list[dict]], list[str]]
+    skip: Callable[[dict], str | None] = lambda geometry: None
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(self.kernels.values())
+
+
+OPS = {
+    "fully_connected": Op("fc", "fc_bench.c", {"per_tensor": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
+                                               "per_channel": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_per_ch_s8.c"},
+                          "(8/8/8, as arm_fully_connected_s8 calls it)", ("inputs", "outputs"), "macs",
+                          fully_connected_geometries, fc_defines, fc_too_large),
+    "add": Op("add", "add_bench.c", {"s8": "Source/BasicMathFunctions/arm_elementwise_add_s8.c"},
+              "(with the arguments TFLite Micro's add passes, inputs and output of one scale)", ("elements",),
+              "elements", add_geometries, add_defines),
+}
+
+
+def check_checkout(path: Path, op: Op) -> None:
+    missing = [name for name in (HEADER, *op.sources) if not (path / name).is_file()]
     if missing:
         raise HarnessError(f"{path} is not a CMSIS-NN checkout: {missing[0]} is missing")
 
@@ -68,20 +143,17 @@ def make_variables(names: list[str], board: str) -> dict[str, str]:
     return dict(zip(names, done.stdout.split("\n")))
 
 
-def build(cmsis_nn: Path, board: str, geometries: list[dict], out_dir: Path) -> Path:
-    """fc_bench.c, the CMSIS-NN sources and the board's BSP linked into one ELF."""
+def build(cmsis_nn: Path, board: str, op: Op, geometries: list[dict], out_dir: Path) -> Path:
+    """The op's front end, its CMSIS-NN sources and the board's BSP linked into one ELF."""
     var = make_variables(["ARCH_FLAGS", "OPT", "BSP_DIR", "CORE_DIR", "COUNTER_KIND", f"BOARD_CFLAGS.{board}",
                           "LINKER_SCRIPT"], board)
     bsp_dir, core_dir = Path(var["BSP_DIR"]), Path(var["CORE_DIR"])
-    shapes = "{" + ",".join(f"{{{g['inputs']},{g['outputs']}}}" for g in geometries) + "}"
-    weights = max(g["inputs"] * g["outputs"] for g in geometries)
-    side = max(max(g["inputs"], g["outputs"]) for g in geometries)
-    elf = out_dir / "cmsis-nn-fc-bench.elf"
+    elf = out_dir / f"cmsis-nn-{op.line}-bench.elf"
     command = ["arm-none-eabi-gcc", *var["ARCH_FLAGS"].split(), *var["OPT"].split(), "-std=c11", "-ffunction-sections",
                "-fdata-sections", f"-I{cmsis_nn / 'Include'}", f"-I{FIRMWARE / 'bsp'}", f"-I{core_dir}", f"-I{bsp_dir}",
-               f'-DBSP_BOARD_NAME="{board}"', f"-DBSP_COUNTER_KIND={var['COUNTER_KIND']}",
-               *var[f"BOARD_CFLAGS.{board}"].split(), f"-DFC_SHAPES={shapes}", f"-DFC_MAX_WEIGHTS={weights}",
-               f"-DFC_MAX_SIDE={side}", str(FRONT_END), *(str(cmsis_nn / s) for s in SOURCES),
+               f"-I{FRONT_ENDS}", f'-DBSP_BOARD_NAME="{board}"', f"-DBSP_COUNTER_KIND={var['COUNTER_KIND']}",
+               *var[f"BOARD_CFLAGS.{board}"].split(), *op.defines(geometries), str(FRONT_ENDS / op.front_end),
+               str(FRONT_ENDS / "bench_io.c"), *(str(cmsis_nn / s) for s in op.sources),
                *map(str, sorted(core_dir.glob("*.c"))), *map(str, sorted(bsp_dir.glob("*.c"))),
                "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", f"-T{var['LINKER_SCRIPT']}",
                "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments", "-o", str(elf)]
@@ -92,21 +164,22 @@ def build(cmsis_nn: Path, board: str, geometries: list[dict], out_dir: Path) -> 
     return elf
 
 
-def run(board, elf: Path, expected: int) -> tuple[TickCounter, list[tuple[int, ...]]]:
-    """The counter and the (inputs, outputs, then ticks and status of each kernel) lines fc_bench.c prints."""
+def run(board, elf: Path, line: str, expected: int) -> tuple[TickCounter, list[tuple[int, ...]]]:
+    """The counter and the result lines (the geometry, then ticks and status of each kernel) the
+    front end prints, each starting with `line`."""
     counter, rows = None, []
     deadline = time.monotonic() + RUN_TIMEOUT_S
     with open_link(board, elf) as link, serial.serial_for_url(link.url, timeout=0.5) as port:
         while time.monotonic() < deadline:
-            line = port.readline().decode("ascii", "replace").strip()
-            if line.startswith("counter "):
-                kind, hz = map(int, line.split()[1:])
+            text = port.readline().decode("ascii", "replace").strip()
+            if text.startswith("counter "):
+                kind, hz = map(int, text.split()[1:])
                 counter = TickCounter(CounterKind(kind), hz)
-            elif line.startswith("fc "):
-                rows.append(tuple(map(int, line.split()[1:])))
-            elif line.startswith("fault"):
-                raise HarnessError(f"the bench firmware faulted: {line}")
-            elif line == "end":
+            elif text.startswith(line + " "):
+                rows.append(tuple(map(int, text.split()[1:])))
+            elif text.startswith("fault"):
+                raise HarnessError(f"the bench firmware faulted: {text}")
+            elif text == "end":
                 break
     if counter is None or len(rows) != expected:
         raise HarnessError(f"the bench firmware printed {len(rows)} of {expected} results in {RUN_TIMEOUT_S:g} s")
@@ -119,61 +192,72 @@ def revision(path: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def version(cmsis_nn: Path, origin: str | None) -> dict:
+def version(cmsis_nn: Path, origin: str | None, op: Op) -> dict:
     """What CMSIS-NN was measured: its git commit if a clone, where it came from, its files' revisions."""
     asked = subprocess.run(["git", "-C", str(cmsis_nn), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
                            text=True)
     top, commit = (asked.stdout.split() + [None, None])[:2] if asked.returncode == 0 else (None, None)
     return {"path": str(cmsis_nn), "git_commit": commit if top and Path(top) == cmsis_nn.resolve() else None,
-            "origin": origin, "revisions": {name: revision(cmsis_nn / name) for name in (HEADER, *SOURCES)}}
+            "origin": origin, "revisions": {name: revision(cmsis_nn / name) for name in (HEADER, *op.sources)}}
+
+
+def measure(op: Op, geometries: list[dict], counter: TickCounter, rows: list[tuple[int, ...]]) -> list[dict]:
+    """Each geometry with its kernels' ticks and figures (ticks_<kind>, per_<unit>_<kind>), or why skipped."""
+    unit = TickUnit.of(counter)
+    measured = {row[:len(op.keys)]: row[len(op.keys):] for row in rows}
+    per = op.work[:-1]  # "mac", "element"
+    results = []
+    for g in geometries:
+        if (why := op.skip(g)) is not None:
+            results.append(g | {"skipped": why})
+            continue
+        values = measured[tuple(g[k] for k in op.keys)]  # ticks and status of each kernel in turn
+        result = dict(g)
+        for (kind, source), ticks, status in zip(op.kernels.items(), values[::2], values[1::2]):
+            if status != 0:
+                raise HarnessError(f"{Path(source).stem} returned {status} on {g['title']}")
+            result |= {f"ticks_{kind}": ticks, f"per_{per}_{kind}": ticks * unit.per_tick / g[op.work]}
+        results.append(result)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cmsis-nn", type=Path, required=True, help="a CMSIS-NN checkout")
+    parser.add_argument("--op", choices=sorted(OPS), default="fully_connected", help="the op to time")
     parser.add_argument("--origin", help="where the checkout came from when it is not a git clone (kept in the "
                                              "results file)")
     parser.add_argument("--board", default="qemu-m7")
     parser.add_argument("--out", type=Path, required=True)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    op = OPS[args.op]
     try:
-        check_checkout(args.cmsis_nn)
+        check_checkout(args.cmsis_nn, op)
         board = load_board(args.board)
-        geometries = fully_connected_geometries()
-        fits = [g for g in geometries if g["inputs"] * g["outputs"] <= MAX_WEIGHT_BYTES]
+        geometries = op.geometries()
+        fits = [g for g in geometries if op.skip(g) is None]
         with tempfile.TemporaryDirectory() as scratch:
-            elf = build(args.cmsis_nn.resolve(), board.name, fits, Path(scratch))
-            counter, rows = run(board, elf, len(fits))
+            elf = build(args.cmsis_nn.resolve(), board.name, op, fits, Path(scratch))
+            counter, rows = run(board, elf, op.line, len(fits))
             block = provenance(board, elf) | {"command": shlex.join(["python", "tools/cmsis_nn_bench.py", *argv])}
-        unit = TickUnit.of(counter)
-        measured = {tuple(row[:2]): row[2:] for row in rows}
-        results = []
-        for g in geometries:
-            if g not in fits:
-                results.append(g | {"skipped": f"{g['inputs'] * g['outputs']:,} B of weights: more than the "
-                                               f"{MAX_WEIGHT_BYTES // 1024} kB the bench fills in RAM"})
-                continue
-            values = measured[(g["inputs"], g["outputs"])]  # ticks and status of each kernel in turn
-            result = dict(g)
-            for (kind, source), ticks, status in zip(KERNELS.items(), values[::2], values[1::2]):
-                if status != 0:
-                    raise HarnessError(f"{Path(source).stem} returned {status} on {g['title']}")
-                result |= {f"ticks_{kind}": ticks, f"per_mac_{kind}": ticks * unit.per_tick / g["macs"]}
-            results.append(result)
+        results = measure(op, geometries, counter, rows)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    report = {"provenance": block, "kernels": {kind: Path(source).stem + " (8/8/8, as arm_fully_connected_s8 calls it)"
-                                               for kind, source in KERNELS.items()},
-              "cmsis_nn": version(args.cmsis_nn, args.origin), "unit": unit.name, "meaning": unit.meaning,
+    unit = TickUnit.of(counter)
+    report = {"provenance": block, "kernels": {kind: f"{Path(source).stem} {op.called}"
+                                               for kind, source in op.kernels.items()},
+              "cmsis_nn": version(args.cmsis_nn, args.origin, op), "unit": unit.name, "meaning": unit.meaning,
               "timed": "bsp_ticks_align() to bsp_ticks() around one call, as the runner times a PERF run",
               "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")
+    per = op.work[:-1]
     for r in results:
-        print(f"{r['title']}: " + (f"{r['per_mac_per_tensor']:.2f} per tensor, {r['per_mac_per_channel']:.2f} per "
-                                   f"channel ({unit.name}/MAC)" if "skipped" not in r else r["skipped"]))
+        figures = r.get("skipped") or ", ".join(f"{r[f'per_{per}_{kind}']:.2f} {kind.replace('_', ' ')}"
+                                                for kind in op.kernels) + f" ({unit.name}/{per})"
+        print(f"{r['title']}: {figures}")
     return 0
 
 

@@ -54,6 +54,7 @@ KERNELS_REF = "bench-kernels-ref-qemu-m7.json"
 KERNELS_ZOO = "bench-kernels-zoo-m7-qemu-m7.json"
 NETWORK_DIGITS = "bench-network-digits-mixed-qemu-m7.json"
 CMSIS_NN_FC = "cmsis-nn-fc-qemu-m7.json"  # tools/cmsis_nn_bench.py
+CMSIS_NN_ADD = "cmsis-nn-add-qemu-m7.json"  # tools/cmsis_nn_bench.py --op add
 ISSUE5_SHAPES = ("pointwise", "conv3x3", "depthwise", "conv3x3_s2")  # 8/8/8 must beat CMSIS-NN by 10 %
 SPREAD = 0.15  # issue 13: every combination within 15 % of the shape's 8/8/8
 # issue 13's targets for whole networks at all-8-bit (instructions per MAC), and their policies
@@ -156,6 +157,19 @@ def zoo_fc_cmsis_nn(zoo: dict, cmsis: dict) -> str:
             mark = "at or below" if mine <= r["per_mac_per_tensor"] else "**above**"
             cells = f"{r['per_mac_per_tensor']:.2f} | {r['per_mac_per_channel']:.2f} | {mark}"
         lines.append(f"| {r['title']} | {r['macs']:,} | {mine:.2f} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+@generator("resnet8-add-cmsis-nn", network_file("mlperf_ic_resnet8"), CMSIS_NN_ADD)
+def resnet8_add_cmsis_nn(network: dict, cmsis: dict) -> str:
+    """The zoo's adds (ResNet-8's) in the network bench beside CMSIS-NN's add on as many elements."""
+    ours = {row["macs"]: row for row in network["impls"]["m7"]["layers"] if row["op"] == "add"}  # macs: elements
+    lines = ["| add | elements | this project (network bench, per element) | CMSIS-NN s8 (per element) | |",
+             "|---|---:|---:|---:|---|"]
+    for r in cmsis["results"]:
+        mine = ours[r["elements"]]["per_mac"]
+        mark = "at or below" if mine <= r["per_element_s8"] else "**above**"
+        lines.append(f"| {r['title']} | {r['elements']:,} | {mine:.2f} | {r['per_element_s8']:.2f} | {mark} |")
     return "\n".join(lines) + "\n"
 
 

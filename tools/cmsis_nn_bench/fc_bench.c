@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "arm_nnsupportfunctions.h"
+#include "bench_io.h"
 #include "bsp.h"
 
 static const uint16_t shapes[][2] = FC_SHAPES;
@@ -24,35 +25,6 @@ static const uint16_t shapes[][2] = FC_SHAPES;
 static int8_t weights[FC_MAX_WEIGHTS];
 static int8_t input[FC_MAX_SIDE], output[FC_MAX_SIDE];
 static int32_t bias[FC_MAX_SIDE];
-
-static void put_text(const char *text) {
-    while (*text) {
-        bsp_uart_write((uint8_t)*text++);
-    }
-}
-
-static void put_number(int64_t value) {
-    char digits[24];
-    unsigned n = 0;
-    uint64_t magnitude = value < 0 ? (uint64_t)-value : (uint64_t)value;
-    do {
-        digits[n++] = (char)('0' + magnitude % 10u);
-        magnitude /= 10u;
-    } while (magnitude);
-    if (value < 0) {
-        bsp_uart_write('-');
-    }
-    while (n) {
-        bsp_uart_write((uint8_t)digits[--n]);
-    }
-}
-
-static void fill(int8_t *bytes, uint32_t n, uint32_t *state) {
-    for (uint32_t i = 0; i < n; ++i) {
-        *state = *state * 1103515245u + 12345u;
-        bytes[i] = (int8_t)(*state >> 16);
-    }
-}
 
 static int32_t multipliers[FC_MAX_SIDE], shifts[FC_MAX_SIDE];
 
@@ -75,44 +47,29 @@ static uint64_t time_kernel(uint32_t inputs, uint32_t outputs, int per_channel, 
 int main(void) {
     bsp_init();
     uint32_t state = 1u;
-    fill(weights, sizeof weights, &state);
-    fill(input, sizeof input, &state);
+    bench_fill(weights, sizeof weights, &state);
+    bench_fill(input, sizeof input, &state);
     for (uint32_t i = 0; i < FC_MAX_SIDE; ++i) {
         state = state * 1103515245u + 12345u;
         bias[i] = (int32_t)(state >> 20) - 2048;
         multipliers[i] = 1518500250;
         shifts[i] = -9;
     }
-    put_text("counter ");
-    put_number(bsp_counter_kind);
-    put_text(" ");
-    put_number(bsp_counter_hz);
-    put_text("\n");
+    bench_counter_line();
     for (uint32_t s = 0; s < N_SHAPES; ++s) {
-        put_text("fc ");
-        put_number(shapes[s][0]);
-        put_text(" ");
-        put_number(shapes[s][1]);
+        bench_text("fc ");
+        bench_number(shapes[s][0]);
+        bench_text(" ");
+        bench_number(shapes[s][1]);
         for (int per_channel = 0; per_channel < 2; ++per_channel) {
             int32_t status;
             uint64_t ticks = time_kernel(shapes[s][0], shapes[s][1], per_channel, &status);
-            put_text(" ");
-            put_number((int64_t)ticks);
-            put_text(" ");
-            put_number(status);
+            bench_text(" ");
+            bench_number((int64_t)ticks);
+            bench_text(" ");
+            bench_number(status);
         }
-        put_text("\n");
+        bench_text("\n");
     }
-    put_text("end\n");
-    for (;;) {
-        bsp_uart_wait();
-    }
-}
-
-void bsp_on_fault(const bsp_fault_t *fault) {
-    put_text("fault ");
-    put_number(fault->pc);
-    put_text("\n");
-    for (;;) {
-    }
+    bench_end();
 }
