@@ -40,10 +40,7 @@ int main(void) {
         uint64_t ticks = time_kernel(sizes[s], &status);
         bench_text("add ");
         bench_number(sizes[s]);
-        bench_text(" ");
-        bench_number((int64_t)ticks);
-        bench_text(" ");
-        bench_number(status);
+        bench_timing(ticks, status);
         bench_text("\n");
     }
     bench_end();

@@ -40,6 +40,13 @@ void bench_counter_line(void) {
     bench_text("\n");
 }
 
+void bench_timing(uint64_t ticks, int32_t status) {
+    bench_text(" ");
+    bench_number((int64_t)ticks);
+    bench_text(" ");
+    bench_number(status);
+}
+
 void bench_end(void) {
     bench_text("end\n");
     for (;;) {

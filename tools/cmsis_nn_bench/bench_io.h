@@ -14,6 +14,8 @@ void bench_number(int64_t value);
 void bench_fill(int8_t *bytes, uint32_t n, uint32_t *state);
 /* "counter <kind> <hz>": what a tick of the timings that follow is. */
 void bench_counter_line(void);
+/* " <ticks> <status>": one kernel's timing on a result line. */
+void bench_timing(uint64_t ticks, int32_t status);
 /* "end", then idle for good. */
 void bench_end(void) __attribute__((noreturn));
 

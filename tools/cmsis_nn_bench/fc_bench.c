@@ -64,10 +64,7 @@ int main(void) {
         for (int per_channel = 0; per_channel < 2; ++per_channel) {
             int32_t status;
             uint64_t ticks = time_kernel(shapes[s][0], shapes[s][1], per_channel, &status);
-            bench_text(" ");
-            bench_number((int64_t)ticks);
-            bench_text(" ");
-            bench_number(status);
+            bench_timing(ticks, status);
         }
         bench_text("\n");
     }
