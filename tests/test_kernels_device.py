@@ -8,7 +8,7 @@ shipped build (the wrappers pick the Cortex-M7 _m7 kernels) and one built with -
 import numpy as np
 import pytest
 from support.device_checks import device_mismatches
-from support.pool_graphs import POOL_SHAPES, lane_limit_graph, pool_graph, pool_input, whole_map_avg_pool
+from support.pool_graphs import POOL_CASES, lane_limit_graph, pool_graph, pool_input, whole_map_avg_pool
 from support.requant_edges import BOUND_EDGE_OPS, M7_REQUANT_CASES, bound_edge_graph, m7_requant_edge_graph
 
 from harness.measure.bench import build_for_impl
@@ -75,14 +75,15 @@ def test_requantization_edge_cases_are_bit_exact_on_the_device(board):
 
 
 def test_global_avg_pools_are_bit_exact_on_large_maps_and_full_lanes(board):
-    """The _m7 pool's lane sums on the device: maps at and past 257 pixels, channel counts that
-    are and are not a multiple of eight, input zero-point 77; and every lane sum at its limit.
-    The same pools as average pools over the whole map (mpq_avg_pool_m7) where a window holds it."""
+    """The _m7 pool's lane sums on the device at 8, 4 and 2 bits: maps within, at and past the
+    lanes' limit, whole and partial groups of channels, input zero-point 77; and every lane sum at
+    its limit. The same pools as average pools over the whole map (mpq_avg_pool_m7) where a
+    window holds it."""
     cases = {}
-    for shape in POOL_SHAPES:
-        for graph in (pool_graph(*shape, 77), lane_limit_graph(*shape)):
+    for case in POOL_CASES:
+        for graph in (pool_graph(*case, 77), lane_limit_graph(*case)):
             cases[graph.name] = graph
-            if max(shape[:2]) <= 255:
+            if max(case[:2]) <= 255:
                 pool = whole_map_avg_pool(graph)
                 cases[pool.name] = pool
     graphs = list(cases.values())

@@ -6,7 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from support.pool_graphs import POOL_SHAPES, all_255, lane_limit_graph, pool_graph
+from support.pool_graphs import POOL_CASES, all_top, case_id, lane_limit_graph, pool_graph
 from support.requant_edges import BOUND_EDGE_OPS, M7_REQUANT_CASES, bound_edge_graph, m7_requant_edge_graph
 from support.streamed_shapes import FEW_ROW_SHAPES, SHORT_ROW_SHAPES, with_shift_32
 from support.thin_pointwise import ENGINE, THIN, takes_thin_path
@@ -96,16 +96,16 @@ def test_global_avg_pool_matches_reference(kernels, in_bits, out_bits):
         assert_bit_exact(kernels, "global_avg_pool", graph)
 
 
-@pytest.mark.parametrize("shape", POOL_SHAPES, ids=lambda s: "{}x{}x{}".format(*s))
-def test_global_avg_pool_sums_large_maps_and_odd_channel_counts(kernels, shape):
-    """The _m7 pool sums 8-bit values of eight channels at a time in 16-bit lanes, which hold 257
-    pixels: exact at any input zero-point, and with every lane sum at its limit (all 255, the
-    outputs mid-range); maps past 257 pixels and channel counts not a multiple of eight take the
-    portable kernel, also exact."""
+@pytest.mark.parametrize("case", POOL_CASES, ids=case_id)
+def test_global_avg_pool_sums_large_maps_and_odd_channel_counts(kernels, case):
+    """The _m7 pool sums a group of channels (8, or 16 at 2 bits) in 16-bit lanes, which hold 257
+    8-bit, 4369 4-bit or 21845 2-bit values: exact at any input zero-point, and with every lane sum
+    at its limit (all the top code, the outputs mid-range); maps past the limit and partial
+    groups take the portable kernel, also exact."""
     for zero_point in (0, 77, 255):
-        assert_bit_exact(kernels, "global_avg_pool", pool_graph(*shape, zero_point))
-    graph = lane_limit_graph(*shape)
-    x = all_255(graph)
+        assert_bit_exact(kernels, "global_avg_pool", pool_graph(*case, zero_point))
+    graph = lane_limit_graph(*case)
+    x = all_top(graph)
     outputs = reference.predict(graph, x)
     assert 0 < outputs.min() and outputs.max() < 255  # nothing saturates: a wrong sum shows
     assert_calls_match(kernels, KernelCall.from_graph("global_avg_pool", graph, x), expected_output(graph, x),

@@ -21,7 +21,7 @@ from support.host_kernels import (
     build_library,
     expected_output,
 )
-from support.pool_graphs import POOL_SHAPES, lane_limit_graph, pool_graph, pool_input, whole_map_avg_pool
+from support.pool_graphs import POOL_CASES, case_id, lane_limit_graph, pool_graph, pool_input, whole_map_avg_pool
 
 from harness.ir import reference
 from harness.ir.packing import BITS, pack
@@ -82,12 +82,12 @@ def test_pools_match_reference(kernels, in_bits, out_bits, pool, asymmetric):
             assert got == expected_output(graph, x), f"mpq_{pool}{impl} on {graph.name} differs"
 
 
-@pytest.mark.parametrize("shape", [s for s in POOL_SHAPES if max(s[:2]) <= 255], ids=lambda s: "{}x{}x{}".format(*s))
-def test_an_average_pool_over_the_whole_map_is_the_global_pool(kernels, shape):
+@pytest.mark.parametrize("case", [c for c in POOL_CASES if max(c[:2]) <= 255], ids=case_id)
+def test_an_average_pool_over_the_whole_map_is_the_global_pool(kernels, case):
     """The avg_pool whose one window is the map runs the global pool's lane sums (_m7): exact at
     input zero-points 0 and 77, and with every lane sum at its limit, outputs mid-range."""
-    graphs = [whole_map_avg_pool(pool_graph(*shape, zero_point)) for zero_point in (0, 77)]
-    for graph in graphs + [whole_map_avg_pool(lane_limit_graph(*shape))]:
+    graphs = [whole_map_avg_pool(pool_graph(*case, zero_point)) for zero_point in (0, 77)]
+    for graph in graphs + [whole_map_avg_pool(lane_limit_graph(*case))]:
         x = pool_input(graph, 0)
         call = KernelCall.from_graph("avg_pool", graph, x)
         for impl in POOL_IMPLS["avg_pool"]:

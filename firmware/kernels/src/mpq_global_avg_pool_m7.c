@@ -1,20 +1,25 @@
 /*
  * Cortex-M7 global average pool H x W x C -> 1 x 1 x C (docs/integer-arithmetic.md,
  * "global_avg_pool": a sum; 1/(H*W) lives in the multiplier): computes exactly what
- * mpq_global_avg_pool_ref computes. It takes 8-bit input and output, a multiple of 8 channels and
- * at most MPQ_GAP_M7_PIXELS pixels (the zoo's pools); anything else runs mpq_global_avg_pool_ref. Small on purpose: the short loops stay rolled, and the argument check
- * is the one mpq_global_avg_pool_ref makes (mpq_args.c).
+ * mpq_global_avg_pool_ref computes. It takes 8-bit output and 2-, 4- or 8-bit input of whole
+ * groups of channels (8, or 16 at 2 bits) over at most gap_lane_pixels() pixels; anything else runs
+ * the portable kernel's body (mpq_global_pool_ref). Small on purpose: the short loops stay rolled,
+ * and the argument check is the one mpq_global_avg_pool_ref makes (mpq_args.c).
  *
- * Two words of the pixel row (eight channels) at a time are summed over the pixels in 16-bit
- * lanes held in registers, each word with UXTAB16 and UXTAB16 ROR #8: a load and two
- * instructions per four values. A lane holds the sum of MPQ_GAP_M7_PIXELS 8-bit values
- * (257 * 255 < 2^16). Each channel's sum starts at bias + pixels * input offset (the offset added
- * once per channel instead of once per value); the outputs are requantized as by mpq_m7_store(), without
- * a branch when the shift is above 32 (multipliers below 1/4, the usual case). No scratch.
+ * A group of channels (two words of the pixel row at 8 bits, one at 4 and 2) is summed over the
+ * pixels in 16-bit lanes held in registers: each field of a byte (the byte itself at 8 bits, a
+ * masked nibble or code pair below) goes through UXTAB16 and UXTAB16 ROR #8, so a word of 8-bit
+ * values costs a load and two instructions, one of 2-bit values a load, four masks and eight.
+ * Each channel's sum starts at bias + pixels * input offset (the offset added once per channel
+ * instead of once per value); the outputs are requantized as by mpq_m7_store(), without a branch
+ * when the shift is above 32 (multipliers below 1/4, the usual case). No scratch.
  */
 #include "mpq_m7.h"
 
-#define MPQ_GAP_M7_PIXELS 257u /* pixels whose 8-bit values one 16-bit lane sum holds */
+/* Pixels whose `bits`-wide values one 16-bit lane sum holds: 257 at 8 bits, 4369 at 4, 21845 at 2. */
+static uint32_t gap_lane_pixels(uint32_t bits) {
+    return 65535u / ((1u << bits) - 1u);
+}
 
 /* The 4 bytes at p as a little-endian word (rows are not word-aligned). */
 MPQ_M7_INLINE uint32_t gap_load(const uint8_t *p) {
@@ -23,21 +28,64 @@ MPQ_M7_INLINE uint32_t gap_load(const uint8_t *p) {
     return word;
 }
 
-/* Lane sums of `pixels` rows (x_row bytes apart) of the 8 channels at x, added to sums[0..8). */
-MPQ_M7_INLINE void gap_sum8(const uint8_t *x, uint32_t x_row, uint32_t pixels, int32_t *sums) {
-    uint32_t e0 = 0u, o0 = 0u, e1 = 0u, o1 = 0u; /* even and odd bytes of word 0 and word 1 */
+/* The lane words of `pixels` rows (x_row bytes apart) of one group of channels of `bits`-wide
+ * values at x (bits a constant after inlining): field k of word w through UXTAB16 into lanes[w *
+ * fields + k] (its bytes 0 and 2) and UXTAB16 ROR #8 into lanes[4 + w * fields + k] (bytes 1, 3). */
+MPQ_M7_INLINE void gap_sum(const uint8_t *x, uint32_t x_row, uint32_t pixels, uint32_t bits, uint32_t *lanes) {
+    const uint32_t fields = 8u / bits, words = bits == 8u ? 2u : 1u;
+    const uint32_t mask = ((1u << bits) - 1u) * 0x01010101u;
+    uint32_t even[4] = {0u, 0u, 0u, 0u}, odd[4] = {0u, 0u, 0u, 0u};
     for (uint32_t p = 0; p < pixels; ++p, x += x_row) {
-        const uint32_t v0 = gap_load(x), v1 = gap_load(x + 4u);
-        e0 = mpq_uxtab16(e0, v0);
-        o0 = mpq_uxtab16_ror8(o0, v0);
-        e1 = mpq_uxtab16(e1, v1);
-        o1 = mpq_uxtab16_ror8(o1, v1);
+#pragma GCC unroll 2
+        for (uint32_t w = 0; w < words; ++w) {
+            const uint32_t v = gap_load(x + 4u * w);
+#pragma GCC unroll 4
+            for (uint32_t k = 0; k < fields; ++k) {
+                const uint32_t f = bits == 8u ? v : (v >> (k * bits)) & mask;
+                even[w * fields + k] = mpq_uxtab16(even[w * fields + k], f);
+                odd[w * fields + k] = mpq_uxtab16_ror8(odd[w * fields + k], f);
+            }
+        }
     }
-    const uint32_t lanes[8] = {e0 & 0xFFFFu, o0 & 0xFFFFu, e0 >> 16, o0 >> 16,
-                               e1 & 0xFFFFu, o1 & 0xFFFFu, e1 >> 16, o1 >> 16};
-#pragma GCC unroll 1
-    for (uint32_t i = 0; i < 8u; ++i) {
-        sums[i] += (int32_t)lanes[i];
+#pragma GCC unroll 4
+    for (uint32_t i = 0; i < 4u; ++i) {
+        lanes[i] = even[i];
+        lanes[4u + i] = odd[i];
+    }
+}
+
+/* The lane sum of channel i of a group (gap_sum's lanes): field k = i % fields of byte
+ * b = (i / fields) % 4 of word i / (4 * fields); fields = 2^fields_log2. */
+static uint32_t gap_lane(const uint32_t *lanes, uint32_t i, uint32_t fields_log2) {
+    const uint32_t k = i & ((1u << fields_log2) - 1u), b = (i >> fields_log2) & 3u, w = i >> (fields_log2 + 2u);
+    const uint32_t word = lanes[(b & 1u) * 4u + (w << fields_log2) + k];
+    return (b & 2u) != 0u ? word >> 16 : word & 0xFFFFu;
+}
+
+void mpq_m7_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                            const mpq_dims_t *out, uint8_t *y) {
+    const uint32_t pixels = (uint32_t)in->h * in->w, c = in->c, bits = in->bits;
+    const uint32_t group = bits == 2u ? 16u : 8u; /* channels a pass sums */
+    if (out->bits != 8u || c % group != 0u || pixels > gap_lane_pixels(bits)) {
+        mpq_global_pool_ref(in, x, in_offset, rq, out, y);
+        return;
+    }
+    const uint32_t x_row = c * bits / 8u, fields_log2 = bits == 8u ? 0u : bits == 4u ? 1u : 2u;
+    const int32_t offset_sum = (int32_t)pixels * in_offset;
+    uint32_t lanes[8];
+    for (uint32_t c0 = 0; c0 < c; c0 += group) {
+        const uint8_t *xg = x + c0 * bits / 8u;
+        if (bits == 8u) {
+            gap_sum(xg, x_row, pixels, 8u, lanes);
+        } else if (bits == 4u) {
+            gap_sum(xg, x_row, pixels, 4u, lanes);
+        } else {
+            gap_sum(xg, x_row, pixels, 2u, lanes);
+        }
+        for (uint32_t i = 0; i < group; ++i) {
+            const int32_t acc = rq->bias[c0 + i] + offset_sum + (int32_t)gap_lane(lanes, i, fields_log2);
+            mpq_m7_store_as(y, c0 + i, 8u, acc, rq->mult[c0 + i], rq->shift[c0 + i], MPQ_M7_RQ_ANY);
+        }
     }
 }
 
@@ -46,22 +94,6 @@ int mpq_global_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_of
     if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
         return MPQ_ERR_ARG;
     }
-    const uint32_t pixels = (uint32_t)in->h * in->w, c = in->c;
-    if (in->bits != 8u || out->bits != 8u || c % 8u != 0u || pixels > MPQ_GAP_M7_PIXELS) {
-        return mpq_global_avg_pool_ref(in, x, in_offset, rq, out, y);
-    }
-    const int32_t offset_sum = (int32_t)pixels * in_offset;
-    int32_t acc[8];
-    for (uint32_t c0 = 0; c0 < c; c0 += 8u) {
-#pragma GCC unroll 1 /* unrolled, the short loops cost flash the smallest policies lack */
-        for (uint32_t i = 0; i < 8u; ++i) {
-            acc[i] = rq->bias[c0 + i] + offset_sum;
-        }
-        gap_sum8(x + c0, c, pixels, acc);
-#pragma GCC unroll 1
-        for (uint32_t i = 0; i < 8u; ++i) {
-            mpq_m7_store_as(y, c0 + i, 8u, acc[i], rq->mult[c0 + i], rq->shift[c0 + i], MPQ_M7_RQ_ANY);
-        }
-    }
+    mpq_m7_global_avg_pool(in, x, in_offset, rq, out, (uint8_t *)y);
     return MPQ_OK;
 }

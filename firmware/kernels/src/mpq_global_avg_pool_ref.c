@@ -10,11 +10,8 @@
 /* Channels summed per pass over the image; a multiple of 4 so every chunk starts on a byte. */
 #define MPQ_GAP_CHUNK 64u
 
-int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_global_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                         const mpq_dims_t *out, void *y) {
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
     int32_t acc[MPQ_GAP_CHUNK];
@@ -35,5 +32,13 @@ int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_o
             mpq_write_output(y, c0 + i, out->bits, acc[i], rq);
         }
     }
+}
+
+int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
+    if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_global_pool_ref(in, x, in_offset, rq, out, y);
     return MPQ_OK;
 }

@@ -144,6 +144,9 @@ static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, 
 /* The argument checks of global_avg_pool, shared by its kernels; out of line (mpq_args.c). */
 int mpq_global_avg_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
                                 const mpq_dims_t *out, const void *y);
+/* The portable global average pool of a checked layer (mpq_global_avg_pool_ref.c). */
+void mpq_global_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                         const mpq_dims_t *out, void *y);
 
 /* The argument checks of add, shared by its kernels. */
 static inline int mpq_add_args_ok(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
