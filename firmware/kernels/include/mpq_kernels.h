@@ -5,10 +5,10 @@
  * Naming follows CMSIS-NN: mpq_<op>[_shape]_<impl>. Every op has a portable reference
  * kernel (<op>_ref, one per file in src/) and a wrapper mpq_<op>() that picks the fastest
  * kernel available for the given shape and bits; all of them are bit-exact with the
- * host reference (harness/ir/reference.py). conv2d, pointwise, depthwise, fully connected,
- * max pool and add also have a Cortex-M7 kernel (<op>_m7: DSP-extension SMLAD on int16 operands; it compiles, with
- * exact C stand-ins for the instructions, on any host), which the wrapper picks unless the
- * firmware is built with -DMPQ_FORCE_REF.
+ * host reference (harness/ir/reference.py). Every op also has a Cortex-M7 kernel (<op>_m7: the
+ * DSP extension's SIMD instructions, SMLAD on int16 operands for the MACs; it compiles, with exact
+ * C stand-ins for the instructions, on any host), which the wrapper picks unless the firmware is
+ * built with -DMPQ_FORCE_REF.
  *
  * Conventions for every kernel:
  *   - tensors are NHWC, batch 1, rows packed along channels (bits 2/4/8), every pixel on a
