@@ -53,17 +53,15 @@ int {name}(STAND_IN_ARGS({mult_t})) {{
 # And for the add: one wrapping sum of the offset inputs per element.
 STAND_IN_ADD_HEADER = """\
 #include <stdint.h>
-int arm_elementwise_add_s8(const int8_t *input_1_vect, const int8_t *input_2_vect, int32_t input_1_offset,
-    int32_t input_1_mult, int32_t input_1_shift, int32_t input_2_offset, int32_t input_2_mult, int32_t input_2_shift,
-    int32_t left_shift, int8_t *output, int32_t out_offset, int32_t out_mult, int32_t out_shift,
-    int32_t out_activation_min, int32_t out_activation_max, int32_t block_size);
+#define STAND_IN_ADD_ARGS const int8_t *input_1_vect, const int8_t *input_2_vect, int32_t input_1_offset, \\
+    int32_t input_1_mult, int32_t input_1_shift, int32_t input_2_offset, int32_t input_2_mult, int32_t input_2_shift, \\
+    int32_t left_shift, int8_t *output, int32_t out_offset, int32_t out_mult, int32_t out_shift, \\
+    int32_t out_activation_min, int32_t out_activation_max, int32_t block_size
+int arm_elementwise_add_s8(STAND_IN_ADD_ARGS);
 """
 STAND_IN_ADD = """\
 #include "arm_nnfunctions.h"
-int arm_elementwise_add_s8(const int8_t *input_1_vect, const int8_t *input_2_vect, int32_t input_1_offset,
-    int32_t input_1_mult, int32_t input_1_shift, int32_t input_2_offset, int32_t input_2_mult, int32_t input_2_shift,
-    int32_t left_shift, int8_t *output, int32_t out_offset, int32_t out_mult, int32_t out_shift,
-    int32_t out_activation_min, int32_t out_activation_max, int32_t block_size) {
+int arm_elementwise_add_s8(STAND_IN_ADD_ARGS) {
     (void)input_1_mult; (void)input_1_shift; (void)input_2_mult; (void)input_2_shift; (void)left_shift;
     (void)out_mult; (void)out_shift; (void)out_activation_min; (void)out_activation_max;
     for (int32_t i = 0; i < block_size; ++i) {

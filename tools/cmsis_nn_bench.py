@@ -116,15 +116,23 @@ class Op:
     def sources(self) -> tuple[str, ...]:
         return tuple(self.kernels.values())
 
+    @property
+    def per(self) -> str:
+        """What one figure is per: "mac" or "element"."""
+        return self.work[:-1]
+
 
 OPS = {
-    "fully_connected": Op("fc", "fc_bench.c", {"per_tensor": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
-                                               "per_channel": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_per_ch_s8.c"},
-                          "(8/8/8, as arm_fully_connected_s8 calls it)", ("inputs", "outputs"), "macs",
-                          fully_connected_geometries, fc_defines, fc_too_large),
-    "add": Op("add", "add_bench.c", {"s8": "Source/BasicMathFunctions/arm_elementwise_add_s8.c"},
-              "(with the arguments TFLite Micro's add passes, inputs and output of one scale)", ("elements",),
-              "elements", add_geometries, add_defines),
+    "fully_connected": Op(
+        line="fc", front_end="fc_bench.c",
+        kernels={"per_tensor": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c",
+                 "per_channel": "Source/NNSupportFunctions/arm_nn_vec_mat_mult_t_per_ch_s8.c"},
+        called="(8/8/8, as arm_fully_connected_s8 calls it)", keys=("inputs", "outputs"), work="macs",
+        geometries=fully_connected_geometries, defines=fc_defines, skip=fc_too_large),
+    "add": Op(
+        line="add", front_end="add_bench.c", kernels={"s8": "Source/BasicMathFunctions/arm_elementwise_add_s8.c"},
+        called="(with the arguments TFLite Micro's add passes, inputs and output of one scale)", keys=("elements",),
+        work="elements", geometries=add_geometries, defines=add_defines),
 }
 
 
@@ -201,11 +209,9 @@ def version(cmsis_nn: Path, origin: str | None, op: Op) -> dict:
             "origin": origin, "revisions": {name: revision(cmsis_nn / name) for name in (HEADER, *op.sources)}}
 
 
-def measure(op: Op, geometries: list[dict], counter: TickCounter, rows: list[tuple[int, ...]]) -> list[dict]:
+def measure(op: Op, geometries: list[dict], unit: TickUnit, rows: list[tuple[int, ...]]) -> list[dict]:
     """Each geometry with its kernels' ticks and figures (ticks_<kind>, per_<unit>_<kind>), or why skipped."""
-    unit = TickUnit.of(counter)
     measured = {row[:len(op.keys)]: row[len(op.keys):] for row in rows}
-    per = op.work[:-1]  # "mac", "element"
     results = []
     for g in geometries:
         if (why := op.skip(g)) is not None:
@@ -216,7 +222,7 @@ def measure(op: Op, geometries: list[dict], counter: TickCounter, rows: list[tup
         for (kind, source), ticks, status in zip(op.kernels.items(), values[::2], values[1::2]):
             if status != 0:
                 raise HarnessError(f"{Path(source).stem} returned {status} on {g['title']}")
-            result |= {f"ticks_{kind}": ticks, f"per_{per}_{kind}": ticks * unit.per_tick / g[op.work]}
+            result |= {f"ticks_{kind}": ticks, f"per_{op.per}_{kind}": ticks * unit.per_tick / g[op.work]}
         results.append(result)
     return results
 
@@ -241,11 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             elf = build(args.cmsis_nn.resolve(), board.name, op, fits, Path(scratch))
             counter, rows = run(board, elf, op.line, len(fits))
             block = provenance(board, elf) | {"command": shlex.join(["python", "tools/cmsis_nn_bench.py", *argv])}
-        results = measure(op, geometries, counter, rows)
+        unit = TickUnit.of(counter)
+        results = measure(op, geometries, unit, rows)
     except HarnessError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    unit = TickUnit.of(counter)
     report = {"provenance": block, "kernels": {kind: f"{Path(source).stem} {op.called}"
                                                for kind, source in op.kernels.items()},
               "cmsis_nn": version(args.cmsis_nn, args.origin, op), "unit": unit.name, "meaning": unit.meaning,
@@ -253,10 +259,9 @@ def main(argv: list[str] | None = None) -> int:
               "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, json.dumps(report, indent=2) + "\n")
-    per = op.work[:-1]
     for r in results:
-        figures = r.get("skipped") or ", ".join(f"{r[f'per_{per}_{kind}']:.2f} {kind.replace('_', ' ')}"
-                                                for kind in op.kernels) + f" ({unit.name}/{per})"
+        figures = r.get("skipped") or ", ".join(f"{r[f'per_{op.per}_{kind}']:.2f} {kind.replace('_', ' ')}"
+                                                for kind in op.kernels) + f" ({unit.name}/{op.per})"
         print(f"{r['title']}: {figures}")
     return 0
 
