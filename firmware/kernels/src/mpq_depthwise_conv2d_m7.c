@@ -30,8 +30,7 @@ MPQ_M7_INLINE void unpack_columns(const uint8_t *src, uint32_t x_row, uint32_t n
         const uint8_t *p = src;
         mpq_word_t *dst = col;
         for (uint32_t i = 0; i < words; ++i, p += 4) {
-            uint32_t v;
-            memcpy(&v, p, sizeof v);
+            const uint32_t v = mpq_m7_load_word(p);
             if (bits == 2u) { /* each half word's four pairs straight into the ring (mpq_m7_spread) */
 #pragma GCC unroll 2
                 for (uint32_t half = 0; half < 2u; ++half) {

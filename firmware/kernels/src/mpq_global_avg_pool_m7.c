@@ -21,13 +21,6 @@ static uint32_t gap_lane_pixels(uint32_t bits) {
     return 65535u / ((1u << bits) - 1u);
 }
 
-/* The 4 bytes at p as a little-endian word (rows are not word-aligned). */
-MPQ_M7_INLINE uint32_t gap_load(const uint8_t *p) {
-    uint32_t word;
-    memcpy(&word, p, sizeof word);
-    return word;
-}
-
 /* The lane words of `pixels` rows (x_row bytes apart) of one group of channels of `bits`-wide
  * values at x (bits a constant after inlining): field k of word w through UXTAB16 into lanes[w *
  * fields + k] (its bytes 0 and 2) and UXTAB16 ROR #8 into lanes[4 + w * fields + k] (bytes 1, 3). */
@@ -38,7 +31,7 @@ MPQ_M7_INLINE void gap_sum(const uint8_t *x, uint32_t x_row, uint32_t pixels, ui
     for (uint32_t p = 0; p < pixels; ++p, x += x_row) {
 #pragma GCC unroll 2
         for (uint32_t w = 0; w < words; ++w) {
-            const uint32_t v = gap_load(x + 4u * w);
+            const uint32_t v = mpq_m7_load_word(x + 4u * w);
 #pragma GCC unroll 4
             for (uint32_t k = 0; k < fields; ++k) {
                 const uint32_t f = bits == 8u ? v : (v >> (k * bits)) & mask;

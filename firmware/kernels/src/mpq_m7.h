@@ -164,6 +164,13 @@ static inline void mpq_m7_clear_outputs(uint8_t *row, const mpq_dims_t *out) {
 
 /* ---- unpacking with the DSP extension ---- */
 
+/* The 4 bytes at p as a little-endian word, at any alignment (LDR: the M7 reads words unaligned). */
+MPQ_M7_INLINE uint32_t mpq_m7_load_word(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
 /* Stores two int16 lanes at dst (any 2-byte alignment: the M7 stores words unaligned). */
 MPQ_M7_INLINE void mpq_m7_put(int16_t *dst, uint32_t lanes) {
     memcpy(dst, &lanes, sizeof lanes);
@@ -246,9 +253,7 @@ MPQ_M7_INLINE void mpq_m7_unpack_at(const uint8_t *row, uint32_t n, uint32_t bit
     const uint32_t words = n / per_word;
     const uint32_t h = mpq_pair(half, half), k = mpq_pair(offset - half, offset - half);
     for (uint32_t i = 0; i < words; ++i, row += 4, dst += per_word) {
-        uint32_t w;
-        memcpy(&w, row, sizeof w);
-        mpq_m7_unpack_word(w, bits, h, k, dst);
+        mpq_m7_unpack_word(mpq_m7_load_word(row), bits, h, k, dst);
     }
     uint32_t rest = n - words * per_word;
     if (bits < 8u) { /* the last word's whole bytes, then the codes of a last partial byte */

@@ -91,12 +91,6 @@ MPQ_M7_INLINE void mac_word(const uint32_t *w, uint32_t rows, uint32_t bits, con
     }
 }
 
-static uint32_t load_word(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, sizeof v); /* LDR: the M7 reads words unaligned */
-    return v;
-}
-
 /* The last `bytes` (1 to 4) bytes of a row holding `values` codes, the bits beyond them cleared. */
 static uint32_t load_tail(const uint8_t *p, uint32_t bytes, uint32_t values, uint32_t bits) {
     uint32_t v = 0u;
@@ -149,7 +143,7 @@ MPQ_M7_INLINE void lanes_8x8(const uint8_t *x, uint32_t cin, uint32_t padded, in
     }
 #endif
     for (; i < words; ++i, x += 4, dst += stride) {
-        const uint32_t v = load_word(x);
+        const uint32_t v = mpq_m7_load_word(x);
         dst[0] = mpq_sadd16(mpq_uxtb16(v), k);
         dst[1] = mpq_sadd16(mpq_uxtb16_ror8(v), k);
     }
@@ -582,10 +576,10 @@ MPQ_M7_INLINE void dot_raw_w8(uint32_t rows, const uint8_t *r0, uint32_t w_row, 
         acc[r] = init[r];
     }
     for (uint32_t j = 0; j < words; ++j) {
-        const uint32_t v = load_word(x + 4u * j);
+        const uint32_t v = mpq_m7_load_word(x + 4u * j);
         const uint32_t x0 = mpq_sadd16(mpq_uxtb16(v), k), x1 = mpq_sadd16(mpq_uxtb16_ror8(v), k);
         for (uint32_t r = 0; r < rows; ++r) {
-            const uint32_t w = load_word(r0 + r * w_row + 4u * j);
+            const uint32_t w = mpq_m7_load_word(r0 + r * w_row + 4u * j);
             acc[r] = mpq_smlad(x1, mpq_sxtb16_ror8(w), mpq_smlad(x0, mpq_sxtb16(w), acc[r]));
         }
     }
@@ -626,7 +620,7 @@ MPQ_M7_INLINE void stream_channels(const uint8_t *weights, uint32_t cin, const i
         for (uint32_t j = 0; j < full; ++j, x += step) {
 #pragma GCC unroll 4
             for (uint32_t r = 0; r < rows; ++r) {
-                w[r] = load_word(r0 + r * w_row + 4u * j);
+                w[r] = mpq_m7_load_word(r0 + r * w_row + 4u * j);
             }
             mac_word(w, rows, bits, x, pixels, acc);
         }
@@ -694,7 +688,7 @@ MPQ_M7_INLINE void stream_pixels(const mpq_m7_matvec_t *m, uint32_t bits, const 
 static int shifts_narrow(const int8_t *shift, uint32_t n) {
     uint32_t all = 0x80808080u, i = 0;
     for (; i + 4u <= n; i += 4u) {
-        all &= load_word((const uint8_t *)shift + i) + 0x5F5F5F5Fu;
+        all &= mpq_m7_load_word((const uint8_t *)shift + i) + 0x5F5F5F5Fu;
     }
     for (; i < n; ++i) {
         all &= shift[i] > 32 ? 0x80808080u : 0u;
@@ -733,7 +727,7 @@ MPQ_M7_INLINE void short_rows(const mpq_m7_matvec_t *m, uint32_t words, const mp
         int32_t acc = bias[o];
 #pragma GCC unroll 4
         for (uint32_t j = 0; j < words; ++j) {
-            const uint32_t v = load_word(w + 4u * j);
+            const uint32_t v = mpq_m7_load_word(w + 4u * j);
             acc = mpq_smlad(x[2u * j], mpq_sxtb16(v), acc);
             acc = mpq_smlad(x[2u * j + 1u], mpq_sxtb16_ror8(v), acc);
         }
