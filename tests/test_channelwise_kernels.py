@@ -85,7 +85,7 @@ def packed(graph, name: str, value: np.ndarray) -> bytes:
 
 
 @pytest.mark.tools("cc")
-@pytest.mark.parametrize("impl", ["_ref", "_m7"])
+@pytest.mark.parametrize("impl", ["_ref", "_m7", "_unchecked"])
 @given(seed=seeds)
 @settings(max_examples=12)
 def test_reordered_graph_runs_bit_exact_through_the_host_kernels(kernels, impl, seed):
@@ -134,8 +134,8 @@ def test_window_outside_the_row_is_refused(kernels):
     h, w, c = graph.tensors["y"].shape
     for dims in (Dims(h, w, c, 4, 1, c), Dims(h, w, c, 4, 1, 0)):
         call.out_dims = dims
-        assert call.run(kernels, "_ref").rc == MPQ_ERR_ARG
-        assert call.run(kernels, "_m7").rc == MPQ_ERR_ARG
+        for impl in ("_ref", "_m7", "", "_check"):
+            assert call.run(kernels, impl).rc == MPQ_ERR_ARG, impl
 
 
 def test_reorder_refuses_what_would_change_values():

@@ -122,6 +122,29 @@ def test_every_model_matches_the_reference_bit_exactly(graphs, host_driver, tmp_
     assert not mismatches, "\n".join(mismatches)
 
 
+@pytest.mark.parametrize("corrupt", ["shift", "mult"])
+def test_a_refused_layer_fails_the_first_run_before_any_layer_runs(tmp_path, corrupt):
+    """The model's check() passes every layer's calls to mpq_<op>_check: a bad shift or multiplier
+    in a later layer (the last one requantizing) makes it return MPQ_ERR_ARG."""
+    require_tools("cc")
+    graph = random_chain_graph(3, blocks=3)
+    model_c = generate([graph], tmp_path).model_c
+    last = max(k for k, layer in enumerate(graph.layers)
+               if graph.tensors[layer.output].bits != 32 and layer.op != "add")
+    assert last > 0
+    source, n = re.subn(rf"(static const int\d+_t m0_l{last}_{corrupt}\[\d+\] = {{\n    )(-?\d+)",
+                        lambda m: m.group(1) + ("0" if corrupt == "shift" else "-1"), model_c.read_text())
+    assert n == 1, f"no {corrupt} array for layer {last} in the generated source"
+    model_c.write_text(source)
+    exe = tmp_path / "driver"
+    run_tool(["cc", *STRICT, *INCLUDES, model_c, *KERNEL_SOURCES, DRIVER, "-o", exe])
+    inp = graph.tensors[graph.input]
+    (tmp_path / "in.bin").write_bytes(pack(random_input(graph, 1), inp.bits, signed=False).tobytes())
+    result = subprocess.run([exe, "run", "0", tmp_path / "in.bin", tmp_path / "out.bin"], capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 2 and "check() failed with status -1" in result.stderr, result.stderr
+
+
 def test_image_globals(graphs, host_driver):
     count, digest, arena, policy = run_tool([host_driver, "info"], timeout=30).stdout.split()
     assert (int(count), digest, policy) == (len(graphs), model_hash(graphs), "0123456789abcdef")

@@ -39,7 +39,8 @@ FC_BITS = ((4, 2, 8), (8, 8, 32))  # (input, weight, output) bits of the two ful
 SCRATCH_BYTES = 4096
 LAYERS_BYTES = 3000  # > 2 LOAD chunks
 MAX_LAYERS = 128  # the runtime's default MPQ_MAX_LAYERS
-RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming")
+RUNNER_MODELS = ("layers", "failing", "clobber", "bad_hooks", "many_layers", "faulty", "overflow", "consuming",
+                 "refused")
 
 
 # ---- the test image ---------------------------------------------------------------------------
@@ -80,7 +81,7 @@ static int fc{k}_run(void) {{
     return status;
 }}
 static const mpq_model_t fc{k} = {{"{graph.name}", {{1, 1, {cin}, {x.bits}, 0, 0}}, {{1, 1, {cout}, {y.bits}, 0, 0}},
-    {x.nbytes}, {y.nbytes}, arena + {in_at}, arena + {out_at}, 1, fc{k}_run, 0}};
+    {x.nbytes}, {y.nbytes}, arena + {in_at}, arena + {out_at}, 1, fc{k}_run, 0, 0}};
 """
 
 
@@ -111,6 +112,8 @@ static int deep(volatile uint8_t *p, uint32_t n) {{ /* 256+ bytes of stack per c
 static int overflow_run(void) {{ return deep(arena, 100000u); }}
 /* consuming: its arena reuses the input (input_reused = 1): each run overwrites the input and
    counts itself in the output's first byte. */
+/* refused: its check() fails, so its run() (consuming's, counting itself) must never be called. */
+static int refused_check(void) {{ return -1; }}
 static int consuming_run(void) {{
     mpq_layer_begin(0);
     arena[LAYERS_IN] ^= 1u;
@@ -121,7 +124,7 @@ static int consuming_run(void) {{
 
 #define RUNNER_MODEL(id, n_layers) \\
     static const mpq_model_t id = {{#id, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {LAYERS_BYTES}, \\
-                                   {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, n_layers, id##_run, 0}}
+                                   {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, n_layers, id##_run, 0, 0}}
 RUNNER_MODEL(layers, 3);
 RUNNER_MODEL(failing, 1);
 RUNNER_MODEL(clobber, 1);
@@ -130,7 +133,9 @@ RUNNER_MODEL(many_layers, {MAX_LAYERS + 1});
 RUNNER_MODEL(faulty, 0);
 RUNNER_MODEL(overflow, 0);
 static const mpq_model_t consuming = {{"consuming", {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}},
-    {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, 1}};
+    {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, 1, 0}};
+static const mpq_model_t refused = {{"refused", {{1, 1, {LAYERS_BYTES}, 8, 0, 0}}, {{1, 1, {LAYERS_BYTES}, 8, 0, 0}},
+    {LAYERS_BYTES}, {LAYERS_BYTES}, arena + LAYERS_IN, arena + LAYERS_OUT, 1, consuming_run, 0, refused_check}};
 """
 
 
@@ -340,6 +345,16 @@ def test_a_model_that_consumes_its_input_runs_once_per_load(device):
         device.run(index)
 
 
+def test_a_model_whose_check_fails_is_never_run(device):
+    index = _index(device, "refused")
+    device.load(index, bytes(LAYERS_BYTES))
+    count = device.read_output(index)[0]
+    assert device.run(index).status == -1
+    perf = device.perf(index, 3)
+    assert perf.status == -1 and perf.total_ticks == perf.min_ticks == perf.max_ticks == 0
+    assert device.read_output(index)[0] == count, "run() was called although check() failed"
+
+
 def test_status_and_runtime_checks_are_reported(device):
     assert device.run(_index(device, "failing")).status == -7
     with pytest.raises(DeviceError, match="overwrote the model's input") as caught:
@@ -497,7 +512,7 @@ def test_an_over_budget_model_fails_at_link_time(tmp_path, region, declaration):
     (gen / "model.c").write_text(
         '#include "mpq_model.h"\n' + declaration + "\n"
         "static int run(void) { return big[7]; }\n"
-        'static const mpq_model_t m = {"big", {1, 1, 1, 8, 0, 0}, {1, 1, 1, 8, 0, 0}, 1, 1, (uint8_t *)big, big, 0, run, 0};\n'
+        'static const mpq_model_t m = {"big", {1, 1, 1, 8, 0, 0}, {1, 1, 1, 8, 0, 0}, 1, 1, (uint8_t *)big, big, 0, run, 0, 0};\n'
         "const mpq_model_t *const mpq_models[] = {&m};\nconst uint32_t mpq_model_count = 1;\n"
         'const char mpq_model_hash[] = "0";\nconst char mpq_policy_hash[] = "";\n'
         "const uint32_t mpq_arena_bytes = 0;\n")

@@ -47,12 +47,19 @@ def _first_difference(got: bytes, expected: bytes) -> str:
 
 
 def impls(kernel: str) -> tuple[str, ...]:
-    """The wrapper and every implementation of the kernel."""
-    return ("",) + impls_of(kernel)
+    """The wrapper, the wrapper without its checks, and every implementation of the kernel."""
+    return ("", "_unchecked") + impls_of(kernel)
+
+
+def refusers(kernel: str) -> tuple[str, ...]:
+    """What refuses bad arguments: the wrapper, its checks alone and every implementation."""
+    return ("", "_check") + impls_of(kernel)
 
 
 def assert_calls_match(lib, call: KernelCall, expected: bytes, name: str) -> None:
-    """Wrapper, _ref and (where there is one) _m7 kernel return MPQ_OK and the expected bytes, in bounds."""
+    """Wrapper (checked and unchecked), _ref and (where there is one) _m7 kernel return MPQ_OK and
+    the expected bytes, in bounds; mpq_<kernel>_check accepts the call."""
+    assert call.run(lib, "_check").rc == MPQ_OK, f"mpq_{call.kernel}_check refused {name}"
     for impl in impls(call.kernel):
         what = f"mpq_{call.kernel}{impl} on {name}"
         outcome = call.run(lib, impl)
@@ -240,7 +247,7 @@ def test_bad_arguments_are_refused_without_writing(kernels, kernel, problem):
     call = KernelCall.from_graph(kernel, graph, random_input(graph, 7))
     assert call.run(kernels).rc == MPQ_OK, "the unaltered call must succeed, or the test proves nothing"
     change(call)
-    for impl in impls(kernel):
+    for impl in refusers(kernel):
         outcome = call.run(kernels, impl, **run_args)
         assert outcome.rc == MPQ_ERR_ARG, f"mpq_{kernel}{impl}: {problem} returned {outcome.rc}"
         assert set(outcome.output) <= {CANARY} and not outcome.output_overrun, f"{problem}: output written"
@@ -266,13 +273,13 @@ def test_every_channel_s_shift_and_multiplier_is_checked(kernels, kernel):
                 call.shift[channel] = shift
             else:
                 call.mult[channel] = mult
-            for impl in impls(kernel):
+            for impl in refusers(kernel):
                 rc = call.run(kernels, impl).rc
                 assert rc == MPQ_ERR_ARG, f"mpq_{kernel}{impl}: shift {shift}, mult {mult} on channel {channel}: {rc}"
         for shift in (1, 62):  # the ends of the range are accepted
             call.shift[:], call.mult[:] = good_shift, good_mult
             call.shift[channel] = shift
-            assert all(call.run(kernels, impl).rc == MPQ_OK for impl in impls(kernel)), f"shift {shift} refused"
+            assert all(call.run(kernels, impl).rc == MPQ_OK for impl in refusers(kernel)), f"shift {shift} refused"
 
 
 # -- the same sources for the device -----------------------------------------------------------

@@ -28,7 +28,8 @@ from harness.ir.packing import BITS, pack
 from harness.ir.random_graphs import BIT_COMBOS, random_add_graph, random_input, random_layer_graph
 
 IMPLS = ("", "_ref")
-ADD_IMPLS = IMPLS + ("_m7",)
+CALLERS = ("", "_unchecked", "_ref", "_m7")  # "" is the wrapper (the _m7 as shipped), "_unchecked" without checks
+REFUSERS = ("", "_check", "_ref", "_m7")  # what refuses bad arguments
 
 
 class AddParams(ctypes.Structure):
@@ -41,7 +42,7 @@ def kernels(tmp_path_factory):
     """The host builds of support.host_kernels, with the signatures of add and the pools declared."""
     kernels = build_library(tmp_path_factory.mktemp("mpq_kernels_new_ops"))
     vp, dims = ctypes.c_void_p, ctypes.POINTER(Dims)
-    for impl in IMPLS + ("_m7",):
+    for impl in CALLERS + ("_check",):
         lib = kernels.lib_for(impl)
         names = [(f"mpq_{pool}{impl}", [dims, vp, vp, vp, dims, vp]) for pool in POOLS]
         names.append((f"mpq_add{impl}", [dims, vp, dims, vp, ctypes.POINTER(AddParams), dims, vp]))
@@ -52,7 +53,6 @@ def kernels(tmp_path_factory):
 
 
 POOLS = ("avg_pool", "max_pool")
-POOL_IMPLS = {"avg_pool": IMPLS + ("_m7",), "max_pool": IMPLS + ("_m7",)}  # "" is the wrapper: the _m7 as shipped
 
 
 def run_pool(lib, pool: str, call: KernelCall, impl: str) -> tuple[int, bytes, bool]:
@@ -76,7 +76,7 @@ def test_pools_match_reference(kernels, in_bits, out_bits, pool, asymmetric):
         graph = random_layer_graph(pool, in_bits, None, out_bits, seed, asymmetric=asymmetric)
         x = random_input(graph, seed)
         call = KernelCall.from_graph(pool, graph, x)
-        for impl in POOL_IMPLS[pool]:
+        for impl in CALLERS:
             rc, got, overrun = run_pool(kernels, pool, call, impl)
             assert rc == MPQ_OK and not overrun, f"mpq_{pool}{impl} on {graph.name}: rc {rc}, overrun {overrun}"
             assert got == expected_output(graph, x), f"mpq_{pool}{impl} on {graph.name} differs"
@@ -90,7 +90,7 @@ def test_an_average_pool_over_the_whole_map_is_the_global_pool(kernels, case):
     for graph in graphs + [whole_map_avg_pool(lane_limit_graph(*case))]:
         x = pool_input(graph, 0)
         call = KernelCall.from_graph("avg_pool", graph, x)
-        for impl in POOL_IMPLS["avg_pool"]:
+        for impl in CALLERS:
             rc, got, overrun = run_pool(kernels, "avg_pool", call, impl)
             assert rc == MPQ_OK and not overrun, f"mpq_avg_pool{impl} on {graph.name}: rc {rc}, overrun {overrun}"
             assert got == expected_output(graph, x), f"mpq_avg_pool{impl} on {graph.name} differs"
@@ -111,7 +111,7 @@ def test_max_pool_of_equal_bits_and_scale_is_the_maximum(kernels):
         (kh, kw), (pt, pl) = layer.kernel, layer.padding[:2]
         first_window = x[:kh - pt, :kw - pl].reshape(-1, c).max(axis=0)  # its in-bounds taps
         assert (reference.predict(graph, x)[0, 0] == first_window).all()
-        for impl in POOL_IMPLS["max_pool"]:
+        for impl in CALLERS:
             assert run_pool(kernels, "max_pool", call, impl)[1] == expected, f"max_pool{impl} at {bits} bits"
 
 
@@ -181,7 +181,7 @@ class AddCall:
 def test_add_matches_reference(kernels, combo):
     for seed in range(5):
         call = AddCall(random_add_graph(*combo, seed), seed)
-        for impl in ADD_IMPLS:
+        for impl in CALLERS:
             rc, got, overrun = call.run(kernels, impl)
             assert rc == MPQ_OK and not overrun, f"mpq_add{impl} on {call.graph.name}: rc {rc}, overrun {overrun}"
             assert got == call.expected(), f"mpq_add{impl} on {call.graph.name} differs"
@@ -197,7 +197,7 @@ def test_add_extreme_multipliers_and_negative_sums(kernels):
                                                np.array([zp], np.int32))
         graph.tensors["x"].zero_point, graph.tensors["t"].zero_point = 255, 128
         call = AddCall(graph, 0)
-        for impl in ADD_IMPLS:
+        for impl in CALLERS:
             rc, got, _ = call.run(kernels, impl)
             assert rc == MPQ_OK and got == call.expected(), f"mpq_add{impl} m=({m1},{m2}) shift {shift} zp {zp}"
 
@@ -211,7 +211,7 @@ def test_add_of_long_and_odd_rows_matches_reference(kernels, combo, shape):
     for name in ("x", "t", "y"):
         graph.tensors[name] = replace(graph.tensors[name], shape=shape)
     call = AddCall(graph, 1)
-    for impl in ADD_IMPLS:
+    for impl in CALLERS:
         rc, got, overrun = call.run(kernels, impl)
         assert rc == MPQ_OK and not overrun and got == call.expected(), f"mpq_add{impl} {shape} {combo}"
 
@@ -233,7 +233,7 @@ def test_add_refuses_bad_arguments_without_writing(kernels, problem):
     call = AddCall(random_add_graph(4, 4, 4, 1), 1)
     assert call.run(kernels, "")[0] == MPQ_OK
     BAD_ADD[problem](call)
-    for impl in ADD_IMPLS:
+    for impl in REFUSERS:
         rc, got, overrun = call.run(kernels, impl)
         assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"mpq_add{impl}: {problem}"
 
@@ -243,7 +243,7 @@ def test_pools_refuse_padding_as_large_as_the_kernel(kernels, pool):
     graph = random_layer_graph(pool, 4, None, 4, 0)
     call = KernelCall.from_graph(pool, graph, random_input(graph, 0))
     call.window.pad_top = call.window.kh
-    for impl in POOL_IMPLS[pool]:
+    for impl in REFUSERS:
         assert run_pool(kernels, pool, call, impl)[0] == MPQ_ERR_ARG
 
 
@@ -254,7 +254,7 @@ def test_max_pool_refuses_bad_arguments(kernels, problem):
     {"output bits 32": lambda: setattr(call.out_dims, "bits", 32),
      "channels differ": lambda: setattr(call.out_dims, "c", call.out_dims.c + 1),
      "input bits 3": lambda: setattr(call.in_dims, "bits", 3)}[problem]()
-    for impl in POOL_IMPLS["max_pool"]:
+    for impl in REFUSERS:
         rc, got, overrun = run_pool(kernels, "max_pool", call, impl)
         assert rc == MPQ_ERR_ARG and set(got) <= {CANARY} and not overrun, f"max_pool{impl}: {problem}"
 

@@ -238,7 +238,7 @@ _FAULTY_MODEL_C = """
 #include "mpq_model.h"
 static uint8_t arena[8];
 static int faulty_run(void) { return (int)*(volatile uint32_t *)0x50000000u; /* nothing mapped there */ }
-static const mpq_model_t faulty = {"faulty", {1, 1, 4, 8, 0, 0}, {1, 1, 4, 8, 0, 0}, 4, 4, arena, arena + 4, 0, faulty_run, 0};
+static const mpq_model_t faulty = {"faulty", {1, 1, 4, 8, 0, 0}, {1, 1, 4, 8, 0, 0}, 4, 4, arena, arena + 4, 0, faulty_run, 0, 0};
 const mpq_model_t *const mpq_models[] = {&faulty};
 const uint32_t mpq_model_count = 1u;
 const char mpq_model_hash[] = "faulty";

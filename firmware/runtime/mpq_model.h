@@ -23,12 +23,17 @@ typedef struct {
     uint8_t *input;         /* where LOAD writes (inside the arena) */
     const uint8_t *output;  /* where RUN's result is read (inside the arena) */
     uint32_t n_layers;
-    /* Runs every layer once, calling mpq_layer_begin/end around each; 0 on success. */
+    /* Runs every layer once, calling mpq_layer_begin/end around each; 0 on success. Generated
+     * models call their kernels unchecked: only after check() returned 0. */
     int (*run)(void);
     /* 1 when the arena plan lets later tensors reuse the input's bytes (the input dies after its
      * last consumer): a run consumes the loaded input, so PERF runs once and RUN needs a fresh
      * LOAD. 0 (the default of hand-written models): the input survives every run. */
     uint8_t input_reused;
+    /* Checks every layer's arguments and scratch: 0, or the status run() must not be called
+     * after (MPQ_ERR_ARG, or -2 when a kernel wants more scratch). NULL: nothing to check (a
+     * hand-written model whose run() checks its own calls). */
+    int (*check)(void);
 } mpq_model_t;
 
 extern const mpq_model_t *const mpq_models[];

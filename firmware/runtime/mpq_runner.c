@@ -1,7 +1,7 @@
 /*
  * Runs models and records their per-layer ticks. A run is timed around the model's run() call
- * only; the checks that make repeated runs meaningful (the input survives a run, layer indices
- * stay in range) happen outside the timed region.
+ * only; the model's check() before it and the checks that make repeated runs meaningful (the
+ * input survives a run, layer indices stay in range) happen outside the timed region.
  */
 #include "mpq_runner.h"
 
@@ -149,7 +149,7 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
     ticks_owner = model;
     running.model = model;
     running.bad_layer_index = false;
-    *timing = (mpq_timing_t){.min_ticks = UINT64_MAX};
+    *timing = (mpq_timing_t){.status = model->check != NULL ? model->check() : 0, .min_ticks = UINT64_MAX};
     for (uint32_t i = 0; i < repeats && timing->status == 0; ++i) {
         uint64_t ticks = timed_run(model, timing);
         timing->runs++;
@@ -158,6 +158,9 @@ mpq_runner_result_t mpq_runner_run(uint32_t index, uint32_t repeats, mpq_timing_
         timing->max_ticks = ticks > timing->max_ticks ? ticks : timing->max_ticks;
     }
     running.model = NULL;
+    if (timing->runs == 0) {
+        timing->min_ticks = 0; /* check() failed: no run to time */
+    }
     if (running.bad_layer_index) {
         *why = "model called mpq_layer_begin/end with a layer index >= its n_layers";
         return MPQ_RUNNER_FAILED;

@@ -8,14 +8,18 @@ Layout of the generated model.c (for graphs 0..N-1, identifiers prefixed m<graph
 - per graph: its packed weights, bias, mult and shift as `static const` arrays (flash), one
   `mpq_dims_t` per tensor, one `mpq_window_t` per sliding-window layer, a requantization
   descriptor per layer; a channel-wise layer (docs/channelwise.md) gets one weights array,
-  requantization descriptor and output-channel window per run of equal bits, and a `_runs()`
-  function making one kernel call per run; a `run()` making one explicit kernel call per layer between
-  mpq_layer_begin(i)/mpq_layer_end(i) and returning the first non-zero kernel status, and its
-  `mpq_model_t` (input and output point into the arena at the planner's offsets);
+  requantization descriptor and output-channel window per run of equal bits, called once each;
+  per layer one function making its kernel calls through the kernel it is passed; a `run()`
+  calling layer i's with mpq_<op>_unchecked between mpq_layer_begin(i)/mpq_layer_end(i), a
+  `check()`, and its `mpq_model_t` (input and output point into the arena at the planner's
+  offsets);
 - kernel scratch sits in the arena where the planner put it (sized by
-  harness.ir.planner.layer_scratch_bytes); the first run() checks every size against the kernels'
-  own mpq_*_get_buffer_size() and returns MPQ_MODEL_ERR_SCRATCH (-2) if a kernel wants more,
-  so the Python formula and the C dispatch can never drift apart silently;
+  harness.ir.planner.layer_scratch_bytes); check() compares every size with the kernels' own
+  mpq_*_get_buffer_size() and returns MPQ_MODEL_ERR_SCRATCH (-2) if a kernel wants more, so the
+  Python formula and the C dispatch can never drift apart silently, then passes every layer's
+  calls mpq_<op>_check (MPQ_ERR_ARG, -1, if one is refused). The runtime calls check() before a
+  run, outside its timed region; run() itself checks nothing, the arguments being constants
+  (TFLite Micro's Prepare and Eval);
 - `mpq_models[]`, `mpq_model_count`, `mpq_model_hash`, `mpq_policy_hash`, `mpq_arena_bytes`.
 
 `mpq_model_hash` is `graph.hash()` for one graph; for several it is the first 16 hex digits of
@@ -82,7 +86,7 @@ def generate(graphs: list[Graph], out_dir: str | Path, policy_hash: str = "") ->
         "",
         '#include "mpq_model.h"',
         "",
-        "/* run() status when a kernel wants more scratch than the planner gave it. */",
+        "/* check() status when a kernel wants more scratch than the planner gave it. */",
         "#define MPQ_MODEL_ERR_SCRATCH (-2)",
         f"#define MPQ_ARENA_BYTES {arena_bytes}u",
         "/* Activations of every model (one runs at a time); offsets from harness.ir.planner. */",
@@ -108,7 +112,8 @@ def generate(graphs: list[Graph], out_dir: str | Path, policy_hash: str = "") ->
 class _LayerCode:
     declarations: list[str]
     const_bytes: int
-    call: str  # the kernel call expression
+    kernel: str  # the op of mpq_<kernel>_check / mpq_<kernel>_unchecked
+    calls: list[str]  # the arguments of each kernel call (one per run of equal weight bits)
     scratch_check: str | None  # "size wanted <= size planned" for kernels taking scratch
 
 
@@ -119,37 +124,33 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
     lines = [f"/* ==== model {index}: {_comment(graph.name)} (hash {graph.hash()}), "
              f"arena {plan.size} bytes ==== */"]
     codes = [_layer_source(f"{prefix}_l{k}", graph, layer, plan, dims) for k, layer in enumerate(graph.layers)]
-    used = " ".join(code.call + " ".join(code.declarations) for code in codes)
+    used = " ".join(" ".join(code.calls + code.declarations) for code in codes)
     # a tensor only a flattening fully connected layer reads has its dims unreferenced
     lines += [f"static const mpq_dims_t {dims[name]}{'' if f'&{dims[name]},' in used else ' __attribute__((unused))'} = "
               f"{_dims(graph.tensors[name])};  /* {_comment(name)} @ arena + {offset} */"
               for name, offset in plan.offsets.items()]
     for k, (layer, code) in enumerate(zip(graph.layers, codes)):
-        lines += ["", _layer_comment(k, graph, layer), *code.declarations]
-    checks = [code.scratch_check for code in codes if code.scratch_check] or ["1"]
+        lines += ["", _layer_comment(k, graph, layer), *code.declarations, *_layer_calls(f"{prefix}_l{k}", code)]
+    scratch_checks = [code.scratch_check for code in codes if code.scratch_check]
     inp, out = graph.tensors[graph.input], graph.tensors[graph.output]
     lines += [
         "",
-        "/* Scratch sizes come from harness.ir.planner: check them against the kernels' own. */",
-        f"static int {prefix}_scratch_ok(void) {{",
-        "    return " + "\n        && ".join(checks) + ";",
+        "/* Scratch sizes come from harness.ir.planner: checked against the kernels' own; then every",
+        " * layer's arguments, so that run() may call the kernels unchecked. */",
+        f"static int {prefix}_check(void) {{",
+        "    int status;",
+        *(["    if (!(" + "\n          && ".join(scratch_checks) + ")) return MPQ_MODEL_ERR_SCRATCH;"] if scratch_checks else []),
+        *(f"    if ((status = {prefix}_l{k}_calls(mpq_{code.kernel}_check)) != MPQ_OK) return status;"
+          for k, code in enumerate(codes)),
+        "    return MPQ_OK;",
         "}",
         "",
         f"static int {prefix}_run(void) {{",
-        "    static int scratch_checked;",
-        "    int status;",
-        "    if (!scratch_checked) {",
-        f"        if (!{prefix}_scratch_ok()) return MPQ_MODEL_ERR_SCRATCH;",
-        "        scratch_checked = 1;",
-        "    }",
     ]
     for k, code in enumerate(codes):
-        lines += [
-            f"    mpq_layer_begin({k}u);",
-            f"    status = {code.call};",
-            f"    mpq_layer_end({k}u);",
-            "    if (status != MPQ_OK) return status;",
-        ]
+        lines += [f"    mpq_layer_begin({k}u);",
+                  f"    {prefix}_l{k}_calls(mpq_{code.kernel}_unchecked);",
+                  f"    mpq_layer_end({k}u);"]
     lines += [
         "    return MPQ_OK;",
         "}",
@@ -165,10 +166,22 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
         f"    .n_layers = {len(graph.layers)}u,",
         f"    .run = {prefix}_run,",
         f"    .input_reused = {0 if plan.input_survives else 1}u,",
+        f"    .check = {prefix}_check,",
         "};",
         "",
     ]
     return "\n".join(lines), sum(code.const_bytes for code in codes)
+
+
+def _layer_calls(name: str, code: _LayerCode) -> list[str]:
+    """The layer's kernel calls through `kernel`, which check() passes as mpq_<op>_check and run()
+    as mpq_<op>_unchecked: the arguments are set up by one copy of the code (out of line)."""
+    *first, last = code.calls
+    return [f"__attribute__((noinline)) static int {name}_calls(mpq_{code.kernel}_fn *kernel) {{",
+            *(["    int status;"] if first else []),
+            *(f"    if ((status = kernel({args})) != MPQ_OK) return status;" for args in first),
+            f"    return kernel({last});",
+            "}"]
 
 
 def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: dict[str, str]) -> _LayerCode:
@@ -207,8 +220,8 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
         scratch = ", NULL" if offset is None else f", mpq_arena + {offset}"
     output = f"mpq_arena + {plan.offsets[layer.output]}"
     if layer.weights is None:
-        call = f"mpq_{kernel}({', '.join(args)}, &{name}_rq, {out_dims}, {output}{scratch})"
-        return _LayerCode(declarations, const_bytes, call, None)
+        return _LayerCode(declarations, const_bytes, kernel, [f"{', '.join(args)}, &{name}_rq, {out_dims}, {output}{scratch}"],
+                          None)
     out = graph.tensors[layer.output]
     runs = weight_runs(layer, out.channels)
     if any(run.bits == 0 for run in runs):
@@ -228,16 +241,13 @@ def _layer_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: 
             window = Tensor(out.name, (*out.shape[:2], run.count), out.bits, out.scale)
             declarations.append(f"static const mpq_dims_t {run_name}_out = {_dims(window, run.start, out.channels)};")
             rq, dims = f"&{run_name}_rq", f"&{run_name}_out"
-        calls.append(f"mpq_{kernel}({', '.join(args)}, {run_name}_weights, {run.bits}u, {rq}, {dims}, {output}{scratch})")
+        calls.append(f"{', '.join(args)}, {run_name}_weights, {run.bits}u, {rq}, {dims}, {output}{scratch}")
         if kernel in SCRATCH_KERNELS:
             checks.append(f"mpq_{kernel}_get_buffer_size({', '.join(size_args)}, {run.bits}u, {dims}) <= "
                           f"{plan.scratch_sizes.get(layer.name, 0)}u")
-    if len(calls) > 1:  # one call per run of equal bits, in a function returning the first failure
+    if len(calls) > 1:  # one call per run of equal bits, each with its own descriptor
         declarations = [d for d in declarations if not d.startswith(f"static const mpq_requant_t {name}_rq ")]
-        body = "".join(f"    if ((status = {call}) != MPQ_OK) return status;\n" for call in calls)
-        declarations.append(f"static int {name}_runs(void) {{\n    int status;\n{body}    return MPQ_OK;\n}}")
-        calls = [f"{name}_runs()"]
-    return _LayerCode(declarations, const_bytes, calls[0], " && ".join(checks) or None)
+    return _LayerCode(declarations, const_bytes, kernel, calls, " && ".join(checks) or None)
 
 
 def _add_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: dict[str, str]) -> _LayerCode:
@@ -251,7 +261,7 @@ def _add_source(name: str, graph: Graph, layer: Layer, plan: ArenaPlan, dims: di
     args = [f"&{dims[layer.input]}", f"mpq_arena + {plan.offsets[layer.input]}",
             f"&{dims[layer.input2]}", f"mpq_arena + {plan.offsets[layer.input2]}",
             f"&{name}_add", f"&{dims[layer.output]}", f"mpq_arena + {plan.offsets[layer.output]}"]
-    return _LayerCode([params], 0, f"mpq_add({', '.join(args)})", None)
+    return _LayerCode([params], 0, "add", [", ".join(args)], None)
 
 
 def _layer_comment(index: int, graph: Graph, layer: Layer) -> str:

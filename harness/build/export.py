@@ -98,8 +98,10 @@ def _api_header(library: ExportedLibrary, in_tensor, out_tensor) -> str:
 #define MPQ_MODEL_HASH "{library.model_hash}"
 
 /* Run the model once: copies MPQ_MODEL_IN_BYTES from `input` into the arena, runs every layer and
- * copies MPQ_MODEL_OUT_BYTES of output to `output`. Returns 0 on success, a negative kernel status
- * otherwise (then `output` is not written). Not reentrant: the arena is shared. */
+ * copies MPQ_MODEL_OUT_BYTES of output to `output`. Returns 0 on success, a negative status
+ * otherwise (then `output` is not written): the first call checks every layer's arguments (-1 if a
+ * kernel refuses them, -2 if it wants more scratch) before any runs; later calls skip the checks.
+ * Not reentrant: the arena is shared. */
 int mpq_model_run(const uint8_t *input, uint8_t *output);
 
 #endif /* MPQ_MODEL_API_H */
@@ -124,7 +126,15 @@ void mpq_layer_end(uint32_t layer_index) {
 #endif
 
 int mpq_model_run(const uint8_t *input, uint8_t *output) {
+    static int checked; /* the model's arguments are constants: one check() serves every run */
     const mpq_model_t *model = mpq_models[0];
+    if (!checked) {
+        const int status = model->check();
+        if (status != 0) {
+            return status;
+        }
+        checked = 1;
+    }
     memcpy(model->input, input, model->in_bytes);
     int status = model->run();
     if (status == 0) {

@@ -94,9 +94,9 @@ def _build(library: Path, defines: tuple[str, ...]) -> ctypes.CDLL:
         raise RuntimeError(f"kernel build failed: {' '.join(cmd)}\n{result.stderr}")
     lib = ctypes.CDLL(str(library))
     for kernel, (run_args, size_args) in _SIGNATURES.items():
-        for name in (f"mpq_{kernel}", *(f"mpq_{kernel}{impl}" for impl in impls_of(kernel))):
-            getattr(lib, name).argtypes = run_args
-            getattr(lib, name).restype = ctypes.c_int
+        for impl in ("", "_check", "_unchecked", *impls_of(kernel)):
+            getattr(lib, f"mpq_{kernel}{impl}").argtypes = run_args
+            getattr(lib, f"mpq_{kernel}{impl}").restype = ctypes.c_int
         if size_args is not None:
             getattr(lib, f"mpq_{kernel}_get_buffer_size").argtypes = size_args
             getattr(lib, f"mpq_{kernel}_get_buffer_size").restype = ctypes.c_uint32
@@ -172,7 +172,8 @@ class KernelCall:
     def run(self, kernels: HostKernels, impl: str = "", scratch_bytes: int | None = None,
             scratch_misalign: int = 0, null_scratch: bool = False, y: np.ndarray | None = None) -> Outcome:
         """Call mpq_<kernel><impl> (impl "" = the dispatching wrapper, "_ref" = the portable kernel,
-        "_m7" = the Cortex-M7 kernel, built for the host with C stand-ins for the DSP instructions).
+        "_m7" = the Cortex-M7 kernel, built for the host with C stand-ins for the DSP instructions;
+        "_check" = the wrapper's checks alone, "_unchecked" = the wrapper without them).
 
         Output and scratch are pre-filled with canary bytes, so the output must be fully written
         (row tail bits included) and nothing may be written past either buffer. `y` (out_nbytes

@@ -7,10 +7,11 @@
  *   host_model_driver run MODEL INPUT OUTPUT     -> loads INPUT (exactly in_bytes) into the model's
  *                                                   input, runs it, writes out_bytes to OUTPUT
  *
- * It runs the model twice on the loaded input, as the protocol's PERF does, and checks that both
+ * It calls the model's check(), then runs the model twice on the loaded input, as the protocol's
+ * PERF does, and checks that both
  * runs give the same output (no layer may overwrite the input) and that each run calls
  * mpq_layer_begin(i)/mpq_layer_end(i) once per layer, in order.
- * Exit status: 0 ok, 1 usage or I/O error, 2 kernel failure, 3 layer hooks out of order,
+ * Exit status: 0 ok, 1 usage or I/O error, 2 check() or a run failed, 3 layer hooks out of order,
  * 4 the second run differs from the first.
  */
 #include <stdio.h>
@@ -67,6 +68,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     const mpq_model_t *model = mpq_models[index];
+    int checked = model->check();
+    if (checked != MPQ_OK) {
+        fprintf(stderr, "model %lu (%s): check() failed with status %d\n", index, model->name, checked);
+        return 2;
+    }
     uint8_t *first = malloc(model->out_bytes);
     if (!first) return 1;
     for (int round = 0; round < 2; round++) {

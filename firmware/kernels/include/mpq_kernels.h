@@ -15,7 +15,14 @@
  *     byte boundary; an output with bits == 32 is raw int32 accumulators (logits);
  *   - padding bottom/right is implied by the output dims; padded taps contribute nothing;
  *   - scratch is a buffer of mpq_<op>_get_buffer_size() bytes (may be NULL when that is 0);
- *   - return MPQ_OK, or MPQ_ERR_ARG for unsupported bits / inconsistent dims.
+ *   - return MPQ_OK, or MPQ_ERR_ARG for unsupported bits / inconsistent dims, writing nothing then.
+ *
+ * Every op also has mpq_<op>_check(), the wrapper's argument checks alone (MPQ_OK or MPQ_ERR_ARG;
+ * it writes nothing), and mpq_<op>_unchecked(), the wrapper's kernel without them (it returns
+ * MPQ_OK), for arguments that mpq_<op>_check() accepted (anything else is undefined behaviour).
+ * A caller whose arguments never change checks them once and runs unchecked, as TFLite Micro's
+ * Prepare and Eval do: a generated model's check() checks every layer, its run() calls the kernels
+ * unchecked (harness/build/codegen.py). The five entries of an op share one type, mpq_<op>_fn.
  */
 #ifndef MPQ_KERNELS_H
 #define MPQ_KERNELS_H
@@ -61,80 +68,55 @@ static inline uint32_t mpq_row_bytes(uint32_t c, uint32_t bits) {
 }
 
 /* conv2d k x k, weights [cout][kh][kw][cin] packed along cin at w_bits; out may be a window. */
-int mpq_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-               const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-               const mpq_dims_t *out, void *y, void *scratch);
-int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                   const mpq_dims_t *out, void *y, void *scratch);
-int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                  const mpq_dims_t *out, void *y, void *scratch);
+typedef int mpq_conv2d_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                          const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                          const mpq_dims_t *out, void *y, void *scratch);
+mpq_conv2d_fn mpq_conv2d, mpq_conv2d_ref, mpq_conv2d_m7, mpq_conv2d_check, mpq_conv2d_unchecked;
 uint32_t mpq_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win, uint8_t w_bits,
                                     const mpq_dims_t *out);
 
 /* pointwise 1x1, stride 1, no padding; weights [cout][cin] packed along cin; out may be a window. */
-int mpq_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                  const mpq_dims_t *out, void *y, void *scratch);
-int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                      const mpq_dims_t *out, void *y, void *scratch);
-int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                     const mpq_dims_t *out, void *y, void *scratch);
+typedef int mpq_pointwise_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                             const mpq_dims_t *out, void *y, void *scratch);
+mpq_pointwise_fn mpq_pointwise, mpq_pointwise_ref, mpq_pointwise_m7, mpq_pointwise_check,
+                 mpq_pointwise_unchecked;
 uint32_t mpq_pointwise_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
 
 /* depthwise k x k, weights [kh][kw][c] packed along c. */
-int mpq_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                         const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                         const mpq_dims_t *out, void *y, void *scratch);
-int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                             const mpq_dims_t *out, void *y, void *scratch);
-int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                            const mpq_dims_t *out, void *y, void *scratch);
+typedef int mpq_depthwise_conv2d_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                    const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                    const mpq_dims_t *out, void *y, void *scratch);
+mpq_depthwise_conv2d_fn mpq_depthwise_conv2d, mpq_depthwise_conv2d_ref, mpq_depthwise_conv2d_m7,
+                        mpq_depthwise_conv2d_check, mpq_depthwise_conv2d_unchecked;
 uint32_t mpq_depthwise_conv2d_get_buffer_size(const mpq_dims_t *in, const mpq_window_t *win,
                                               uint8_t w_bits, const mpq_dims_t *out);
 
 /* fully connected, input 1x1xcin, weights [cout][cin] packed along cin; out may be a window. */
-int mpq_fully_connected(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                        const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                        const mpq_dims_t *out, void *y, void *scratch);
-int mpq_fully_connected_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                            const mpq_dims_t *out, void *y, void *scratch);
-int mpq_fully_connected_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                           const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                           const mpq_dims_t *out, void *y, void *scratch);
+typedef int mpq_fully_connected_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                   const mpq_dims_t *out, void *y, void *scratch);
+mpq_fully_connected_fn mpq_fully_connected, mpq_fully_connected_ref, mpq_fully_connected_m7,
+                       mpq_fully_connected_check, mpq_fully_connected_unchecked;
 uint32_t mpq_fully_connected_get_buffer_size(const mpq_dims_t *in, uint8_t w_bits, const mpq_dims_t *out);
 
 /* global average pool H x W x C -> 1 x 1 x C (sum, then requantize; 1/(H*W) lives in mult). */
-int mpq_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                        const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_global_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                           const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef int mpq_global_avg_pool_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                   const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+mpq_global_avg_pool_fn mpq_global_avg_pool, mpq_global_avg_pool_ref, mpq_global_avg_pool_m7,
+                       mpq_global_avg_pool_check, mpq_global_avg_pool_unchecked;
 
 /* average pool kh x kw with stride and padding (sum of in-bounds taps; 1/(kh*kw) lives in mult),
  * channels kept, 2/4/8-bit output; no scratch. */
-int mpq_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef int mpq_avg_pool_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+mpq_avg_pool_fn mpq_avg_pool, mpq_avg_pool_ref, mpq_avg_pool_m7, mpq_avg_pool_check, mpq_avg_pool_unchecked;
 
 /* max pool kh x kw with stride and padding: bias + the largest in-bounds tap (padded taps take no
  * part), requantized per channel; channels kept, 2/4/8-bit output; no scratch. */
-int mpq_max_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                 const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_max_pool_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
-int mpq_max_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef int mpq_max_pool_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+mpq_max_pool_fn mpq_max_pool, mpq_max_pool_ref, mpq_max_pool_m7, mpq_max_pool_check, mpq_max_pool_unchecked;
 
 /* Requantization of a residual add (one for the whole tensor): see mpq_add. */
 typedef struct {
@@ -147,12 +129,10 @@ typedef struct {
 /* residual add of two maps of one shape (any bits each), 2/4/8-bit output; no scratch:
  * y = clamp(floor(((x1+in1_offset)*mult1 + (x2+in2_offset)*mult2 + 2^(shift-1)) / 2^shift)
  *           + out_offset, 0, 2^bits-1), computed in int64. */
-int mpq_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-            const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
-int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-                const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
-int mpq_add_m7(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-               const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
+typedef int mpq_add_fn(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2,
+                       const uint8_t *x2, const mpq_add_params_t *p, const mpq_dims_t *out,
+                       void *y);
+mpq_add_fn mpq_add, mpq_add_ref, mpq_add_m7, mpq_add_check, mpq_add_unchecked;
 
 #ifdef __cplusplus
 }

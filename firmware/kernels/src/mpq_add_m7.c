@@ -84,13 +84,11 @@ static void add_stretch(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims
     }
 }
 
-int mpq_add_m7(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-               const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
-    if (!mpq_add_args_ok(in1, x1, in2, x2, p, out, y)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
     if (p->shift < MPQ_ADD_M7_MIN_SHIFT) {
-        return mpq_add_ref(in1, x1, in2, x2, p, out, y);
+        mpq_ref_add(in1, x1, in2, x2, p, out, y);
+        return;
     }
     const int64_t k = (int64_t)p->in1_offset * p->mult1 + (int64_t)p->in2_offset * p->mult2 +
                       ((int64_t)1 << (p->shift - 1));
@@ -108,5 +106,13 @@ int mpq_add_m7(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, 
                         (uint8_t *)y + r * row_out);
         }
     }
+}
+
+int mpq_add_m7(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+               const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
+    if (mpq_add_check(in1, x1, in2, x2, p, out, y) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_add(in1, x1, in2, x2, p, out, y);
     return MPQ_OK;
 }

@@ -20,11 +20,8 @@ static inline int64_t mpq_floor_shift(int64_t sum, uint32_t shift) {
     return -(int64_t)((magnitude + ((uint64_t)1 << shift) - 1u) >> shift);
 }
 
-int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-                const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
-    if (!mpq_add_args_ok(in1, x1, in2, x2, p, out, y)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_ref_add(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                 const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
     const uint32_t pixels = (uint32_t)out->h * out->w;
     const uint32_t row1 = mpq_row_bytes(in1->c, in1->bits);
     const uint32_t row2 = mpq_row_bytes(in2->c, in2->bits);
@@ -50,5 +47,13 @@ int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2,
             }
         }
     }
+}
+
+int mpq_add_ref(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
+                const mpq_add_params_t *p, const mpq_dims_t *out, void *y) {
+    if (mpq_add_check(in1, x1, in2, x2, p, out, y) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_ref_add(in1, x1, in2, x2, p, out, y);
     return MPQ_OK;
 }

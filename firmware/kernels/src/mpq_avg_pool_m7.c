@@ -6,15 +6,21 @@
  */
 #include "mpq_m7.h"
 
-int mpq_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_pool_args_ok(in, x, win, rq, out, y)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_avg_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
     if (out->h == 1u && out->w == 1u && win->kh == in->h && win->kw == in->w && win->pad_top == 0u &&
         win->pad_left == 0u) {
-        mpq_m7_global_avg_pool(in, x, win->in_offset, rq, out, (uint8_t *)y);
-        return MPQ_OK;
+        mpq_m7_global_avg_pool(in, x, win->in_offset, rq, out, y);
+    } else {
+        mpq_ref_avg_pool(in, x, win, rq, out, y);
     }
-    return mpq_avg_pool_ref(in, x, win, rq, out, y);
+}
+
+int mpq_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
+    if (mpq_avg_pool_check(in, x, win, rq, out, y) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_avg_pool(in, x, win, rq, out, y);
+    return MPQ_OK;
 }

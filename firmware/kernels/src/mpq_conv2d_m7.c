@@ -125,14 +125,12 @@ static void stem_im2col(const void *layer, uint32_t pixel, int16_t *col) {
     }
 }
 
-int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                  const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                   const mpq_dims_t *out, void *y, void *scratch) {
     if (!mpq_m7_gemm_fits((uint32_t)win->kh * win->kw * in->c, out->c)) {
-        return mpq_conv2d_ref(in, x, win, w, w_bits, rq, out, y, scratch);
+        mpq_ref_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
+        return;
     }
     const uint32_t pixels = (uint32_t)out->h * out->w;
     if (win->kh == 1u && win->kw == 1u && win->pad_top == 0u && win->pad_left == 0u &&
@@ -140,7 +138,7 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
         /* a 1x1 window that never reaches padding (a strided shortcut): a pixel's column is one input pixel */
         const mpq_m7_pointwise_layer_t layer = {in, x, win->in_offset, out->w, win->sh, win->sw};
         mpq_m7_pointwise_gemm(&layer, pixels, w, w_bits, rq, out, y);
-        return MPQ_OK;
+        return;
     }
     const uint32_t k = (uint32_t)win->kh * win->kw * in->c, map_bytes = stem_map_bytes(in, win, out);
     if (in->bits == 8u && in->c < 8u && map_bytes <= MPQ_M7_WORK_BYTES / 2u &&
@@ -152,11 +150,20 @@ int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *wi
         const stem_layer_t layer = {map, in->c, map_w * in->c, (uint32_t)win->kw * in->c, win->kh, out->w, win->sh, win->sw};
         const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits, stem_im2col, &layer, map_bytes, NULL};
         mpq_m7_gemm(&g, rq, out, y);
-        return MPQ_OK;
+        return;
     }
     const conv_layer_t layer = {in, x, win, out->w};
     const mpq_m7_gemm_t g = {pixels, (uint32_t)win->kh * win->kw, in->c, w, w_bits,
                              conv_im2col, &layer, 0u, NULL};
     mpq_m7_gemm(&g, rq, out, y);
+}
+
+int mpq_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                  const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                  const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_conv2d_check(in, x, win, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }

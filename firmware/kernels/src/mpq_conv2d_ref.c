@@ -9,12 +9,9 @@
  */
 #include "mpq_internal.h"
 
-int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                   const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_ref_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                    const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                    const mpq_dims_t *out, void *y, void *scratch) {
     const uint32_t cin = in->c;
     const uint32_t kw = win->kw;
     const uint32_t x_row = mpq_row_bytes(cin, in->bits);
@@ -50,5 +47,14 @@ int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *w
             }
         }
     }
+}
+
+int mpq_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                   const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_conv2d_check(in, x, win, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_ref_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }

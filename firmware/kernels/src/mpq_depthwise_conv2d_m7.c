@@ -400,15 +400,13 @@ static void mark_bounded(const mpq_word_t *wts, uint32_t taps, uint32_t nb, uint
     }
 }
 
-int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                            const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_depthwise_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                             const mpq_dims_t *out, void *y, void *scratch) {
     const uint32_t block = mpq_depthwise_m7_block_channels(in, win, out) / 2u; /* pairs per block */
     if (block == 0u) {
-        return mpq_depthwise_conv2d_ref(in, x, win, w, w_bits, rq, out, y, scratch);
+        mpq_ref_depthwise_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
+        return;
     }
     const uint32_t c = in->c;
     const uint32_t pairs = mpq_depthwise_m7_channels(c) / 2u;
@@ -466,5 +464,14 @@ int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_wi
             }
         }
     }
+}
+
+int mpq_depthwise_conv2d_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                            const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                            const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_depthwise_conv2d_check(in, x, win, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_depthwise_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }

@@ -8,12 +8,9 @@
  */
 #include "mpq_internal.h"
 
-int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                             const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_depthwise_conv2d_args_ok(in, x, win, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_ref_depthwise_conv2d(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                              const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                              const mpq_dims_t *out, void *y, void *scratch) {
     const uint32_t c = in->c;
     const uint32_t x_row = mpq_row_bytes(c, in->bits);
     const uint32_t w_row = mpq_row_bytes(c, w_bits);
@@ -42,5 +39,14 @@ int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_w
             }
         }
     }
+}
+
+int mpq_depthwise_conv2d_ref(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                             const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                             const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_depthwise_conv2d_check(in, x, win, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_ref_depthwise_conv2d(in, x, win, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }

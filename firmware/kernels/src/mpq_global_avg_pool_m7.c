@@ -3,7 +3,7 @@
  * "global_avg_pool": a sum; 1/(H*W) lives in the multiplier): computes exactly what
  * mpq_global_avg_pool_ref computes. It takes 8-bit output and 2-, 4- or 8-bit input of whole
  * groups of channels (8, or 16 at 2 bits) over at most gap_lane_pixels() pixels; anything else runs
- * the portable kernel's body (mpq_global_pool_ref). Small on purpose: the short loops stay rolled,
+ * the portable kernel's body (mpq_ref_global_avg_pool). Small on purpose: the short loops stay rolled,
  * and the argument check is the one mpq_global_avg_pool_ref makes (mpq_args.c).
  *
  * A group of channels (two words of the pixel row at 8 bits, one at 4 and 2) is summed over the
@@ -56,11 +56,11 @@ static uint32_t gap_lane(const uint32_t *lanes, uint32_t i, uint32_t fields_log2
 }
 
 void mpq_m7_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
-                            const mpq_dims_t *out, uint8_t *y) {
+                            const mpq_dims_t *out, void *y) {
     const uint32_t pixels = (uint32_t)in->h * in->w, c = in->c, bits = in->bits;
     const uint32_t group = bits == 2u ? 16u : 8u; /* channels a pass sums */
     if (out->bits != 8u || c % group != 0u || pixels > gap_lane_pixels(bits)) {
-        mpq_global_pool_ref(in, x, in_offset, rq, out, y);
+        mpq_ref_global_avg_pool(in, x, in_offset, rq, out, y);
         return;
     }
     const uint32_t x_row = c * bits / 8u, fields_log2 = bits == 8u ? 0u : bits == 4u ? 1u : 2u;
@@ -84,9 +84,9 @@ void mpq_m7_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_o
 
 int mpq_global_avg_pool_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                            const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
+    if (mpq_global_avg_pool_check(in, x, in_offset, rq, out, y) != MPQ_OK) {
         return MPQ_ERR_ARG;
     }
-    mpq_m7_global_avg_pool(in, x, in_offset, rq, out, (uint8_t *)y);
+    mpq_m7_global_avg_pool(in, x, in_offset, rq, out, y);
     return MPQ_OK;
 }

@@ -10,8 +10,8 @@
 /* Channels summed per pass over the image; a multiple of 4 so every chunk starts on a byte. */
 #define MPQ_GAP_CHUNK 64u
 
-void mpq_global_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
-                         const mpq_dims_t *out, void *y) {
+void mpq_ref_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
+                             const mpq_dims_t *out, void *y) {
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
     int32_t acc[MPQ_GAP_CHUNK];
@@ -36,9 +36,9 @@ void mpq_global_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offs
 
 int mpq_global_avg_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
                             const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_global_avg_pool_args_ok(in, x, in_offset, rq, out, y)) {
+    if (mpq_global_avg_pool_check(in, x, in_offset, rq, out, y) != MPQ_OK) {
         return MPQ_ERR_ARG;
     }
-    mpq_global_pool_ref(in, x, in_offset, rq, out, y);
+    mpq_ref_global_avg_pool(in, x, in_offset, rq, out, y);
     return MPQ_OK;
 }

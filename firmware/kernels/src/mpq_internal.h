@@ -118,45 +118,40 @@ static inline int mpq_window_ok(const mpq_dims_t *in, const mpq_window_t *win, c
            mpq_window_axis_ok(in->w, win->kw, win->sw, win->pad_left, out->w);
 }
 
-/* The argument checks of each op, shared by its _ref and _m7 kernels so both refuse the same calls. */
-static inline int mpq_conv2d_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                                     const mpq_dims_t *out, const void *y, const void *scratch) {
-    return win != NULL && mpq_window_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
-           mpq_window_ok(in, win, out) && mpq_scratch_ok(scratch, mpq_conv2d_ref_buffer_size(in, win, w_bits, out));
-}
+/* ---- the kernels' bodies, for checked arguments (mpq_<op>_check) ---- */
 
-static inline int mpq_depthwise_conv2d_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                                               const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                                               const mpq_dims_t *out, const void *y, const void *scratch) {
-    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) &&
-           out->c == in->c && mpq_window_ok(in, win, out) &&
-           mpq_scratch_ok(scratch, mpq_depthwise_conv2d_ref_buffer_size(in, win, w_bits, out));
-}
+/* mpq_ref_<op> computes what mpq_<op>_ref computes, and mpq_m7_<op> (mpq_m7.h) what mpq_<op>_m7
+ * does, without checking the arguments first: the checked kernels, mpq_<op>_unchecked and an _m7
+ * kernel's fallback for a layer too large for its work buffer run them. */
+typedef void mpq_conv2d_body_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                const mpq_dims_t *out, void *y, void *scratch);
+typedef void mpq_pointwise_body_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                   const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                   const mpq_dims_t *out, void *y, void *scratch);
+typedef void mpq_depthwise_conv2d_body_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                          const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                          const mpq_dims_t *out, void *y, void *scratch);
+typedef void mpq_fully_connected_body_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                         const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                                         const mpq_dims_t *out, void *y, void *scratch);
+typedef void mpq_global_avg_pool_body_fn(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                                         const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef void mpq_avg_pool_body_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                  const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef void mpq_max_pool_body_fn(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                                  const mpq_requant_t *rq, const mpq_dims_t *out, void *y);
+typedef void mpq_add_body_fn(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2,
+                             const uint8_t *x2, const mpq_add_params_t *p, const mpq_dims_t *out, void *y);
 
-static inline int mpq_pointwise_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                                        const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                                        const mpq_dims_t *out, const void *y, const void *scratch) {
-    return mpq_window_layer_ok(in, x, in_offset, rq, out, y) && mpq_weights_ok(w, w_bits) && out->h == in->h &&
-           out->w == in->w && mpq_scratch_ok(scratch, mpq_matvec_ref_buffer_size(in, w_bits, out));
-}
-
-/* The argument checks of global_avg_pool, shared by its kernels; out of line (mpq_args.c). */
-int mpq_global_avg_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
-                                const mpq_dims_t *out, const void *y);
-/* The portable global average pool of a checked layer (mpq_global_avg_pool_ref.c). */
-void mpq_global_pool_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
-                         const mpq_dims_t *out, void *y);
-
-/* The argument checks of add, shared by its kernels. */
-static inline int mpq_add_args_ok(const mpq_dims_t *in1, const uint8_t *x1, const mpq_dims_t *in2, const uint8_t *x2,
-                           const mpq_add_params_t *p, const mpq_dims_t *out, const void *y) {
-    return p != NULL && mpq_tensor_ok(in1, x1, 0) && mpq_tensor_ok(in2, x2, 0) && mpq_tensor_ok(out, y, 0) &&
-           in1->h == out->h && in1->w == out->w && in1->c == out->c && in2->h == out->h && in2->w == out->w &&
-           in2->c == out->c && mpq_in_offset_ok(p->in1_offset, in1->bits) &&
-           mpq_in_offset_ok(p->in2_offset, in2->bits) && p->mult1 >= 0 && p->mult2 >= 0 && p->shift >= 1 &&
-           p->shift <= MPQ_MAX_SHIFT && p->out_offset >= 0 && p->out_offset <= (int32_t)((1u << out->bits) - 1u);
-}
+mpq_conv2d_body_fn mpq_ref_conv2d;
+mpq_pointwise_body_fn mpq_ref_pointwise;
+mpq_depthwise_conv2d_body_fn mpq_ref_depthwise_conv2d;
+mpq_fully_connected_body_fn mpq_ref_fully_connected;
+mpq_global_avg_pool_body_fn mpq_ref_global_avg_pool;
+mpq_avg_pool_body_fn mpq_ref_avg_pool;
+mpq_max_pool_body_fn mpq_ref_max_pool;
+mpq_add_body_fn mpq_ref_add;
 
 /* One axis of a window at one output position: its first tap's input coordinate (negative in the
  * top/left padding) and the taps [lo, hi) that fall inside 0 .. size-1. */
@@ -178,13 +173,6 @@ static inline mpq_window_axis_t mpq_window_axis(uint32_t o, uint32_t stride, uin
 static inline uint32_t mpq_window_pixel(const mpq_window_axis_t *ry, const mpq_window_axis_t *rx, uint32_t ky,
                                         uint32_t kx, uint32_t in_w) {
     return (uint32_t)(ry->start + (int32_t)ky) * in_w + (uint32_t)(rx->start + (int32_t)kx);
-}
-
-/* The argument checks of the pools (avg_pool, max_pool), shared by their kernels. */
-static inline int mpq_pool_args_ok(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                                   const mpq_requant_t *rq, const mpq_dims_t *out, const void *y) {
-    return win != NULL && mpq_layer_ok(in, x, win->in_offset, rq, out, y) && out->bits != 32u && out->c == in->c &&
-           mpq_window_ok(in, win, out);
 }
 
 /* ---- unpacking ---- */

@@ -411,10 +411,16 @@ static inline int mpq_m7_matvec_fits(uint32_t cin, uint32_t w_bits, uint32_t pix
  * out an output-channel window or whole rows); the layer must fit. */
 void mpq_m7_matvec(const mpq_m7_matvec_t *m, const mpq_requant_t *rq, const mpq_dims_t *out, uint8_t *y);
 
-/* The global average pool of a checked layer (mpq_global_avg_pool_m7.c), which the average pool
- * of a window that is the whole map shares (mpq_avg_pool_m7.c). */
-void mpq_m7_global_avg_pool(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset, const mpq_requant_t *rq,
-                            const mpq_dims_t *out, uint8_t *y);
+/* The Cortex-M7 kernels' bodies (mpq_internal.h); the average pool of a window that is the whole
+ * map runs the global average pool's (mpq_avg_pool_m7.c). */
+mpq_conv2d_body_fn mpq_m7_conv2d;
+mpq_pointwise_body_fn mpq_m7_pointwise;
+mpq_depthwise_conv2d_body_fn mpq_m7_depthwise_conv2d;
+mpq_fully_connected_body_fn mpq_m7_fully_connected;
+mpq_global_avg_pool_body_fn mpq_m7_global_avg_pool;
+mpq_avg_pool_body_fn mpq_m7_avg_pool;
+mpq_max_pool_body_fn mpq_m7_max_pool;
+mpq_add_body_fn mpq_m7_add;
 
 /* depthwise: channels (rounded up to even) in blocks as large as the work buffer holds, stored in
  * pairs (one word = two channels). For one block of bc channels: the input row each ring slot

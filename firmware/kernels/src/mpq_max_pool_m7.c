@@ -73,11 +73,8 @@ MPQ_M7_INLINE void mpq_max_pool_m7_at(const mpq_dims_t *in, const uint8_t *x, co
     }
 }
 
-int mpq_max_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
-                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
-    if (!mpq_pool_args_ok(in, x, win, rq, out, y)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_max_pool(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                     const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
     switch (in->bits) {
     case 8u:
         mpq_max_pool_m7_at(in, x, win, rq, out, y, 8u);
@@ -89,5 +86,13 @@ int mpq_max_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *
         mpq_max_pool_m7_at(in, x, win, rq, out, y, 2u);
         break;
     }
+}
+
+int mpq_max_pool_m7(const mpq_dims_t *in, const uint8_t *x, const mpq_window_t *win,
+                    const mpq_requant_t *rq, const mpq_dims_t *out, void *y) {
+    if (mpq_max_pool_check(in, x, win, rq, out, y) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_max_pool(in, x, win, rq, out, y);
     return MPQ_OK;
 }

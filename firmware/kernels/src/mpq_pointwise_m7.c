@@ -193,12 +193,9 @@ static void thin_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_of
     thin_pixels(in, x, in_offset, channels, out->c, out->bits, y);
 }
 
-int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                     const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_pointwise_args_ok(in, x, in_offset, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_m7_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                      const mpq_dims_t *out, void *y, void *scratch) {
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t chunk = mpq_m7_chunk_channels(in->c, out->c);
     const uint32_t stream_below = in->bits == 2u && w_bits != 4u ? MPQ_M7_STREAM_BELOW_2BIT_INPUT : MPQ_M7_STREAM_BELOW;
@@ -206,16 +203,26 @@ int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
         mpq_m7_matvec_fits(in->c, w_bits, pixels)) {
         const mpq_m7_matvec_t m = {pixels, in->c, x, in->bits, in_offset, w, w_bits};
         mpq_m7_matvec(&m, rq, out, y);
-        return MPQ_OK;
+        return;
     }
     if (thin_fits(in, rq, out)) {
         thin_pointwise(in, x, in_offset, w, w_bits, rq, out, (uint8_t *)y);
-        return MPQ_OK;
+        return;
     }
     if (!mpq_m7_gemm_fits(in->c, out->c)) {
-        return mpq_pointwise_ref(in, x, in_offset, w, w_bits, rq, out, y, scratch);
+        mpq_ref_pointwise(in, x, in_offset, w, w_bits, rq, out, y, scratch);
+        return;
     }
     const mpq_m7_pointwise_layer_t layer = {in, x, in_offset, 1u, 1u, 1u};
     mpq_m7_pointwise_gemm(&layer, pixels, w, w_bits, rq, out, (uint8_t *)y);
+}
+
+int mpq_pointwise_m7(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                     const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                     const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_pointwise_check(in, x, in_offset, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_m7_pointwise(in, x, in_offset, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }

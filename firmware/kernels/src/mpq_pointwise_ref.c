@@ -7,12 +7,9 @@
  */
 #include "mpq_internal.h"
 
-int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
-                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
-                      const mpq_dims_t *out, void *y, void *scratch) {
-    if (!mpq_pointwise_args_ok(in, x, in_offset, w, w_bits, rq, out, y, scratch)) {
-        return MPQ_ERR_ARG;
-    }
+void mpq_ref_pointwise(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                       const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                       const mpq_dims_t *out, void *y, void *scratch) {
     const uint32_t pixels = (uint32_t)in->h * in->w;
     const uint32_t x_row = mpq_row_bytes(in->c, in->bits);
     const uint32_t y_row = mpq_row_bytes(mpq_row_channels(out), out->bits);
@@ -24,5 +21,14 @@ int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
         mpq_unpack_activations(x + p * x_row, in->c, in->bits, in_offset, xs);
         mpq_matvec_pixel(xs, in->c, w, w_bits, wbuf, rq, out, yp + p * y_row);
     }
+}
+
+int mpq_pointwise_ref(const mpq_dims_t *in, const uint8_t *x, int32_t in_offset,
+                      const uint8_t *w, uint8_t w_bits, const mpq_requant_t *rq,
+                      const mpq_dims_t *out, void *y, void *scratch) {
+    if (mpq_pointwise_check(in, x, in_offset, w, w_bits, rq, out, y, scratch) != MPQ_OK) {
+        return MPQ_ERR_ARG;
+    }
+    mpq_ref_pointwise(in, x, in_offset, w, w_bits, rq, out, y, scratch);
     return MPQ_OK;
 }
