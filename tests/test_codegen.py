@@ -123,7 +123,7 @@ def test_every_model_matches_the_reference_bit_exactly(graphs, host_driver, tmp_
 
 
 @pytest.mark.parametrize("corrupt", ["shift", "mult"])
-def test_a_refused_layer_fails_the_first_run_before_any_layer_runs(tmp_path, corrupt):
+def test_a_layer_with_bad_arguments_fails_the_model_s_check(tmp_path, corrupt):
     """The model's check() passes every layer's calls to mpq_<op>_check: a bad shift or multiplier
     in a later layer (the last one requantizing) makes it return MPQ_ERR_ARG."""
     require_tools("cc")
