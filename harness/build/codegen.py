@@ -9,10 +9,10 @@ Layout of the generated model.c (for graphs 0..N-1, identifiers prefixed m<graph
   `mpq_dims_t` per tensor, one `mpq_window_t` per sliding-window layer, a requantization
   descriptor per layer; a channel-wise layer (docs/channelwise.md) gets one weights array,
   requantization descriptor and output-channel window per run of equal bits, called once each;
-  per layer one function making its kernel calls through the kernel it is passed; a `run()`
-  calling layer i's with mpq_<op>_unchecked between mpq_layer_begin(i)/mpq_layer_end(i), a
-  `check()`, and its `mpq_model_t` (input and output point into the arena at the planner's
-  offsets);
+  per layer one function making its kernel calls, checked (mpq_<op>_check) or not
+  (mpq_<op>_unchecked), and a table of them; a `run()` calling each unchecked between
+  mpq_layer_begin(i)/mpq_layer_end(i), a `check()`, and its `mpq_model_t` (input and output
+  point into the arena at the planner's offsets);
 - kernel scratch sits in the arena where the planner put it (sized by
   harness.ir.planner.layer_scratch_bytes); check() compares every size with the kernels' own
   mpq_*_get_buffer_size() and returns MPQ_MODEL_ERR_SCRATCH (-2) if a kernel wants more, so the
@@ -133,25 +133,32 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
         lines += ["", _layer_comment(k, graph, layer), *code.declarations, *_layer_calls(f"{prefix}_l{k}", code)]
     scratch_checks = [code.scratch_check for code in codes if code.scratch_check]
     inp, out = graph.tensors[graph.input], graph.tensors[graph.output]
+    n = len(codes)
     lines += [
+        "",
+        "/* Each layer's kernel calls, checked (1) or run unchecked (0); loops over it keep the code per",
+        " * layer to its calls (flash). */",
+        f"static int (*const {prefix}_layers[{n}])(int check) = {{",
+        *(f"    {prefix}_l{k}_calls," for k in range(n)),
+        "};",
         "",
         "/* Scratch sizes come from harness.ir.planner: checked against the kernels' own; then every",
         " * layer's arguments, so that run() may call the kernels unchecked. */",
         f"static int {prefix}_check(void) {{",
-        "    int status;",
         *(["    if (!(" + "\n          && ".join(scratch_checks) + ")) return MPQ_MODEL_ERR_SCRATCH;"] if scratch_checks else []),
-        *(f"    if ((status = {prefix}_l{k}_calls(mpq_{code.kernel}_check)) != MPQ_OK) return status;"
-          for k, code in enumerate(codes)),
+        f"    for (uint32_t k = 0; k < {n}u; ++k) {{",
+        f"        const int status = {prefix}_layers[k](1);",
+        "        if (status != MPQ_OK) return status;",
+        "    }",
         "    return MPQ_OK;",
         "}",
         "",
         f"static int {prefix}_run(void) {{",
-    ]
-    for k, code in enumerate(codes):
-        lines += [f"    mpq_layer_begin({k}u);",
-                  f"    {prefix}_l{k}_calls(mpq_{code.kernel}_unchecked);",
-                  f"    mpq_layer_end({k}u);"]
-    lines += [
+        f"    for (uint32_t k = 0; k < {n}u; ++k) {{",
+        "        mpq_layer_begin(k);",
+        f"        {prefix}_layers[k](0);",
+        "        mpq_layer_end(k);",
+        "    }",
         "    return MPQ_OK;",
         "}",
         "",
@@ -174,10 +181,11 @@ def _model_source(index: int, graph: Graph, plan: ArenaPlan) -> tuple[str, int]:
 
 
 def _layer_calls(name: str, code: _LayerCode) -> list[str]:
-    """The layer's kernel calls through `kernel`, which check() passes as mpq_<op>_check and run()
-    as mpq_<op>_unchecked: the arguments are set up by one copy of the code (out of line)."""
+    """The layer's kernel calls through mpq_<op>_check (check() passes 1) or mpq_<op>_unchecked
+    (run() passes 0): the arguments are set up by one copy of the code."""
     *first, last = code.calls
-    return [f"__attribute__((noinline)) static int {name}_calls(mpq_{code.kernel}_fn *kernel) {{",
+    return [f"static int {name}_calls(int check) {{",
+            f"    mpq_{code.kernel}_fn *const kernel = check ? mpq_{code.kernel}_check : mpq_{code.kernel}_unchecked;",
             *(["    int status;"] if first else []),
             *(f"    if ((status = kernel({args})) != MPQ_OK) return status;" for args in first),
             f"    return kernel({last});",
