@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.paths import BOARDS_DIR, REPO_ROOT
 from harness.units import parse_size
 
+DEFAULT_BOARD = "qemu-m7"  # what commands and the test suite run on when no --board is given
 REGION_KINDS = ("flash", "ram")
 # what one tick of the firmware's counter is; the values are docs/protocol.md's counter_kind
 COUNTER_KINDS = {"cycles": 0, "virtual-time": 1, "instructions": 2}

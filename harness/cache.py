@@ -19,7 +19,7 @@ from harness.errors import HarnessError
 from harness.paths import cache_root
 from harness.units import parse_size
 
-EVICTABLE_KINDS = ("builds", "generated", "graphs", "graphs-random")
+EVICTABLE_KINDS = ("builds", "generated", "graphs", "graphs-random", "splits")
 DEFAULT_CAP = "2GB"
 CAP_VARIABLE = "MPQ_HARNESS_CACHE_MAX"
 EVICTION_GRACE_S = 15 * 60

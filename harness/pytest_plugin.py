@@ -24,7 +24,8 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-DEFAULT_BOARD = "qemu-m7"
+from harness.boards import DEFAULT_BOARD
+
 DEFAULT_POLICY = "policies/digits-mixed.json"
 # option -> the backend setting it replaces
 SETTING_OPTIONS = {"--port": "port", "--probe-id": "probe_id", "--baud": "baud"}

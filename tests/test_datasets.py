@@ -1,6 +1,10 @@
-"""The dataset registry: specs, the fixed stratified split, the vendored MNIST, preprocessing,
-class-balanced calibration, and one-line refusals of data that cannot feed a model."""
+"""The dataset registry: specs, the fixed stratified split and its cache, the vendored MNIST and
+digits, preprocessing, class-balanced calibration, and one-line refusals of data that cannot feed
+a model."""
+import gzip
+import hashlib
 import math
+import os
 import re
 import subprocess
 import sys
@@ -54,6 +58,52 @@ def test_digits_split_is_fixed_and_keeps_the_old_test_set():
     assert np.array_equal(split.test_labels, target[test])
     again = registry.load.__wrapped__("digits", (16, 16, 1))
     assert np.array_equal(again.train_images, split.train_images)
+
+
+def test_vendored_digits_are_scikit_learn_s():
+    from sklearn.datasets import load_digits
+
+    from harness.datasets.digits import DIGITS_FILE, DIGITS_SHA256
+    from harness.datasets.vendored import vendored_table
+
+    table = vendored_table(DIGITS_FILE, DIGITS_SHA256)
+    digits = load_digits()
+    assert np.array_equal(table[:, :-1].reshape(-1, 8, 8), digits.images)
+    assert np.array_equal(table[:, -1], digits.target)
+
+
+def test_a_vendored_file_that_was_changed_is_refused(tmp_path, monkeypatch):
+    from harness.datasets import vendored
+
+    (tmp_path / "table.csv.gz").write_bytes(gzip.compress(b"1,2,3\n"))
+    monkeypatch.setattr(vendored, "DATA_DIR", tmp_path)
+    digest = hashlib.sha256((tmp_path / "table.csv.gz").read_bytes()).hexdigest()
+    assert vendored.vendored_table("table.csv.gz", digest).tolist() == [[1, 2, 3]]
+    with pytest.raises(HarnessError, match=r"table.csv.gz: not the vendored file \(sha256 differs\)"):
+        vendored.vendored_table("table.csv.gz", "0" * 64)
+
+
+def test_the_split_is_drawn_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """A cold cache draws the split with scikit-learn and keeps it; a warm one gives the same
+    indices without importing scikit-learn (seconds)."""
+    monkeypatch.setenv("MPQ_HARNESS_CACHE", str(tmp_path))
+    labels = np.repeat(np.arange(4), 10)
+    drawn = registry.split_indices(labels)
+    assert len(list((tmp_path / "splits").iterdir())) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(registry._draw_split(labels, registry.SPLIT_SEED), drawn))
+    draw = registry._draw_split
+    monkeypatch.setattr(registry, "_draw_split", lambda *_: pytest.fail("drew the split again"))
+    assert all(np.array_equal(a, b) for a, b in zip(registry.split_indices(labels), drawn))
+    monkeypatch.setattr(registry, "_draw_split", draw)
+    registry.split_indices(np.repeat(np.arange(4), 11))  # other labels: another entry
+    assert len(list((tmp_path / "splits").iterdir())) == 2
+    script = ("import sys; from harness.datasets import registry; registry.load('digits', (16, 16, 1)); "
+              "import harness.commands.measure; print(sorted({'sklearn', 'pytest'} & set(sys.modules)))")
+    env = {**os.environ, "MPQ_HARNESS_CACHE": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "['sklearn']"  # the digits split was not cached yet
+    warm = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert warm.stdout.strip() == "[]"
 
 
 def test_sample_folder_labels_come_from_file_names_and_are_all_test():

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from harness.backends import load_board
 from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 
 DEFAULT_NETWORK_IMAGES = 20
 

@@ -19,7 +19,7 @@ from harness.backends import load_board
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
 from harness.files import write_atomic
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 
 DEFAULT_RANGE = (0.0, 1.0)
 INPUT_BITS = 8

@@ -19,7 +19,7 @@ from harness.commands.options import (add_farm_options, add_model_source_options
                                      check_protocol_options, checked_policy_graph, farm_pool, policy_with_data)
 from harness.errors import HarnessError
 from harness.policy import load_policy, safe_name
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 from harness.units import format_size
 
 MAX_IMAGES = 100_000

@@ -12,7 +12,7 @@ from harness.backends import load_board
 from harness.commands.options import checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 
 _NOT_WITH = ("resume", "link_faults", "log")
 

@@ -10,7 +10,7 @@ from harness.errors import HarnessError
 
 def add_policy_and_board(parser: argparse.ArgumentParser, board_help: str = "board name") -> None:
     """POLICY, --board and the model source options of the commands that turn a policy into firmware."""
-    from harness.pytest_plugin import DEFAULT_BOARD
+    from harness.boards import DEFAULT_BOARD
 
     parser.add_argument("policy", type=Path, help="policy.json")
     parser.add_argument("--board", default=DEFAULT_BOARD, help=f"{board_help} (default {DEFAULT_BOARD})")

@@ -19,7 +19,7 @@ from harness.backends import load_board
 from harness.commands.options import add_farm_options, farm_pool
 from harness.errors import HarnessError
 from harness.ir.packing import BITS
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 
 
 def register(subparsers) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.commands.options import add_farm_options, parse_json_object
-from harness.pytest_plugin import DEFAULT_BOARD
+from harness.boards import DEFAULT_BOARD
 from harness.search.channelwise import COSTS
 
 METHODS = ("memory-driven", "haq", "random", "channelwise", "pareto")

@@ -1,7 +1,8 @@
 """The datasets, by spec (`--data SPEC`, or a policy's "data"), with one fixed split each.
 
 Specs:
-- `digits`: scikit-learn's 1797 8x8 digits, upsampled to the model's H x W (1 channel, 10 classes);
+- `digits`: the 1797 8x8 UCI digits scikit-learn ships (vendored, harness/datasets/data/),
+  upsampled to the model's H x W (1 channel, 10 classes);
 - `mnist`: 5,000 real MNIST images, 28 x 28 x 1, 10 classes (vendored, harness/datasets/data/);
 - `imagefolder:DIR`: DIR/<class>/<image>, one class per sub-folder, preprocessed to the model's input;
 - `samples:DIR`: DIR/<name>_<index>_<label>.<ext> (the 20-image CIFAR-10 and ImageNet samples),
@@ -16,18 +17,26 @@ integer reference, the firmware and the fake-quant model all see the same input 
 The split is fixed, seeded and stratified: `test` (TEST_FRACTION of each class; for digits the
 same 450 images as before the registry), then `val` (VAL_FRACTION of the whole) from the rest,
 `train` the remainder; each part holds at least one image of every class. A folder with fewer
-than MIN_PER_CLASS images in some class is all test (evaluation only).
+than MIN_PER_CLASS images in some class is all test (evaluation only). scikit-learn draws the
+split; the indices are kept in the cache ("splits"), so a warm run does not spend the seconds
+importing it takes.
 """
 from __future__ import annotations
 
+import hashlib
+import io
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
+from harness.cache import touch
 from harness.datasets.imagefolder import Preprocess
 from harness.errors import HarnessError
+from harness.files import write_atomic
+from harness.paths import cache_dir
 from harness.policy import InputQuantization
 
 SPLIT_SEED = 0
@@ -165,8 +174,25 @@ def integer_test_set(policy) -> tuple[Split, np.ndarray, np.ndarray]:
 
 
 def split_indices(labels: np.ndarray, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stratified (train, val, test) indices: test first, then val from the rest."""
-    from sklearn.model_selection import train_test_split
+    """Stratified (train, val, test) indices: test first, then val from the rest. Drawn once per
+    label array, seed and scikit-learn version, then read from the cache."""
+    labels = np.asarray(labels, dtype=np.int64)
+    key = hashlib.sha256(labels.tobytes() + f"{seed} {TEST_FRACTION} {VAL_FRACTION} "
+                         f"{version('scikit-learn')}".encode()).hexdigest()[:24]
+    path = cache_dir("splits") / f"{key}.npz"
+    if path.is_file():
+        touch(path)
+        with np.load(path) as kept:
+            return kept["train"], kept["val"], kept["test"]
+    train, val, test = _draw_split(labels, seed)
+    buffer = io.BytesIO()
+    np.savez(buffer, train=train, val=val, test=test)
+    write_atomic(path, buffer.getvalue())
+    return train, val, test
+
+
+def _draw_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # seconds to import: only on a cache miss
 
     everything, n_classes = np.arange(len(labels)), len(np.unique(labels))
     n_test = max(int(np.ceil(TEST_FRACTION * len(labels))), n_classes)  # at least one of each class
