@@ -27,10 +27,11 @@ REGENERATE = "python tools/ship_checkpoints.py"
 SHIPPED_POLICIES = ("policies/digits-mixed.json",)
 # modules whose source decides the trained float weights (besides the model's zoo module and its dataset module)
 FLOAT_CODE = ("harness.frontend.train", "harness.frontend.float_net", "harness.frontend.float_graph",
-              "harness.zoo.architecture", "harness.datasets.registry")
+              "harness.zoo.architecture", "harness.datasets.registry", "harness.datasets.vendored")
 # modules whose source decides the QAT state (besides the dataset module)
 QAT_CODE = ("harness.quantize.qat", "harness.quantize.lower", "harness.frontend.train", "harness.frontend.float_net",
-            "harness.frontend.float_graph", "harness.zoo.architecture", "harness.datasets.registry")
+            "harness.frontend.float_graph", "harness.zoo.architecture", "harness.datasets.registry",
+            "harness.datasets.vendored")
 
 Log = Callable[[str], None]
 
