@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
-from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
 from harness.boards import DEFAULT_BOARD
+from harness.commands.options import add_model_source_options, checked_policy_graph, policy_with_data
 
 DEFAULT_NETWORK_IMAGES = 20
 

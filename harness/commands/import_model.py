@@ -16,10 +16,10 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.backends import load_board
+from harness.boards import DEFAULT_BOARD
 from harness.commands.policy import layer_table, print_budget, print_policy
 from harness.errors import HarnessError
 from harness.files import write_atomic
-from harness.boards import DEFAULT_BOARD
 
 DEFAULT_RANGE = (0.0, 1.0)
 INPUT_BITS = 8

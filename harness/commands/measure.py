@@ -5,21 +5,19 @@ import argparse
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.backends import get_backend
-from harness.backends import load_board
-from contextlib import nullcontext
-
+from harness.backends import get_backend, load_board
+from harness.boards import DEFAULT_BOARD
 from harness.commands.options import (add_farm_options, add_model_source_options, add_protocol_options,
                                      check_protocol_options, checked_policy_graph, farm_pool, policy_with_data)
 from harness.errors import HarnessError
 from harness.policy import load_policy, safe_name
-from harness.boards import DEFAULT_BOARD
 from harness.units import format_size
 
 MAX_IMAGES = 100_000

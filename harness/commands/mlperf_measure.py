@@ -9,10 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.backends import load_board
+from harness.boards import DEFAULT_BOARD
 from harness.commands.options import checked_policy_graph
 from harness.errors import HarnessError
 from harness.policy import load_policy
-from harness.boards import DEFAULT_BOARD
 
 _NOT_WITH = ("resume", "link_faults", "log")
 

@@ -16,10 +16,10 @@ from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from harness.backends import load_board
+from harness.boards import DEFAULT_BOARD
 from harness.commands.options import add_farm_options, farm_pool
 from harness.errors import HarnessError
 from harness.ir.packing import BITS
-from harness.boards import DEFAULT_BOARD
 
 
 def register(subparsers) -> None:

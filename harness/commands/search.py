@@ -17,8 +17,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.commands.options import add_farm_options, parse_json_object
 from harness.boards import DEFAULT_BOARD
+from harness.commands.options import add_farm_options, parse_json_object
 from harness.search.channelwise import COSTS
 
 METHODS = ("memory-driven", "haq", "random", "channelwise", "pareto")

@@ -13,10 +13,10 @@ from harness.errors import HarnessError
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
-def vendored_table(name: str, sha256: str, dtype: type = np.uint8) -> np.ndarray:
-    """The rows of the gzip-compressed CSV file `name` of DATA_DIR, as a 2-D array."""
+def vendored_table(name: str, sha256: str) -> np.ndarray:
+    """The rows of the gzip-compressed CSV file `name` of DATA_DIR, as a 2-D uint8 array."""
     path = DATA_DIR / name
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != sha256:
         raise HarnessError(f"{path}: not the vendored file (sha256 differs); reinstall the package")
-    return np.loadtxt(gzip.decompress(data).decode().splitlines(), delimiter=",", dtype=dtype, ndmin=2)
+    return np.loadtxt(gzip.decompress(data).decode().splitlines(), delimiter=",", dtype=np.uint8, ndmin=2)
